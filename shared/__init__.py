@@ -1,0 +1,1 @@
+"""soc-responder domain and Azure adapters (no HTTP, no Functions imports)."""

@@ -1,0 +1,128 @@
+"""App settings (SPEC section 7), declared once so code, docs and Bicep agree.
+
+Every setting the code reads is declared in ``SETTINGS``; ``Settings.from_env``
+is the only place that reads the environment. The infrastructure test checks
+that ``infra/main.bicep`` sets exactly these names.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from shared.errors import ConfigurationError
+
+RESPONSE_MODES = ("enforce", "approve", "dry-run")
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One app setting: its name, default and meaning."""
+
+    name: str
+    default: str | None
+    description: str
+    # Settings the Functions host reads itself (not this code) are still declared
+    # so the Bicep check knows them.
+    read_by_host: bool = False
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("AzureWebJobsStorage", None, "Functions host and Durable task hub storage (connection string locally; identity-based `AzureWebJobsStorage__*` in Azure).", read_by_host=True),
+    SettingSpec("EvidenceStorage", None, "Evidence tables: a connection string (local, Azurite)."),
+    SettingSpec("EvidenceStorage__tableServiceUri", None, "Evidence tables: the table service URI, reached with the managed identity (Azure)."),
+    SettingSpec("ARM_ENDPOINT", "https://management.azure.com", "Azure Resource Manager endpoint (sovereign clouds differ)."),
+    SettingSpec("GRAPH_ENDPOINT", "https://graph.microsoft.com", "Microsoft Graph endpoint."),
+    SettingSpec("LOG_ANALYTICS_ENDPOINT", "https://api.loganalytics.io", "Log Analytics query endpoint."),
+    SettingSpec("LOG_ANALYTICS_WORKSPACE_ID", None, "Log Analytics (Sentinel) workspace id (GUID) polled by `poll_log_analytics`; unset disables polling and enrichment."),
+    SettingSpec("ACS_ENDPOINT", None, "Azure Communication Services endpoint for calls; unset disables calls."),
+    SettingSpec("RESPONSE_MODE", "dry-run", "`enforce`, `approve` or `dry-run`; a partner's `responseMode` overrides it."),
+    SettingSpec("PARTNERS_FILE", "config/partners.json", "Partner registry (JSON, shape of samples/partners.json)."),
+    SettingSpec("SCORING_RULES_FILE", "config/scoring-rules.json", "Scoring rules (SPEC 3); the shipped default is documented in docs/scoring.md."),
+    SettingSpec("MAIL_SENDER", None, "Mailbox (UPN) that Graph sendMail sends from; unset disables email."),
+    SettingSpec("ACS_CALLER_ID", None, "E.164 number calls come from."),
+    SettingSpec("CALLBACK_BASE_URL", None, "Public base URL of this app (call events, links in emails)."),
+    SettingSpec("GROUPING_WINDOW_MINUTES", "60", "Alerts sharing an entity within this many minutes join one incident."),
+    SettingSpec("LOG_ANALYTICS_LOOKBACK_MINUTES", "1440", "How far back the first poll (no watermark yet) looks."),
+    SettingSpec("QUARANTINE_RESOURCE_GROUP", "rg-soc-quarantine", "Resource group (in each protected subscription) that holds the per-region quarantine NSGs."),
+    SettingSpec("SOC_INVESTIGATION_SOURCE", None, "Optional CIDR of the SOC investigation subnet, allowed through the quarantine NSG."),
+    SettingSpec("BLAST_RADIUS_MAX", "5", "More than this many automatic containments within the window holds further ones for approval."),
+    SettingSpec("BLAST_RADIUS_WINDOW_MINUTES", "15", "Window of the blast-radius breaker."),
+    SettingSpec("AZURE_CLIENT_ID", None, "Client id of the user-assigned managed identity (read by azure-identity)."),
+)
+
+SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
+    raw = env.get(name) or _DEFAULTS[name]
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return _DEFAULTS[name]
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the app settings."""
+
+    evidence_connection_string: str | None = None
+    evidence_table_service_uri: str | None = None
+    arm_endpoint: str = "https://management.azure.com"
+    graph_endpoint: str = "https://graph.microsoft.com"
+    log_analytics_endpoint: str = "https://api.loganalytics.io"
+    log_analytics_workspace_id: str | None = None
+    acs_endpoint: str | None = None
+    response_mode: str = "dry-run"
+    partners_file: str = "config/partners.json"
+    scoring_rules_file: str = "config/scoring-rules.json"
+    mail_sender: str | None = None
+    acs_caller_id: str | None = None
+    callback_base_url: str | None = None
+    grouping_window_minutes: int = 60
+    log_analytics_lookback_minutes: int = 1440
+    quarantine_resource_group: str = "rg-soc-quarantine"
+    soc_investigation_source: str | None = None
+    blast_radius_max: int = 5
+    blast_radius_window_minutes: int = 15
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read and validate the settings; raises ConfigurationError naming the setting."""
+        env = os.environ if environ is None else environ
+        mode = (_get(env, "RESPONSE_MODE") or "dry-run").lower()
+        if mode not in RESPONSE_MODES:
+            raise ConfigurationError(f"RESPONSE_MODE must be one of {', '.join(RESPONSE_MODES)}, got {mode!r}")
+        return cls(
+            evidence_connection_string=_get(env, "EvidenceStorage"),
+            evidence_table_service_uri=_get(env, "EvidenceStorage__tableServiceUri"),
+            arm_endpoint=_get(env, "ARM_ENDPOINT").rstrip("/"),
+            graph_endpoint=_get(env, "GRAPH_ENDPOINT").rstrip("/"),
+            log_analytics_endpoint=_get(env, "LOG_ANALYTICS_ENDPOINT").rstrip("/"),
+            log_analytics_workspace_id=_get(env, "LOG_ANALYTICS_WORKSPACE_ID"),
+            acs_endpoint=_get(env, "ACS_ENDPOINT"),
+            response_mode=mode,
+            partners_file=_get(env, "PARTNERS_FILE"),
+            scoring_rules_file=_get(env, "SCORING_RULES_FILE"),
+            mail_sender=_get(env, "MAIL_SENDER"),
+            acs_caller_id=_get(env, "ACS_CALLER_ID"),
+            callback_base_url=(_get(env, "CALLBACK_BASE_URL") or "").rstrip("/") or None,
+            grouping_window_minutes=_int(env, "GROUPING_WINDOW_MINUTES", 0),
+            log_analytics_lookback_minutes=_int(env, "LOG_ANALYTICS_LOOKBACK_MINUTES", 1),
+            quarantine_resource_group=_get(env, "QUARANTINE_RESOURCE_GROUP"),
+            soc_investigation_source=_get(env, "SOC_INVESTIGATION_SOURCE"),
+            blast_radius_max=_int(env, "BLAST_RADIUS_MAX", 0),
+            blast_radius_window_minutes=_int(env, "BLAST_RADIUS_WINDOW_MINUTES", 1),
+        )
