@@ -1,0 +1,1 @@
+"""Function triggers (thin): parse, call the domain, shape the response."""

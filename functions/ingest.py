@@ -1,0 +1,95 @@
+"""Ingest routes (SPEC 2): Defender alerts, Sentinel incidents, generic alerts, and the timer poll."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Callable
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from functions.http import handle_errors, json_response, read_json
+from shared import runtime
+from shared.ingest import IngestOutcome
+
+bp = df.Blueprint()
+log = logging.getLogger("soc_responder.ingest")
+RUNBOOK = "incident_runbook"
+
+
+async def start_runbook(client: df.DurableOrchestrationClient, outcome: IngestOutcome) -> None:
+    """Start the incident's runbook; a failure is evidenced, never hidden, and never loses the incident."""
+    if outcome.runbook is None:
+        return
+    try:
+        await client.start_new(RUNBOOK, outcome.runbook.instance_id, outcome.runbook.input)
+    except Exception as exc:  # noqa: BLE001 — the incident is recorded; the SLA watchdog re-drives it
+        log.error("could not start runbook %s: %s", outcome.runbook.instance_id, exc)
+        from shared.evidence import EventDraft, now_ms
+        from shared.models import Phase
+
+        await asyncio.to_thread(runtime.context().store.append_events, outcome.incident_id, [EventDraft(
+            event_type="runbook.start-failed", phase=Phase.TRIAGE, occurred_at=now_ms(),
+            summary="The response runbook could not be started; it will be retried by the SLA watchdog",
+            data={"instanceId": outcome.runbook.instance_id, "error": type(exc).__name__})])
+
+
+async def _ingest(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                  parse: Callable) -> func.HttpResponse:
+    payload = read_json(req)
+    alert = parse(payload, datetime.now(timezone.utc))
+    ctx = runtime.context()
+    outcome = await asyncio.to_thread(ctx.ingest.ingest, alert)
+    await start_runbook(client, outcome)
+    return json_response(202, outcome.response())
+
+
+@bp.route(route="alerts/defender", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def ingest_defender_alert(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Defender for Cloud alert, ARM or workflow-automation shape."""
+    from shared.intake import defender
+
+    return await _ingest(req, client, defender.parse)
+
+
+@bp.route(route="incidents/sentinel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def ingest_sentinel_incident(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Sentinel incident: playbook trigger payload or bare incident resource."""
+    from shared.intake import sentinel
+
+    return await _ingest(req, client, sentinel.parse)
+
+
+@bp.route(route="alerts", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def ingest_generic_alert(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Generic alert with an explicit score (docs/generic-alert.md)."""
+    from shared.intake import generic
+
+    return await _ingest(req, client, generic.parse)
+
+
+@bp.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
+@bp.durable_client_input(client_name="client")
+async def poll_log_analytics(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Catch up on SecurityIncident/SecurityAlert rows since the stored watermark."""
+    ctx = runtime.context()
+    if not ctx.settings.log_analytics_workspace_id:
+        log.info("LOG_ANALYTICS_WORKSPACE_ID not set: polling disabled")
+        return
+    from shared.adapters.log_analytics import LogAnalyticsSource
+    from shared.poller import LogAnalyticsPoller
+
+    poller = LogAnalyticsPoller(ctx.store, ctx.ingest, LogAnalyticsSource(ctx.settings), ctx.settings)
+    report = await asyncio.to_thread(poller.poll)
+    for outcome in report.outcomes:
+        await start_runbook(client, outcome)
+    log.info("poll: %d rows, %d created, %d grouped, %d duplicates, %d rejected, %d failed; watermark %s → %s",
+             report.rows, report.created, report.grouped, report.duplicates, report.rejected, report.failed,
+             report.watermark_before, report.watermark_after)

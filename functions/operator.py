@@ -1,0 +1,52 @@
+"""Operator API (SPEC 9): read an incident and verify its evidence chain.
+
+State-changing operator routes (ack, priority, approve, release, call) live
+with the features they drive.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import azure.functions as func
+
+from functions.http import handle_errors, json_response
+from shared import runtime
+from shared.errors import IncidentNotFoundError
+from shared.evidence import verify_chain
+
+bp = func.Blueprint()
+
+
+def incident_view(ctx, incident_id: str) -> dict:
+    """The incident with its alerts, actions, notifications and timeline."""
+    got = ctx.store.get_incident(incident_id)
+    if got is None:
+        raise IncidentNotFoundError(incident_id)
+    incident = got[0]
+    body = incident.wire()
+    body["actions"] = ctx.store.list_records("ContainmentActions", incident_id)
+    body["notifications"] = ctx.store.list_records("Notifications", incident_id)
+    body["timeline"] = [ev.wire() for ev in ctx.store.list_events(incident_id)]
+    return body
+
+
+@bp.route(route="incidents/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@handle_errors
+async def get_incident(req: func.HttpRequest) -> func.HttpResponse:
+    """The incident, its alerts, actions and timeline."""
+    incident_id = req.route_params.get("id", "")
+    return json_response(200, await asyncio.to_thread(incident_view, runtime.context(), incident_id))
+
+
+def verify_incident(ctx, incident_id: str) -> dict:
+    if ctx.store.get_incident(incident_id) is None:
+        raise IncidentNotFoundError(incident_id)
+    return verify_chain(ctx.store.list_events(incident_id)).wire()
+
+
+@bp.route(route="incidents/{id}/verify", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@handle_errors
+async def verify_incident_chain(req: func.HttpRequest) -> func.HttpResponse:
+    """{"valid": true}, or 409 with {"valid": false, "brokenAt": seq}."""
+    verdict = await asyncio.to_thread(verify_incident, runtime.context(), req.route_params.get("id", ""))
+    return json_response(200 if verdict["valid"] else 409, verdict)

@@ -1,0 +1,33 @@
+"""The incident runbook orchestration: one run per incident (and per return to P1).
+
+Instance id ``runbook-{incidentId}-{epoch}`` (``shared.models.runbook_instance_id``)
+makes a second start for the same incident harmless. Activities do the I/O;
+the orchestrator only sequences them, so a host restart resumes from history
+rather than repeating completed steps.
+"""
+from __future__ import annotations
+
+import azure.durable_functions as df
+
+from shared import runtime
+
+bp = df.Blueprint()
+
+
+@bp.orchestration_trigger(context_name="context")
+def incident_runbook(context: df.DurableOrchestrationContext):
+    """Plan → contain (P1) → notify → escalate (P1); each step evidenced by its activity."""
+    request = context.get_input() or {}
+    context.set_custom_status({"step": "planning", "incidentId": request.get("incidentId")})
+    plan = yield context.call_activity("plan_response", request)
+    context.set_custom_status({"step": "planned", "incidentId": request.get("incidentId"),
+                               "containment": len(plan.get("containment", [])), "mode": plan.get("responseMode")})
+    return {"incidentId": request.get("incidentId"), "plan": plan}
+
+
+@bp.activity_trigger(input_name="request")
+def plan_response(request: dict) -> dict:
+    """Decide containment and notification for the incident and record the plan as evidence."""
+    from shared.runbook_steps import record_plan
+
+    return record_plan(runtime.context(), request["incidentId"], int(request.get("epoch", 1)))

@@ -1,0 +1,1 @@
+"""Azure adapters (one per service)."""

@@ -1,0 +1,263 @@
+"""Detect and Triage (SPEC 1–3): from a normalised alert to a recorded incident.
+
+De-duplication and grouping rely only on conditional writes in the evidence
+store (no in-process locks), so any number of instances may ingest the same
+alert at once: exactly one of them creates the incident and asks for the
+runbook to start.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from shared.errors import ConflictError
+from shared.evidence import EventDraft, now_ms
+from shared.models import (Alert, AlertSummary, Incident, IncidentStatus, Phase, Priority, TriageDecision,
+                           incident_id_for, isoformat, runbook_instance_id)
+from shared.partners import Partner, PartnerRegistry
+from shared.scoring import ScoringRules, score_alert
+from shared.settings import Settings
+from shared.sla import reprioritise, start_clocks
+from shared.store import ConcurrencyError, EntityIndexRow, EvidenceStore
+
+SOC_PARTITION = "_soc"
+
+
+@dataclass
+class RunbookStart:
+    """Ask the trigger to start the incident's runbook orchestration."""
+
+    instance_id: str
+    input: dict
+
+
+@dataclass
+class IngestOutcome:
+    incident_id: str
+    priority: Priority
+    incident_status: str
+    outcome: str  # created | grouped | duplicate
+    score: int
+    runbook: RunbookStart | None = None
+    alert_key: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def response(self) -> dict:
+        """The 202 body (SPEC 2), extended with the outcome."""
+        return {"incidentId": self.incident_id, "priority": self.priority.value, "status": self.incident_status,
+                "outcome": self.outcome, "score": self.score}
+
+
+def alert_summary(alert: Alert, decision: TriageDecision, received: datetime) -> AlertSummary:
+    return AlertSummary(key=alert.primary_key, source=alert.source, source_id=alert.source_id, title=alert.title,
+                        alert_type=alert.alert_type, severity=alert.severity, score=decision.score,
+                        priority=decision.priority, observed_at=alert.observed_at, received_at=received,
+                        link=alert.link)
+
+
+def open_incident(incident_id: str, alert: Alert, decision: TriageDecision, partner: Partner | None,
+                  tz: str, received: datetime, triaged: datetime) -> Incident:
+    """A new incident opened by its first alert."""
+    return Incident(
+        id=incident_id, partner_id=partner.id if partner else None, partner_name=partner.name if partner else None,
+        title=alert.title, priority=decision.priority, score=decision.score, created_at=received,
+        updated_at=triaged, first_seen_at=alert.observed_at, last_seen_at=alert.observed_at,
+        alerts=[alert_summary(alert, decision, received)], alert_count=1, entities=list(alert.entities),
+        triage=decision, sla=start_clocks(decision.priority, received, triaged, tz), tactics=list(alert.tactics),
+    )
+
+
+def merge_alert(incident: Incident, alert: Alert, decision: TriageDecision, tz: str,
+                received: datetime) -> tuple[Incident, Priority | None]:
+    """The incident with one more alert; its priority is the highest of its alerts.
+
+    Returns (updated incident, new priority if it was raised). Reaching P1 from
+    below starts a new runbook epoch (the P1 runbook runs again).
+    """
+    known = {e.merge_key() for e in incident.entities}
+    entities = incident.entities + [e for e in alert.entities if e.merge_key() not in known]
+    tactics = incident.tactics + [t for t in alert.tactics if t not in incident.tactics]
+    update: dict = {
+        "alerts": incident.alerts + [alert_summary(alert, decision, received)],
+        "alert_count": incident.alert_count + 1, "entities": entities[:200], "tactics": tactics,
+        "first_seen_at": min(incident.first_seen_at, alert.observed_at),
+        "last_seen_at": max(incident.last_seen_at, alert.observed_at), "updated_at": received,
+    }
+    raised = None
+    if decision.priority.rank < incident.priority.rank:
+        raised = decision.priority
+        update.update(priority=decision.priority, score=max(incident.score, decision.score), triage=decision,
+                      sla=reprioritise(incident.sla, decision.priority, tz))
+        if decision.priority == Priority.P1:
+            update["runbook_epoch"] = incident.runbook_epoch + 1
+    elif decision.score > incident.score and decision.priority == incident.priority:
+        update["score"] = decision.score
+    return incident.model_copy(update=update), raised
+
+
+class IngestService:
+    """Turns alerts into incidents in the evidence store."""
+
+    def __init__(self, store: EvidenceStore, rules: ScoringRules, partners: PartnerRegistry, settings: Settings,
+                 clock: Callable[[], datetime] = now_ms):
+        self.store, self.rules, self.partners, self.settings, self.clock = store, rules, partners, settings, clock
+
+    def _tz(self, partner: Partner | None) -> str:
+        return partner.timezone if partner else self.partners.soc.timezone
+
+    def ingest(self, alert: Alert) -> IngestOutcome:
+        """Record one alert: a new incident, a join to a related one, or a recognised duplicate."""
+        received = self.clock()
+        partner, matched_by = self.partners.resolve(alert)
+        decision = score_alert(alert, self.rules, partner)
+        claims = self.store.get_alert_claims(alert.dedupe_keys)
+        primary = alert.primary_key
+        if primary in claims:
+            got = self.store.get_incident(claims[primary])
+            if got is not None:
+                return self._duplicate(got[0], alert, decision, received)
+            # Claimed by a delivery that stopped before writing the incident: finish its work.
+            return self._create(claims[primary], alert, decision, partner, matched_by, received, recovered=True)
+        if claims:  # another copy of the same underlying alert (e.g. Defender alert inside a Sentinel incident)
+            target = next(claims[k] for k in alert.dedupe_keys if k in claims)
+            return self._join(target, alert, decision, partner, received, reason="same underlying alert")
+        candidate = self._grouping_candidate(alert, partner)
+        if candidate:
+            outcome = self._join(candidate, alert, decision, partner, received, reason="shared entity")
+            if outcome is not None:
+                return outcome
+        new_id = incident_id_for(primary, alert.observed_at)
+        owner, won = self.store.claim_alert(primary, new_id, received)
+        if not won:
+            got = self.store.get_incident(owner)
+            if got is None:  # a concurrent identical delivery is creating it right now
+                return IngestOutcome(owner, decision.priority, IncidentStatus.OPEN.value, "duplicate", decision.score,
+                                     alert_key=primary)
+            return self._duplicate(got[0], alert, decision, received)
+        return self._create(new_id, alert, decision, partner, matched_by, received)
+
+    # -- paths ------------------------------------------------------------------
+    def _duplicate(self, incident: Incident, alert: Alert, decision: TriageDecision, received: datetime) -> IngestOutcome:
+        self.store.append_events(incident.id, [EventDraft(
+            event_type="alert.duplicate", phase=Phase.DETECT, occurred_at=received,
+            summary=f"Same alert delivered again ({alert.source}); no new action",
+            data={"alertKey": alert.primary_key, "source": alert.source, "sourceId": alert.source_id},
+        )])
+        return IngestOutcome(incident.id, incident.priority, incident.status.value, "duplicate", incident.score,
+                             alert_key=alert.primary_key)
+
+    def _claim_rest(self, alert: Alert, incident_id: str, received: datetime) -> list[str]:
+        """Claim the alert's secondary keys; returns notes on keys owned by other incidents."""
+        notes = []
+        for key in alert.dedupe_keys[1:]:
+            owner, _ = self.store.claim_alert(key, incident_id, received)
+            if owner != incident_id:
+                notes.append(f"{key} already belongs to {owner}")
+        return notes
+
+    def _index_entities(self, incident: Incident, alert: Alert) -> None:
+        keys = [e.grouping_key for e in alert.entities if e.grouping_key]
+        if keys:
+            seen = isoformat(alert.observed_at)
+            self.store.upsert_entities(incident.partner_id or SOC_PARTITION,
+                                       [EntityIndexRow(k, incident.id, seen) for k in dict.fromkeys(keys)])
+
+    def _grouping_candidate(self, alert: Alert, partner: Partner | None) -> str | None:
+        window = timedelta(minutes=self.settings.grouping_window_minutes)
+        keys = list(dict.fromkeys(e.grouping_key for e in alert.entities if e.grouping_key))[:42]
+        if not window or not keys:
+            return None
+        best: tuple[datetime, str] | None = None
+        for row in self.store.find_entities(partner.id if partner else SOC_PARTITION, keys):
+            seen = datetime.fromisoformat(row.last_seen.replace("Z", "+00:00"))
+            if abs(alert.observed_at - seen) <= window and (best is None or seen > best[0]):
+                best = (seen, row.incident_id)
+        return best[1] if best else None
+
+    def _create(self, incident_id: str, alert: Alert, decision: TriageDecision, partner: Partner | None,
+                matched_by: str, received: datetime, recovered: bool = False) -> IngestOutcome:
+        triaged = self.clock()
+        incident = open_incident(incident_id, alert, decision, partner, self._tz(partner), received, triaged)
+        try:
+            self.store.create_incident(incident)
+        except ConflictError:
+            got = self.store.get_incident(incident_id)
+            return self._duplicate(got[0], alert, decision, received)
+        notes = self._claim_rest(alert, incident_id, received)
+        self._index_entities(incident, alert)
+        self.store.append_events(incident_id, [
+            EventDraft(event_type="alert.received", phase=Phase.DETECT, occurred_at=received,
+                       summary=f"{alert.source} alert received: {alert.title}",
+                       data={"alert": _alert_evidence(alert), "partner": {"id": incident.partner_id,
+                             "matchedBy": matched_by}, "notes": notes, "recovered": recovered}),
+            EventDraft(event_type="incident.triaged", phase=Phase.TRIAGE, occurred_at=triaged,
+                       summary=_triage_summary(decision),
+                       data={"triage": decision.wire(), "sla": incident.sla.wire()}),
+        ], new_chain=not recovered)
+        return IngestOutcome(incident_id, incident.priority, incident.status.value, "created", decision.score,
+                             runbook=RunbookStart(incident.runbook_instance_id,
+                                                  {"incidentId": incident_id, "epoch": incident.runbook_epoch,
+                                                   "reason": "new incident"}),
+                             alert_key=alert.primary_key, notes=notes)
+
+    def _join(self, incident_id: str, alert: Alert, decision: TriageDecision, partner: Partner | None,
+              received: datetime, reason: str) -> IngestOutcome | None:
+        if reason == "shared entity":
+            current = self.store.get_incident(incident_id)
+            if current is None or not current[0].status.is_open:
+                return None  # a closed incident is not reopened by a look-alike: open a new one
+        owner, won = self.store.claim_alert(alert.primary_key, incident_id, received)
+        if not won:
+            got = self.store.get_incident(owner)
+            if got is None:
+                return IngestOutcome(owner, decision.priority, IncidentStatus.OPEN.value, "duplicate", decision.score,
+                                     alert_key=alert.primary_key)
+            return self._duplicate(got[0], alert, decision, received)
+        for _ in range(20):
+            got = self.store.get_incident(incident_id)
+            if got is None:
+                return None
+            incident, etag = got
+            updated, raised = merge_alert(incident, alert, decision, self._tz(partner), received)
+            try:
+                self.store.replace_incident(updated, etag)
+                break
+            except ConcurrencyError:
+                continue
+        else:
+            raise ConcurrencyError(f"incident {incident_id} is changing too fast to join")
+        notes = self._claim_rest(alert, incident_id, received)
+        self._index_entities(updated, alert)
+        drafts = [EventDraft(event_type="alert.grouped", phase=Phase.DETECT, occurred_at=received,
+                             summary=f"{alert.source} alert joined the incident ({reason}): {alert.title}",
+                             data={"alert": _alert_evidence(alert), "reason": reason, "notes": notes,
+                                   "triage": decision.wire()})]
+        runbook = None
+        if raised:
+            drafts.append(EventDraft(
+                event_type="priority.changed", phase=Phase.TRIAGE, occurred_at=received,
+                summary=f"Priority raised {incident.priority.value} → {raised.value} by a new alert",
+                data={"from": incident.priority.value, "to": raised.value, "reason": f"alert {alert.primary_key}",
+                      "triage": decision.wire()}))
+            runbook = RunbookStart(runbook_instance_id(incident_id, updated.runbook_epoch),
+                                   {"incidentId": incident_id, "epoch": updated.runbook_epoch,
+                                    "reason": f"priority raised to {raised.value}",
+                                    "previousPriority": incident.priority.value})
+        self.store.append_events(incident_id, drafts)
+        return IngestOutcome(incident_id, updated.priority, updated.status.value, "grouped", updated.score,
+                             runbook=runbook, alert_key=alert.primary_key, notes=notes)
+
+
+def _triage_summary(d: TriageDecision) -> str:
+    fired = ", ".join(h.rule_id for h in d.rules_fired)
+    return f"Scored {d.score}/10 → {d.priority.value} {d.priority.label} (rules: {fired})"
+
+
+def _alert_evidence(alert: Alert) -> dict:
+    return {
+        "key": alert.primary_key, "keys": alert.dedupe_keys, "source": alert.source, "sourceId": alert.source_id,
+        "title": alert.title, "alertType": alert.alert_type, "severity": alert.severity,
+        "explicitScore": alert.explicit_score, "tactics": alert.tactics, "observedAt": isoformat(alert.observed_at),
+        "entities": [e.wire() for e in alert.entities[:50]], "link": alert.link, "product": alert.product,
+    }

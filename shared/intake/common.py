@@ -1,0 +1,160 @@
+"""Helpers shared by the per-source parsers."""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import pydantic
+
+from shared.errors import ValidationError
+from shared.models import Entity, EntityKind
+
+# Table Storage caps a string property at 64 KiB; free text is cut well below it.
+MAX_TITLE = 512
+MAX_TEXT = 4000
+MAX_ENTITIES = 100
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SUBSCRIPTION = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})", re.IGNORECASE)
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def clean_text(value: Any, limit: int = MAX_TEXT) -> str | None:
+    """Text safe to store and show: control characters dropped, length capped."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = _CONTROL.sub("", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_guid(value: str | None) -> bool:
+    return bool(value) and bool(_GUID.match(value))
+
+
+def subscription_ids(resource_ids: Iterable[str | None]) -> list[str]:
+    """Subscription ids named in ARM resource ids, lower-cased, in first-seen order."""
+    seen: list[str] = []
+    for rid in resource_ids:
+        if not rid:
+            continue
+        m = _SUBSCRIPTION.search(rid)
+        if m and m.group(1).lower() not in seen:
+            seen.append(m.group(1).lower())
+    return seen
+
+
+def dedupe(values: Iterable[str | None]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if v and v not in out:
+            out.append(v)
+    return out
+
+
+def lower_keys(obj: dict[str, Any]) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in obj.items()}
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO 8601 → aware UTC datetime (7-digit fractions, as Defender sends, accepted)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        text = str(value).strip()
+        m = re.match(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(Z|[+-]\d{2}:?\d{2})?$", text)
+        if m:
+            text = f"{m.group(1)}.{m.group(2)[:6]}{m.group(3) or ''}"
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def str_dict(value: Any) -> dict[str, str]:
+    """Extended properties as a flat string map (values capped)."""
+    if not isinstance(value, dict):
+        return {}
+    return {clean_text(k, 200) or "": clean_text(v, 2000) or "" for k, v in list(value.items())[:100]}
+
+
+def validation_error(exc: pydantic.ValidationError, prefix: str = "") -> ValidationError:
+    """A pydantic error as our 400: each detail names the field, never echoes the input."""
+    details = []
+    for err in exc.errors(include_input=False, include_url=False, include_context=False):
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        details.append({"field": f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", "message": err.get("msg", "invalid")})
+    return ValidationError("request body failed validation", details)
+
+
+def entity_from_mapping(raw: dict[str, Any]) -> Entity | None:
+    """An entity in any of the Microsoft shapes (Defender ARM, connector, Sentinel, SecurityAlert).
+
+    Keys are matched case-insensitively; ``$ref`` placeholders are skipped.
+    """
+    if not isinstance(raw, dict):
+        return None
+    d = lower_keys(raw)
+    if "$ref" in d and len(d) == 1:
+        return None
+    props = d.get("properties")
+    if isinstance(props, dict):  # Sentinel relatedEntities: kind + properties
+        kind = str(d.get("kind") or props.get("kind") or "")
+        d = {**lower_keys(props), "type": kind}
+    kind = str(d.get("type") or d.get("kind") or "").lower()
+    text = lambda k: clean_text(d.get(k), 1000) if d.get(k) not in (None, "") else None  # noqa: E731
+    if kind in ("host", "machine", "vm"):
+        rid = text("azureid") or text("resourceid")
+        return Entity(kind=EntityKind.HOST, name=text("hostname") or text("netbiosname") or text("name"), azure_resource_id=rid)
+    if kind == "account":
+        name = text("accountname") or text("name")
+        suffix = text("upnsuffix")
+        upn = text("userprincipalname") or (f"{name}@{suffix}" if name and suffix else None)
+        return Entity(kind=EntityKind.ACCOUNT, name=name, upn=upn, object_id=text("aaduserid") or text("objectid"),
+                      tenant_id=text("aadtenantid"))
+    if kind in ("ip", "ipaddress"):
+        return Entity(kind=EntityKind.IP, address=text("address"))
+    if kind in ("azure-resource", "azureresource"):
+        rid = text("resourceid") or text("azureid")
+        is_vm = bool(rid and "/microsoft.compute/virtualmachines/" in rid.lower())
+        return Entity(kind=EntityKind.HOST if is_vm else EntityKind.AZURE_RESOURCE, azure_resource_id=rid,
+                      name=rid.rsplit("/", 1)[-1] if rid else None)
+    if kind in ("serviceprincipal", "service-principal", "cloud-application", "cloudapplication"):
+        return Entity(kind=EntityKind.SERVICE_PRINCIPAL, name=text("appname") or text("name") or text("friendlyname"),
+                      app_id=text("appid") or text("applicationid"), object_id=text("serviceprincipalobjectid") or text("objectid"))
+    if kind == "process":
+        return Entity(kind=EntityKind.PROCESS, name=text("processid"), command_line=text("commandline"))
+    if kind == "file":
+        return Entity(kind=EntityKind.FILE, name=text("name") or text("filename"))
+    if kind == "url":
+        return Entity(kind=EntityKind.URL, name=text("url"))
+    if kind in ("networkdevice", "network-device", "firewall"):
+        return Entity(kind=EntityKind.NETWORK_DEVICE, name=text("name") or text("hostname"), address=text("address"))
+    return None
+
+
+def entities_from(raw_list: Any, extra_resource_ids: Iterable[str | None] = ()) -> list[Entity]:
+    """Entities from a list of raw mappings, de-duplicated, VM resource ids added as hosts."""
+    entities: list[Entity] = []
+    seen: set[str] = set()
+    candidates = raw_list if isinstance(raw_list, list) else []
+    for raw in candidates:
+        entity = entity_from_mapping(raw) if isinstance(raw, dict) else None
+        if entity is None:
+            continue
+        key = entity.merge_key()
+        if key in seen:
+            continue
+        seen.add(key)
+        entities.append(entity)
+    for rid in extra_resource_ids:
+        if rid and "/microsoft.compute/virtualmachines/" in rid.lower():
+            entity = Entity(kind=EntityKind.HOST, name=rid.rsplit("/", 1)[-1], azure_resource_id=rid)
+            if entity.merge_key() not in seen:
+                seen.add(entity.merge_key())
+                entities.append(entity)
+    # A host seen both by name and by resource id is one host: keep the resource-id form.
+    by_name = {e.name.lower(): e for e in entities if e.kind == EntityKind.HOST and e.azure_resource_id and e.name}
+    entities = [e for e in entities if not (e.kind == EntityKind.HOST and not e.azure_resource_id and e.name and e.name.lower() in by_name)]
+    return entities[:MAX_ENTITIES]

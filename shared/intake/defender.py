@@ -1,0 +1,162 @@
+"""Microsoft Defender for Cloud security alerts, in both shapes they arrive in.
+
+- ARM/REST shape (``id``, ``name``, ``properties.{...}``): continuous export
+  and the REST API.
+- Workflow-automation connector shape (PascalCase at top level).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import ValidationError
+from shared.intake.common import (MAX_TITLE, clean_text, dedupe, entities_from, parse_time, str_dict,
+                                  subscription_ids, validation_error)
+from shared.models import Alert, normalise_severity
+
+_Str = pydantic.constr(strip_whitespace=True, min_length=1, max_length=4096)
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class DefenderArmProperties(_Lenient):
+    alertDisplayName: _Str
+    alertType: _Str | None = None
+    severity: _Str
+    systemAlertId: _Str | None = None
+    compromisedEntity: str | None = None
+    intent: str | None = None
+    description: str | None = None
+    entities: list[dict[str, Any]] = Field(default_factory=list)
+    resourceIdentifiers: list[dict[str, Any]] = Field(default_factory=list)
+    timeGeneratedUtc: str | None = None
+    startTimeUtc: str | None = None
+    extendedProperties: dict[str, Any] = Field(default_factory=dict)
+    productName: str | None = None
+    alertUri: str | None = None
+    status: str | None = None
+
+
+class DefenderArmAlert(_Lenient):
+    """The ARM/REST shape (``samples/defender-alert-arm.json``)."""
+
+    id: str | None = None
+    name: str | None = None
+    properties: DefenderArmProperties
+
+
+class DefenderConnectorAlert(_Lenient):
+    """The workflow-automation connector shape (``samples/defender-alert-connector.json``)."""
+
+    SystemAlertId: _Str
+    AlertDisplayName: _Str
+    AlertType: _Str | None = None
+    Severity: _Str
+    CompromisedEntity: str | None = None
+    AzureResourceId: str | None = None
+    Description: str | None = None
+    Intent: str | None = None
+    Entities: list[dict[str, Any]] = Field(default_factory=list)
+    ExtendedProperties: dict[str, Any] = Field(default_factory=dict)
+    ResourceIdentifiers: list[dict[str, Any]] = Field(default_factory=list)
+    TimeGenerated: str | None = None
+    StartTimeUtc: str | None = None
+    ProductName: str | None = None
+    AlertUri: str | None = None
+
+
+def _severity(value: str, field: str) -> str:
+    sev = normalise_severity(value)
+    if sev is None:
+        raise ValidationError("request body failed validation",
+                              [{"field": field, "message": "must be one of Informational, Low, Medium, High"}])
+    return sev
+
+
+def _time(value: str | None, field: str, fallback: datetime) -> datetime:
+    try:
+        return parse_time(value) or fallback
+    except ValueError:
+        raise ValidationError("request body failed validation",
+                              [{"field": field, "message": "must be an ISO 8601 date-time"}]) from None
+
+
+def _intent_tactics(intent: str | None) -> list[str]:
+    if not intent:
+        return []
+    return [t.strip() for t in str(intent).replace(";", ",").split(",") if t.strip() and t.strip().lower() != "unknown"]
+
+
+def _identifiers(items: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(resource ids, tenant ids) from resourceIdentifiers in either casing."""
+    rids, tenants = [], []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        low = {str(k).lower(): v for k, v in item.items()}
+        if isinstance(low.get("azureresourceid"), str):
+            rids.append(low["azureresourceid"])
+        for k in ("azureresourcetenantid", "aadtenantid"):
+            if isinstance(low.get(k), str):
+                tenants.append(low[k].lower())
+    return rids, tenants
+
+
+def parse(payload: Any, received_at: datetime) -> Alert:
+    """A Defender for Cloud alert (either shape) → ``Alert``; raises ValidationError."""
+    if not isinstance(payload, dict):
+        raise ValidationError("request body must be a JSON object", [{"field": "body", "message": "expected an object"}])
+    if isinstance(payload.get("properties"), dict):
+        try:
+            arm = DefenderArmAlert.model_validate(payload)
+        except pydantic.ValidationError as exc:
+            raise validation_error(exc) from None
+        p = arm.properties
+        system_id = p.systemAlertId or arm.name
+        if not system_id:
+            raise ValidationError("request body failed validation",
+                                  [{"field": "properties.systemAlertId", "message": "Field required"}])
+        rids, tenants = _identifiers(p.resourceIdentifiers)
+        if arm.id and "/providers/microsoft.security/" in arm.id.lower():
+            scope_rids = [arm.id]
+        else:
+            scope_rids = []
+        observed = _time(p.timeGeneratedUtc or p.startTimeUtc, "properties.timeGeneratedUtc", received_at)
+        return Alert(
+            source="defender", source_id=system_id, dedupe_keys=[f"alert:{system_id.lower()}"],
+            title=clean_text(p.alertDisplayName, MAX_TITLE), description=clean_text(p.description),
+            alert_type=clean_text(p.alertType, 256), severity=_severity(p.severity, "properties.severity"),
+            tactics=_intent_tactics(p.intent), entities=entities_from(p.entities, rids),
+            tenant_ids=dedupe(tenants), subscription_ids=subscription_ids([*rids, *scope_rids]),
+            resource_ids=dedupe(rids), product=clean_text(p.productName, 256) or "Microsoft Defender for Cloud",
+            link=clean_text(p.alertUri, 2000), observed_at=observed,
+            extended_properties=str_dict(p.extendedProperties),
+        )
+    if "SystemAlertId" in payload or "AlertDisplayName" in payload:
+        try:
+            c = DefenderConnectorAlert.model_validate(payload)
+        except pydantic.ValidationError as exc:
+            raise validation_error(exc) from None
+        rids, tenants = _identifiers(c.ResourceIdentifiers)
+        rids = dedupe([c.AzureResourceId, *rids])
+        observed = _time(c.TimeGenerated or c.StartTimeUtc, "TimeGenerated", received_at)
+        return Alert(
+            source="defender", source_id=c.SystemAlertId, dedupe_keys=[f"alert:{c.SystemAlertId.lower()}"],
+            title=clean_text(c.AlertDisplayName, MAX_TITLE), description=clean_text(c.Description),
+            alert_type=clean_text(c.AlertType, 256), severity=_severity(c.Severity, "Severity"),
+            tactics=_intent_tactics(c.Intent), entities=entities_from(c.Entities, rids),
+            tenant_ids=dedupe(tenants), subscription_ids=subscription_ids(rids), resource_ids=rids,
+            product=clean_text(c.ProductName, 256) or "Microsoft Defender for Cloud",
+            link=clean_text(c.AlertUri, 2000), observed_at=observed,
+            extended_properties=str_dict(c.ExtendedProperties),
+        )
+    raise ValidationError(
+        "not a Defender for Cloud alert",
+        [{"field": "body", "message": "expected the ARM shape (properties.alertDisplayName, …) "
+                                      "or the workflow-automation shape (SystemAlertId, AlertDisplayName, …)"}],
+    )

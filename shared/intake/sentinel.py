@@ -1,0 +1,130 @@
+"""Microsoft Sentinel incidents: the playbook trigger payload and the bare incident resource."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import ValidationError
+from shared.intake.common import (MAX_TITLE, clean_text, dedupe, entities_from, parse_time, subscription_ids,
+                                  validation_error)
+from shared.models import Alert, normalise_severity
+
+_Str = pydantic.constr(strip_whitespace=True, min_length=1, max_length=4096)
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class SentinelAlertProperties(_Lenient):
+    systemAlertId: str | None = None
+    alertDisplayName: str | None = None
+    alertType: str | None = None
+    severity: str | None = None
+    tactics: list[str] = Field(default_factory=list)
+    productName: str | None = None
+
+
+class SentinelAlert(_Lenient):
+    id: str | None = None
+    properties: SentinelAlertProperties = Field(default_factory=SentinelAlertProperties)
+
+
+class SentinelAdditionalData(_Lenient):
+    tactics: list[str] = Field(default_factory=list)
+    techniques: list[str] = Field(default_factory=list)
+    alertProductNames: list[str] = Field(default_factory=list)
+
+
+class SentinelIncidentProperties(_Lenient):
+    title: _Str
+    severity: _Str
+    incidentNumber: int | None = None
+    description: str | None = None
+    status: str | None = None
+    relatedEntities: list[dict[str, Any]] = Field(default_factory=list)
+    alerts: list[SentinelAlert] = Field(default_factory=list)
+    additionalData: SentinelAdditionalData = Field(default_factory=SentinelAdditionalData)
+    createdTimeUtc: str | None = None
+    firstActivityTimeUtc: str | None = None
+    incidentUrl: str | None = None
+    labels: list[Any] = Field(default_factory=list)
+
+
+class SentinelIncidentResource(_Lenient):
+    """The bare incident resource (ARM)."""
+
+    id: str | None = None
+    name: _Str
+    etag: str | None = None
+    properties: SentinelIncidentProperties
+
+
+class SentinelWorkspaceInfo(_Lenient):
+    SubscriptionId: str | None = None
+    ResourceGroupName: str | None = None
+    WorkspaceName: str | None = None
+
+
+class SentinelIncidentTrigger(_Lenient):
+    """What a playbook's incident trigger receives (``samples/sentinel-incident-trigger.json``)."""
+
+    object: SentinelIncidentResource
+    workspaceInfo: SentinelWorkspaceInfo = Field(default_factory=SentinelWorkspaceInfo)
+    workspaceId: str | None = None
+    objectEventType: str | None = None
+    eventUniqueId: str | None = None
+
+
+def parse(payload: Any, received_at: datetime) -> Alert:
+    """A Sentinel incident (trigger or bare resource) → one ``Alert`` carrying all its alert ids."""
+    if not isinstance(payload, dict):
+        raise ValidationError("request body must be a JSON object", [{"field": "body", "message": "expected an object"}])
+    try:
+        if "object" in payload:
+            trigger = SentinelIncidentTrigger.model_validate(payload)
+            resource, prefix = trigger.object, "object."
+        elif "properties" in payload:
+            trigger = None
+            resource, prefix = SentinelIncidentResource.model_validate(payload), ""
+        else:
+            raise ValidationError("not a Sentinel incident", [
+                {"field": "object", "message": "expected the playbook trigger (object.properties) or the incident resource (properties)"}])
+    except pydantic.ValidationError as exc:
+        raise validation_error(exc, "object." if "object" in payload else "") from None
+    p = resource.properties
+    severity = normalise_severity(p.severity)
+    if severity is None:
+        raise ValidationError("request body failed validation",
+                              [{"field": f"{prefix}properties.severity", "message": "must be one of Informational, Low, Medium, High"}])
+    try:
+        observed = parse_time(p.firstActivityTimeUtc or p.createdTimeUtc) or received_at
+    except ValueError:
+        raise ValidationError("request body failed validation",
+                              [{"field": f"{prefix}properties.createdTimeUtc", "message": "must be an ISO 8601 date-time"}]) from None
+    alert_ids = dedupe([a.properties.systemAlertId.lower() for a in p.alerts if a.properties.systemAlertId])
+    tactics = dedupe([*p.additionalData.tactics, *(t for a in p.alerts for t in a.properties.tactics)])
+    entities = entities_from(p.relatedEntities)
+    tenants = dedupe([e.tenant_id.lower() for e in entities if e.tenant_id])
+    subs = [trigger.workspaceInfo.SubscriptionId.lower()] if trigger and trigger.workspaceInfo.SubscriptionId else []
+    subs = dedupe([*subs, *subscription_ids([resource.id])])
+    alert_types = dedupe([a.properties.alertType for a in p.alerts])
+    return Alert(
+        source="sentinel", source_id=resource.name,
+        dedupe_keys=[f"sentinel:{resource.name.lower()}", *(f"alert:{a}" for a in alert_ids)],
+        title=clean_text(p.title, MAX_TITLE), description=clean_text(p.description),
+        alert_type=clean_text(",".join(t for t in alert_types if t), 256) or None, severity=severity,
+        tactics=tactics[:30], techniques=p.additionalData.techniques[:50], entities=entities,
+        tenant_ids=tenants, subscription_ids=subs,
+        workspace_id=(trigger.workspaceId.lower() if trigger and trigger.workspaceId else None),
+        product="Microsoft Sentinel", link=clean_text(p.incidentUrl, 2000), observed_at=observed,
+        extended_properties={k: v for k, v in {
+            "incidentNumber": str(p.incidentNumber) if p.incidentNumber is not None else None,
+            "sentinelStatus": clean_text(p.status, 64),
+            "alertProductNames": clean_text(", ".join(p.additionalData.alertProductNames), 500),
+        }.items() if v},
+        source_event=(trigger.objectEventType if trigger else None),
+    )

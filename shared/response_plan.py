@@ -1,0 +1,147 @@
+"""What the runbook would do for an incident (SPEC 4, 5). Pure.
+
+The plan is decided from the incident, its partner and the settings alone;
+guardrails that need live state (VM tags, the blast-radius counter, the
+account's current state) are applied when an action is executed.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from shared.models import Entity, EntityKind, Incident, Priority, SocModel
+from shared.partners import Partner, PartnerRegistry
+from shared.settings import Settings
+
+
+class ActionKind(StrEnum):
+    ISOLATE_VM = "isolate-vm"
+    DISABLE_USER = "disable-user"
+    DISABLE_SERVICE_PRINCIPAL = "disable-service-principal"
+    PARTNER_FINDING = "partner-finding"
+
+
+class ActionDecision(StrEnum):
+    EXECUTE = "execute"      # enforce mode: do it now
+    HOLD = "hold"            # approve mode (or a guardrail): wait for POST /approve
+    PLAN_ONLY = "plan-only"  # dry-run: record, change nothing
+    SKIP = "skip"            # a guardrail forbids it (protected identity)
+    NONE = "none"            # nothing to do by us (firewall: the partner acts)
+
+
+class ContainmentAction(SocModel):
+    """One planned containment step."""
+
+    action_id: str
+    kind: ActionKind
+    target: str
+    target_display: str
+    entity: Entity
+    decision: ActionDecision
+    reason: str
+
+
+class NotificationPlan(SocModel):
+    email_to: list[str] = Field(default_factory=list)
+    phone_escalation: bool = False
+    phone_numbers: list[str] = Field(default_factory=list)
+    digest: bool = False
+    routed_to_soc: bool = False
+
+
+class ResponsePlan(SocModel):
+    incident_id: str
+    priority: str
+    response_mode: str
+    partner_id: str | None
+    containment: list[ContainmentAction] = Field(default_factory=list)
+    notification: NotificationPlan
+    notes: list[str] = Field(default_factory=list)
+
+
+def effective_mode(partner: Partner | None, settings: Settings) -> str:
+    """The partner's response mode where it sets one, else the deployment's."""
+    return (partner.responseMode if partner and partner.responseMode else settings.response_mode)
+
+
+def _action_for(entity: Entity, partner: Partner | None, protected: list[str], mode: str) -> ContainmentAction | None:
+    default = {"enforce": ActionDecision.EXECUTE, "approve": ActionDecision.HOLD, "dry-run": ActionDecision.PLAN_ONLY}[mode]
+    reason = {"enforce": "P1 runbook, enforce mode", "approve": "P1 runbook, approve mode: held for approval",
+              "dry-run": "P1 runbook, dry-run: plan recorded, nothing changed"}[mode]
+    if entity.kind == EntityKind.HOST and entity.azure_resource_id and \
+            "/microsoft.compute/virtualmachines/" in entity.azure_resource_id.lower():
+        target = entity.azure_resource_id
+        return ContainmentAction(action_id=_action_id("isolate-vm", target), kind=ActionKind.ISOLATE_VM, target=target,
+                                 target_display=entity.name or target.rsplit("/", 1)[-1], entity=entity,
+                                 decision=default, reason=reason)
+    if entity.kind == EntityKind.ACCOUNT and (entity.object_id or entity.upn):
+        target = entity.object_id or entity.upn
+        ids = {i.lower() for i in (entity.object_id, entity.upn) if i}
+        if ids & set(protected):
+            return ContainmentAction(action_id=_action_id("disable-user", target), kind=ActionKind.DISABLE_USER,
+                                     target=target, target_display=entity.upn or target, entity=entity,
+                                     decision=ActionDecision.SKIP, reason="protected identity: never disabled")
+        return ContainmentAction(action_id=_action_id("disable-user", target), kind=ActionKind.DISABLE_USER,
+                                 target=target, target_display=entity.upn or entity.name or target, entity=entity,
+                                 decision=default, reason=reason)
+    if entity.kind == EntityKind.SERVICE_PRINCIPAL and (entity.object_id or entity.app_id):
+        target = entity.object_id or entity.app_id
+        ids = {i.lower() for i in (entity.object_id, entity.app_id, entity.name) if i}
+        if ids & set(protected):
+            return ContainmentAction(action_id=_action_id("disable-service-principal", target),
+                                     kind=ActionKind.DISABLE_SERVICE_PRINCIPAL, target=target,
+                                     target_display=entity.name or target, entity=entity,
+                                     decision=ActionDecision.SKIP, reason="protected identity: never disabled")
+        return ContainmentAction(action_id=_action_id("disable-service-principal", target),
+                                 kind=ActionKind.DISABLE_SERVICE_PRINCIPAL, target=target,
+                                 target_display=entity.name or target, entity=entity, decision=default, reason=reason)
+    if entity.kind == EntityKind.NETWORK_DEVICE:
+        target = entity.name or entity.address or "network device"
+        return ContainmentAction(action_id=_action_id("partner-finding", target), kind=ActionKind.PARTNER_FINDING,
+                                 target=target, target_display=target, entity=entity, decision=ActionDecision.NONE,
+                                 reason="network device: findings go to the partner, who acts")
+    return None
+
+
+def _action_id(kind: str, target: str) -> str:
+    import hashlib
+
+    return f"{kind}-{hashlib.sha256(target.lower().encode()).hexdigest()[:16]}"
+
+
+def plan_response(incident: Incident, partners: PartnerRegistry, settings: Settings) -> ResponsePlan:
+    """Containment (P1 only) and notification plan for an incident."""
+    partner = partners.get(incident.partner_id)
+    mode = effective_mode(partner, settings)
+    contacts = partner or partners.soc
+    protected = [*contacts.protectedIdentities, *partners.soc.protectedIdentities]
+    notes: list[str] = []
+    containment: list[ContainmentAction] = []
+    if incident.priority == Priority.P1:
+        seen: set[str] = set()
+        for entity in incident.entities:
+            action = _action_for(entity, partner, protected, mode)
+            if action and action.action_id not in seen:
+                seen.add(action.action_id)
+                containment.append(action)
+        if not containment:
+            notes.append("P1 without a containable entity: notification only")
+    else:
+        notes.append(f"{incident.priority.value}: no automatic containment (P1 only)")
+    emails = list(contacts.socAlertEmails)
+    phones: list[str] = []
+    if incident.priority == Priority.P1:
+        emails += [c.email for c in contacts.emergencyContacts if c.email and c.email not in emails]
+        phones = [c.phone for c in contacts.emergencyContacts if c.phone]
+    notification = NotificationPlan(
+        email_to=emails, phone_escalation=incident.priority == Priority.P1, phone_numbers=phones,
+        digest=incident.priority == Priority.P4, routed_to_soc=partner is None,
+    )
+    if partner is None:
+        notes.append("no partner matched: the SOC's own contacts are notified")
+    if not emails:
+        notes.append("no email contacts configured for this incident")
+    return ResponsePlan(incident_id=incident.id, priority=incident.priority.value, response_mode=mode,
+                        partner_id=incident.partner_id, containment=containment, notification=notification,
+                        notes=notes)

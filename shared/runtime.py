@@ -1,0 +1,77 @@
+"""Composition root: settings, configuration and adapters, built once per process on first use.
+
+Everything here is lazy so a cold start pays only for what the first
+invocation needs. ``reset()`` drops the cache (tests change settings).
+"""
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from shared.settings import Settings
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _resolve(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else APP_ROOT / p
+
+
+class AppContext:
+    """Lazily built collaborators of the domain."""
+
+    def __init__(self, settings: Settings | None = None):
+        self._settings = settings
+        self._lock = threading.RLock()
+
+    @cached_property
+    def settings(self) -> Settings:
+        return self._settings or Settings.from_env()
+
+    @cached_property
+    def partners(self):
+        from shared.partners import PartnerRegistry
+
+        return PartnerRegistry.load(_resolve(self.settings.partners_file))
+
+    @cached_property
+    def rules(self):
+        from shared.scoring import ScoringRules
+
+        return ScoringRules.load(_resolve(self.settings.scoring_rules_file))
+
+    @cached_property
+    def store(self):
+        from shared.store import TableEvidenceStore
+
+        with self._lock:
+            return TableEvidenceStore.from_settings(self.settings)
+
+    @cached_property
+    def ingest(self):
+        from shared.ingest import IngestService
+
+        return IngestService(self.store, self.rules, self.partners, self.settings)
+
+
+_context: AppContext | None = None
+_context_lock = threading.Lock()
+
+
+def context() -> AppContext:
+    """The process-wide context (created on first use)."""
+    global _context
+    if _context is None:
+        with _context_lock:
+            if _context is None:
+                _context = AppContext()
+    return _context
+
+
+def reset(new: AppContext | None = None) -> None:
+    """Forget cached settings and clients (tests, settings reload)."""
+    global _context
+    with _context_lock:
+        _context = new

@@ -1,0 +1,153 @@
+"""Triage (SPEC 3): score 1–10 from the payload and the rules file, then P1–P4.
+
+Pure: a function of the alert, the partner and the rules. The rules live in
+``SCORING_RULES_FILE`` (default ``config/scoring-rules.json``, documented in
+docs/scoring.md); every decision lists the rules that fired.
+"""
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.models import Alert, EntityKind, Priority, RuleHit, TriageDecision
+from shared.partners import Partner, load_json_model
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleMatch(_Config):
+    """Conditions of a rule; every condition given must hold (each list: any of its items)."""
+
+    alertTypes: list[str] = Field(default_factory=list, description="globs on the alert type, case-insensitive")
+    titleContains: list[str] = Field(default_factory=list)
+    tactics: list[str] = Field(default_factory=list)
+    entityKinds: list[EntityKind] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    severities: list[str] = Field(default_factory=list)
+    assetCriticality: list[Literal["low", "medium", "high", "critical"]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "RuleMatch":
+        if not any(getattr(self, f) for f in type(self).model_fields):
+            raise ValueError("a rule must have at least one condition")
+        return self
+
+
+class ScoringRule(_Config):
+    id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = Field(min_length=1)
+    match: RuleMatch
+    adjust: int = Field(0, ge=-9, le=9)
+    floor: int | None = Field(None, ge=1, le=10)
+    ceiling: int | None = Field(None, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _has_effect(self) -> "ScoringRule":
+        if not self.adjust and self.floor is None and self.ceiling is None:
+            raise ValueError(f"rule {self.id!r} has no effect: give adjust, floor or ceiling")
+        if self.floor is not None and self.ceiling is not None and self.floor > self.ceiling:
+            raise ValueError(f"rule {self.id!r}: floor above ceiling")
+        return self
+
+
+class ScoringRules(_Config):
+    """The rules file."""
+
+    version: str = Field(min_length=1)
+    description: str = ""
+    severityScores: dict[Literal["Informational", "Low", "Medium", "High", "Critical"], int]
+    defaultScore: int = Field(5, ge=1, le=10)
+    rules: list[ScoringRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ScoringRules":
+        for sev, score in self.severityScores.items():
+            if not 1 <= score <= 10:
+                raise ValueError(f"severityScores.{sev} must be 1–10")
+        ids = [r.id for r in self.rules]
+        dupes = {i for i in ids if ids.count(i) > 1}
+        if dupes:
+            raise ValueError(f"duplicate rule ids: {', '.join(sorted(dupes))}")
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ScoringRules":
+        """Load and validate; ConfigurationError names the file and field."""
+        return load_json_model(path, cls, "SCORING_RULES_FILE")
+
+
+def _criticalities(alert: Alert, partner: Partner | None) -> set[str]:
+    if partner is None:
+        return set()
+    ids = [*alert.resource_ids, *(e.azure_resource_id for e in alert.entities if e.azure_resource_id)]
+    return {c for c in (partner.criticality_of(r) for r in ids) if c}
+
+
+def _matches(m: RuleMatch, alert: Alert, crit: set[str]) -> bool:
+    if m.alertTypes:
+        types = [t.strip().lower() for t in (alert.alert_type or "").split(",") if t.strip()]
+        if not any(fnmatch.fnmatchcase(t, g.lower()) for t in types for g in m.alertTypes):
+            return False
+    if m.titleContains:
+        title = alert.title.lower()
+        if not any(s.lower() in title for s in m.titleContains):
+            return False
+    if m.tactics:
+        have = {t.lower() for t in alert.tactics}
+        if not have & {t.lower() for t in m.tactics}:
+            return False
+    if m.entityKinds and not {e.kind for e in alert.entities} & set(m.entityKinds):
+        return False
+    if m.sources and alert.source not in m.sources:
+        return False
+    if m.severities and (alert.severity or "") not in m.severities:
+        return False
+    if m.assetCriticality and not crit & set(m.assetCriticality):
+        return False
+    return True
+
+
+def _clamp(score: int) -> int:
+    return max(1, min(10, score))
+
+
+def score_alert(alert: Alert, rules: ScoringRules, partner: Partner | None = None) -> TriageDecision:
+    """Score an alert and map it to a priority, recording every rule that fired."""
+    if alert.explicit_score is not None:
+        score = _clamp(alert.explicit_score)
+        hits = [RuleHit(rule_id="explicit-score", description="score given by the sender",
+                        effect=f"score {score}", score_after=score)]
+        return TriageDecision(score=score, priority=Priority.from_score(score), rules_fired=hits,
+                              rules_version=rules.version)
+    if alert.severity and alert.severity in rules.severityScores:
+        score = rules.severityScores[alert.severity]
+        hits = [RuleHit(rule_id="severity-base", description=f"source severity {alert.severity}",
+                        effect=f"base {score}", score_after=score)]
+    else:
+        score = rules.defaultScore
+        hits = [RuleHit(rule_id="default-base", description="no usable source severity",
+                        effect=f"base {score}", score_after=score)]
+    crit = _criticalities(alert, partner)
+    for rule in rules.rules:
+        if not _matches(rule.match, alert, crit):
+            continue
+        before = score
+        effects = []
+        if rule.adjust:
+            score = _clamp(score + rule.adjust)
+            effects.append(f"{rule.adjust:+d}")
+        if rule.floor is not None and score < rule.floor:
+            score = rule.floor
+            effects.append(f"floor {rule.floor}")
+        if rule.ceiling is not None and score > rule.ceiling:
+            score = rule.ceiling
+            effects.append(f"ceiling {rule.ceiling}")
+        hits.append(RuleHit(rule_id=rule.id, description=rule.description,
+                            effect=", ".join(effects) if score != before else "no change", score_after=score))
+    return TriageDecision(score=score, priority=Priority.from_score(score), rules_fired=hits,
+                          rules_version=rules.version)

@@ -1,0 +1,394 @@
+"""Evidence store: the domain's interface and its Azure Table Storage implementation.
+
+Tables (SPEC 6):
+- ``Incidents``         PK incident id, RK ``incident`` — current state.
+- ``IncidentTimeline``  PK incident id, RK zero-padded sequence — append-only
+  events; a ``~head`` row (same partition) holds the chain head and is updated
+  in the same transaction as each append, under its ETag, so concurrent
+  writers on scaled-out instances can never fork the chain.
+- ``ContainmentActions``, ``Notifications``  PK incident id.
+- ``AlertIndex``        PK sha256(alert key) — conditional insert decides
+  which delivery of an alert wins (de-duplication without locks).
+- ``EntityIndex``       PK partner, RK sha256(entity key) — grouping.
+- ``IngestState``       watermarks and counters.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterator
+
+from shared.errors import ConfigurationError, ConflictError, SocResponderError
+from shared.evidence import GENESIS_HASH, EventDraft, EvidenceEvent, chain
+from shared.models import Incident
+
+TABLES = ("Incidents", "IncidentTimeline", "ContainmentActions", "Notifications", "AlertIndex", "EntityIndex",
+          "IngestState")
+HEAD_ROW = "~head"
+_CHUNK = 30_000  # characters per string property (Table Storage caps a property at 64 KiB of UTF-16)
+_MAX_CHUNKS = 15
+
+
+class ConcurrencyError(SocResponderError):
+    """Someone else changed the row since it was read (ETag mismatch)."""
+
+
+class StoreUnavailableError(SocResponderError):
+    """The evidence store could not be reached or refused the write."""
+
+
+@dataclass(frozen=True)
+class EntityIndexRow:
+    key: str
+    incident_id: str
+    last_seen: str  # ISO 8601 UTC
+
+
+def key_hash(value: str) -> str:
+    """Table-key-safe, fixed-length form of an arbitrary key."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _put_json(entity: dict[str, Any], name: str, value: Any) -> None:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    chunks = [text[i:i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+    if len(chunks) > _MAX_CHUNKS:
+        raise StoreUnavailableError(f"{name} too large to store ({len(text)} characters)")
+    entity[f"{name}Chunks"] = len(chunks)
+    for i, c in enumerate(chunks):
+        entity[f"{name}{i}"] = c
+
+
+def _get_json(entity: dict[str, Any], name: str) -> Any:
+    n = int(entity.get(f"{name}Chunks", 0))
+    return json.loads("".join(entity[f"{name}{i}"] for i in range(n))) if n else None
+
+
+class EvidenceStore(ABC):
+    """What the domain needs from evidence storage."""
+
+    @abstractmethod
+    def get_alert_claims(self, keys: list[str]) -> dict[str, str]:
+        """Alert key → incident id, for the keys already claimed."""
+
+    @abstractmethod
+    def claim_alert(self, key: str, incident_id: str, received_at: datetime) -> tuple[str, bool]:
+        """Claim an alert key for an incident: (owning incident id, True if this call made the claim)."""
+
+    @abstractmethod
+    def find_entities(self, partition: str, keys: list[str]) -> list[EntityIndexRow]: ...
+
+    @abstractmethod
+    def upsert_entities(self, partition: str, rows: list[EntityIndexRow]) -> None: ...
+
+    @abstractmethod
+    def get_incident(self, incident_id: str) -> tuple[Incident, str] | None:
+        """(incident, etag) or None."""
+
+    @abstractmethod
+    def create_incident(self, incident: Incident) -> str:
+        """Insert; ConflictError if the id exists. Returns the etag."""
+
+    @abstractmethod
+    def replace_incident(self, incident: Incident, etag: str) -> str:
+        """Replace if unchanged since read; ConcurrencyError otherwise. Returns the new etag."""
+
+    @abstractmethod
+    def append_events(self, incident_id: str, drafts: list[EventDraft], new_chain: bool = False) -> list[EvidenceEvent]:
+        """Append to the incident's hash chain atomically."""
+
+    @abstractmethod
+    def list_events(self, incident_id: str) -> list[EvidenceEvent]: ...
+
+    @abstractmethod
+    def iter_events(self, occurred_from: str | None, occurred_to: str | None) -> Iterator[EvidenceEvent]:
+        """Every event in a time range (ISO strings, inclusive), page by page."""
+
+    @abstractmethod
+    def iter_incidents(self, filter_expr: str | None = None) -> Iterator[Incident]: ...
+
+    @abstractmethod
+    def put_record(self, table: str, incident_id: str, record_id: str, data: dict[str, Any], etag: str | None = None,
+                   create_only: bool = False) -> str:
+        """Write a containment action or notification row (JSON document)."""
+
+    @abstractmethod
+    def get_record(self, table: str, incident_id: str, record_id: str) -> tuple[dict[str, Any], str] | None: ...
+
+    @abstractmethod
+    def list_records(self, table: str, incident_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def get_state(self, name: str) -> tuple[dict[str, Any], str] | None: ...
+
+    @abstractmethod
+    def set_state(self, name: str, value: dict[str, Any], etag: str | None) -> str:
+        """Write a state row; with etag, only if unchanged (ConcurrencyError otherwise)."""
+
+
+class TableEvidenceStore(EvidenceStore):
+    """``EvidenceStore`` on Azure Table Storage (or Azurite)."""
+
+    _ensured: set[tuple[str, str]] = set()
+    _ensure_lock = threading.Lock()
+
+    def __init__(self, service):  # azure.data.tables.TableServiceClient
+        self._service = service
+        self._clients: dict[str, Any] = {}
+        self._ensure_tables()
+
+    @classmethod
+    def from_settings(cls, settings) -> "TableEvidenceStore":
+        from shared.adapters.clients import table_service
+
+        if not (settings.evidence_connection_string or settings.evidence_table_service_uri):
+            raise ConfigurationError("set EvidenceStorage (connection string) or EvidenceStorage__tableServiceUri")
+        return cls(table_service(settings))
+
+    # -- plumbing -------------------------------------------------------------
+    def _ensure_tables(self) -> None:
+        account = getattr(self._service, "url", "") or str(id(self._service))
+        with self._ensure_lock:
+            for name in TABLES:
+                if (account, name) in self._ensured:
+                    continue
+                self._service.create_table_if_not_exists(name)
+                self._ensured.add((account, name))
+
+    def _t(self, name: str):
+        client = self._clients.get(name)
+        if client is None:
+            client = self._clients[name] = self._service.get_table_client(name)
+        return client
+
+    @staticmethod
+    def _errors():
+        from azure.core import exceptions as e
+
+        return e
+
+    # -- alert index ------------------------------------------------------------
+    def get_alert_claims(self, keys: list[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        hashes = {key_hash(k): k for k in keys}
+        flt = " or ".join(f"PartitionKey eq '{h}'" for h in hashes)
+        rows = self._t("AlertIndex").query_entities(flt, select=["PartitionKey", "incidentId"])
+        return {hashes[r["PartitionKey"]]: r["incidentId"] for r in rows if r["PartitionKey"] in hashes}
+
+    def claim_alert(self, key: str, incident_id: str, received_at: datetime) -> tuple[str, bool]:
+        e = self._errors()
+        entity = {"PartitionKey": key_hash(key), "RowKey": "", "alertKey": key[:1000], "incidentId": incident_id,
+                  "receivedAt": received_at.isoformat()}
+        try:
+            self._t("AlertIndex").create_entity(entity)
+            return incident_id, True
+        except e.ResourceExistsError:
+            row = self._t("AlertIndex").get_entity(key_hash(key), "")
+            return row["incidentId"], False
+
+    # -- entity index -------------------------------------------------------------
+    def find_entities(self, partition: str, keys: list[str]) -> list[EntityIndexRow]:
+        if not keys:
+            return []
+        rows: list[EntityIndexRow] = []
+        # Keep each filter well under the service's limit of 15 comparisons.
+        for i in range(0, len(keys), 14):
+            part = keys[i:i + 14]
+            hashes = {key_hash(k): k for k in part}
+            flt = f"PartitionKey eq '{key_hash(partition)}' and (" + " or ".join(
+                f"RowKey eq '{h}'" for h in hashes) + ")"
+            for r in self._t("EntityIndex").query_entities(flt):
+                rows.append(EntityIndexRow(key=hashes.get(r["RowKey"], r.get("entityKey", "")),
+                                           incident_id=r["incidentId"], last_seen=r["lastSeen"]))
+        return rows
+
+    def upsert_entities(self, partition: str, rows: list[EntityIndexRow]) -> None:
+        pk = key_hash(partition)
+        ops = [("upsert", {"PartitionKey": pk, "RowKey": key_hash(r.key), "entityKey": r.key[:1000],
+                           "incidentId": r.incident_id, "lastSeen": r.last_seen, "partner": partition})
+               for r in rows]
+        for i in range(0, len(ops), 100):
+            self._t("EntityIndex").submit_transaction(ops[i:i + 100])
+
+    # -- incidents ------------------------------------------------------------------
+    def _incident_entity(self, incident: Incident) -> dict[str, Any]:
+        doc = incident.wire()
+        alerts = doc.pop("alerts")
+        entity = {"PartitionKey": incident.id, "RowKey": "incident", "partnerId": incident.partner_id or "",
+                  "priority": incident.priority.value, "status": incident.status.value, "score": incident.score,
+                  "createdAt": doc["createdAt"], "updatedAt": doc["updatedAt"], "title": incident.title[:512]}
+        _put_json(entity, "doc", doc)
+        # Keep the most recent alerts if an incident grows very large; alertCount keeps the total.
+        _put_json(entity, "alerts", alerts[-200:])
+        return entity
+
+    @staticmethod
+    def _incident_from(entity: dict[str, Any]) -> Incident:
+        doc = _get_json(entity, "doc")
+        doc["alerts"] = _get_json(entity, "alerts") or []
+        return Incident.model_validate(doc)
+
+    def get_incident(self, incident_id: str) -> tuple[Incident, str] | None:
+        e = self._errors()
+        try:
+            entity = self._t("Incidents").get_entity(incident_id, "incident")
+        except e.ResourceNotFoundError:
+            return None
+        return self._incident_from(entity), entity.metadata["etag"]
+
+    def create_incident(self, incident: Incident) -> str:
+        e = self._errors()
+        try:
+            meta = self._t("Incidents").create_entity(self._incident_entity(incident))
+        except e.ResourceExistsError:
+            raise ConflictError(f"incident {incident.id} exists") from None
+        return meta["etag"]
+
+    def replace_incident(self, incident: Incident, etag: str) -> str:
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        e = self._errors()
+        try:
+            meta = self._t("Incidents").update_entity(self._incident_entity(incident), mode=UpdateMode.REPLACE,
+                                                      etag=etag, match_condition=MatchConditions.IfNotModified)
+        except (e.ResourceModifiedError, e.ResourceNotFoundError):
+            raise ConcurrencyError(f"incident {incident.id} changed since read") from None
+        return meta["etag"]
+
+    def iter_incidents(self, filter_expr: str | None = None) -> Iterator[Incident]:
+        flt = "RowKey eq 'incident'" + (f" and ({filter_expr})" if filter_expr else "")
+        for entity in self._t("Incidents").query_entities(flt):
+            yield self._incident_from(entity)
+
+    # -- timeline -------------------------------------------------------------------
+    @staticmethod
+    def _event_entity(ev: EvidenceEvent) -> dict[str, Any]:
+        entity = {"PartitionKey": ev.incident_id, "RowKey": f"{ev.seq:010d}", "seq": ev.seq,
+                  "occurredAt": ev.occurred_at, "phase": ev.phase.value, "criterion": ev.criterion,
+                  "actor": ev.actor, "actorType": ev.actor_type.value, "eventType": ev.event_type,
+                  "summary": ev.summary, "prevHash": ev.prev_hash, "hash": ev.hash}
+        _put_json(entity, "data", ev.data)
+        return entity
+
+    @staticmethod
+    def _event_from(entity: dict[str, Any]) -> EvidenceEvent:
+        return EvidenceEvent(
+            incident_id=entity["PartitionKey"], seq=int(entity["seq"]), occurred_at=entity["occurredAt"],
+            phase=entity["phase"], criterion=entity["criterion"], actor=entity["actor"],
+            actor_type=entity["actorType"], event_type=entity["eventType"], summary=entity["summary"],
+            data=_get_json(entity, "data") or {}, prev_hash=entity["prevHash"], hash=entity["hash"],
+        )
+
+    def append_events(self, incident_id: str, drafts: list[EventDraft], new_chain: bool = False) -> list[EvidenceEvent]:
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        e = self._errors()
+        if not drafts:
+            return []
+        if len(drafts) > 99:
+            out: list[EvidenceEvent] = []
+            for i in range(0, len(drafts), 99):
+                out += self.append_events(incident_id, drafts[i:i + 99], new_chain and i == 0)
+            return out
+        table = self._t("IncidentTimeline")
+        for attempt in range(40):
+            if new_chain and attempt == 0:
+                last_seq, last_hash, etag = 0, GENESIS_HASH, None
+            else:
+                try:
+                    head = table.get_entity(incident_id, HEAD_ROW)
+                    last_seq, last_hash, etag = int(head["lastSeq"]), head["lastHash"], head.metadata["etag"]
+                except e.ResourceNotFoundError:
+                    last_seq, last_hash, etag = 0, GENESIS_HASH, None
+            events = chain(incident_id, drafts, last_seq, last_hash)
+            head_entity = {"PartitionKey": incident_id, "RowKey": HEAD_ROW, "lastSeq": events[-1].seq,
+                           "lastHash": events[-1].hash}
+            ops: list[tuple] = [("create", self._event_entity(ev)) for ev in events]
+            if etag is None:
+                ops.append(("create", head_entity))
+            else:
+                ops.append(("update", head_entity, {"mode": UpdateMode.REPLACE, "etag": etag,
+                                                    "match_condition": MatchConditions.IfNotModified}))
+            try:
+                table.submit_transaction(ops)
+                return events
+            except TableTransactionError as exc:
+                if exc.status_code not in (409, 412):
+                    raise
+            except (e.ResourceExistsError, e.ResourceModifiedError):
+                pass
+            # Another writer appended first: re-read the head and try again.
+            time.sleep(min(0.2, 0.005 * (attempt + 1)) * random.random())
+        raise ConcurrencyError(f"could not append to the timeline of {incident_id}: too much contention")
+
+    def list_events(self, incident_id: str) -> list[EvidenceEvent]:
+        flt = f"PartitionKey eq '{_q(incident_id)}' and RowKey lt '{HEAD_ROW}'"
+        return sorted((self._event_from(r) for r in self._t("IncidentTimeline").query_entities(flt)),
+                      key=lambda ev: ev.seq)
+
+    def iter_events(self, occurred_from: str | None, occurred_to: str | None) -> Iterator[EvidenceEvent]:
+        parts = [f"RowKey lt '{HEAD_ROW}'"]
+        if occurred_from:
+            parts.append(f"occurredAt ge '{_q(occurred_from)}'")
+        if occurred_to:
+            parts.append(f"occurredAt le '{_q(occurred_to)}'")
+        for entity in self._t("IncidentTimeline").query_entities(" and ".join(parts), results_per_page=1000):
+            yield self._event_from(entity)
+
+    # -- containment actions, notifications -----------------------------------------------
+    def put_record(self, table: str, incident_id: str, record_id: str, data: dict[str, Any], etag: str | None = None,
+                   create_only: bool = False) -> str:
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        e = self._errors()
+        entity = {"PartitionKey": incident_id, "RowKey": record_id}
+        for k in ("kind", "status", "target", "createdAt", "updatedAt", "channel", "recipient"):
+            if isinstance(data.get(k), (str, int, float)):
+                entity[k] = data[k]
+        _put_json(entity, "doc", data)
+        client = self._t(table)
+        try:
+            if create_only:
+                return client.create_entity(entity)["etag"]
+            if etag:
+                return client.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,
+                                            match_condition=MatchConditions.IfNotModified)["etag"]
+            return client.upsert_entity(entity, mode=UpdateMode.REPLACE)["etag"]
+        except e.ResourceExistsError:
+            raise ConflictError(f"{table} {record_id} exists") from None
+        except (e.ResourceModifiedError, e.ResourceNotFoundError):
+            raise ConcurrencyError(f"{table} {record_id} changed since read") from None
+
+    def get_record(self, table: str, incident_id: str, record_id: str) -> tuple[dict[str, Any], str] | None:
+        e = self._errors()
+        try:
+            entity = self._t(table).get_entity(incident_id, record_id)
+        except e.ResourceNotFoundError:
+            return None
+        return _get_json(entity, "doc"), entity.metadata["etag"]
+
+    def list_records(self, table: str, incident_id: str) -> list[dict[str, Any]]:
+        rows = self._t(table).query_entities(f"PartitionKey eq '{_q(incident_id)}'")
+        return [_get_json(r, "doc") for r in sorted(rows, key=lambda r: r["RowKey"])]
+
+    # -- state -----------------------------------------------------------------------
+    def get_state(self, name: str) -> tuple[dict[str, Any], str] | None:
+        return self.get_record("IngestState", "state", name)
+
+    def set_state(self, name: str, value: dict[str, Any], etag: str | None) -> str:
+        return self.put_record("IngestState", "state", name, value, etag=etag)
+
+
+def _q(value: str) -> str:
+    """Quote a value inside an OData string literal."""
+    return value.replace("'", "''")
