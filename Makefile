@@ -1,0 +1,41 @@
+# soc-responder — every target sets itself up from a fresh clone.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: all venv node test demo bench clean lock
+
+all: test
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+venv: $(STAMP)
+node: $(NODE_STAMP)
+
+## make test: unit, functional (Azurite + HTTPS fakes), end-to-end and infrastructure checks
+test: venv node
+	$(PY) -m pytest
+
+## make demo: the sample alerts through the real function handlers, Azurite, dry-run, a readable report
+demo: venv node
+	$(PY) -m devtools.demo
+
+## make bench: ingest throughput/latency and cold-start ratios, measured in one run
+bench: venv node
+	$(PY) -m benchmarks
+
+## make lock: refresh constraints.txt from the current venv
+lock: venv
+	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .hypothesis .demo .bench
