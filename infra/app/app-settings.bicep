@@ -1,0 +1,24 @@
+// Applies the app settings that main.bicep assembles. A separate resource (not
+// siteConfig.appSettings) so the values may depend on the app's own outputs.
+// This resource replaces the whole settings collection on every deployment:
+// settings changed by hand in the portal do not survive a redeploy, on purpose.
+metadata description = 'App settings of the soc-responder Function App (the full set, replaced on every deployment).'
+
+@description('Name of the existing Function App.')
+param functionAppName string
+
+@description('Every app setting, name to string value. Built in main.bicep; no secrets (identity-based connections only).')
+param appSettings object
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
+  name: functionAppName
+}
+
+resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: functionApp
+  name: 'appsettings'
+  properties: appSettings
+}
+
+@description('Names of the settings applied (values omitted).')
+output settingNames array = objectKeys(appSettings)
