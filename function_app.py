@@ -3,7 +3,14 @@ import azure.durable_functions as df
 
 from functions import ingest, operator, runbook
 
-app = df.DFApp()
-app.register_functions(ingest.bp)
-app.register_functions(runbook.bp)
-app.register_functions(operator.bp)
+
+def build_app() -> df.DFApp:
+    """A new app with every blueprint registered (tests build a fresh one per run)."""
+    app = df.DFApp()
+    app.register_functions(ingest.bp)
+    app.register_functions(runbook.bp)
+    app.register_functions(operator.bp)
+    return app
+
+
+app = build_app()

@@ -20,5 +20,5 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   properties: appSettings
 }
 
-@description('Names of the settings applied (values omitted).')
-output settingNames array = objectKeys(appSettings)
+@description('Number of settings applied (values omitted: outputs are visible in the deployment history).')
+output settingCount int = length(appSettings)
