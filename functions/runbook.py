@@ -16,13 +16,23 @@ bp = df.Blueprint()
 
 @bp.orchestration_trigger(context_name="context")
 def incident_runbook(context: df.DurableOrchestrationContext):
-    """Plan → contain (P1) → notify → escalate (P1); each step evidenced by its activity."""
+    """Plan → contain (P1) → notify → escalate (P1) → investigate; each step evidenced by its activity."""
     request = context.get_input() or {}
-    context.set_custom_status({"step": "planning", "incidentId": request.get("incidentId")})
+    incident_id = request.get("incidentId")
+    context.set_custom_status({"step": "planning", "incidentId": incident_id})
     plan = yield context.call_activity("plan_response", request)
-    context.set_custom_status({"step": "planned", "incidentId": request.get("incidentId"),
+    result: dict = {"incidentId": incident_id, "plan": plan}
+    context.set_custom_status({"step": "planned", "incidentId": incident_id,
                                "containment": len(plan.get("containment", [])), "mode": plan.get("responseMode")})
-    return {"incidentId": request.get("incidentId"), "plan": plan}
+
+    # -- Contain (SPEC 4) ------------------------------------------------------------
+
+    # -- Notify and escalate (SPEC 5) --------------------------------------------------
+
+    # -- Investigate (SPEC 1) --------------------------------------------------------
+
+    context.set_custom_status({"step": "done", "incidentId": incident_id})
+    return result
 
 
 @bp.activity_trigger(input_name="request")

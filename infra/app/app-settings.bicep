@@ -15,6 +15,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
 }
 
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13,CKV_AZURE_63,CKV_AZURE_65,CKV_AZURE_66,CKV_AZURE_80,CKV_AZURE_88,CKV_AZURE_222: false positives: checkov reads every sites/config resource as the 'web' site config, but this one is the 'appsettings' collection, which has none of those properties (the site itself is checked in function-app.bicep)
   parent: functionApp
   name: 'appsettings'
   properties: appSettings
