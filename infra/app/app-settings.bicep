@@ -15,7 +15,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
 }
 
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_13,CKV_AZURE_63,CKV_AZURE_65,CKV_AZURE_66,CKV_AZURE_80,CKV_AZURE_88,CKV_AZURE_222: false positives: checkov reads every sites/config resource as the 'web' site config, but this one is the 'appsettings' collection, which has none of those properties (the site itself is checked in function-app.bicep)
+  // checkov reads every Microsoft.Web/sites/config resource as the 'web' config; these are false positives here.
+  // checkov:skip=CKV_AZURE_13: App Service Authentication is a property of the site config, not of appsettings (see the skip on the site in function-app.bicep)
+  // checkov:skip=CKV_AZURE_63: HTTP logging is a web-config property; this resource is the appsettings collection (the site sends allLogs to Log Analytics)
+  // checkov:skip=CKV_AZURE_65: detailed error messages are a web-config property; this resource is the appsettings collection
+  // checkov:skip=CKV_AZURE_66: failed request tracing is a web-config property; this resource is the appsettings collection
+  // checkov:skip=CKV_AZURE_80: .NET Framework version is a web-config property and the app is Python; this resource is the appsettings collection
+  // checkov:skip=CKV_AZURE_88: Azure Files mounts do not apply: this resource is the appsettings collection and Flex Consumption deploys from a blob container
+  // checkov:skip=CKV_AZURE_222: public network access is a site property (skipped with its reason in function-app.bicep); this resource is the appsettings collection
   parent: functionApp
   name: 'appsettings'
   properties: appSettings
