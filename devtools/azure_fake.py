@@ -764,13 +764,14 @@ class AzureFake:
             assert fake.writes() == []
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", require_auth: bool = True, lro_retry_after: str = "0.05"):
+    def __init__(self, *, host: str = "127.0.0.1", require_auth: bool = True, lro_retry_after_ms: int = 50):
         self.host = host
         #: API requests must carry a bearer token issued by ``identity`` for the right audience.
         self.require_auth = require_auth
-        #: Retry-After sent with long-running-operation answers (azure-core polls after it; a value
-        #: of 0 would make azure-core fall back to the client's 30 s polling_interval).
-        self.lro_retry_after = lro_retry_after
+        #: Long-running-operation answers carry ``retry-after-ms`` (azure-core polls after it).
+        #: Not ``Retry-After: 0``: azure-core then falls back to the client's polling_interval
+        #: (30 s), and azure-mgmt-network parses Retry-After as an int (no fractions).
+        self.lro_retry_after_ms = lro_retry_after_ms
         self.identity = ManagedIdentityEndpoint(host=host)
         self._lock = threading.RLock()
         self._abort = threading.Event()
@@ -1411,12 +1412,12 @@ class AzureFake:
         self._operations[op_id] = {"key": key, "kind": kind, "remaining": cfg["polls"], "fail": cfg["fail"],
                                    "start": _now_iso()}
         url = f"{self.url}/subscriptions/{ap.subscription}/providers/{namespace}/locations/{location}/operations/{op_id}?api-version=2024-05-01"
-        return FakeResponse(status, body, {"Azure-AsyncOperation": url, "Retry-After": self.lro_retry_after})
+        return FakeResponse(status, body, {"Azure-AsyncOperation": url, "retry-after-ms": str(self.lro_retry_after_ms)})
 
     def _operation_status(self, op_id: str) -> FakeResponse:
         op = self._operations[op_id]
         base = {"id": op_id, "name": op_id, "startTime": op["start"]}
-        headers = {"Retry-After": self.lro_retry_after}
+        headers = {"retry-after-ms": str(self.lro_retry_after_ms)}
         if op.get("done"):
             return FakeResponse(200, op["done"], headers)
         if op["remaining"] > 0:

@@ -4,21 +4,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from functions.http import handle_errors, json_response, read_json
 from shared import runtime
-from shared.ingest import IngestOutcome
+
+if TYPE_CHECKING:  # pydantic models load on first use, not at cold start
+    from shared.ingest import IngestOutcome
 
 bp = df.Blueprint()
 log = logging.getLogger("soc_responder.ingest")
 RUNBOOK = "incident_runbook"
 
 
-async def start_runbook(client: df.DurableOrchestrationClient, outcome: IngestOutcome) -> None:
+async def start_runbook(client: df.DurableOrchestrationClient, outcome: "IngestOutcome") -> None:
     """Start the incident's runbook; a failure is evidenced, never hidden, and never loses the incident."""
     if outcome.runbook is None:
         return

@@ -12,7 +12,6 @@ import azure.functions as func
 from functions.http import handle_errors, json_response
 from shared import runtime
 from shared.errors import IncidentNotFoundError
-from shared.evidence import verify_chain
 
 bp = func.Blueprint()
 
@@ -39,6 +38,8 @@ async def get_incident(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def verify_incident(ctx, incident_id: str) -> dict:
+    from shared.evidence import verify_chain
+
     if ctx.store.get_incident(incident_id) is None:
         raise IncidentNotFoundError(incident_id)
     return verify_chain(ctx.store.list_events(incident_id)).wire()

@@ -1,0 +1,237 @@
+"""Factories for the real Azure SDK clients, built from ``Settings``.
+
+Nothing here imports an Azure SDK at module import time: each factory
+imports its SDK when first called, so unit tests and cold starts of
+functions that never touch a service stay light.
+
+Caching (Functions runs sync functions on a thread pool, async ones on one
+event loop):
+
+- ``credential()`` is one process-wide ``DefaultAzureCredential`` (it reads
+  ``AZURE_CLIENT_ID`` for a user-assigned managed identity itself).
+- The sync clients (ARM network/compute, Log Analytics, ACS, Tables) are
+  cached per process under a lock, keyed by endpoint (and subscription);
+  azure-core sync clients are safe to share between threads.
+- The Graph client is async (httpx): its connection pool belongs to the event
+  loop it first runs on, so it is cached per running event loop, and built
+  fresh (uncached) when no loop is running.
+- Passing keyword arguments (``retry_total=``, ``read_timeout=``,
+  ``polling_interval=``, ``timeout=``...) builds a fresh, uncached client.
+
+``reset_clients()`` drops every cached client and the credential (tests use
+it when they point the environment somewhere else).
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from urllib.parse import urlsplit
+
+from shared.errors import ConfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from azure.communication.callautomation import CallAutomationClient
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableServiceClient
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.monitor.query import LogsQueryClient
+    from msgraph import GraphServiceClient
+
+    from shared.settings import Settings
+
+__all__ = [
+    "call_automation_client",
+    "compute_client",
+    "credential",
+    "graph_client",
+    "logs_client",
+    "network_client",
+    "reset_clients",
+    "table_service",
+]
+
+T = TypeVar("T")
+
+_lock = threading.RLock()
+_credential: "TokenCredential | None" = None
+_cache: dict[tuple, Any] = {}
+_graph_cache: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]]" = weakref.WeakKeyDictionary()
+
+
+def credential() -> "TokenCredential":
+    """The process-wide ``DefaultAzureCredential`` (managed identity in Azure;
+    ``AZURE_CLIENT_ID`` selects a user-assigned identity)."""
+    global _credential
+    with _lock:
+        if _credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            _credential = DefaultAzureCredential()
+        return _credential
+
+
+def _cached(key: tuple, build: Callable[[], T], kwargs: dict[str, Any]) -> T:
+    if kwargs:
+        return build()
+    with _lock:
+        client = _cache.get(key)
+        if client is None:
+            client = _cache[key] = build()
+        return client
+
+
+def _scope(endpoint: str) -> str:
+    return endpoint.rstrip("/") + "/.default"
+
+
+def network_client(settings: "Settings", subscription_id: str, **kwargs: Any) -> "NetworkManagementClient":
+    """``NetworkManagementClient`` for ``subscription_id`` at ``ARM_ENDPOINT``."""
+    def build() -> "NetworkManagementClient":
+        from azure.mgmt.network import NetworkManagementClient
+
+        return NetworkManagementClient(credential(), subscription_id, base_url=settings.arm_endpoint,
+                                       credential_scopes=[_scope(settings.arm_endpoint)], **kwargs)
+
+    return _cached(("network", settings.arm_endpoint, subscription_id.lower()), build, kwargs)
+
+
+def compute_client(settings: "Settings", subscription_id: str, **kwargs: Any) -> "ComputeManagementClient":
+    """``ComputeManagementClient`` for ``subscription_id`` at ``ARM_ENDPOINT``."""
+    def build() -> "ComputeManagementClient":
+        from azure.mgmt.compute import ComputeManagementClient
+
+        return ComputeManagementClient(credential(), subscription_id, base_url=settings.arm_endpoint,
+                                       credential_scopes=[_scope(settings.arm_endpoint)], **kwargs)
+
+    return _cached(("compute", settings.arm_endpoint, subscription_id.lower()), build, kwargs)
+
+
+def logs_client(settings: "Settings", **kwargs: Any) -> "LogsQueryClient":
+    """``LogsQueryClient`` at ``LOG_ANALYTICS_ENDPOINT`` (token audience = that endpoint)."""
+    def build() -> "LogsQueryClient":
+        from azure.monitor.query import LogsQueryClient
+
+        return LogsQueryClient(credential(), endpoint=settings.log_analytics_endpoint,
+                               audience=settings.log_analytics_endpoint, **kwargs)
+
+    return _cached(("logs", settings.log_analytics_endpoint), build, kwargs)
+
+
+def call_automation_client(settings: "Settings", **kwargs: Any) -> "CallAutomationClient":
+    """ACS ``CallAutomationClient`` at ``ACS_ENDPOINT`` with the managed identity
+    (the SDK asks for a ``https://communication.azure.com//.default`` token)."""
+    endpoint = settings.acs_endpoint
+    if not endpoint:
+        raise ConfigurationError("ACS_ENDPOINT is not set: calls are disabled")
+
+    def build() -> "CallAutomationClient":
+        from azure.communication.callautomation import CallAutomationClient
+
+        return CallAutomationClient(endpoint, credential(), **kwargs)
+
+    return _cached(("acs", endpoint), build, kwargs)
+
+
+def table_service(settings: "Settings", **kwargs: Any) -> "TableServiceClient":
+    """``TableServiceClient`` from the ``EvidenceStorage`` connection string, else from
+    ``EvidenceStorage__tableServiceUri`` with the managed identity."""
+    conn = settings.evidence_connection_string
+    uri = settings.evidence_table_service_uri
+    if not conn and not uri:
+        raise ConfigurationError("EvidenceStorage or EvidenceStorage__tableServiceUri must be set for the evidence tables")
+
+    def build() -> "TableServiceClient":
+        from azure.data.tables import TableServiceClient
+
+        if conn:
+            return TableServiceClient.from_connection_string(conn, **kwargs)
+        return TableServiceClient(endpoint=uri, credential=credential(), **kwargs)
+
+    return _cached(("tables", conn or uri), build, kwargs)
+
+
+def graph_client(settings: "Settings", *, timeout: float | None = None, max_retries: int | None = None,
+                 retry_delay: float | None = None) -> "GraphServiceClient":
+    """``GraphServiceClient`` at ``<GRAPH_ENDPOINT>/v1.0``.
+
+    The token scope is ``<GRAPH_ENDPOINT>/.default`` and the authentication
+    provider allows exactly the GRAPH_ENDPOINT host (kiota sends requests to
+    any other host without a token, silently). ``timeout`` (seconds, default
+    kiota's 100 s read / 30 s connect), ``max_retries`` and ``retry_delay``
+    (kiota's retry handler: 429/503/504 only) build an uncached client.
+    """
+    custom = timeout is not None or max_retries is not None or retry_delay is not None
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if custom or loop is None:
+        return _build_graph(settings, timeout, max_retries, retry_delay)
+    key = ("graph", settings.graph_endpoint)
+    with _lock:
+        per_loop = _graph_cache.setdefault(loop, {})
+        client = per_loop.get(key)
+        if client is None:
+            client = per_loop[key] = _build_graph(settings, None, None, None)
+        return client
+
+
+def _build_graph(settings: "Settings", timeout: float | None, max_retries: int | None,
+                 retry_delay: float | None) -> "GraphServiceClient":
+    from msgraph import GraphRequestAdapter, GraphServiceClient
+    from msgraph_core.authentication import AzureIdentityAuthenticationProvider
+
+    endpoint = settings.graph_endpoint.rstrip("/")
+    host = urlsplit(endpoint).hostname
+    if not host:
+        raise ConfigurationError(f"GRAPH_ENDPOINT is not a URL: {endpoint!r}")
+    auth = AzureIdentityAuthenticationProvider(credential(), scopes=[_scope(endpoint)], allowed_hosts=[host])
+    http_client = None
+    if timeout is not None or max_retries is not None or retry_delay is not None:
+        import httpx
+        from kiota_http.kiota_client_factory import KiotaClientFactory
+        from kiota_http.middleware.options import RetryHandlerOption
+        from msgraph.graph_request_adapter import options as graph_options
+        from msgraph_core import GraphClientFactory
+
+        options = dict(graph_options)
+        if max_retries is not None or retry_delay is not None:
+            defaults = RetryHandlerOption()
+            option = RetryHandlerOption(
+                delay=defaults.max_delay if retry_delay is None else retry_delay,
+                max_retries=defaults.max_retry if max_retries is None else max_retries,
+            )
+            options[RetryHandlerOption.get_key()] = option
+        base = KiotaClientFactory.get_default_client()
+        if timeout is not None:
+            base.timeout = httpx.Timeout(timeout)
+        http_client = GraphClientFactory.create_with_default_middleware(client=base, options=options)
+    adapter = GraphRequestAdapter(auth, client=http_client)
+    # Before constructing the client: it copies base_url into its path parameters.
+    adapter.base_url = f"{endpoint}/v1.0"
+    return GraphServiceClient(request_adapter=adapter)
+
+
+def reset_clients() -> None:
+    """Close and forget every cached client and the credential."""
+    global _credential
+    with _lock:
+        clients = list(_cache.values())
+        _cache.clear()
+        _graph_cache.clear()
+        cred, _credential = _credential, None
+    for client in clients:
+        close = getattr(client, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+    if cred is not None:
+        try:
+            cred.close()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001
+            pass
