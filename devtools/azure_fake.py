@@ -1144,8 +1144,11 @@ class AzureFake:
             for i, nic in enumerate(nic_ids):
                 stored = self._arm.get(_key(nic))
                 if stored is not None:
+                    stored = copy.deepcopy(stored)
                     stored["properties"]["virtualMachine"] = {"id": resource_id}
                     stored["properties"]["primary"] = i == 0
+                    stored["etag"] = _etag()
+                    self._store(stored)
         return vm
 
     def add_nic(self, resource_id: str, location: str, nsg_id: str | None = None,
@@ -1785,6 +1788,10 @@ class AzureFake:
             body = req.body if isinstance(req.body, dict) else {}
             if not body.get("targets") or not body.get("callbackUri"):
                 return FakeResponse(400, {"error": {"code": "BadRequest", "message": "targets and callbackUri are required."}})
+            pstn = any((t or {}).get("kind") == "phoneNumber" or (t or {}).get("phoneNumber") for t in body["targets"])
+            if pstn and not (body.get("sourceCallerIdNumber") or {}).get("value"):
+                return FakeResponse(400, {"error": {"code": "BadRequest",
+                                                    "message": "sourceCallerIdNumber is required to call a phone number (PSTN)."}})
             call = CallRecord(call_connection_id=str(uuid.uuid4()),
                               server_call_id="aHR0cHM6Ly9mYWtl" + secrets.token_urlsafe(24),
                               correlation_id=str(uuid.uuid4()), request=copy.deepcopy(body))

@@ -76,15 +76,15 @@ class Azurite:
         if shutil.which("node") is None:
             raise AzuriteError("node is not on PATH; Azurite needs Node.js.")
         last_error: Exception | None = None
-        for _attempt in range(3):  # a free port can be taken between probing and binding
+        for attempt in range(3):  # a free port can be taken between probing and binding
             try:
                 self._spawn()
                 self._wait_ready()
                 return self
             except AzuriteError as exc:
                 last_error = exc
-                self.stop(keep_log=True)
-        raise AzuriteError(f"Azurite did not start: {last_error}")
+                self.stop(keep_log=False)  # the error message carries the log
+        raise AzuriteError(f"Azurite did not start after {attempt + 1} attempts: {last_error}")
 
     def _spawn(self) -> None:
         self._workdir = tempfile.TemporaryDirectory(prefix="azurite-")

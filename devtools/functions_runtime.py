@@ -39,7 +39,8 @@ What is faithful to the real host/worker
 What is simplified
 ------------------
 * No auth: function keys / auth levels are not checked.
-* No host.json: the route prefix is a constructor argument (default ``api``).
+* host.json is only read if given (``host_json=``), and then only for the
+  route prefix, the task hub name and ``overridableExistingInstanceStates``.
 * Only HTTP, timer, durable client, orchestration and activity bindings are
   wired.  Other *input* bindings are not resolved (pass them yourself with
   ``runtime.invoke(name, **kwargs)``); other *output* bindings receive a
@@ -52,6 +53,22 @@ What is simplified
   events raised by the call have been processed when the call returns.  The
   real host does this asynchronously "soon after".
 
+Gotchas for app authors (true on the real worker as well)
+---------------------------------------------------------
+* A function with ``durable_client_input`` must be ``async def`` (the SDK's
+  wrapper awaits it); this runtime says so explicitly instead of failing
+  with "object HttpResponse can't be used in 'await' expression".
+* Bindings are matched to parameters BY NAME: ``route(trigger_arg_name=...)``
+  / ``client_name=`` / ``input_name=`` must equal the parameter names, and an
+  orchestrator's ``context_name`` must be ``"context"`` (the SDK's wrapper
+  takes ``context``).
+* Call ``app.get_functions()`` at most once per app object (build a fresh
+  app per test run, or pass the same app to every runtime: the index is
+  cached per app).
+* Sync handlers run in the caller's thread, async ones on the shared loop:
+  never block the loop, and never call the runtime synchronously from an
+  async handler (it raises instead of deadlocking).
+
 See ``devtools/durable_host.py`` for the Durable Functions side.
 """
 
@@ -62,6 +79,7 @@ import atexit
 import inspect
 import json
 import logging
+import os
 import re
 import threading
 import traceback
@@ -101,6 +119,8 @@ _ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTI
 # The shared event loop (one per process, like the worker's)
 # --------------------------------------------------------------------------
 
+_DURABLE_CREATE_LOCK = threading.Lock()
+
 class _LoopThread:
     """A daemon thread running one asyncio loop for the whole process."""
 
@@ -115,7 +135,10 @@ class _LoopThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._ready.set)
-        self.loop.run_forever()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
 
     def stop(self) -> None:
         if self.loop.is_closed():
@@ -185,7 +208,8 @@ def run_coroutine(coro, timeout: Optional[float] = 120.0) -> Any:
 
 @dataclass
 class _RouteSegment:
-    kind: int           # precedence: 0 literal, 1 complex, 2 constrained, 3 param, 4 optional, 5 catch-all
+    # precedence: 0 literal, 1 complex, 2 constrained, 3 param, 4 optional, 5 catch-all
+    kind: int
     literal: str = ""
     name: str = ""
     regex: Optional[re.Pattern] = None
@@ -300,6 +324,13 @@ class FunctionEntry:
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.user_function)
+
+    def accepts_any_keyword(self) -> bool:
+        try:
+            return any(p.kind is inspect.Parameter.VAR_KEYWORD
+                       for p in inspect.signature(self.user_function).parameters.values())
+        except (TypeError, ValueError):  # pragma: no cover
+            return True
 
     def parameter_names(self) -> List[str]:
         try:
@@ -428,7 +459,21 @@ class FunctionIndex:
                     "pass it explicitly with runtime.invoke(name, **{...})")
         if "context" in params and "context" not in kwargs:
             kwargs["context"] = InvocationContext(entry.name)
+        if not entry.accepts_any_keyword():
+            unknown = [k for k in kwargs if k not in params]
+            if unknown:
+                raise TypeError(
+                    f"function {entry.name!r} has no parameter named {unknown} for its "
+                    f"binding(s); parameters are {params}. The Python worker matches "
+                    "bindings to parameters by name and would refuse to index it.")
         fn = entry.user_function
+        wrapped = getattr(fn, "client_function", None)
+        if entry.client_bindings and wrapped is not None and \
+                not inspect.iscoroutinefunction(wrapped):
+            raise TypeError(
+                f"function {entry.name!r} has a durable client binding but is not "
+                "'async def': the durable SDK's client wrapper awaits it, which fails on "
+                "the real worker too. Declare it 'async def' and await the client calls.")
         if inspect.iscoroutinefunction(fn):
             result = run_coroutine(fn(**kwargs), timeout)
         else:
@@ -584,6 +629,10 @@ class LocalFunctionsRuntime:
         Re-raise exceptions from HTTP functions instead of answering 500.
     durable_options:
         Extra keyword arguments for ``LocalDurableHost``.
+    host_json:
+        Path of the app's host.json: ``extensions.http.routePrefix``,
+        ``extensions.durableTask.hubName`` and
+        ``overridableExistingInstanceStates`` are honoured (nothing else).
     """
 
     def __init__(self, app: Any, *, now: Optional[datetime] = None,
@@ -591,7 +640,19 @@ class LocalFunctionsRuntime:
                  base_url: str = "http://localhost:7071", route_prefix: str = "api",
                  raise_errors: bool = False, task_hub: str = "TestHubName",
                  invoke_timeout: float = 120.0,
-                 durable_options: Optional[Dict[str, Any]] = None) -> None:
+                 durable_options: Optional[Dict[str, Any]] = None,
+                 host_json: Optional[Union[str, "os.PathLike[str]"]] = None) -> None:
+        durable_options = dict(durable_options or {})
+        if host_json is not None:
+            with open(host_json, encoding="utf-8") as fh:
+                extensions = json.load(fh).get("extensions") or {}
+            route_prefix = (extensions.get("http") or {}).get("routePrefix", route_prefix)
+            durable_task = extensions.get("durableTask") or {}
+            task_hub = durable_task.get("hubName", task_hub)
+            if "overridableExistingInstanceStates" in durable_task:
+                durable_options.setdefault(
+                    "overridable_existing_instance_states",
+                    durable_task["overridableExistingInstanceStates"])
         self.functions = function_index(app)
         self.base_url = base_url.rstrip("/")
         self.route_prefix = route_prefix.strip("/")
@@ -603,7 +664,7 @@ class LocalFunctionsRuntime:
         self._now = now
         self._durable_state = durable_state
         self._task_hub = task_hub
-        self._durable_options = dict(durable_options or {})
+        self._durable_options = durable_options
         self._durable = None
         self._closed = False
         background_loop()
@@ -612,7 +673,12 @@ class LocalFunctionsRuntime:
     @property
     def durable(self):
         """The ``LocalDurableHost`` behind the app's durable client bindings."""
-        if self._durable is None:
+        if self._durable is not None:
+            return self._durable
+        # Concurrent first calls (several request threads) must share one host.
+        with _DURABLE_CREATE_LOCK:
+            if self._durable is not None:
+                return self._durable
             if self._closed:
                 raise RuntimeError("runtime is closed")
             from .durable_host import LocalDurableHost

@@ -19,9 +19,19 @@ from shared.partners import Partner, PartnerRegistry
 from shared.scoring import ScoringRules, score_alert
 from shared.settings import Settings
 from shared.sla import reprioritise, start_clocks
-from shared.store import ConcurrencyError, EntityIndexRow, EvidenceStore
+from shared.store import AlertClaim, ConcurrencyError, EntityIndexRow, EvidenceStore
 
 SOC_PARTITION = "_soc"
+# A claim whose incident is still missing after this long belongs to a delivery that died.
+STALE_CLAIM = timedelta(minutes=2)
+
+
+def _is_stale(claim: AlertClaim, now: datetime) -> bool:
+    try:
+        at = datetime.fromisoformat(claim.received_at.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return now - at > STALE_CLAIM
 
 
 @dataclass
@@ -114,13 +124,18 @@ class IngestService:
         claims = self.store.get_alert_claims(alert.dedupe_keys)
         primary = alert.primary_key
         if primary in claims:
-            got = self.store.get_incident(claims[primary])
+            claim = claims[primary]
+            got = self.store.get_incident(claim.incident_id)
             if got is not None:
                 return self._duplicate(got[0], alert, decision, received)
+            if not _is_stale(claim, received):
+                # The delivery that claimed it is still writing the incident.
+                return IngestOutcome(claim.incident_id, decision.priority, IncidentStatus.OPEN.value, "duplicate",
+                                     decision.score, alert_key=primary)
             # Claimed by a delivery that stopped before writing the incident: finish its work.
-            return self._create(claims[primary], alert, decision, partner, matched_by, received, recovered=True)
+            return self._create(claim.incident_id, alert, decision, partner, matched_by, received, recovered=True)
         if claims:  # another copy of the same underlying alert (e.g. Defender alert inside a Sentinel incident)
-            target = next(claims[k] for k in alert.dedupe_keys if k in claims)
+            target = next(claims[k].incident_id for k in alert.dedupe_keys if k in claims)
             return self._join(target, alert, decision, partner, received, reason="same underlying alert")
         candidate = self._grouping_candidate(alert, partner)
         if candidate:
@@ -179,13 +194,9 @@ class IngestService:
                 matched_by: str, received: datetime, recovered: bool = False) -> IngestOutcome:
         triaged = self.clock()
         incident = open_incident(incident_id, alert, decision, partner, self._tz(partner), received, triaged)
-        try:
-            self.store.create_incident(incident)
-        except ConflictError:
-            got = self.store.get_incident(incident_id)
-            return self._duplicate(got[0], alert, decision, received)
         notes = self._claim_rest(alert, incident_id, received)
-        self._index_entities(incident, alert)
+        # The timeline is written before the incident becomes visible, so a concurrent
+        # duplicate that finds the incident always appends after its first events.
         self.store.append_events(incident_id, [
             EventDraft(event_type="alert.received", phase=Phase.DETECT, occurred_at=received,
                        summary=f"{alert.source} alert received: {alert.title}",
@@ -195,6 +206,12 @@ class IngestService:
                        summary=_triage_summary(decision),
                        data={"triage": decision.wire(), "sla": incident.sla.wire()}),
         ], new_chain=not recovered)
+        try:
+            self.store.create_incident(incident)
+        except ConflictError:
+            got = self.store.get_incident(incident_id)
+            return self._duplicate(got[0], alert, decision, received)
+        self._index_entities(incident, alert)
         return IngestOutcome(incident_id, incident.priority, incident.status.value, "created", decision.score,
                              runbook=RunbookStart(incident.runbook_instance_id,
                                                   {"incidentId": incident_id, "epoch": incident.runbook_epoch,

@@ -13,6 +13,7 @@ from typing import Mapping
 from shared.errors import ConfigurationError
 
 RESPONSE_MODES = ("enforce", "approve", "dry-run")
+P2_CALL_RULES = ("never", "always", "out-of-hours")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("SOC_INVESTIGATION_SOURCE", None, "Optional CIDR of the SOC investigation subnet, allowed through the quarantine NSG."),
     SettingSpec("BLAST_RADIUS_MAX", "5", "More than this many automatic containments within the window holds further ones for approval."),
     SettingSpec("BLAST_RADIUS_WINDOW_MINUTES", "15", "Window of the blast-radius breaker."),
+    SettingSpec("ESCALATION_MAX_ATTEMPTS", "12", "Phone escalation: call attempts (schedule slots 0/+15/+30/+45 min, then hourly) before the escalation is declared exhausted and people are emailed."),
+    SettingSpec("P2_CALL_RULE", "never", "When a P2 incident starts the phone escalation by itself: `never` (only `POST /api/incidents/{id}/call`), `always`, or `out-of-hours` (received outside 08:00–18:00 Mon–Fri in the partner's time zone)."),
+    SettingSpec("P4_DIGEST_HOUR", "8", "Local hour (0–23, partner's time zone) of the daily P4 digest email; `off` emails each P4 at once."),
+    SettingSpec("ACS_COGNITIVE_SERVICES_ENDPOINT", None, "Azure AI services endpoint connected to the ACS resource, used for the calls' text-to-speech prompt; unset: ACS default."),
     SettingSpec("AZURE_CLIENT_ID", None, "Client id of the user-assigned managed identity (read by azure-identity)."),
 )
 
@@ -73,6 +78,22 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value.strip()
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = (_get(env, name) or "").lower()
+    if value not in allowed:
+        raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _digest_hour(env: Mapping[str, str]) -> int | None:
+    raw = (_get(env, "P4_DIGEST_HOUR") or "").lower()
+    if raw == "off":
+        return None
+    if not raw.isdigit() or int(raw) > 23:
+        raise ConfigurationError(f"P4_DIGEST_HOUR must be an hour 0-23 or 'off', got {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed view of the app settings."""
@@ -96,6 +117,10 @@ class Settings:
     soc_investigation_source: str | None = None
     blast_radius_max: int = 5
     blast_radius_window_minutes: int = 15
+    escalation_max_attempts: int = 12
+    p2_call_rule: str = "never"
+    p4_digest_hour: int | None = 8
+    acs_cognitive_services_endpoint: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -125,4 +150,8 @@ class Settings:
             soc_investigation_source=_get(env, "SOC_INVESTIGATION_SOURCE"),
             blast_radius_max=_int(env, "BLAST_RADIUS_MAX", 0),
             blast_radius_window_minutes=_int(env, "BLAST_RADIUS_WINDOW_MINUTES", 1),
+            escalation_max_attempts=_int(env, "ESCALATION_MAX_ATTEMPTS", 1),
+            p2_call_rule=_choice(env, "P2_CALL_RULE", P2_CALL_RULES),
+            p4_digest_hour=_digest_hour(env),
+            acs_cognitive_services_endpoint=(_get(env, "ACS_COGNITIVE_SERVICES_ENDPOINT") or "").rstrip("/") or None,
         )

@@ -22,7 +22,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from shared.errors import ConfigurationError, ConflictError, SocResponderError
 from shared.evidence import GENESIS_HASH, EventDraft, EvidenceEvent, chain
@@ -44,10 +44,28 @@ class StoreUnavailableError(SocResponderError):
 
 
 @dataclass(frozen=True)
+class AlertClaim:
+    incident_id: str
+    received_at: str  # ISO 8601 UTC: when the claiming delivery arrived
+
+
+@dataclass(frozen=True)
 class EntityIndexRow:
     key: str
     incident_id: str
     last_seen: str  # ISO 8601 UTC
+
+
+@dataclass(frozen=True)
+class IncidentIndexRow:
+    """The columns of an incident row that filters, exports and watches need (no document parse)."""
+
+    incident_id: str
+    partner_id: str | None
+    priority: str
+    status: str
+    created_at: str
+    updated_at: str
 
 
 def key_hash(value: str) -> str:
@@ -74,8 +92,8 @@ class EvidenceStore(ABC):
     """What the domain needs from evidence storage."""
 
     @abstractmethod
-    def get_alert_claims(self, keys: list[str]) -> dict[str, str]:
-        """Alert key → incident id, for the keys already claimed."""
+    def get_alert_claims(self, keys: list[str]) -> dict[str, "AlertClaim"]:
+        """Alert key → its claim, for the keys already claimed."""
 
     @abstractmethod
     def claim_alert(self, key: str, incident_id: str, received_at: datetime) -> tuple[str, bool]:
@@ -112,6 +130,67 @@ class EvidenceStore(ABC):
 
     @abstractmethod
     def iter_incidents(self, filter_expr: str | None = None) -> Iterator[Incident]: ...
+
+    # -- evidence reads for export, review and retention (not abstract: defaults are correct, not fast) --
+    def scan_events(self, occurred_from: str | None = None, occurred_before: str | None = None,
+                    after: tuple[str, int] | None = None, incident_id: str | None = None) -> Iterator[EvidenceEvent]:
+        """Events ordered by (incident id, seq): ``occurred_from`` inclusive, ``occurred_before`` exclusive
+        (ISO strings as ``isoformat`` writes them), resuming strictly after the ``after`` (incident id, seq)
+        cursor, optionally one incident only."""
+        if incident_id is not None:
+            events: Iterator[EvidenceEvent] = iter(self.list_events(incident_id))
+        else:
+            events = iter(sorted(self.iter_events(occurred_from, None), key=lambda e: (e.incident_id, e.seq)))
+        for ev in events:
+            if occurred_from and ev.occurred_at < occurred_from:
+                continue
+            if occurred_before and ev.occurred_at >= occurred_before:
+                continue
+            if after and (ev.incident_id, ev.seq) <= after:
+                continue
+            yield ev
+
+    def iter_incident_index(self, partner_id: str | None = None, priorities: Iterable[str] | None = None,
+                            incident_id: str | None = None, from_incident: str | None = None,
+                            touched_since: str | None = None) -> Iterator[IncidentIndexRow]:
+        """Light incident rows ordered by id, filtered by partner ("" = no partner), priorities, one id,
+        ids >= ``from_incident``, and created or updated at/after ``touched_since``."""
+        wanted = set(priorities or ())
+        for inc in self.iter_incidents():
+            doc = inc.wire()
+            row = IncidentIndexRow(inc.id, inc.partner_id, inc.priority.value, inc.status.value,
+                                   doc["createdAt"], doc["updatedAt"])
+            if _index_row_matches(row, partner_id, wanted, incident_id, from_incident, touched_since):
+                yield row
+
+    def find_incidents(self, partner_id: str | None = None, priorities: Iterable[str] | None = None,
+                       created_from: str | None = None, created_before: str | None = None) -> Iterator[Incident]:
+        """Incidents filtered by partner ("" = no partner), priorities and a coarse ``createdAt`` window
+        (string comparison: callers widen the window and filter exactly on parsed times)."""
+        wanted = set(priorities or ())
+        for inc in self.iter_incidents():
+            created = inc.wire()["createdAt"]
+            if partner_id is not None and (inc.partner_id or "") != partner_id:
+                continue
+            if wanted and inc.priority.value not in wanted:
+                continue
+            if (created_from and created < created_from) or (created_before and created >= created_before):
+                continue
+            yield inc
+
+    def get_chain_head(self, incident_id: str) -> tuple[int, str] | None:
+        """(last seq, last hash) the store recorded for the incident's chain, or None."""
+        events = self.list_events(incident_id)
+        return (events[-1].seq, events[-1].hash) if events else None
+
+    def newest_write(self, incident_id: str) -> datetime | None:
+        """When anything of the incident's evidence was last written, by the storage service's clock."""
+        raise NotImplementedError
+
+    def delete_incident_evidence(self, incident_id: str, *, written_before: datetime) -> int:
+        """Delete every evidence row of the incident; refuses (ConflictError) if any row was written
+        at or after ``written_before``. Only ``shared.retention`` calls this."""
+        raise NotImplementedError
 
     @abstractmethod
     def put_record(self, table: str, incident_id: str, record_id: str, data: dict[str, Any], etag: str | None = None,
@@ -174,13 +253,18 @@ class TableEvidenceStore(EvidenceStore):
         return e
 
     # -- alert index ------------------------------------------------------------
-    def get_alert_claims(self, keys: list[str]) -> dict[str, str]:
+    def get_alert_claims(self, keys: list[str]) -> dict[str, "AlertClaim"]:
         if not keys:
             return {}
         hashes = {key_hash(k): k for k in keys}
-        flt = " or ".join(f"PartitionKey eq '{h}'" for h in hashes)
-        rows = self._t("AlertIndex").query_entities(flt, select=["PartitionKey", "incidentId"])
-        return {hashes[r["PartitionKey"]]: r["incidentId"] for r in rows if r["PartitionKey"] in hashes}
+        claims: dict[str, AlertClaim] = {}
+        hash_list = list(hashes)
+        for i in range(0, len(hash_list), 14):  # the service allows 15 comparisons per filter
+            flt = " or ".join(f"PartitionKey eq '{h}'" for h in hash_list[i:i + 14])
+            for r in self._t("AlertIndex").query_entities(flt, select=["PartitionKey", "incidentId", "receivedAt"]):
+                if r["PartitionKey"] in hashes:
+                    claims[hashes[r["PartitionKey"]]] = AlertClaim(r["incidentId"], r.get("receivedAt") or "")
+        return claims
 
     def claim_alert(self, key: str, incident_id: str, received_at: datetime) -> tuple[str, bool]:
         e = self._errors()
@@ -344,6 +428,109 @@ class TableEvidenceStore(EvidenceStore):
         for entity in self._t("IncidentTimeline").query_entities(" and ".join(parts), results_per_page=1000):
             yield self._event_from(entity)
 
+    def scan_events(self, occurred_from: str | None = None, occurred_before: str | None = None,
+                    after: tuple[str, int] | None = None, incident_id: str | None = None) -> Iterator[EvidenceEvent]:
+        # Table Storage returns rows in (PartitionKey, RowKey) order, i.e. (incident id, seq): the
+        # cursor is a key range, so a page resumes without re-reading what came before. The range is
+        # split in two queries (rest of the cursor's partition, then later partitions) because an
+        # "or" across keys would make the service scan from the start of the table.
+        time_parts = []
+        if occurred_from:
+            time_parts.append(f"occurredAt ge '{_q(occurred_from)}'")
+        if occurred_before:
+            time_parts.append(f"occurredAt lt '{_q(occurred_before)}'")
+        below_head = f"RowKey lt '{HEAD_ROW}'"
+        queries: list[list[str]] = []
+        if incident_id is not None:
+            if after is None or after[0] < incident_id:
+                queries.append([f"PartitionKey eq '{_q(incident_id)}'", below_head])
+            elif after[0] == incident_id:
+                queries.append([f"PartitionKey eq '{_q(incident_id)}'", f"RowKey gt '{after[1]:010d}'", below_head])
+        elif after is not None:
+            queries.append([f"PartitionKey eq '{_q(after[0])}'", f"RowKey gt '{after[1]:010d}'", below_head])
+            queries.append([f"PartitionKey gt '{_q(after[0])}'", below_head])
+        else:
+            queries.append([below_head])
+        table = self._t("IncidentTimeline")
+        for parts in queries:
+            for entity in table.query_entities(" and ".join(parts + time_parts), results_per_page=1000):
+                yield self._event_from(entity)
+
+    @staticmethod
+    def _incident_filter(partner_id: str | None, priorities: Iterable[str] | None, incident_id: str | None = None,
+                         from_incident: str | None = None) -> list[str]:
+        parts = ["RowKey eq 'incident'"]
+        if incident_id is not None:
+            parts.append(f"PartitionKey eq '{_q(incident_id)}'")
+        if from_incident is not None:
+            parts.append(f"PartitionKey ge '{_q(from_incident)}'")
+        if partner_id is not None:
+            parts.append(f"partnerId eq '{_q(partner_id)}'")
+        wanted = sorted(set(priorities or ()))
+        if wanted:
+            parts.append("(" + " or ".join(f"priority eq '{_q(p)}'" for p in wanted) + ")")
+        return parts
+
+    def iter_incident_index(self, partner_id: str | None = None, priorities: Iterable[str] | None = None,
+                            incident_id: str | None = None, from_incident: str | None = None,
+                            touched_since: str | None = None) -> Iterator[IncidentIndexRow]:
+        parts = self._incident_filter(partner_id, priorities, incident_id, from_incident)
+        if touched_since:
+            parts.append(f"(createdAt ge '{_q(touched_since)}' or updatedAt ge '{_q(touched_since)}')")
+        rows = self._t("Incidents").query_entities(
+            " and ".join(parts), results_per_page=1000,
+            select=["PartitionKey", "partnerId", "priority", "status", "createdAt", "updatedAt"])
+        for r in rows:
+            yield IncidentIndexRow(r["PartitionKey"], r.get("partnerId") or None, r.get("priority", ""),
+                                   r.get("status", ""), r.get("createdAt", ""), r.get("updatedAt", ""))
+
+    def find_incidents(self, partner_id: str | None = None, priorities: Iterable[str] | None = None,
+                       created_from: str | None = None, created_before: str | None = None) -> Iterator[Incident]:
+        parts = self._incident_filter(partner_id, priorities)
+        if created_from:
+            parts.append(f"createdAt ge '{_q(created_from)}'")
+        if created_before:
+            parts.append(f"createdAt lt '{_q(created_before)}'")
+        for entity in self._t("Incidents").query_entities(" and ".join(parts), results_per_page=1000):
+            yield self._incident_from(entity)
+
+    def get_chain_head(self, incident_id: str) -> tuple[int, str] | None:
+        e = self._errors()
+        try:
+            head = self._t("IncidentTimeline").get_entity(incident_id, HEAD_ROW)
+        except e.ResourceNotFoundError:
+            return None
+        return int(head["lastSeq"]), head["lastHash"]
+
+    _EVIDENCE_TABLES = ("Incidents", "IncidentTimeline", "ContainmentActions", "Notifications")
+
+    def newest_write(self, incident_id: str) -> datetime | None:
+        newest: datetime | None = None
+        for name in self._EVIDENCE_TABLES:
+            for r in self._t(name).query_entities(f"PartitionKey eq '{_q(incident_id)}'",
+                                                  select=["RowKey", "Timestamp"]):
+                stamp = r.metadata.get("timestamp")
+                if stamp is not None and (newest is None or stamp > newest):
+                    newest = stamp
+        return newest
+
+    def delete_incident_evidence(self, incident_id: str, *, written_before: datetime) -> int:
+        newest = self.newest_write(incident_id)
+        if newest is not None and newest >= written_before:
+            raise ConflictError(f"evidence of {incident_id} was written at {newest.isoformat()}, "
+                                f"after {written_before.isoformat()}: refusing to delete")
+        deleted = 0
+        # The incident row goes last, so an interrupted purge can be run again and finish.
+        for name in ("IncidentTimeline", "ContainmentActions", "Notifications", "Incidents"):
+            table = self._t(name)
+            keys = [r["RowKey"] for r in table.query_entities(f"PartitionKey eq '{_q(incident_id)}'",
+                                                              select=["RowKey"])]
+            for i in range(0, len(keys), 100):
+                table.submit_transaction([("delete", {"PartitionKey": incident_id, "RowKey": k})
+                                          for k in keys[i:i + 100]])
+            deleted += len(keys)
+        return deleted
+
     # -- containment actions, notifications -----------------------------------------------
     def put_record(self, table: str, incident_id: str, record_id: str, data: dict[str, Any], etag: str | None = None,
                    create_only: bool = False) -> str:
@@ -387,6 +574,19 @@ class TableEvidenceStore(EvidenceStore):
 
     def set_state(self, name: str, value: dict[str, Any], etag: str | None) -> str:
         return self.put_record("IngestState", "state", name, value, etag=etag)
+
+
+def _index_row_matches(row: IncidentIndexRow, partner_id: str | None, priorities: set[str], incident_id: str | None,
+                       from_incident: str | None, touched_since: str | None) -> bool:
+    if partner_id is not None and (row.partner_id or "") != partner_id:
+        return False
+    if priorities and row.priority not in priorities:
+        return False
+    if incident_id is not None and row.incident_id != incident_id:
+        return False
+    if from_incident is not None and row.incident_id < from_incident:
+        return False
+    return not touched_since or row.created_at >= touched_since or row.updated_at >= touched_since
 
 
 def _q(value: str) -> str:

@@ -16,7 +16,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
 
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov reads every Microsoft.Web/sites/config resource as the 'web' config; these are false positives here.
-  // checkov:skip=CKV_AZURE_13: App Service Authentication is a property of the site config, not of appsettings (see the skip on the site in function-app.bicep)
+  // checkov:skip=CKV_AZURE_13: App Service Authentication (authsettings) is not part of appsettings; callers authenticate with a host key from Key Vault, and Easy Auth would need an app registration Bicep cannot create
   // checkov:skip=CKV_AZURE_63: HTTP logging is a web-config property; this resource is the appsettings collection (the site sends allLogs to Log Analytics)
   // checkov:skip=CKV_AZURE_65: detailed error messages are a web-config property; this resource is the appsettings collection
   // checkov:skip=CKV_AZURE_66: failed request tracing is a web-config property; this resource is the appsettings collection

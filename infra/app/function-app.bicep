@@ -58,7 +58,6 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_56: callers authenticate with a host function key (Logic Apps read it from Key Vault) or, for the operator API, with keys/Entra as the code decides; App Service Authentication would need an app registration Bicep cannot create
   // checkov:skip=CKV_AZURE_17: client certificates would break the callers that cannot present one (Sentinel/Defender Logic App HTTP actions, Azure Communication Services call events)
   // checkov:skip=CKV_AZURE_222: public network access is required: Logic Apps (Consumption) and Azure Communication Services call this app over the internet
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero by itself; a missed push is caught by the poll_log_analytics timer, so always-ready instances are not worth their cost

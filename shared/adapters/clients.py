@@ -18,6 +18,14 @@ event loop):
 - Passing keyword arguments (``retry_total=``, ``read_timeout=``,
   ``polling_interval=``, ``timeout=``...) builds a fresh, uncached client.
 
+Retries and timeouts: azure-core's own defaults (10 retries with back-off up
+to 120 s, 300 s read timeout) could keep a containment step busy for many
+minutes before its failure is escalated, so the azure-core clients get
+``DEFAULT_CLIENT_KWARGS`` (4 retries, back-off capped at 30 s, 10 s connect /
+60 s read timeout) unless the caller passes its own; Retry-After is always
+honoured. ``set_client_defaults(...)`` overrides them process-wide (tests:
+``retry_backoff_factor=0.01``, a short ``read_timeout``).
+
 ``reset_clients()`` drops every cached client and the credential (tests use
 it when they point the environment somewhere else).
 """
@@ -26,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     from shared.settings import Settings
 
 __all__ = [
+    "DEFAULT_CLIENT_KWARGS",
     "call_automation_client",
     "compute_client",
     "credential",
@@ -50,6 +60,7 @@ __all__ = [
     "logs_client",
     "network_client",
     "reset_clients",
+    "set_client_defaults",
     "table_service",
 ]
 
@@ -59,6 +70,31 @@ _lock = threading.RLock()
 _credential: "TokenCredential | None" = None
 _cache: dict[tuple, Any] = {}
 _graph_cache: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]]" = weakref.WeakKeyDictionary()
+
+#: Keyword arguments every azure-core client (ARM, Log Analytics, ACS, Tables) is built with
+#: unless the caller passes its own (azure-core RetryPolicy and transport settings).
+DEFAULT_CLIENT_KWARGS = MappingProxyType({
+    "retry_total": 4,
+    "retry_backoff_factor": 0.8,
+    "retry_backoff_max": 30,
+    "connection_timeout": 10,
+    "read_timeout": 60,
+})
+_default_overrides: dict[str, Any] = {}
+
+
+def set_client_defaults(**overrides: Any) -> None:
+    """Override ``DEFAULT_CLIENT_KWARGS`` for every client built from now on (no arguments:
+    back to the built-in defaults). Cached clients are dropped."""
+    with _lock:
+        _default_overrides.clear()
+        _default_overrides.update(overrides)
+    reset_clients()
+
+
+def _with_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
+    with _lock:
+        return {**DEFAULT_CLIENT_KWARGS, **_default_overrides, **kwargs}
 
 
 def credential() -> "TokenCredential":
@@ -93,7 +129,7 @@ def network_client(settings: "Settings", subscription_id: str, **kwargs: Any) ->
         from azure.mgmt.network import NetworkManagementClient
 
         return NetworkManagementClient(credential(), subscription_id, base_url=settings.arm_endpoint,
-                                       credential_scopes=[_scope(settings.arm_endpoint)], **kwargs)
+                                       credential_scopes=[_scope(settings.arm_endpoint)], **_with_defaults(kwargs))
 
     return _cached(("network", settings.arm_endpoint, subscription_id.lower()), build, kwargs)
 
@@ -104,7 +140,7 @@ def compute_client(settings: "Settings", subscription_id: str, **kwargs: Any) ->
         from azure.mgmt.compute import ComputeManagementClient
 
         return ComputeManagementClient(credential(), subscription_id, base_url=settings.arm_endpoint,
-                                       credential_scopes=[_scope(settings.arm_endpoint)], **kwargs)
+                                       credential_scopes=[_scope(settings.arm_endpoint)], **_with_defaults(kwargs))
 
     return _cached(("compute", settings.arm_endpoint, subscription_id.lower()), build, kwargs)
 
@@ -115,7 +151,7 @@ def logs_client(settings: "Settings", **kwargs: Any) -> "LogsQueryClient":
         from azure.monitor.query import LogsQueryClient
 
         return LogsQueryClient(credential(), endpoint=settings.log_analytics_endpoint,
-                               audience=settings.log_analytics_endpoint, **kwargs)
+                               audience=settings.log_analytics_endpoint, **_with_defaults(kwargs))
 
     return _cached(("logs", settings.log_analytics_endpoint), build, kwargs)
 
@@ -130,7 +166,7 @@ def call_automation_client(settings: "Settings", **kwargs: Any) -> "CallAutomati
     def build() -> "CallAutomationClient":
         from azure.communication.callautomation import CallAutomationClient
 
-        return CallAutomationClient(endpoint, credential(), **kwargs)
+        return CallAutomationClient(endpoint, credential(), **_with_defaults(kwargs))
 
     return _cached(("acs", endpoint), build, kwargs)
 
@@ -147,8 +183,8 @@ def table_service(settings: "Settings", **kwargs: Any) -> "TableServiceClient":
         from azure.data.tables import TableServiceClient
 
         if conn:
-            return TableServiceClient.from_connection_string(conn, **kwargs)
-        return TableServiceClient(endpoint=uri, credential=credential(), **kwargs)
+            return TableServiceClient.from_connection_string(conn, **_with_defaults(kwargs))
+        return TableServiceClient(endpoint=uri, credential=credential(), **_with_defaults(kwargs))
 
     return _cached(("tables", conn or uri), build, kwargs)
 

@@ -40,8 +40,43 @@ class LogAnalyticsSource:
             tables = result.tables
         else:  # pragma: no cover — the SDK raises for failures
             raise LogAnalyticsQueryError("query failed")
-        rows: list[dict[str, Any]] = []
-        for table in tables:
-            columns = list(table.columns)
-            rows.extend(dict(zip(columns, row)) for row in table.rows)
-        return rows
+        return _rows(tables)
+
+    def run(self, kql: str, start: datetime, end: datetime, timeout_seconds: int = 60):
+        """Investigation query (``shared.enrichment.InvestigationSource``): never raises for a failed,
+        partial or timed-out query, reports it in the ``QueryOutcome``.
+
+        ``timeout_seconds`` bounds the server (``Prefer: wait``) and the client read; one transport retry
+        only, so a slow workspace cannot hold the runbook for minutes.
+        """
+        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+        from azure.monitor.query import LogsQueryStatus
+
+        from shared.enrichment import QueryOutcome
+
+        try:
+            result = self.client.query_workspace(
+                self._settings.log_analytics_workspace_id, kql, timespan=(start, end),
+                server_timeout=max(1, min(int(timeout_seconds), 600)), read_timeout=timeout_seconds,
+                connection_timeout=min(timeout_seconds, 30), retry_total=1)
+        except ServiceResponseError as exc:  # no answer in time (read timeout, dropped connection)
+            return QueryOutcome("timeout", error=f"no answer within {timeout_seconds} s ({type(exc).__name__})")
+        except ServiceRequestError as exc:
+            return QueryOutcome("failed", error=f"workspace unreachable ({type(exc).__name__})")
+        except HttpResponseError as exc:
+            code = getattr(getattr(exc, "error", None), "code", None) or ""
+            status = "timeout" if exc.status_code in (408, 504) or "timeout" in code.lower() else "failed"
+            return QueryOutcome(status, error=f"HTTP {exc.status_code}{' ' + code if code else ''}")
+        if result.status == LogsQueryStatus.PARTIAL:
+            err = result.partial_error
+            detail = (getattr(err, "message", None) or getattr(err, "code", None) or "partial result")[:300]
+            return QueryOutcome("partial", rows=_rows(result.partial_data), error=detail)
+        return QueryOutcome("ok", rows=_rows(result.tables))
+
+
+def _rows(tables) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for table in tables:
+        columns = list(table.columns)
+        rows.extend(dict(zip(columns, row)) for row in table.rows)
+    return rows

@@ -94,7 +94,7 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             raise ValidationError("not a Sentinel incident", [
                 {"field": "object", "message": "expected the playbook trigger (object.properties) or the incident resource (properties)"}])
     except pydantic.ValidationError as exc:
-        raise validation_error(exc, "object." if "object" in payload else "") from None
+        raise validation_error(exc) from None
     p = resource.properties
     severity = normalise_severity(p.severity)
     if severity is None:

@@ -1,0 +1,475 @@
+// soc-responder: everything the app needs in one subscription-scope deployment.
+//   az deployment sub create --location <region> --template-file infra/main.bicep \
+//     --parameters infra/main.<env>.bicepparam
+// See docs/deploy.md for the steps Bicep cannot do (Graph app roles, the ingest key).
+// Written for the Bicep CLI and kept inside what pycep-parser 0.5.1 (checkov) and
+// 0.7.1 (tests/infra) parse: no user-defined types, imports, lambdas or spread.
+targetScope = 'subscription'
+
+metadata description = 'soc-responder: Function App, identities, storage, monitoring, least-privilege roles and the Sentinel / Defender for Cloud wiring.'
+
+// ---------------------------------------------------------------- naming and placement
+
+@description('Environment name; part of every resource name so dev and prod never collide.')
+@allowed([
+  'dev'
+  'test'
+  'prod'
+])
+param environmentName string
+
+@description('Short workload name (3-8 lowercase letters or digits): the prefix of every resource name.')
+@minLength(3)
+@maxLength(8)
+param workloadName string = 'socresp'
+
+@description('Azure region for the app and its resources (must offer Flex Consumption).')
+param location string = deployment().location
+
+@description('Name of the resource group created for the app; empty means rg-<workload>-<environment>.')
+param resourceGroupName string = ''
+
+@description('Tags added to every resource (workload and environment tags are always set).')
+param tags object = {}
+
+// ---------------------------------------------------------------- what it protects
+
+@description('Resource id of the existing Sentinel-enabled Log Analytics workspace the app polls and that runs the playbook (may be in another subscription).')
+param sentinelWorkspaceResourceId string
+
+@description('Subscription ids whose VMs the app may isolate and whose Defender for Cloud alerts it receives; empty means this subscription only.')
+param protectedSubscriptionIds array = []
+
+@description('Name of the resource group, created in each protected subscription, that holds the quarantine NSGs (QUARANTINE_RESOURCE_GROUP).')
+param quarantineResourceGroupName string = 'rg-soc-quarantine'
+
+// ---------------------------------------------------------------- behaviour (SPEC 4, 5, 7)
+
+@description('Deployment-wide response mode (RESPONSE_MODE); a partner may override it.')
+@allowed([
+  'enforce'
+  'approve'
+  'dry-run'
+])
+param responseMode string = 'dry-run'
+
+@description('Mailbox (UPN) that Graph sendMail sends from (MAIL_SENDER); empty disables email.')
+param mailSender string = ''
+
+@description('E.164 number calls come from (ACS_CALLER_ID), bought by hand in Communication Services; empty disables calls.')
+param acsCallerId string = ''
+
+@description('Public base URL for call events and links (CALLBACK_BASE_URL); empty means https://<function app default host name>.')
+param callbackBaseUrl string = ''
+
+@description('Package-relative path of the partner registry (PARTNERS_FILE).')
+param partnersFile string = 'config/partners.json'
+
+@description('Package-relative path of the scoring rules (SCORING_RULES_FILE).')
+param scoringRulesFile string = 'config/scoring-rules.json'
+
+@description('Alerts sharing an entity within this many minutes join one incident (GROUPING_WINDOW_MINUTES).')
+@minValue(0)
+param groupingWindowMinutes int = 60
+
+@description('How far back the first Log Analytics poll looks, in minutes (LOG_ANALYTICS_LOOKBACK_MINUTES).')
+@minValue(1)
+param logAnalyticsLookbackMinutes int = 1440
+
+@description('Optional CIDR of the SOC investigation subnet allowed through the quarantine NSG (SOC_INVESTIGATION_SOURCE).')
+param socInvestigationSource string = ''
+
+@description('More than this many automatic containments within the window are held for approval (BLAST_RADIUS_MAX).')
+@minValue(0)
+param blastRadiusMax int = 5
+
+@description('Window of the blast-radius breaker in minutes (BLAST_RADIUS_WINDOW_MINUTES).')
+@minValue(1)
+param blastRadiusWindowMinutes int = 15
+
+@description('Phone escalation attempts before it is declared exhausted and people are emailed (ESCALATION_MAX_ATTEMPTS).')
+@minValue(1)
+param escalationMaxAttempts int = 12
+
+@description('When a P2 incident starts the phone escalation by itself (P2_CALL_RULE).')
+@allowed([
+  'never'
+  'always'
+  'out-of-hours'
+])
+param p2CallRule string = 'never'
+
+@description('Local hour 0-23 of the daily P4 digest email, or off to email each P4 at once (P4_DIGEST_HOUR).')
+param p4DigestHour string = '8'
+
+@description('Optional endpoint of the Azure AI services resource connected to Communication Services, for text-to-speech prompts (ACS_COGNITIVE_SERVICES_ENDPOINT); empty uses the ACS default.')
+param acsCognitiveServicesEndpoint string = ''
+
+@description('Microsoft Graph endpoint (GRAPH_ENDPOINT); differs in sovereign clouds.')
+param graphEndpoint string = 'https://graph.microsoft.com'
+
+@description('Log Analytics query endpoint (LOG_ANALYTICS_ENDPOINT); differs in sovereign clouds.')
+param logAnalyticsEndpoint string = 'https://api.loganalytics.io'
+
+// ---------------------------------------------------------------- sizing and retention
+
+@description('Maximum instances of the Flex Consumption plan.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory per Flex Consumption instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Replication of the host (task hub) storage account.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+])
+param hostStorageSku string = 'Standard_ZRS'
+
+@description('Replication of the evidence storage account (zone- or geo-redundant only).')
+@allowed([
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+param evidenceStorageSku string = 'Standard_GZRS'
+
+@description('Days the evidence archive container keeps blobs immutable; at least 3 years (SPEC 6).')
+@minValue(1096)
+param evidenceRetentionDays int = 1096
+
+@description('Put a CanNotDelete lock on the evidence storage account.')
+param lockEvidenceStorage bool = true
+
+@description('Days the app\'s Log Analytics workspace keeps logs (diagnostics, storage audit logs).')
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 365
+
+// ---------------------------------------------------------------- optional parts and rights
+
+@description('Create an Azure Communication Services resource for calls and set ACS_ENDPOINT; false leaves calls disabled.')
+param deployCommunicationServices bool = false
+
+@description('Data location of the Communication Services resource.')
+param communicationServicesDataLocation string = 'United States'
+
+@description('Create a Defender for Cloud workflow automation in each protected subscription.')
+param deployDefenderWorkflowAutomation bool = true
+
+@description('Defender for Cloud alert severities forwarded to the app.')
+param defenderAlertSeverities array = [
+  'High'
+]
+
+@description('Create the Sentinel automation rule that runs the playbook on every new incident (needs sentinelAutomationPrincipalId).')
+param createSentinelAutomationRule bool = true
+
+@description('Object id of the Azure Security Insights service principal in this tenant (app id 98785600-1bb7-4fb9-b9fa-19afe2c8a360); when set it may run the playbook. Empty: grant it by hand (docs/deploy.md).')
+param sentinelAutomationPrincipalId string = ''
+
+@description('Grant Microsoft Sentinel Responder on the Sentinel workspace so the app can update incidents (issue 7).')
+param grantSentinelResponder bool = false
+
+@description('Grant Security Admin in each protected subscription so the app can update Defender for Cloud alert state (issue 7).')
+param grantDefenderAlertStateUpdate bool = false
+
+@description('Object id of the Entra group (or user) allowed to store and rotate the ingest key in Key Vault; empty grants nobody.')
+param keyVaultSecretsOfficerPrincipalId string = ''
+
+@description('Principal type of keyVaultSecretsOfficerPrincipalId.')
+@allowed([
+  'Group'
+  'User'
+  'ServicePrincipal'
+])
+param keyVaultSecretsOfficerPrincipalType string = 'Group'
+
+@description('Name of the Key Vault secret that holds the Functions host key the Logic Apps send.')
+param ingestKeySecretName string = 'soc-responder-ingest-key'
+
+// ---------------------------------------------------------------- derived names
+
+// Stable per subscription, environment and region: redeploying finds the same resources.
+var resourceToken = toLower(uniqueString(subscription().id, workloadName, environmentName, location))
+var shortToken = take(resourceToken, 6)
+var workload = toLower(workloadName)
+var groupName = empty(resourceGroupName) ? 'rg-${workload}-${environmentName}' : resourceGroupName
+var allTags = union(tags, {
+  workload: 'soc-responder'
+  environment: environmentName
+})
+var protectedSubscriptions = empty(protectedSubscriptionIds) ? [
+  subscription().subscriptionId
+] : protectedSubscriptionIds
+var sentinelWorkspaceSubscriptionId = split(sentinelWorkspaceResourceId, '/')[2]
+var sentinelWorkspaceResourceGroup = split(sentinelWorkspaceResourceId, '/')[4]
+var sentinelWorkspaceName = last(split(sentinelWorkspaceResourceId, '/'))
+var functionAppName = 'func-${workload}-${environmentName}-${shortToken}'
+var deploymentContainerName = 'app-package'
+var archiveContainerName = 'evidence-archive'
+
+// ---------------------------------------------------------------- resources
+
+resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: groupName
+  location: location
+  tags: allTags
+}
+
+module identities 'core/identity.bicep' = {
+  name: '${workload}-${environmentName}-identities'
+  scope: group
+  params: {
+    location: location
+    tags: allTags
+    appIdentityName: 'id-${workload}-app-${environmentName}'
+    wiringIdentityName: 'id-${workload}-wiring-${environmentName}'
+  }
+}
+
+module monitoring 'core/monitoring.bicep' = {
+  name: '${workload}-${environmentName}-monitoring'
+  scope: group
+  params: {
+    location: location
+    tags: allTags
+    logAnalyticsName: 'log-${workload}-${environmentName}'
+    appInsightsName: 'appi-${workload}-${environmentName}'
+    retentionInDays: logRetentionDays
+    appPrincipalId: identities.outputs.appPrincipalId
+  }
+}
+
+module hostStorage 'core/host-storage.bicep' = {
+  name: '${workload}-${environmentName}-host-storage'
+  scope: group
+  params: {
+    location: location
+    tags: allTags
+    storageAccountName: 'st${workload}h${resourceToken}'
+    skuName: hostStorageSku
+    deploymentContainerName: deploymentContainerName
+    appPrincipalId: identities.outputs.appPrincipalId
+    logAnalyticsWorkspaceResourceId: monitoring.outputs.logAnalyticsWorkspaceResourceId
+  }
+}
+
+module evidenceStorage 'core/evidence-storage.bicep' = {
+  name: '${workload}-${environmentName}-evidence-storage'
+  scope: group
+  params: {
+    location: location
+    tags: allTags
+    storageAccountName: 'st${workload}e${resourceToken}'
+    skuName: evidenceStorageSku
+    evidenceRetentionDays: evidenceRetentionDays
+    archiveContainerName: archiveContainerName
+    lockAccount: lockEvidenceStorage
+    appPrincipalId: identities.outputs.appPrincipalId
+    logAnalyticsWorkspaceResourceId: monitoring.outputs.logAnalyticsWorkspaceResourceId
+  }
+}
+
+module keyVault 'core/key-vault.bicep' = {
+  name: '${workload}-${environmentName}-key-vault'
+  scope: group
+  params: {
+    location: location
+    tags: allTags
+    keyVaultName: 'kv-${workload}-${environmentName}-${shortToken}'
+    wiringPrincipalId: identities.outputs.wiringPrincipalId
+    secretsOfficerPrincipalId: keyVaultSecretsOfficerPrincipalId
+    secretsOfficerPrincipalType: keyVaultSecretsOfficerPrincipalType
+    logAnalyticsWorkspaceResourceId: monitoring.outputs.logAnalyticsWorkspaceResourceId
+  }
+}
+
+module communication 'core/communication.bicep' = if (deployCommunicationServices) {
+  name: '${workload}-${environmentName}-communication'
+  scope: group
+  params: {
+    communicationServicesName: 'acs-${workload}-${environmentName}-${shortToken}'
+    tags: allTags
+    dataLocation: communicationServicesDataLocation
+    appPrincipalId: identities.outputs.appPrincipalId
+  }
+}
+
+module functionApp 'app/function-app.bicep' = {
+  name: '${workload}-${environmentName}-function-app'
+  scope: group
+  params: {
+    location: location
+    tags: allTags
+    planName: 'plan-${workload}-${environmentName}'
+    functionAppName: functionAppName
+    appIdentityResourceId: identities.outputs.appIdentityResourceId
+    deploymentContainerUrl: hostStorage.outputs.deploymentContainerUrl
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    logAnalyticsWorkspaceResourceId: monitoring.outputs.logAnalyticsWorkspaceResourceId
+  }
+}
+
+module playbooks 'app/playbooks.bicep' = {
+  name: '${workload}-${environmentName}-playbooks'
+  scope: group
+  params: {
+    location: location
+    tags: allTags
+    sentinelPlaybookName: 'logic-${workload}-sentinel-${environmentName}'
+    defenderForwarderName: 'logic-${workload}-defender-${environmentName}'
+    functionBaseUrl: 'https://${functionApp.outputs.defaultHostName}'
+    wiringIdentityResourceId: identities.outputs.wiringIdentityResourceId
+    keyVaultUri: keyVault.outputs.keyVaultUri
+    ingestKeySecretName: ingestKeySecretName
+    sentinelAutomationPrincipalId: sentinelAutomationPrincipalId
+    logAnalyticsWorkspaceResourceId: monitoring.outputs.logAnalyticsWorkspaceResourceId
+  }
+}
+
+module sentinel 'app/sentinel-workspace.bicep' = {
+  name: '${workload}-${environmentName}-sentinel'
+  scope: resourceGroup(sentinelWorkspaceSubscriptionId, sentinelWorkspaceResourceGroup)
+  params: {
+    workspaceName: sentinelWorkspaceName
+    appPrincipalId: identities.outputs.appPrincipalId
+    grantSentinelResponder: grantSentinelResponder
+    // Sentinel refuses a rule that runs a playbook it may not run: only with the grant.
+    createAutomationRule: createSentinelAutomationRule && !empty(sentinelAutomationPrincipalId)
+    sentinelPlaybookResourceId: playbooks.outputs.sentinelPlaybookResourceId
+    automationRuleName: 'soc-responder (${environmentName}): forward new incidents'
+    automationRuleOrder: 100
+  }
+}
+
+module customRoles 'core/custom-roles.bicep' = {
+  name: '${workload}-${environmentName}-custom-roles'
+  params: {
+    workloadName: workload
+    environmentName: environmentName
+    assignableSubscriptionIds: protectedSubscriptions
+  }
+}
+
+module protectedSubscription 'app/protected-subscription.bicep' = [for subscriptionId in protectedSubscriptions: {
+  name: take('${workload}-${environmentName}-protected-${subscriptionId}', 64)
+  scope: subscription(subscriptionId)
+  params: {
+    location: location
+    tags: allTags
+    quarantineResourceGroupName: quarantineResourceGroupName
+    appPrincipalId: identities.outputs.appPrincipalId
+    networkIsolationRoleGuid: customRoles.outputs.networkIsolationRoleGuid
+    quarantineNsgRoleGuid: customRoles.outputs.quarantineNsgRoleGuid
+    grantDefenderAlertStateUpdate: grantDefenderAlertStateUpdate
+    deployDefenderAutomation: deployDefenderWorkflowAutomation
+    defenderAlertSeverities: defenderAlertSeverities
+    defenderForwarderResourceId: playbooks.outputs.defenderForwarderResourceId
+    defenderTriggerName: playbooks.outputs.defenderTriggerName
+    automationName: 'soc-responder-${workload}-${environmentName}'
+  }
+}]
+
+// Every app setting, in one place. tests/infra/test_infra.py checks these names
+// against shared/settings.py. No keys or connection strings: storage is reached with
+// the managed identity (the `__serviceUri` / `__credential` / `__clientId` form).
+module appSettings 'app/app-settings.bicep' = {
+  name: '${workload}-${environmentName}-app-settings'
+  scope: group
+  params: {
+    functionAppName: functionApp.outputs.functionAppName
+    appSettings: {
+      // Read by the Functions host and the Durable extension (identity-based AzureWebJobsStorage).
+      AzureWebJobsStorage__blobServiceUri: hostStorage.outputs.blobServiceUri
+      AzureWebJobsStorage__queueServiceUri: hostStorage.outputs.queueServiceUri
+      AzureWebJobsStorage__tableServiceUri: hostStorage.outputs.tableServiceUri
+      AzureWebJobsStorage__credential: 'managedidentity'
+      AzureWebJobsStorage__clientId: identities.outputs.appClientId
+      // Read by the host: telemetry, sent with the identity because local auth is off.
+      APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.appInsightsConnectionString
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identities.outputs.appClientId};Authorization=AAD'
+      // Evidence tables through the managed identity (EvidenceStorage itself is local-only).
+      EvidenceStorage__tableServiceUri: evidenceStorage.outputs.tableServiceUri
+      EvidenceStorage__credential: 'managedidentity'
+      EvidenceStorage__clientId: identities.outputs.appClientId
+      // Which user-assigned identity DefaultAzureCredential uses.
+      AZURE_CLIENT_ID: identities.outputs.appClientId
+      ARM_ENDPOINT: environment().resourceManager
+      GRAPH_ENDPOINT: graphEndpoint
+      LOG_ANALYTICS_ENDPOINT: logAnalyticsEndpoint
+      LOG_ANALYTICS_WORKSPACE_ID: sentinel.outputs.workspaceCustomerId
+      ACS_ENDPOINT: deployCommunicationServices ? communication.outputs.endpoint : ''
+      ACS_CALLER_ID: acsCallerId
+      ACS_COGNITIVE_SERVICES_ENDPOINT: acsCognitiveServicesEndpoint
+      CALLBACK_BASE_URL: empty(callbackBaseUrl) ? 'https://${functionApp.outputs.defaultHostName}' : callbackBaseUrl
+      RESPONSE_MODE: responseMode
+      PARTNERS_FILE: partnersFile
+      SCORING_RULES_FILE: scoringRulesFile
+      MAIL_SENDER: mailSender
+      GROUPING_WINDOW_MINUTES: string(groupingWindowMinutes)
+      LOG_ANALYTICS_LOOKBACK_MINUTES: string(logAnalyticsLookbackMinutes)
+      QUARANTINE_RESOURCE_GROUP: quarantineResourceGroupName
+      SOC_INVESTIGATION_SOURCE: socInvestigationSource
+      BLAST_RADIUS_MAX: string(blastRadiusMax)
+      BLAST_RADIUS_WINDOW_MINUTES: string(blastRadiusWindowMinutes)
+      ESCALATION_MAX_ATTEMPTS: string(escalationMaxAttempts)
+      P2_CALL_RULE: p2CallRule
+      P4_DIGEST_HOUR: p4DigestHour
+    }
+  }
+}
+
+// ---------------------------------------------------------------- outputs (no secrets)
+
+@description('Resource group that holds the app.')
+output resourceGroupName string = group.name
+
+@description('Name of the Function App (publish target).')
+output functionAppName string = functionApp.outputs.functionAppName
+
+@description('Default host name of the Function App.')
+output functionAppHostName string = functionApp.outputs.defaultHostName
+
+@description('Object id of the app identity: pass it to scripts/grant-graph-permissions.sh.')
+output appIdentityPrincipalId string = identities.outputs.appPrincipalId
+
+@description('Client id of the app identity (for Exchange application access policies).')
+output appIdentityClientId string = identities.outputs.appClientId
+
+@description('Object id of the wiring identity the Logic Apps run as.')
+output wiringIdentityPrincipalId string = identities.outputs.wiringPrincipalId
+
+@description('Key Vault that must receive the ingest key (docs/deploy.md).')
+output keyVaultName string = keyVault.outputs.keyVaultName
+
+@description('Name of the Key Vault secret the Logic Apps read.')
+output ingestKeySecretName string = ingestKeySecretName
+
+@description('Name of the host storage account (task hub, deployment package).')
+output hostStorageAccountName string = hostStorage.outputs.storageAccountName
+
+@description('Name of the evidence storage account.')
+output evidenceStorageAccountName string = evidenceStorage.outputs.storageAccountName
+
+@description('URL of the immutable evidence archive container.')
+output evidenceArchiveContainerUrl string = evidenceStorage.outputs.archiveContainerUrl
+
+@description('Resource id of the Sentinel playbook.')
+output sentinelPlaybookResourceId string = playbooks.outputs.sentinelPlaybookResourceId
+
+@description('Resource id of the Defender for Cloud forwarder Logic App.')
+output defenderForwarderResourceId string = playbooks.outputs.defenderForwarderResourceId
+
+@description('Subscriptions the app may contain VMs in.')
+output protectedSubscriptionIds array = protectedSubscriptions

@@ -1,0 +1,284 @@
+"""Offline check of an exported evidence file: ``python -m shared.verify_export FILE``.
+
+Reads a CSV, JSON Lines or JSON export of ``GET /api/evidence`` (no Azure
+access, no settings) and, for every incident in it, recomputes each event's
+hash from its columns and checks that each event links to the one before it
+(``prevHash``) with no gap in ``seq``. Exit status: 0 every chain intact,
+1 a chain is broken (each broken incident is printed with the event and the
+reason), 2 the file cannot be read as an export.
+
+An export of a date range can start in the middle of an incident's chain:
+its first exported event is then taken as the anchor (its own hash is still
+checked) and the report says so; ``--require-complete`` makes that a failure.
+Rows of one incident may be interleaved with other incidents' rows (a file
+re-sorted by time), but must stay in ``seq`` order.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+from shared.evidence import GENESIS_HASH, EvidenceEvent
+from shared.export import COLUMNS, HASHED_COLUMNS, restore_cell
+
+csv.field_size_limit(16 * 1024 * 1024)  # a ``data`` cell can be large (Table Storage allows ~450 KB)
+
+
+class ExportFormatError(Exception):
+    """The file is not an evidence export this tool can read."""
+
+
+@dataclass
+class Break:
+    incident_id: str
+    seq: int | None
+    row: int
+    line: int | None
+    reason: str
+
+    def describe(self) -> str:
+        where = f"event {self.seq}" if self.seq is not None else "an unreadable event"
+        at = f"row {self.row}" + (f", line {self.line}" if self.line else "")
+        return f"BROKEN {self.incident_id} at {where} ({at}): {self.reason}"
+
+
+@dataclass
+class _Chain:
+    first_seq: int
+    last_seq: int
+    last_hash: str
+    events: int = 1
+    broken: bool = False
+
+
+@dataclass
+class VerifyReport:
+    """What the check found."""
+
+    rows: int = 0
+    incidents: dict[str, _Chain] = field(default_factory=dict)
+    breaks: list[Break] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.breaks and self.rows > 0
+
+    @property
+    def anchored(self) -> list[tuple[str, int]]:
+        """Incidents whose exported events start after event 1: (incident id, first exported seq)."""
+        return sorted((i, c.first_seq) for i, c in self.incidents.items() if c.first_seq > 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"valid": self.valid, "rows": self.rows, "incidents": len(self.incidents),
+                "broken": [{"incidentId": b.incident_id, "brokenAt": b.seq, "row": b.row, "line": b.line,
+                            "reason": b.reason} for b in self.breaks],
+                "anchored": [{"incidentId": i, "firstSeq": s} for i, s in self.anchored]}
+
+
+# -- reading ---------------------------------------------------------------------------
+def _sniff(fp: TextIO) -> str:
+    while True:
+        ch = fp.read(1)
+        if ch == "":
+            raise ExportFormatError("the file is empty")
+        if not ch.isspace():
+            break
+    fp.seek(0)
+    return {"[": "json", "{": "jsonl"}.get(ch, "csv")
+
+
+def _csv_records(fp: TextIO) -> Iterator[tuple[dict[str, Any] | None, int | None, str | None]]:
+    reader = csv.reader(fp)
+    header = next(reader, None)
+    if not header:
+        raise ExportFormatError("the CSV file has no header row")
+    missing = [c for c in HASHED_COLUMNS if c not in header]
+    if missing:
+        raise ExportFormatError(f"the CSV header lacks column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
+    index = {name: header.index(name) for name in HASHED_COLUMNS}
+    for cells in reader:
+        if not cells:
+            continue
+        if len(cells) < len(header):
+            yield None, reader.line_num, f"the row has {len(cells)} cells, the header {len(header)}"
+            continue
+        rec: dict[str, Any] = {name: restore_cell(cells[i]) for name, i in index.items()}
+        try:
+            rec["seq"] = int(rec["seq"])
+            rec["data"] = json.loads(rec["data"])
+        except ValueError:
+            yield {"incidentId": rec["incidentId"]}, reader.line_num, "seq or data is not readable"
+            continue
+        yield rec, reader.line_num, None
+
+
+def _jsonl_records(fp: TextIO) -> Iterator[tuple[dict[str, Any] | None, int | None, str | None]]:
+    for number, line in enumerate(fp, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            yield None, number, "the line is not JSON"
+            continue
+        yield (rec, number, None) if isinstance(rec, dict) else (None, number, "the line is not a JSON object")
+
+
+def _json_array_records(fp: TextIO) -> Iterator[tuple[dict[str, Any] | None, int | None, str | None]]:
+    """Objects of a top-level JSON array, decoded one by one (the file is never loaded whole)."""
+    decoder = json.JSONDecoder()
+    buf, pos, eof = "", 0, False
+
+    def fill() -> bool:
+        nonlocal buf, pos, eof
+        more = fp.read(1 << 16)
+        buf, pos = buf[pos:] + more, 0
+        eof = more == ""
+        return not eof
+
+    def skip_ws() -> None:
+        nonlocal pos
+        while True:
+            while pos < len(buf) and buf[pos].isspace():
+                pos += 1
+            if pos < len(buf) or not fill():
+                return
+
+    skip_ws()
+    if buf[pos:pos + 1] != "[":
+        raise ExportFormatError("the JSON file is not an array of events")
+    pos += 1
+    expect_value = True
+    while True:
+        skip_ws()
+        if pos >= len(buf):
+            raise ExportFormatError("the JSON array is not closed (file truncated?)")
+        ch = buf[pos]
+        if ch == "]":
+            return
+        if ch == "," and not expect_value:
+            pos += 1
+            expect_value = True
+            continue
+        while True:
+            try:
+                rec, end = decoder.raw_decode(buf, pos)
+                break
+            except ValueError:
+                if not fill():
+                    raise ExportFormatError("the JSON array holds something that is not JSON") from None
+        pos = end
+        expect_value = False
+        yield (rec, None, None) if isinstance(rec, dict) else (None, None, "an array item is not a JSON object")
+
+
+def _event(rec: dict[str, Any]) -> EvidenceEvent:
+    missing = [c for c in HASHED_COLUMNS if c not in rec]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    return EvidenceEvent.model_validate({c: rec[c] for c in HASHED_COLUMNS})
+
+
+# -- checking --------------------------------------------------------------------------
+def verify_records(records: Iterator[tuple[dict[str, Any] | None, int | None, str | None]], *,
+                   require_complete: bool = False) -> VerifyReport:
+    """Check every incident's chain in the records (file order)."""
+    report = VerifyReport()
+    for row_number, (rec, line, problem) in enumerate(records, start=1):
+        report.rows += 1
+        incident_id = str((rec or {}).get("incidentId") or "(unknown incident)")
+        chain = report.incidents.get(incident_id)
+        if chain is not None and chain.broken:
+            continue
+        ev = None
+        if problem is None and rec is not None:
+            try:
+                ev = _event(rec)
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                problem = f"the event's columns are not valid ({str(exc).splitlines()[0]})"
+        if ev is None:
+            seq = rec.get("seq") if rec and isinstance(rec.get("seq"), int) else None
+            report.breaks.append(Break(incident_id, seq, row_number, line, problem or "unreadable row"))
+            report.incidents.setdefault(incident_id, _Chain(0, 0, "", 0)).broken = True
+            continue
+        reason = None
+        broken_at = ev.seq
+        if chain is None:
+            if ev.seq == 1 and ev.prev_hash != GENESIS_HASH:
+                reason = "the first event does not start the chain (previous hash is not the genesis hash)"
+            elif ev.seq > 1 and require_complete:
+                broken_at = 1
+                reason = f"events 1 to {ev.seq - 1} are not in the file"
+            chain = report.incidents[incident_id] = _Chain(ev.seq, ev.seq, ev.hash, 0)
+        elif ev.seq <= chain.last_seq:
+            broken_at = chain.last_seq + 1
+            reason = f"event {ev.seq} comes after event {chain.last_seq} (re-ordered or duplicated)"
+        elif ev.seq > chain.last_seq + 1:
+            broken_at = chain.last_seq + 1
+            missing = (f"event {chain.last_seq + 1} is" if ev.seq == chain.last_seq + 2
+                       else f"events {chain.last_seq + 1} to {ev.seq - 1} are")
+            reason = f"{missing} missing (found event {ev.seq} next)"
+        elif ev.prev_hash != chain.last_hash:
+            reason = "its previous-hash link does not match the event before it"
+        if reason is None and ev.compute_hash() != ev.hash:
+            reason = "its content was altered (the hash does not match its fields)"
+        if reason is not None:
+            chain.broken = True
+            report.breaks.append(Break(incident_id, broken_at, row_number, line, reason))
+            continue
+        chain.last_seq, chain.last_hash = ev.seq, ev.hash
+        chain.events += 1
+    return report
+
+
+def verify_file(path: str | Path, *, require_complete: bool = False) -> VerifyReport:
+    """Verify an export file (CSV, JSON Lines or JSON); ExportFormatError if it is not one."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fp:
+            kind = _sniff(fp)
+            reader = {"csv": _csv_records, "jsonl": _jsonl_records, "json": _json_array_records}[kind]
+            return verify_records(reader(fp), require_complete=require_complete)
+    except UnicodeDecodeError:
+        raise ExportFormatError("the file is not UTF-8 text") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.verify_export",
+                                     description="Verify the hash chains in an exported evidence file, offline.")
+    parser.add_argument("file", help="CSV, JSON Lines or JSON file from GET /api/evidence")
+    parser.add_argument("--require-complete", action="store_true",
+                        help="fail when an incident's exported events do not start at event 1")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    try:
+        report = verify_file(args.file, require_complete=args.require_complete)
+    except (OSError, ExportFormatError) as exc:
+        print(f"cannot verify {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    elif report.rows == 0:
+        print(f"{args.file}: no events in the file")
+    else:
+        for b in report.breaks:
+            print(b.describe())
+        status = ("chains intact" if not report.breaks
+                  else f"{len(report.breaks)} of {len(report.incidents)} incident chain(s) BROKEN")
+        print(f"{args.file}: {report.rows} event(s) of {len(report.incidents)} incident(s) checked: {status}")
+        if report.anchored:
+            shown = ", ".join(f"{i} (from event {s})" for i, s in report.anchored[:20])
+            more = f" and {len(report.anchored) - 20} more" if len(report.anchored) > 20 else ""
+            print(f"note: {len(report.anchored)} incident(s) start after event 1 (earlier events are outside "
+                  f"the exported range; the first exported event is the anchor): {shown}{more}")
+    if report.rows == 0:
+        return 2
+    return 0 if report.valid else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
