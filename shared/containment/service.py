@@ -532,26 +532,33 @@ class ContainmentService:
         raise TransientError(f"incident {incident_id} is changing too fast to update")
 
     def _first_response(self, run: _Run) -> None:
-        """Stamp the first-response clock when the first containment action completes (if not already set)."""
+        """Stamp the first-response clock when the first containment action completes (if not already set).
+
+        Best effort here: ``conclude`` stamps it too, so a failure cannot lose it."""
         if run.incident.sla.first_response_at is not None:
             return
-        at = self.clock()
+        try:
+            self._stamp_first_response(run.incident.id, self.clock(),
+                                       f"{_verb(run.action)} {run.action.target_display}", run.action.action_id)
+        except Exception:  # noqa: BLE001 — the containment itself succeeded; conclude retries the stamp
+            log.exception("could not stamp the first response of %s", run.incident.id)
 
+    def _stamp_first_response(self, incident_id: str, at: datetime, what: str, action_id: str | None) -> None:
         def stamp(incident: Incident) -> Incident | None:
             if incident.sla.first_response_at is not None:
                 return None
             return incident.model_copy(update={"sla": incident.sla.model_copy(update={"first_response_at": at}),
-                                               "updated_at": at})
+                                               "updated_at": max(self.clock(), incident.updated_at)})
 
-        _, updated = self._update_incident(run.incident.id, stamp)
+        _, updated = self._update_incident(incident_id, stamp)
         if updated is not None:
             late = at > updated.sla.first_response_due
-            self.store.append_events(run.incident.id, [EventDraft(
-                event_type="sla.first-response", phase=Phase.CONTAIN, occurred_at=at,
-                summary=f"First response: {_verb(run.action)} {run.action.target_display}"
+            self.store.append_events(incident_id, [EventDraft(
+                event_type="sla.first-response", phase=Phase.CONTAIN, occurred_at=self.clock(),
+                summary=f"First response: {what}"
                         + (" (after the 30-minute target)" if late else " (within the 30-minute target)"),
                 data={"firstResponseAt": isoformat(at), "due": isoformat(updated.sla.first_response_due),
-                      "withinTarget": not late, "actionId": run.action.action_id})])
+                      "withinTarget": not late, "actionId": action_id})])
 
     def _set_incident_status(self, incident_id: str, decide: Callable[[Incident], Any], actor: str | None = None,
                              reason: str = "") -> str:
@@ -588,13 +595,16 @@ class ContainmentService:
         incident = self._incident(request["incidentId"])
         error = _error_line(str(request.get("error") or "unknown error"))
         attempts = int(request.get("attempts") or 0)
+        epoch = int(request.get("epoch") or 1)
         for _ in range(_CONTENTION_TRIES):
             got = self.store.get_record(TABLE, incident.id, action.action_id)
-            record, etag = got if got else (rec.new_record(incident.id, action, int(request.get("epoch") or 1),
-                                                           self.clock()), None)
-            if record.get("status") not in (None, ActionStatus.IN_PROGRESS, ActionStatus.APPROVED):
-                return rec.summary(record)  # it did settle after all (e.g. finished before a crash)
-            run = _Run(incident, action, record, etag, int(record.get("epoch") or 1),
+            record, etag = got if got else (rec.new_record(incident.id, action, epoch, self.clock()), None)
+            status = record.get("status")
+            if status not in (None, ActionStatus.IN_PROGRESS, ActionStatus.APPROVED):
+                if int(record.get("epoch") or 1) >= epoch or status in rec.STICKY:
+                    return rec.summary(record)  # it did settle after all (e.g. finished before a crash)
+                record = rec.start_new_cycle(record, epoch, self.clock())
+            run = _Run(incident, action, record, etag, epoch,
                        (record.get("approval") or {}).get("decision") == "approve", self.clock())
             reason = (f"gave up after {attempts} attempts: {error}" if attempts else f"gave up: {error}")
             try:
@@ -611,6 +621,13 @@ class ContainmentService:
         counts: dict[str, int] = {}
         for r in results:
             counts[r.get("status") or "unknown"] = counts.get(r.get("status") or "unknown", 0) + 1
+        rows = self.store.list_records(TABLE, incident_id)
+        effective = rec.by_status(rows, *rec.IN_EFFECT)
+        if effective and self._incident(incident_id).sla.first_response_at is None:
+            first = min(effective, key=lambda r: r.get("containedAt") or r.get("updatedAt") or "")
+            at = datetime.fromisoformat((first.get("containedAt") or first.get("updatedAt")).replace("Z", "+00:00"))
+            self._stamp_first_response(incident_id, at, f"{first.get('kind')} {first.get('targetDisplay')}",
+                                       first.get("actionId"))
         status = self._status_from_records(incident_id)
         failures = [r for r in results if r.get("status") == ActionStatus.FAILED]
         self.store.append_events(incident_id, [EventDraft(
@@ -731,9 +748,13 @@ class ContainmentService:
                     failures.append(failure)
         if not results and not failures:
             already = bool(rec.by_status(rows, ActionStatus.RELEASED))
+            before_us = rec.by_status(rows, ActionStatus.ALREADY_CONTAINED)
             outcome = "already-released" if already else "nothing-contained"
             message = ("already released: nothing left to restore" if already
                        else "nothing is contained for this incident: nothing to release")
+            if before_us:
+                message += (f"; {len(before_us)} target(s) were already contained before this incident and are "
+                            "left as they are (release them where they were contained)")
             self.store.append_events(incident_id, [EventDraft(
                 event_type="release.noop", phase=Phase.RECOVER, occurred_at=self.clock(), actor=actor,
                 actor_type=ActorType.ANALYST, summary=f"Release: {message}", data={"outcome": outcome})])
