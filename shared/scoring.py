@@ -141,13 +141,13 @@ def score_alert(alert: Alert, rules: ScoringRules, partner: Partner | None = Non
         if rule.adjust:
             score = _clamp(score + rule.adjust)
             effects.append(f"{rule.adjust:+d}")
-        if rule.floor is not None and score < rule.floor:
-            score = rule.floor
+        if rule.floor is not None:
             effects.append(f"floor {rule.floor}")
-        if rule.ceiling is not None and score > rule.ceiling:
-            score = rule.ceiling
+            score = max(score, rule.floor)
+        if rule.ceiling is not None:
             effects.append(f"ceiling {rule.ceiling}")
-        hits.append(RuleHit(rule_id=rule.id, description=rule.description,
-                            effect=", ".join(effects) if score != before else "no change", score_after=score))
+            score = min(score, rule.ceiling)
+        effect = ", ".join(effects) + ("" if score != before else " (already met)")
+        hits.append(RuleHit(rule_id=rule.id, description=rule.description, effect=effect, score_after=score))
     return TriageDecision(score=score, priority=Priority.from_score(score), rules_fired=hits,
                           rules_version=rules.version)

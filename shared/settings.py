@@ -53,6 +53,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("P2_CALL_RULE", "never", "When a P2 incident starts the phone escalation by itself: `never` (only `POST /api/incidents/{id}/call`), `always`, or `out-of-hours` (received outside 08:00–18:00 Mon–Fri in the partner's time zone)."),
     SettingSpec("P4_DIGEST_HOUR", "8", "Local hour (0–23, partner's time zone) of the daily P4 digest email; `off` emails each P4 at once."),
     SettingSpec("ACS_COGNITIVE_SERVICES_ENDPOINT", None, "Azure AI services endpoint connected to the ACS resource, used for the calls' text-to-speech prompt; unset: ACS default."),
+    SettingSpec("CONTAINMENT_RETRY_BACKOFF_SECONDS", "1", "Base backoff (seconds) of the ARM and Graph clients' own retries on 429/5xx/timeouts during containment and release; a Retry-After header wins."),
     SettingSpec("AZURE_CLIENT_ID", None, "Client id of the user-assigned managed identity (read by azure-identity)."),
 )
 
@@ -68,6 +69,17 @@ def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, minimum: float, maximum: float) -> float:
+    raw = env.get(name) or _DEFAULTS[name]
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(f"{name} must be between {minimum:g} and {maximum:g}, got {value:g}")
     return value
 
 
@@ -117,6 +129,7 @@ class Settings:
     soc_investigation_source: str | None = None
     blast_radius_max: int = 5
     blast_radius_window_minutes: int = 15
+    containment_retry_backoff_seconds: float = 1.0
     escalation_max_attempts: int = 12
     p2_call_rule: str = "never"
     p4_digest_hour: int | None = 8
@@ -150,6 +163,7 @@ class Settings:
             soc_investigation_source=_get(env, "SOC_INVESTIGATION_SOURCE"),
             blast_radius_max=_int(env, "BLAST_RADIUS_MAX", 0),
             blast_radius_window_minutes=_int(env, "BLAST_RADIUS_WINDOW_MINUTES", 1),
+            containment_retry_backoff_seconds=_float(env, "CONTAINMENT_RETRY_BACKOFF_SECONDS", 0.0, 60.0),
             escalation_max_attempts=_int(env, "ESCALATION_MAX_ATTEMPTS", 1),
             p2_call_rule=_choice(env, "P2_CALL_RULE", P2_CALL_RULES),
             p4_digest_hour=_digest_hour(env),

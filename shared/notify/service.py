@@ -145,7 +145,7 @@ class NotificationService:
         return list(dict.fromkeys([*soc.socAlertEmails, *(c.email for c in soc.emergencyContacts if c.email)]))
 
     # -- evidence and rows ------------------------------------------------------------------------
-    def _evidence(self, incident_id: str, event_type: str, summary: str, data: dict[str, Any],
+    def record_evidence(self, incident_id: str, event_type: str, summary: str, data: dict[str, Any],
                   phase: Phase = Phase.NOTIFY, actor: str = APP_ACTOR, actor_type: ActorType = ActorType.APP,
                   at: datetime | None = None) -> None:
         self.store.append_events(incident_id, [EventDraft(
@@ -201,7 +201,7 @@ class NotificationService:
         if written:
             met = at <= after.sla.first_response_due
             minutes = round((at - after.sla.received_at).total_seconds() / 60, 1)
-            self._evidence(incident_id, "sla.first-response",
+            self.record_evidence(incident_id, "sla.first-response",
                            f"First response ({what}) {minutes} min after receipt: target "
                            f"{'met' if met else 'missed'}", {"at": isoformat(at), "what": what,
                                                               "minutesAfterReceipt": minutes, "met": met,
@@ -255,7 +255,7 @@ class NotificationService:
         base = {"recordId": record_id, "event": event, "recipients": recipients, "subject": mail.subject, **meta}
         if skip:
             for iid in evidence_for:
-                self._evidence(iid, "notification.email.skipped", f"Email '{event}' not sent: {skip}",
+                self.record_evidence(iid, "notification.email.skipped", f"Email '{event}' not sent: {skip}",
                                {**base, "reason": skip}, at=at)
             return {"recordId": record_id, "status": "skipped", "reason": skip}
         try:
@@ -266,7 +266,7 @@ class NotificationService:
             self._update_record(partition, record_id, lambda r: {**r, "status": "failed", "error": exc.evidence(),
                                                                  "updatedAt": isoformat(failed_at)})
             for iid in evidence_for:
-                self._evidence(iid, "notification.email.failed",
+                self.record_evidence(iid, "notification.email.failed",
                                f"Email '{event}' to {len(recipients)} recipient(s) FAILED: {str(exc)[:200]}",
                                {**base, "error": exc.evidence(), "try": int(row.get("tries", 1))}, at=failed_at)
             return {"recordId": record_id, "status": "failed", "error": exc.evidence()}
@@ -274,7 +274,7 @@ class NotificationService:
         self._update_record(partition, record_id, lambda r: {**r, "status": "sent", "sentAt": isoformat(sent_at),
                                                              "updatedAt": isoformat(sent_at)})
         for iid in evidence_for:
-            self._evidence(iid, "notification.email.sent",
+            self.record_evidence(iid, "notification.email.sent",
                            f"Email '{event}' sent to {len(recipients)} recipient(s)", {**base, "sentAt":
                                                                                        isoformat(sent_at)},
                            at=sent_at)
@@ -324,7 +324,7 @@ class NotificationService:
         """Notify step of the runbook: the incident email (or the P4 digest queue) and the call decision."""
         incident = load_incident(self.store, incident_id)
         if incident.runbook_epoch > epoch:
-            self._evidence(incident_id, "notification.superseded",
+            self.record_evidence(incident_id, "notification.superseded",
                            f"Runbook epoch {epoch} notification skipped: epoch {incident.runbook_epoch} runs",
                            {"epoch": epoch, "current": incident.runbook_epoch})
             return {"skipped": "superseded by a newer runbook run", "escalate": False}
@@ -401,7 +401,7 @@ class NotificationService:
         elif not contacts:
             impossible = "no emergency contact has a phone number"
         if impossible:
-            self._evidence(incident_id, "call.skipped", f"Call attempt {attempt} not placed: {impossible}",
+            self.record_evidence(incident_id, "call.skipped", f"Call attempt {attempt} not placed: {impossible}",
                            {"attempt": attempt, "reason": impossible, "requestKey": request.get("requestKey")})
             return {"attempt": attempt, "stop": impossible, "impossible": True}
         key = request["requestKey"]
@@ -434,7 +434,7 @@ class NotificationService:
                 self._update_record(incident_id, record_id, lambda r: {**r, "status": "failed",
                                                                        "error": exc.evidence(),
                                                                        "updatedAt": isoformat(failed_at)})
-                self._evidence(incident_id, "call.failed",
+                self.record_evidence(incident_id, "call.failed",
                                f"Call attempt {attempt} to {name} ({mask_phone(phone)}) FAILED: {str(exc)[:200]}",
                                {**evidence, "error": exc.evidence()}, at=failed_at)
                 calls.append({"recordId": record_id, "status": "failed"})
@@ -450,7 +450,7 @@ class NotificationService:
                 return r
 
             self._update_record(incident_id, record_id, bind)
-            self._evidence(incident_id, "call.placed",
+            self.record_evidence(incident_id, "call.placed",
                            f"Call attempt {attempt} to {name} ({mask_phone(phone)}) placed",
                            {**evidence, "callConnectionId": placed.call_connection_id}, at=placed_at)
             calls.append({"recordId": record_id, "status": "placed"})
@@ -472,7 +472,7 @@ class NotificationService:
             summary = f"Phone escalation stopped after {attempts} attempt(s): acknowledged"
         else:
             summary = f"Phone escalation ended after {attempts} attempt(s): {reason}"
-        self._evidence(incident_id, f"escalation.{outcome}", summary, data)
+        self.record_evidence(incident_id, f"escalation.{outcome}", summary, data)
         result: dict[str, Any] = {"outcome": outcome}
         if outcome in ("exhausted", "impossible"):
             result["email"] = self.notify_event(
@@ -590,7 +590,7 @@ class NotificationService:
                 new, moved = self._set_status(incident_id, record_id, "prompting", ("placing", "placed"),
                                               connectedAt=isoformat(self.clock()), prompts=1)
                 if moved:
-                    self._evidence(incident_id, "call.answered", f"Call attempt {attempt} answered by {who}", base)
+                    self.record_evidence(incident_id, "call.answered", f"Call attempt {attempt} answered by {who}", base)
                     incident = load_incident(self.store, incident_id)
                     self.caller.prompt_for_key(cid, target, spoken_summary(incident, int(attempt or 1)), record_id)
                 return new
@@ -601,7 +601,7 @@ class NotificationService:
                                                   ("placing", "placed", "prompting", "connected"),
                                                   acknowledgedAt=isoformat(self.clock()))
                     if moved:
-                        self._evidence(incident_id, "call.acknowledged",
+                        self.record_evidence(incident_id, "call.acknowledged",
                                        f"{who} pressed 1 on call attempt {attempt}: acknowledged", base,
                                        actor=who, actor_type=ActorType.PARTNER if row.get("partnerContact")
                                        else ActorType.ANALYST)
@@ -626,21 +626,21 @@ class NotificationService:
                                               ("placing", "placed", "prompting", "connected", "closing",
                                                "acknowledged"), endedAt=isoformat(self.clock()), outcome=final)
                 if moved:
-                    self._evidence(incident_id, "call.ended", f"Call attempt {attempt} to {who} ended: {final}",
+                    self.record_evidence(incident_id, "call.ended", f"Call attempt {attempt} to {who} ended: {final}",
                                    {**base, "outcome": final})
                 return new
             if kind in ("CreateCallFailed", "CallConnectionFailed", "AnswerFailed", "ConnectFailed"):
                 new, moved = self._set_status(incident_id, record_id, "failed", ("placing", "placed", "prompting"),
                                               error=result_info)
                 if moved:
-                    self._evidence(incident_id, "call.failed",
+                    self.record_evidence(incident_id, "call.failed",
                                    f"Call attempt {attempt} to {who} FAILED: "
                                    f"{str(result_info.get('message') or kind)[:200]}",
                                    {**base, "error": {k: result_info.get(k) for k in ("code", "subCode", "message")}})
                 return new
         except CallError as exc:
             log.warning("call %s of %s: %s while handling %s", cid, incident_id, exc, kind)
-            self._evidence(incident_id, "call.media-failed", f"Call attempt {attempt} to {who}: {kind} could not "
+            self.record_evidence(incident_id, "call.media-failed", f"Call attempt {attempt} to {who}: {kind} could not "
                            f"be handled ({str(exc)[:200]})", {**base, "event": kind, "error": exc.evidence()})
         return None
 
@@ -652,7 +652,7 @@ class NotificationService:
         if prompts >= MAX_PROMPTS:
             new, moved = self._set_status(incident_id, record_id, "closing", ("prompting", "connected"))
             if moved:
-                self._evidence(incident_id, "call.no-ack",
+                self.record_evidence(incident_id, "call.no-ack",
                                f"Call attempt {row.get('attempt')} answered but not acknowledged after {prompts} "
                                f"prompt(s) ({why})", {**base, "prompts": prompts, "reason": why})
                 self.caller.say(cid, SPOKEN_GOODBYE, record_id)
@@ -684,7 +684,7 @@ class NotificationService:
 
         before, after, _ = update_incident(self.store, incident_id, change)
         first = before.acknowledged_at is None
-        self._evidence(incident_id, "incident.acknowledged",
+        self.record_evidence(incident_id, "incident.acknowledged",
                        f"Incident acknowledged by {actor} ({via})" + ("" if first else " again"),
                        {"via": via, "note": note, "first": first, "callRecord": call_record,
                         "statusBefore": before.status.value, "statusAfter": after.status.value},
@@ -704,7 +704,7 @@ class NotificationService:
         except ConflictError:
             return {"recordId": DIGEST_QUEUE_RECORD, "status": "queued", "duplicate": True}
         hour = self.settings.p4_digest_hour
-        self._evidence(incident.id, "notification.queued",
+        self.record_evidence(incident.id, "notification.queued",
                        f"P4: email held for the daily digest ({hour:02d}:00 {self.timezone_of(incident)})",
                        {"recordId": DIGEST_QUEUE_RECORD, "digestHour": hour, "timezone": self.timezone_of(incident)},
                        at=at)

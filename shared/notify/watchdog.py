@@ -109,7 +109,7 @@ class SlaWatchdog:
             return []
         sla = after.sla.wire()
         for name in claimed:
-            self.notifier._evidence(
+            self.notifier.record_evidence(
                 incident.id, "sla.breached", f"SLA breached: {breach_label(name)}",
                 {"breach": name, "at": isoformat(now), "receivedAt": sla["receivedAt"],
                  "triageDue": sla["triageDue"], "firstResponseDue": sla["firstResponseDue"],

@@ -1,0 +1,153 @@
+"""`make demo`: the sample alerts through the real function handlers, in dry-run, with a readable report.
+
+Azurite holds the evidence tables; the loopback HTTPS fake of Azure answers
+Log Analytics (the timer poll), Microsoft Graph and ACS, so nothing leaves this
+machine. The deployment runs in ``RESPONSE_MODE=dry-run`` and the demo's copy
+of the partner registry drops the sample partner's ``enforce`` override, so
+every containment is planned and evidenced but nothing is changed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+OUT = ROOT / ".demo"
+
+DELIVERIES = [
+    ("Defender for Cloud alert, ARM shape (crypto-miner)", "/api/alerts/defender", "defender-alert-arm.json"),
+    ("Defender for Cloud alert, workflow-automation shape (brute force)", "/api/alerts/defender", "defender-alert-connector.json"),
+    ("Sentinel incident, playbook trigger (sign-in + mass download)", "/api/incidents/sentinel", "sentinel-incident-trigger.json"),
+    ("Generic alert with explicit score (FortiGate)", "/api/alerts", "generic-alert.json"),
+    ("The crypto-miner alert delivered again (a retry)", "/api/alerts/defender", "defender-alert-arm.json"),
+    ("The Sentinel incident as a bare incident resource", "/api/incidents/sentinel", "sentinel-incident-trigger.json#object"),
+]
+
+
+def _load(name: str):
+    file, _, part = name.partition("#")
+    doc = json.loads((SAMPLES / file).read_text())
+    return doc[part] if part else doc
+
+
+def _demo_partners() -> Path:
+    registry = json.loads((ROOT / "config/partners.json").read_text())
+    for partner in registry["partners"]:
+        partner.pop("responseMode", None)  # let the deployment-wide dry-run apply
+    path = OUT / "partners.json"
+    path.write_text(json.dumps(registry, indent=2))
+    return path
+
+
+def _log_analytics_answer(workspace, body):
+    sample = json.loads((SAMPLES / "log-analytics-query-response.json").read_text())
+    if body["query"].startswith("SecurityIncident"):
+        return {"tables": [{"name": "PrimaryResult", "columns": [{"name": "IncidentName", "type": "string"}], "rows": []}]}
+    return sample
+
+
+def _fmt_time(value: str | None) -> str:
+    if not value:
+        return "—"
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _wrap(text: str, indent: str = "      ") -> str:
+    return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
+
+
+def render(incidents: list[dict], deliveries: list[tuple[str, int, dict]], poll: dict, verify: dict) -> str:
+    """The readable report."""
+    lines = ["", "soc-responder demo — sample alerts through the real handlers (dry-run)", "=" * 78, "", "Deliveries:"]
+    for title, status, body in deliveries:
+        lines.append(f"  {status}  {title}")
+        lines.append(f"       → {body.get('incidentId')}  {body.get('priority')}  outcome={body.get('outcome')}")
+    lines += ["", f"Timer poll_log_analytics: {poll['summary']}", ""]
+    for inc in incidents:
+        lines.append("-" * 78)
+        lines.append(f"{inc['id']}  {inc['priority']} ({inc['score']}/10)  {inc['title']}")
+        lines.append(f"  partner: {inc.get('partnerName') or 'none matched → SOC contacts'}   status: {inc['status']}"
+                     f"   alerts: {inc['alertCount']}")
+        for a in inc["alerts"]:
+            lines.append(f"    · {a['source']}: {a['title']} ({a.get('severity') or 'no severity'}, score {a['score']})")
+        lines.append("  why this priority (rules fired, in order):")
+        for hit in inc["triage"]["rulesFired"]:
+            lines.append(f"    - {hit['ruleId']}: {hit['description']} → {hit['effect']} (score {hit['scoreAfter']})")
+        sla = inc["sla"]
+        lines.append(f"  SLA clocks: received {_fmt_time(sla['receivedAt'])}, triaged {_fmt_time(sla['triagedAt'])}")
+        lines.append(f"    triage due {_fmt_time(sla['triageDue'])}; first response due {_fmt_time(sla['firstResponseDue'])};"
+                     f" {inc['priority']} response SLA due {_fmt_time(sla['responseSlaDue'])}")
+        if sla.get("firstResponseAt"):
+            lines.append(f"    first response at {_fmt_time(sla['firstResponseAt'])}")
+        lines.append("  runbook:")
+        for ev in inc["timeline"]:
+            if ev["phase"] in ("Contain", "Notify", "Investigate", "Recover"):
+                lines.append(_wrap(f"[{ev['phase']}] {ev['summary']}"))
+        lines.append(f"  evidence: {len(inc['timeline'])} timeline events, hash chain "
+                     f"{'verified' if verify[inc['id']]['valid'] else 'BROKEN'}")
+    lines += ["-" * 78, ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    from devtools.azure_fake import AzureFake
+    from devtools.azurite import Azurite
+
+    print("Starting Azurite (in memory) and the local Azure fake …", flush=True)
+    with Azurite() as azurite, AzureFake() as fake:
+        env = {**fake.environment(),
+               "EvidenceStorage": azurite.connection_string, "AzureWebJobsStorage": azurite.connection_string,
+               "RESPONSE_MODE": "dry-run", "PARTNERS_FILE": str(_demo_partners()),
+               "SCORING_RULES_FILE": str(ROOT / "config/scoring-rules.json"),
+               "LOG_ANALYTICS_WORKSPACE_ID": "0f8fad5b-d9cb-469f-a165-70867728950e",
+               "MAIL_SENDER": "soc-responder@soc.example", "ACS_CALLER_ID": "+15555550000",
+               "CALLBACK_BASE_URL": "https://soc-responder.example"}
+        os.environ.update(env)
+        fake.add_mailbox("soc-responder@soc.example")
+        fake.log_analytics_handler = _log_analytics_answer
+
+        from devtools.functions_runtime import LocalFunctionsRuntime
+        from function_app import build_app
+        from shared import runtime
+
+        runtime.reset()
+        deliveries = []
+        with LocalFunctionsRuntime(build_app(), now=datetime.now(timezone.utc), host_json=str(ROOT / "host.json")) as rt:
+            for title, route, name in DELIVERIES:
+                resp = rt.http("POST", route, body=_load(name))
+                deliveries.append((title, resp.status_code, json.loads(resp.get_body())))
+            rt.timer("poll_log_analytics")
+            ctx = runtime.context()
+            state = ctx.store.get_state("log-analytics-watermark")
+            if state:
+                run = state[0]["lastRun"]
+                poll = {"summary": ", ".join(f"{v} {k}" for k, v in run.items())
+                        + f"; watermark now {_fmt_time(state[0]['watermark'])}"}
+            else:
+                poll = {"summary": "no watermark stored"}
+            ids = sorted({inc.id for inc in ctx.store.iter_incidents()})
+            incidents, verify = [], {}
+            for iid in ids:
+                incidents.append(json.loads(rt.http("GET", f"/api/incidents/{iid}").get_body()))
+                verify[iid] = json.loads(rt.http("GET", f"/api/incidents/{iid}/verify").get_body())
+            writes = fake.writes(api="arm") + fake.writes(api="graph")
+            containment_writes = [w for w in writes if "sendMail" not in w.path]
+        report = render(incidents, deliveries, poll, verify)
+        report += (f"Dry-run check: {len(containment_writes)} containment write request(s) reached ARM/Graph "
+                   f"(expected 0).\n")
+        print(report)
+        (OUT / "report.txt").write_text(report)
+        (OUT / "report.json").write_text(json.dumps({"deliveries": deliveries, "incidents": incidents,
+                                                     "verify": verify}, indent=2, default=str))
+        print(f"Full report: {OUT / 'report.txt'} and {OUT / 'report.json'}")
+        return 0 if not containment_writes and all(v["valid"] for v in verify.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
