@@ -1,7 +1,7 @@
 """soc-responder: assembles the Functions app from its blueprints (nothing else happens here)."""
 import azure.durable_functions as df
 
-from functions import ingest, operator, runbook
+from functions import containment, evidence_api, ingest, notify, operator, runbook
 
 
 def build_app() -> df.DFApp:
@@ -10,6 +10,9 @@ def build_app() -> df.DFApp:
     app.register_functions(ingest.bp)
     app.register_functions(runbook.bp)
     app.register_functions(operator.bp)
+    app.register_functions(notify.bp)
+    app.register_functions(containment.bp)
+    app.register_functions(evidence_api.bp)
     return app
 
 

@@ -26,10 +26,55 @@ def incident_runbook(context: df.DurableOrchestrationContext):
                                "containment": len(plan.get("containment", [])), "mode": plan.get("responseMode")})
 
     # -- Contain (SPEC 4) ------------------------------------------------------------
+    if plan.get("priority") == "P1" and plan.get("containment"):
+        from shared.containment import ORCHESTRATOR, containment_instance_id
+
+        epoch = int(request.get("epoch", 1))
+        context.set_custom_status({"step": "containing", "incidentId": incident_id})
+        try:
+            # A sub-orchestration with its own id per epoch: its activities retry, and a host restart
+            # resumes it from history instead of acting twice.
+            result["containment"] = yield context.call_sub_orchestrator(
+                ORCHESTRATOR, {"incidentId": incident_id, "epoch": epoch, "actions": plan["containment"],
+                               "trigger": "runbook"}, containment_instance_id(incident_id, epoch))
+        except Exception as exc:  # noqa: BLE001 - people must hear of it: the notify step escalates failures
+            result["containment"] = {"incidentId": incident_id, "epoch": epoch, "status": "failed", "actions": [],
+                                      "held": [], "failures": [{"reason": "containment run failed: "
+                                                                          + str(exc).splitlines()[0][:300],
+                                                                "final": True}]}
 
     # -- Notify and escalate (SPEC 5) --------------------------------------------------
+    context.set_custom_status({"step": "notifying", "incidentId": incident_id})
+    notify_retry = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
+    try:
+        notice = yield context.call_activity_with_retry("notify_incident", notify_retry, {
+            "incidentId": incident_id, "epoch": request.get("epoch", 1), "reason": request.get("reason"),
+            "previousPriority": request.get("previousPriority"), "actor": request.get("actor"),
+            "containment": result.get("containment")})
+    except Exception as exc:  # noqa: BLE001 - a P1 is still phoned when its email step failed
+        notice = {"error": str(exc)[:300], "escalate": plan.get("priority") == "P1", "escalationTrigger": "p1",
+                  "escalationReason": "P1: phone escalation required (the email step failed)"}
+    result["notification"] = notice
+    if notice.get("escalate"):
+        # Its own instance, escalation-{incidentId}: the runbook goes on to investigate while the phones ring,
+        # ack finds it by incident id, and the host refuses a second one while it runs.
+        try:
+            result["escalation"] = yield context.call_activity_with_retry("start_call_escalation", notify_retry, {
+                "incidentId": incident_id, "epoch": request.get("epoch", 1),
+                "trigger": notice.get("escalationTrigger"), "reason": notice.get("escalationReason")})
+        except Exception as exc:  # noqa: BLE001 - evidenced by the SLA watchdog's response-SLA breach
+            result["escalation"] = {"error": str(exc)[:300]}
 
     # -- Investigate (SPEC 1) --------------------------------------------------------
+    # Log Analytics enrichment (functions/evidence_api.py): skipped inside the activity when no
+    # workspace is configured; query failures are evidenced there. Anything else must not fail the
+    # runbook after containment and notification are done.
+    context.set_custom_status({"step": "investigating", "incidentId": incident_id})
+    try:
+        result["investigation"] = yield context.call_activity(
+            "investigate_incident", {"incidentId": incident_id, "epoch": request.get("epoch", 1)})
+    except Exception as exc:  # noqa: BLE001 - the incident's response stands without enrichment
+        result["investigation"] = {"error": str(exc)[:300]}
 
     context.set_custom_status({"step": "done", "incidentId": incident_id})
     return result

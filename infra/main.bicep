@@ -105,6 +105,9 @@ param p4DigestHour string = '8'
 @description('Optional endpoint of the Azure AI services resource connected to Communication Services, for text-to-speech prompts (ACS_COGNITIVE_SERVICES_ENDPOINT); empty uses the ACS default.')
 param acsCognitiveServicesEndpoint string = ''
 
+@description('Base back-off in seconds (0-60, decimals allowed, hence a string) of the ARM and Graph retries during containment (CONTAINMENT_RETRY_BACKOFF_SECONDS).')
+param containmentRetryBackoffSeconds string = '1'
+
 @description('Microsoft Graph endpoint (GRAPH_ENDPOINT); differs in sovereign clouds.')
 param graphEndpoint string = 'https://graph.microsoft.com'
 
@@ -113,14 +116,13 @@ param logAnalyticsEndpoint string = 'https://api.loganalytics.io'
 
 // ---------------------------------------------------------------- sizing and retention
 
-@description('Maximum instances of the Flex Consumption plan.')
-@minValue(1)
+@description('Maximum instances of the Flex Consumption plan (40-1000: the range every Flex region accepts).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
 @description('Memory per Flex Consumption instance in MB.')
 @allowed([
-  512
   2048
   4096
 ])
@@ -426,6 +428,7 @@ module appSettings 'app/app-settings.bicep' = {
       ESCALATION_MAX_ATTEMPTS: string(escalationMaxAttempts)
       P2_CALL_RULE: p2CallRule
       P4_DIGEST_HOUR: p4DigestHour
+      CONTAINMENT_RETRY_BACKOFF_SECONDS: containmentRetryBackoffSeconds
     }
   }
 }

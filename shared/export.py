@@ -35,11 +35,8 @@ from shared.store import EvidenceStore, IncidentIndexRow
 COLUMNS: tuple[str, ...] = ("incidentId", "seq", "occurredAt", "phase", "criterion", "actor", "actorType",
                             "eventType", "summary", "data", "prevHash", "hash", "partner", "priority")
 HASHED_COLUMNS: tuple[str, ...] = COLUMNS[:12]
-FORMATS: dict[str, str] = {
-    "csv": "text/csv; charset=utf-8",
-    "json": "application/json; charset=utf-8",
-    "jsonl": "application/x-ndjson; charset=utf-8",
-}
+# Media types (always UTF-8).
+FORMATS: dict[str, str] = {"csv": "text/csv", "json": "application/json", "jsonl": "application/x-ndjson"}
 # Characters that make a spreadsheet evaluate a cell; "'" is guarded too so the guard can be undone.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
 # ``partner=_soc`` selects incidents that matched no partner (the SOC's own); exported as "".

@@ -55,6 +55,54 @@ class AppContext:
 
         return IngestService(self.store, self.rules, self.partners, self.settings)
 
+    @cached_property
+    def network_isolation(self):
+        """Quarantine NSGs and NIC updates on ARM (SDK clients built on first use)."""
+        from shared.adapters.arm_network import ArmNetworkIsolation
+
+        return ArmNetworkIsolation(self.settings)
+
+    @cached_property
+    def directory(self):
+        """Entra ID lockout through Microsoft Graph (SDK client built on first use)."""
+        from shared.adapters.graph_directory import GraphDirectory
+
+        return GraphDirectory(self.settings)
+
+    @cached_property
+    def containment(self):
+        from shared.containment.service import ContainmentService
+
+        return ContainmentService(self.store, self.partners, self.settings, self.network_isolation, self.directory)
+
+    @cached_property
+    def notifications(self):
+        from shared.notify.service import NotificationService
+
+        return NotificationService(self.store, self.partners, self.settings)
+
+    @cached_property
+    def reviews(self):
+        from shared.review import ReviewService
+
+        return ReviewService(self.store, self.partners)
+
+    @cached_property
+    def sla_reports(self):
+        from shared.reports import SlaReporter
+
+        return SlaReporter(self.store, self.partners)
+
+    @cached_property
+    def investigator(self):
+        """Log Analytics enrichment, or None when no workspace is configured."""
+        if not self.settings.log_analytics_workspace_id:
+            return None
+        from shared.adapters.log_analytics import LogAnalyticsSource
+        from shared.enrichment import IncidentInvestigator
+
+        return IncidentInvestigator(self.store, LogAnalyticsSource(self.settings))
+
 
 _context: AppContext | None = None
 _context_lock = threading.Lock()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-from shared.evidence import GENESIS_HASH, EvidenceEvent
+from shared.evidence import GENESIS_HASH, ChainVerdict, EvidenceEvent, verify_chain
 from shared.export import COLUMNS, HASHED_COLUMNS, restore_cell
 
 csv.field_size_limit(16 * 1024 * 1024)  # a ``data`` cell can be large (Table Storage allows ~450 KB)
@@ -78,6 +78,37 @@ class VerifyReport:
                 "broken": [{"incidentId": b.incident_id, "brokenAt": b.seq, "row": b.row, "line": b.line,
                             "reason": b.reason} for b in self.breaks],
                 "anchored": [{"incidentId": i, "firstSeq": s} for i, s in self.anchored]}
+
+
+# -- the stored chain (GET /api/incidents/{id}/verify) -------------------------------------
+def verify_stored(events: list[EvidenceEvent], head: tuple[int, str] | None) -> ChainVerdict:
+    """``verify_chain`` plus the chain head the store wrote with the last append.
+
+    The head catches what the events alone cannot: events removed from the end, or a chain
+    rewritten from some event on with fresh hashes.
+    """
+    verdict = verify_chain(events)
+    if not verdict.valid or head is None:
+        return verdict
+    last_seq, last_hash = (events[-1].seq, events[-1].hash) if events else (0, GENESIS_HASH)
+    head_seq, head_hash = head
+    if head_seq > last_seq:
+        return ChainVerdict(valid=False, events=len(events), broken_at=last_seq + 1,
+                            reason=f"the chain head records {head_seq} events; events after {last_seq} are missing")
+    if head_seq < last_seq:
+        return ChainVerdict(valid=False, events=len(events), broken_at=head_seq + 1,
+                            reason=f"events after {head_seq} were not written through the evidence store")
+    if head_hash != last_hash:
+        return ChainVerdict(valid=False, events=len(events), broken_at=last_seq,
+                            reason="the last event's hash differs from the chain head (events rewritten)")
+    return verdict
+
+
+def verdict_body(verdict: ChainVerdict) -> dict[str, Any]:
+    """SPEC 9 body: ``{"valid": true}``, or ``{"valid": false, "brokenAt": seq, "reason": ...}``."""
+    if verdict.valid:
+        return {"valid": True}
+    return {"valid": False, "brokenAt": verdict.broken_at, "reason": verdict.reason}
 
 
 # -- reading ---------------------------------------------------------------------------

@@ -25,14 +25,13 @@ param appIdentityResourceId string
 @description('URL of the blob container that holds the deployment package.')
 param deploymentContainerUrl string
 
-@description('Upper bound of instances the plan may scale out to.')
-@minValue(1)
+@description('Upper bound of instances the plan may scale out to (40-1000).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int
 
 @description('Memory of each instance in MB.')
 @allowed([
-  512
   2048
   4096
 ])

@@ -593,7 +593,7 @@ class ContainmentService:
         """The orchestration gave up on an action (retries exhausted): record it failed and escalate."""
         action = ContainmentAction.model_validate(request["action"])
         incident = self._incident(request["incidentId"])
-        error = _error_line(str(request.get("error") or "unknown error"))
+        error = error_line(str(request.get("error") or "unknown error"))
         attempts = int(request.get("attempts") or 0)
         epoch = int(request.get("epoch") or 1)
         for _ in range(_CONTENTION_TRIES):
@@ -976,7 +976,7 @@ def _short(resource_id: str | None) -> str:
 _EXC_LINE = re.compile(r"Exception:\s*(?:[\w.]+Error|[\w.]+Exception|\w+):\s*(.+)")
 
 
-def _error_line(text: str) -> str:
+def error_line(text: str) -> str:
     """The human part of a durable task failure (no stack traces in evidence)."""
     m = _EXC_LINE.search(text)
     line = m.group(1) if m else text.splitlines()[0] if text else "unknown error"

@@ -29,6 +29,7 @@ from shared.errors import ConflictError, ValidationError
 from shared.evidence import APP_ACTOR, EventDraft, now_ms
 from shared.models import ActorType, Incident, IncidentStatus, Phase, Priority, isoformat
 from shared.notify.incidents import load_incident, update_incident
+from shared.notify.names import escalation_instance_id
 from shared.notify.templates import (SPOKEN_ACKNOWLEDGED, SPOKEN_GOODBYE, SPOKEN_RETRY, ActionLine,
                                      MessageContext, NotifyEvent, RenderedMail, action_lines, render,
                                      render_digest, spoken_summary)
@@ -47,11 +48,6 @@ MAX_RECORD_TRIES = 25
 BUSINESS_START, BUSINESS_END = time(8, 0), time(18, 0)
 # A call row in one of these states may still have a live call to hang up.
 LIVE_CALL_STATES = ("placed", "connected", "prompting", "closing")
-
-
-def escalation_instance_id(incident_id: str) -> str:
-    """Durable instance id of the incident's phone escalation (one per incident)."""
-    return f"escalation-{incident_id}"
 
 
 def mask_phone(number: str | None) -> str:

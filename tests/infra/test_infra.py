@@ -594,8 +594,7 @@ def test_deploy_doc_covers_every_parameter_and_environment_variable():
 def test_deploy_doc_lists_every_skipped_check(checkov_report):
     doc = DEPLOY_DOC.read_text()
     for check in checkov_report["results"]["skipped_checks"]:
-        number = check["check_id"].rsplit("_", 1)[1]
-        assert check["check_id"] in doc or re.search(rf"\b{number}\b", doc), check["check_id"]
+        assert re.search(rf"\b{check['check_id']}\b", doc), f"docs/deploy.md does not list {check['check_id']}"
 
 
 @pytest.mark.parametrize("route", ["incidents/sentinel", "alerts/defender"])

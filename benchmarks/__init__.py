@@ -1,0 +1,1 @@
+"""`make bench`: performance figures and ratios, each measured within one run."""

@@ -1,0 +1,171 @@
+"""Containment (SPEC 4, 9): the P1 containment sub-orchestration, its activities, approve and release.
+
+``containment_orchestrator`` runs an incident's planned actions one by one,
+each as an activity with durable retry options (so a host restart resumes
+from history instead of repeating finished actions, and a transient failure
+is retried with a pause). A final failure is recorded, evidenced
+(``containment.failed``) and returned in ``failures`` for the notify step to
+escalate to people. The runbook calls it for P1 plans; an approval starts it
+for the approved actions.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from functions.http import handle_errors, json_response, read_json
+from shared import runtime
+from shared.containment import ORCHESTRATOR, approval_instance_id
+
+bp = df.Blueprint()
+log = logging.getLogger("soc_responder.containment")
+
+# Each attempt already includes the SDKs' own retries (429/5xx/timeouts); three attempts 15 s apart
+# ride out a short ARM/Graph outage and still escalate well inside the 30-minute response target.
+ATTEMPTS = 3
+RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=15_000, max_number_of_attempts=ATTEMPTS)
+
+
+# -- orchestration -------------------------------------------------------------------------------
+@bp.orchestration_trigger(context_name="context")
+def containment_orchestrator(context: df.DurableOrchestrationContext):
+    """Execute each action (retried), record final failures, then conclude (incident status, evidence).
+
+    Input ``{"incidentId", "epoch", "actions": [ContainmentAction], "trigger": "runbook"|"approval",
+    "approvalId"?}``. Output: ``{"status", "actions", "failures", "held", "incidentStatus", ...}``.
+    """
+    request = context.get_input() or {}
+    incident_id = request.get("incidentId")
+    actions = request.get("actions") or []
+    base = {"incidentId": incident_id, "epoch": int(request.get("epoch") or 1),
+            "trigger": request.get("trigger") or "runbook", "approvalId": request.get("approvalId")}
+    results: list[dict] = []
+    for done, action in enumerate(actions):
+        context.set_custom_status({"step": "containing", "incidentId": incident_id, "done": done,
+                                   "of": len(actions), "action": action.get("actionId")})
+        step = {**base, "action": action}
+        try:
+            summary = yield context.call_activity_with_retry("containment_execute", RETRY, step)
+        except Exception as exc:  # noqa: BLE001 — retries exhausted: record, evidence, escalate
+            try:
+                summary = yield context.call_activity_with_retry(
+                    "containment_record_failure", RETRY, {**step, "error": str(exc)[:4000], "attempts": ATTEMPTS})
+            except Exception as exc2:  # noqa: BLE001 — even the store is failing: people must still hear of it
+                summary = _unrecorded_failure(action, str(exc), str(exc2))
+        results.append(summary)
+    context.set_custom_status({"step": "concluding", "incidentId": incident_id, "done": len(actions),
+                               "of": len(actions)})
+    try:
+        concluded = yield context.call_activity_with_retry("containment_conclude", RETRY,
+                                                           {**base, "results": results})
+    except Exception as exc:  # noqa: BLE001 — the actions ran; only the status update failed
+        concluded = {"incidentStatus": None, "error": _first_line(str(exc))}
+    output = containment_result(base, results, concluded)
+    context.set_custom_status({"step": "done", "incidentId": incident_id, "status": output["status"],
+                               "failures": len(output["failures"])})
+    return output
+
+
+def containment_result(base: dict, results: list[dict], concluded: dict) -> dict[str, Any]:
+    """The sub-orchestration's output: every action, the failures to escalate, the held ones."""
+    failures = [{"actionId": r.get("actionId"), "kind": r.get("kind"), "target": r.get("target"),
+                 "targetDisplay": r.get("targetDisplay"), **(r.get("failure") or {"reason": r.get("result")})}
+                for r in results if r.get("status") == "failed"]
+    held = [{"actionId": r.get("actionId"), "kind": r.get("kind"), "targetDisplay": r.get("targetDisplay"),
+             "guardrail": r.get("guardrail"), "reason": r.get("reason"), "risk": r.get("risk")}
+            for r in results if r.get("status") == "held"]
+    statuses = {r.get("status") for r in results}
+    effective = bool(statuses & {"contained", "already-contained"})
+    if failures:
+        overall = "partial" if effective else "failed"
+    elif effective:
+        overall = "contained"
+    elif held:
+        overall = "held"
+    elif statuses and statuses <= {"dry-run"}:
+        overall = "dry-run"
+    else:
+        overall = "no-action"
+    return {**{k: v for k, v in base.items() if v is not None}, "status": overall, "actions": results,
+            "failures": failures, "held": held, "incidentStatus": concluded.get("incidentStatus"),
+            **({"concludeError": concluded["error"]} if concluded.get("error") else {})}
+
+
+def _unrecorded_failure(action: dict, error: str, record_error: str) -> dict[str, Any]:
+    return {"actionId": action.get("actionId"), "kind": action.get("kind"), "target": action.get("target"),
+            "targetDisplay": action.get("targetDisplay"), "status": "failed",
+            "result": f"{action.get('targetDisplay')}: FAILED, escalated to people",
+            "failure": {"reason": f"gave up after {ATTEMPTS} attempts: {_first_line(error)}; the failure could "
+                                  f"not be recorded either: {_first_line(record_error)}",
+                        "final": True, "code": "RetriesExhausted"}}
+
+
+def _first_line(text: str) -> str:
+    from shared.containment.service import error_line
+
+    return error_line(text)
+
+
+# -- activities ------------------------------------------------------------------------------------
+@bp.activity_trigger(input_name="request")
+def containment_execute(request: dict) -> dict:
+    """Evaluate the guardrails for one action and carry it out (idempotent: safe to run twice)."""
+    return runtime.context().containment.execute(request)
+
+
+@bp.activity_trigger(input_name="request")
+def containment_record_failure(request: dict) -> dict:
+    """Retries exhausted: the action is recorded failed with the reason and evidenced for escalation."""
+    return runtime.context().containment.record_failure(request)
+
+
+@bp.activity_trigger(input_name="request")
+def containment_conclude(request: dict) -> dict:
+    """Set the incident's status (contained / held) from its actions and evidence the run's outcome."""
+    return runtime.context().containment.conclude(request)
+
+
+# -- operator routes (SPEC 9) -----------------------------------------------------------------------
+def _incident_id(req: func.HttpRequest) -> str:
+    return req.route_params.get("id", "")
+
+
+@bp.route(route="incidents/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Approve (run) or reject (block) the incident's held containment actions."""
+    from shared.containment.requests import ApprovalRequest, parse_request
+
+    body = parse_request(ApprovalRequest, read_json(req))
+    ctx = runtime.context()
+    outcome = await asyncio.to_thread(ctx.containment.decide, _incident_id(req), body.actor, body.decision,
+                                      body.reason)
+    started = []
+    for run in outcome.pop("runs"):
+        instance_id = approval_instance_id(outcome["incidentId"], run["approvalId"])
+        status = await client.get_status(instance_id)
+        if status is None or status.runtime_status is None:
+            await client.start_new(ORCHESTRATOR, instance_id, {
+                "incidentId": outcome["incidentId"], "epoch": run["epoch"], "actions": run["actions"],
+                "trigger": "approval", "approvalId": run["approvalId"]})
+        started.append({"instanceId": instance_id, "approvalId": run["approvalId"],
+                        "actions": [a.get("actionId") for a in run["actions"]], "resumed": run["resumed"]})
+    outcome["executions"] = started
+    return json_response(202 if started else 200, outcome)
+
+
+@bp.route(route="incidents/{id}/release", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@handle_errors
+async def release_containment(req: func.HttpRequest) -> func.HttpResponse:
+    """Restore the prior state of everything this incident's containment changed."""
+    from shared.containment.requests import ReleaseRequest, parse_request
+
+    body = parse_request(ReleaseRequest, read_json(req))
+    result = await asyncio.to_thread(runtime.context().containment.release, _incident_id(req), body.actor,
+                                     body.reason)
+    return json_response(200, result)

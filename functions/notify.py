@@ -1,0 +1,389 @@
+"""Notification and phone escalation (SPEC 3, 5, 9): orchestration, activities, operator routes, ACS callbacks, timers.
+
+- ``call_escalation``: the durable call schedule of one incident, instance
+  ``escalation-{incidentId}`` (so ack finds it by incident id, and a second
+  start while it runs is refused by the host: one escalation per incident).
+- Activities ``notify_incident`` / ``start_call_escalation`` (the runbook's
+  notify step), ``place_escalation_call`` and ``end_call_escalation``.
+- ``POST /api/incidents/{id}/ack|priority|call`` (SPEC 9) and
+  ``POST /api/callbacks/acs`` (ACS call events, validated per call).
+- Timers ``sla_watchdog`` (every minute) and ``p4_daily_digest`` (hourly;
+  each partner's digest goes out once a day at its local digest hour).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from functions.http import handle_errors, json_response, read_json
+from shared import runtime
+from shared.errors import ConflictError, ValidationError
+from shared.notify.schedule import call_time, next_attempt
+from shared.notify.names import ACK_EVENT, ESCALATION_ORCHESTRATOR, STOP_EVENT, escalation_instance_id
+
+bp = df.Blueprint()
+log = logging.getLogger("soc_responder.notify")
+
+RUNBOOK = "incident_runbook"
+RUNNING = ("Pending", "Running", "ContinuedAsNew", "Suspended")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+# -- the escalation orchestration -------------------------------------------------------------------
+
+def _event_data(value: Any) -> dict:
+    """External event payloads arrive as JSON text from the Python client (double encoding) or as objects."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {"note": value}
+    return value if isinstance(value, dict) else {}
+
+
+@bp.orchestration_trigger(context_name="context")
+def call_escalation(context: df.DurableOrchestrationContext):
+    """Call at 0/+15/+30/+45 min, then at the top of every hour, until acknowledged, stopped or the limit.
+
+    Each wait races the ``Acknowledged`` and ``StopEscalation`` events against
+    the next call's durable timer; the loser timer is cancelled. The event
+    tasks are created once and reused, so an event that arrives while a call
+    is being placed is not lost to an earlier wait.
+    """
+    request = _event_data(context.get_input())
+    incident_id = request.get("incidentId")
+    tz = request.get("timezone") or "UTC"
+    limit = max(1, int(request.get("maxAttempts") or 12))
+    started = context.current_utc_datetime
+    acknowledged = context.wait_for_external_event(ACK_EVENT)
+    stopped = context.wait_for_external_event(STOP_EVENT)
+    attempts, skipped, attempt = 0, [], 1
+    outcome, reason, by = "exhausted", f"limit of {limit} attempt(s) reached", None
+
+    def show(state: str, next_call: datetime | None = None) -> None:
+        context.set_custom_status({"incidentId": incident_id, "state": state, "attempts": attempts,
+                                   "maxAttempts": limit, "startedAt": started.isoformat(),
+                                   "nextCallAt": next_call.isoformat() if next_call else None,
+                                   "trigger": request.get("trigger")})
+
+    while True:
+        due = call_time(started, min(attempt, limit + 1), tz)
+        if due > context.current_utc_datetime:
+            show("waiting", due if attempt <= limit else None)
+            timer = context.create_timer(due)
+            winner = yield context.task_any([acknowledged, stopped, timer])
+            if winner is not timer:
+                timer.cancel()
+                data = _event_data(winner.result)
+                outcome = "acknowledged" if winner is acknowledged else "stopped"
+                reason, by = data.get("reason") or outcome, data.get("actor")
+                break
+        if attempt > limit:
+            break  # the last call's window passed without an acknowledgement
+        show("calling")
+        try:
+            placed = yield context.call_activity("place_escalation_call", {
+                **request, "attempt": attempt, "scheduledAt": due.isoformat(), "instanceId": context.instance_id})
+        except Exception as exc:  # noqa: BLE001 - a failed attempt is evidenced by the activity; keep calling
+            placed = {"error": str(exc)[:300]}
+        if placed.get("stop"):
+            stop = placed["stop"]
+            outcome = "impossible" if placed.get("impossible") else (
+                "acknowledged" if stop == "acknowledged" else "stopped")
+            reason = stop
+            break
+        attempts += 1
+        attempt, missed = next_attempt(started, attempt, context.current_utc_datetime, tz)
+        skipped += missed
+        attempt = min(attempt, limit + 1)
+
+    show(outcome)
+    summary = {"incidentId": incident_id, "outcome": outcome, "attempts": attempts, "reason": reason, "by": by,
+               "startedAt": started.isoformat(), "requestKey": request.get("requestKey"),
+               "instanceId": context.instance_id, "skippedSlots": skipped}
+    try:
+        yield context.call_activity("end_call_escalation", summary)
+    except Exception as exc:  # noqa: BLE001 - the outcome is still the orchestration's output
+        summary["endError"] = str(exc)[:300]
+    return summary
+
+
+# -- activities ------------------------------------------------------------------------------------
+
+@bp.activity_trigger(input_name="request")
+def notify_incident(request: dict) -> dict:
+    """The runbook's notify step: incident email (or P4 digest queue) and whether to phone."""
+    return runtime.context().notifications.notify_runbook(
+        request["incidentId"], int(request.get("epoch") or 1), request.get("containment"),
+        request.get("reason"), request.get("previousPriority"), request.get("actor"))
+
+
+async def ensure_escalation(client: df.DurableOrchestrationClient, request: dict) -> dict:
+    """Start the incident's escalation unless one runs (or this very request already ran)."""
+    instance_id = escalation_instance_id(request["incidentId"])
+    try:
+        status = await client.get_status(instance_id, show_input=True)
+    except Exception as exc:  # noqa: BLE001 - the start below decides
+        log.warning("status of %s unavailable: %s", instance_id, exc)
+        status = None
+    state = getattr(getattr(status, "runtime_status", None), "value", None) or getattr(status, "runtime_status", None)
+    if state in RUNNING:
+        return {"instanceId": instance_id, "state": "already-running"}
+    if state and _event_data(getattr(status, "input_", None)).get("requestKey") == request["requestKey"]:
+        return {"instanceId": instance_id, "state": "already-done"}
+    try:
+        await client.start_new(ESCALATION_ORCHESTRATOR, instance_id, request)
+    except Exception as exc:  # noqa: BLE001 - "already exists" is the one-per-incident rule doing its job
+        if "already exists" in str(exc).lower():
+            return {"instanceId": instance_id, "state": "already-running"}
+        raise
+    return {"instanceId": instance_id, "state": "started"}
+
+
+async def _start_escalation(client: df.DurableOrchestrationClient, incident_id: str, trigger: str, request_key: str,
+                            reason: str, actor: str | None = None) -> dict:
+    from shared.models import ActorType, Phase
+    from shared.notify.incidents import load_incident
+
+    notifier = runtime.context().notifications
+    incident = await asyncio.to_thread(load_incident, notifier.store, incident_id)
+    request = notifier.escalation_request(incident, trigger, request_key, reason, actor)
+    result = await ensure_escalation(client, request)
+    words = {"started": "started", "already-running": "already running: not started twice",
+             "already-done": "already done for this request"}[result["state"]]
+    await asyncio.to_thread(
+        notifier.record_evidence, incident_id, f"escalation.{result['state']}",
+        f"Phone escalation {words} ({reason})",
+        {"instanceId": result["instanceId"], "trigger": trigger, "requestKey": request_key, "reason": reason,
+         "maxAttempts": request["maxAttempts"], "timezone": request["timezone"]},
+        Phase.NOTIFY, actor or "soc-responder", ActorType.ANALYST if actor else ActorType.APP)
+    return result
+
+
+@bp.activity_trigger(input_name="request")
+@bp.durable_client_input(client_name="client")
+async def start_call_escalation(request: dict, client: df.DurableOrchestrationClient) -> dict:
+    """Start ``escalation-{incidentId}`` for the runbook (async: it needs the durable client)."""
+    epoch = int(request.get("epoch") or 1)
+    return await _start_escalation(client, request["incidentId"], request.get("trigger") or "p1",
+                                   f"runbook-e{epoch}", request.get("reason") or "P1 runbook")
+
+
+@bp.activity_trigger(input_name="request")
+def place_escalation_call(request: dict) -> dict:
+    """One call attempt (each contact called at most once per attempt, whatever the replays)."""
+    return runtime.context().notifications.place_escalation_call(request)
+
+
+@bp.activity_trigger(input_name="request")
+def end_call_escalation(request: dict) -> dict:
+    """Evidence the escalation's end; email people when it was exhausted or impossible."""
+    return runtime.context().notifications.escalation_ended(request)
+
+
+# -- operator routes (SPEC 9) ------------------------------------------------------------------------
+
+def _body(req: func.HttpRequest) -> dict:
+    body = read_json(req)
+    if not isinstance(body, dict):
+        raise ValidationError("request body must be a JSON object", [{"field": "body", "message": "expected an object"}])
+    return body
+
+
+def _text(body: dict, name: str, *, required: bool = True, max_len: int = 256) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{name} is required", [{"field": name, "message": "a non-empty string is required"}])
+    value = value.strip()
+    if len(value) > max_len:
+        raise ValidationError(f"{name} is too long", [{"field": name, "message": f"at most {max_len} characters"}])
+    if name == "actor" and _CONTROL.search(value):
+        raise ValidationError("actor is invalid", [{"field": name, "message": "control characters are not allowed"}])
+    return value
+
+
+async def _signal(client: df.DurableOrchestrationClient, incident_id: str, event: str, data: dict) -> str:
+    """Raise ``event`` on the incident's escalation: "signalled", or "not running"."""
+    try:
+        await client.raise_event(escalation_instance_id(incident_id), event, data)
+    except Exception as exc:  # noqa: BLE001 - no escalation (or already over): nothing to stop
+        log.info("%s not delivered to %s: %s", event, escalation_instance_id(incident_id), exc)
+        return "not running"
+    return "signalled"
+
+
+def _stamp(moment: datetime) -> str:
+    from shared.models import isoformat
+
+    return re.sub(r"[^0-9A-Za-z]", "", isoformat(moment))
+
+
+@bp.route(route="incidents/{id}/ack", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def acknowledge_incident(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Contact established: stops the phone escalation at once. Body ``{"actor", "note"?}``."""
+    from shared.models import ActorType, isoformat
+
+    incident_id = req.route_params.get("id", "")
+    body = _body(req)
+    actor = _text(body, "actor")
+    note = _text(body, "note", required=False, max_len=2000)
+    notifier = runtime.context().notifications
+    incident, first = await asyncio.to_thread(notifier.acknowledge, incident_id, actor, ActorType.ANALYST, "api", note)
+    escalation = await _signal(client, incident_id, ACK_EVENT, {"actor": actor, "via": "api", "reason": "acknowledged"})
+    return json_response(200, {"incidentId": incident.id, "status": incident.status.value,
+                               "acknowledgedAt": isoformat(incident.acknowledged_at),
+                               "acknowledgedBy": incident.acknowledged_by, "firstAcknowledgement": first,
+                               "escalation": "stopped" if escalation == "signalled" else "not running"})
+
+
+@bp.route(route="incidents/{id}/priority", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def change_incident_priority(req: func.HttpRequest,
+                                   client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Raise or lower the priority. Body ``{"actor", "priority": "P1".."P4", "reason"}``."""
+    from shared.models import Phase, Priority
+    from shared.notify.priority import change_priority
+    from shared.notify.templates import NotifyEvent
+
+    incident_id = req.route_params.get("id", "")
+    body = _body(req)
+    actor = _text(body, "actor")
+    raw = body.get("priority")
+    if not isinstance(raw, str) or raw.strip().upper() not in Priority.__members__:
+        raise ValidationError("priority must be one of P1, P2, P3, P4",
+                              [{"field": "priority", "message": "expected P1, P2, P3 or P4"}])
+    priority = Priority(raw.strip().upper())
+    reason = _text(body, "reason", max_len=2000)
+    ctx = runtime.context()
+    change = await asyncio.to_thread(change_priority, ctx.store, ctx.partners, incident_id, priority, actor, reason)
+    out = change.response()
+    if not change.changed:
+        return json_response(200, out)
+    runbook_started = False
+    if change.runbook is not None:
+        try:
+            await client.start_new(RUNBOOK, change.runbook.instance_id, change.runbook.input)
+            runbook_started = True
+            out["runbook"] = change.runbook.instance_id
+        except Exception as exc:  # noqa: BLE001 - evidenced; the email below still tells the partner
+            log.error("could not start runbook %s: %s", change.runbook.instance_id, exc)
+            await asyncio.to_thread(ctx.notifications.record_evidence, incident_id, "runbook.start-failed",
+                                    "The P1 runbook could not be started; it will be retried by the SLA watchdog",
+                                    {"instanceId": change.runbook.instance_id, "error": type(exc).__name__},
+                                    Phase.TRIAGE)
+    if change.lowered:
+        out["escalation"] = await _signal(client, incident_id, STOP_EVENT,
+                                          {"actor": actor, "reason": f"priority lowered to {priority.value}"})
+        out["containment"] = "unchanged: lowering the priority never releases containment"
+    elif priority == Priority.P2:
+        why = ctx.notifications.p2_call_reason(change.incident)
+        if why:
+            out["escalation"] = (await _start_escalation(client, incident_id, "p2-rule",
+                                                         f"p2-{_stamp(change.incident.updated_at)}", why))["state"]
+    if not runbook_started:  # a raise to P1 is announced by the runbook's email, with the actions it took
+        out["email"] = (await asyncio.to_thread(
+            ctx.notifications.notify_event, incident_id, NotifyEvent.PRIORITY_CHANGED,
+            f"priority-{_stamp(change.incident.updated_at)}", actor=actor, reason=reason,
+            previous_priority=change.previous.value))["status"]
+    return json_response(200, out)
+
+
+@bp.route(route="incidents/{id}/call", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def request_call_escalation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Start the phone escalation for a P2 (or a P1). Body ``{"actor", "reason"}``."""
+    from shared.evidence import now_ms
+    from shared.models import Priority
+    from shared.notify.incidents import load_incident
+
+    incident_id = req.route_params.get("id", "")
+    body = _body(req)
+    actor = _text(body, "actor")
+    reason = _text(body, "reason", max_len=2000)
+    ctx = runtime.context()
+    incident = await asyncio.to_thread(load_incident, ctx.store, incident_id)
+    if incident.priority not in (Priority.P1, Priority.P2):
+        raise ConflictError(f"phone escalation is for P1 and P2 incidents; this one is {incident.priority.value}: "
+                            "raise its priority first")
+    if not incident.status.is_open:
+        raise ConflictError(f"the incident is {incident.status.value}")
+    result = await _start_escalation(client, incident_id, "operator", f"op-{_stamp(now_ms())}",
+                                     f"requested by {actor}: {reason}", actor)
+    started = result["state"] == "started"
+    return json_response(202 if started else 200, {"incidentId": incident_id, "priority": incident.priority.value,
+                                                   "escalation": result["state"], "instanceId": result["instanceId"]})
+
+
+# -- ACS call events ---------------------------------------------------------------------------------
+
+@bp.route(route="callbacks/acs", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@handle_errors
+async def acs_call_events(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Call Automation events for a call we placed (anonymous: the per-call secret in the URL authenticates)."""
+    from shared.notify.service import CallbackRejectedError
+
+    body = read_json(req)
+    notifier = runtime.context().notifications
+    try:
+        outcome = await asyncio.to_thread(notifier.handle_call_events, dict(req.params), body)
+    except CallbackRejectedError as exc:
+        log.warning("rejected ACS callback (incidentId=%r callId=%r): %s", req.params.get("incidentId", "")[:80],
+                    req.params.get("callId", "")[:120], exc.reason)
+        raise
+    if outcome.acknowledged_by:
+        await _signal(client, outcome.incident_id, ACK_EVENT,
+                      {"actor": outcome.acknowledged_by, "via": "phone", "reason": "acknowledged on the call"})
+    return json_response(200, outcome.response())
+
+
+# -- timers ---------------------------------------------------------------------------------------
+
+@bp.timer_trigger(schedule="30 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
+@bp.durable_client_input(client_name="client")
+async def sla_watchdog(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Flag missed SLA targets once (evidence + email) and re-drive runbooks that never started."""
+    from shared.models import Phase, runbook_instance_id
+    from shared.notify.watchdog import SlaWatchdog
+
+    notifier = runtime.context().notifications
+    report = await asyncio.to_thread(SlaWatchdog(notifier).run, datetime.now(timezone.utc))
+    for incident_id, epoch in report.redrive:
+        instance_id = runbook_instance_id(incident_id, epoch)
+        try:
+            status = await client.get_status(instance_id)
+        except Exception:  # noqa: BLE001 - an unknown instance may answer without a status body
+            status = None
+        if getattr(status, "runtime_status", None) is not None:
+            continue  # it exists: it is running or ran; its own steps are evidenced
+        try:
+            await client.start_new(RUNBOOK, instance_id, {"incidentId": incident_id, "epoch": epoch,
+                                                          "reason": "re-driven by the SLA watchdog"})
+        except Exception as exc:  # noqa: BLE001 - retried next minute
+            log.warning("could not re-drive %s: %s", instance_id, exc)
+            continue
+        await asyncio.to_thread(notifier.record_evidence, incident_id, "runbook.redriven",
+                                "The runbook had not run: started by the SLA watchdog",
+                                {"instanceId": instance_id}, Phase.TRIAGE)
+    if report.breaches or report.redrive:
+        log.warning("SLA watchdog: %s", report.wire())
+
+
+@bp.timer_trigger(schedule="0 5 * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
+def p4_daily_digest(timer: func.TimerRequest) -> None:
+    """Hourly: each partner's P4 digest goes out once a day, at or after its local digest hour."""
+    report = runtime.context().notifications.send_p4_digests(datetime.now(timezone.utc))
+    log.info("P4 digest: %s", report)

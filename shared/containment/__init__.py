@@ -1,0 +1,32 @@
+"""Containment (SPEC 4): quarantine NSGs, Entra lockout, guardrails, approval and release.
+
+- ``guardrails``: pure decisions (response mode, protected identities,
+  ``soc-isolation`` tags, guests, blast-radius breaker, incident status).
+- ``records``: the ContainmentActions rows and their public summaries.
+- ``ports``: the interfaces the Azure adapters implement, and their errors.
+- ``service``: ``ContainmentService`` (execute, record a final failure,
+  conclude, approve/reject, release) and ``list_actions``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+ORCHESTRATOR = "containment_orchestrator"
+
+
+def containment_instance_id(incident_id: str, epoch: int) -> str:
+    """Durable instance id of an incident's P1 containment run (one per runbook epoch)."""
+    return f"containment-{incident_id}-{int(epoch)}"
+
+
+def approval_instance_id(incident_id: str, approval_id: str) -> str:
+    """Durable instance id of the run that executes one approval's actions."""
+    return f"containment-{incident_id}-{approval_id}"
+
+
+def list_actions(store: Any, incident_id: str) -> list[dict[str, Any]]:
+    """Every containment action of an incident with its status and a one-line ``result``
+    (what the notification email lists as "every action taken and its result")."""
+    from shared.containment.service import list_actions as _list
+
+    return _list(store, incident_id)
