@@ -39,12 +39,11 @@ async def get_incident(req: func.HttpRequest) -> func.HttpResponse:
 
 def verify_incident(ctx, incident_id: str) -> dict:
     """SPEC 9 body of the chain check (events and the stored chain head)."""
-    from shared.verify_export import verdict_body, verify_stored
+    from shared.verify_export import check_stored_chain, verdict_body
 
     if ctx.store.get_incident(incident_id) is None:
         raise IncidentNotFoundError(incident_id)
-    events = ctx.store.list_events(incident_id)
-    return verdict_body(verify_stored(events, ctx.store.get_chain_head(incident_id)))
+    return verdict_body(check_stored_chain(ctx.store, incident_id))
 
 
 @bp.route(route="incidents/{id}/verify", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

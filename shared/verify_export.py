@@ -104,6 +104,18 @@ def verify_stored(events: list[EvidenceEvent], head: tuple[int, str] | None) -> 
     return verdict
 
 
+def check_stored_chain(store, incident_id: str, attempts: int = 3) -> ChainVerdict:
+    """Verify an incident's chain as stored. Events are read before the head, so an append racing
+    the check can only make the head look ahead: that case is read again before it is reported."""
+    for _ in range(attempts):
+        events = store.list_events(incident_id)
+        head = store.get_chain_head(incident_id)
+        verdict = verify_stored(events, head)
+        if verdict.valid or head is None or head[0] <= (events[-1].seq if events else 0):
+            return verdict
+    return verdict
+
+
 def verdict_body(verdict: ChainVerdict) -> dict[str, Any]:
     """SPEC 9 body: ``{"valid": true}``, or ``{"valid": false, "brokenAt": seq, "reason": ...}``."""
     if verdict.valid:

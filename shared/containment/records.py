@@ -135,8 +135,8 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         out["release"] = record["release"]
     nics = record.get("nics") or {}
     if nics:
-        out["nics"] = [{"id": nid, **{k: v for k, v in n.items() if k in (
-            "previousNsg", "quarantineNsg", "state", "changedByUs", "restored", "restoreNote")}}
+        out["nics"] = [{"id": n.get("id", nid), **{k: v for k, v in n.items() if k in (
+            "previousNsg", "quarantineNsg", "state", "changedByUs", "restored", "restoreNote", "unexpectedChanges")}}
             for nid, n in sorted(nics.items())]
     account = record.get("account") or {}
     if account:

@@ -1,0 +1,111 @@
+"""Fixtures for notification and escalation tests.
+
+``app`` is the functional harness (tests/functional/conftest.py); ``notify_app``
+adds the MAIL_SENDER mailbox to the fake and puts the durable clock on a known
+minute, so call times are exact. ``make_incident`` builds incidents for pure tests.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from tests.functional.conftest import APP_SETTINGS, app  # noqa: F401 - re-exported fixture
+
+CONTOSO_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+CONTOSO_PHONES = ["+15555550100", "+15555550101"]
+CONTOSO_EMAILS = ["soc-alerts@contoso.example"]
+CONTOSO_EMERGENCY_EMAILS = ["dana.reyes@contoso.example", "sam.okafor@contoso.example"]
+SOC_EMAILS = ["soc-oncall@soc.example", "duty-manager@soc.example"]
+MAIL_SENDER = APP_SETTINGS["MAIL_SENDER"]
+CALLER_ID = APP_SETTINGS["ACS_CALLER_ID"]
+CALLBACK_BASE = APP_SETTINGS["CALLBACK_BASE_URL"]
+UTC = timezone.utc
+
+
+def generic_alert(score: int, title: str = "Ransomware note dropped on file server", alert_id: str = "fgt-1",
+                  tenant: str | None = CONTOSO_TENANT, **extra: Any) -> dict:
+    """A generic alert (samples/generic-alert.json shape) with an explicit score."""
+    body = {"source": "fortigate", "id": alert_id, "title": title, "score": score,
+            "observedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "entities": [{"kind": "networkDevice", "name": f"fgt-edge-{alert_id}"},
+                         {"kind": "ip", "address": "192.0.2.77"}], **extra}
+    if tenant:
+        body["tenantId"] = tenant
+    return body
+
+
+class NotifyHarness:
+    """The app harness plus notification helpers."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    def ingest(self, score: int, **kwargs: Any) -> str:
+        r = self.app.post("/api/alerts", generic_alert(score, **kwargs))
+        assert r.status == 202, r.text
+        return r.json()["incidentId"]
+
+    def incident(self, incident_id: str) -> dict:
+        r = self.app.get(f"/api/incidents/{incident_id}")
+        assert r.status == 200, r.text
+        return r.json()
+
+    def call_times(self, instance_id: str | None = None) -> list[datetime]:
+        """Simulated times at which a call attempt ran (one per attempt)."""
+        return [c["time"] for c in self.app.durable.activity_calls("place_escalation_call", instance_id)
+                if not (c["result"] or {}).get("stop")]
+
+    def escalation(self, incident_id: str) -> dict | None:
+        return self.app.durable.status(f"escalation-{incident_id}")
+
+    def mails(self, contains: str | None = None) -> list:
+        return [m for m in self.app.fake.sent_mail() if contains is None or contains in (m.subject or "")]
+
+    def callback(self, call, event_type: str, *, url: str | None = None, **data: Any):
+        """POST an ACS event for ``call`` (a fake CallRecord) to its callback URL (or ``url``)."""
+        from urllib.parse import urlsplit
+
+        target = urlsplit(url or call.callback_uri)
+        path = target.path + (f"?{target.query}" if target.query else "")
+        return self.app.post(path, self.app.fake.call_event(call.call_connection_id, event_type, **data))
+
+
+@pytest.fixture
+def notify_app(app) -> NotifyHarness:  # noqa: F811 - the re-exported fixture
+    app.fake.add_mailbox(MAIL_SENDER)
+    # A known minute: escalations started now begin at HH:07:30, so call times are exact.
+    now = app.durable.now
+    start = now.replace(minute=7, second=30, microsecond=0)
+    if start <= now:
+        start += timedelta(hours=1)
+    app.durable.advance_to(start)
+    return NotifyHarness(app)
+
+
+@pytest.fixture
+def make_incident():
+    """Build an Incident (pure tests): ``make_incident(title=..., priority="P1", ...)``."""
+    from shared.ingest import open_incident
+    from shared.models import Alert, Entity, Priority, RuleHit, TriageDecision
+
+    def build(title: str = "Crypto-miner on vm-web-01", priority: str = "P1", partner=None, score: int | None = None,
+              link: str | None = None, entities: list | None = None, received: datetime | None = None):
+        received = received or datetime(2026, 5, 4, 10, 7, 30, tzinfo=UTC)
+        p = Priority(priority)
+        score = score or {"P1": 10, "P2": 8, "P3": 5, "P4": 2}[priority]
+        alert = Alert(source="generic", source_id="a1", dedupe_keys=["generic:test:a1"], title=title, severity="High",
+                      observed_at=received, link=link,
+                      entities=entities or [Entity(kind="host", name="vm-web-01"),
+                                            Entity(kind="account", upn="eve@contoso.example")])
+        decision = TriageDecision(score=score, priority=p, rules_version="t",
+                                  rules_fired=[RuleHit(rule_id="explicit-score", description="d", effect="e",
+                                                       score_after=score)])
+        return open_incident("INC-20260504-abc", alert, decision, partner, "UTC", received,
+                             received + timedelta(seconds=1))
+
+    return build

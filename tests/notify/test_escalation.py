@@ -1,0 +1,189 @@
+"""The P1 phone escalation through the durable host's replay engine, in simulated time, against the ACS fake."""
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.notify.conftest import CALLBACK_BASE, CALLER_ID, CONTOSO_PHONES, SOC_EMAILS
+
+pytestmark = pytest.mark.functional
+
+
+def expected_schedule(start, hours: int) -> list:
+    """Attempts at +0/+15/+30/+45 then the top of every hour (start is HH:07:30), up to start + hours."""
+    top = start.replace(minute=0, second=0) + timedelta(hours=2)  # first top of the hour >= start + 60 min
+    times = [start + timedelta(minutes=m) for m in (0, 15, 30, 45)]
+    while top <= start + timedelta(hours=hours):
+        times.append(top)
+        top += timedelta(hours=1)
+    return times
+
+
+def test_p1_calls_every_emergency_contact_at_the_exact_times_of_the_first_three_hours(notify_app):
+    app = notify_app
+    start = app.durable.now
+    incident_id = app.ingest(10)
+    status = app.escalation(incident_id)
+    assert status["runtimeStatus"] == "Running"
+    assert status["customStatus"]["attempts"] == 1
+    assert status["customStatus"]["nextCallAt"] == (start + timedelta(minutes=15)).isoformat()
+
+    # The first attempt: one createCall per emergency contact, from the caller id, with a per-call callback.
+    calls = app.fake.calls()
+    assert sorted(c.targets[0] for c in calls) == sorted(CONTOSO_PHONES)
+    for call in calls:
+        assert call.source_caller_id == CALLER_ID
+        cb = urlsplit(call.callback_uri)
+        assert f"{cb.scheme}://{cb.netloc}{cb.path}" == f"{CALLBACK_BASE}/api/callbacks/acs"
+        query = parse_qs(cb.query)
+        assert query["incidentId"] == [incident_id] and len(query["token"][0]) >= 32
+        assert call.operation_context == query["callId"][0]
+    assert len({parse_qs(urlsplit(c.callback_uri).query)["token"][0] for c in calls}) == 2  # one secret per call
+
+    app.durable.advance_to(start + timedelta(hours=3))
+    want = expected_schedule(start, 3)
+    assert app.call_times(f"escalation-{incident_id}") == want
+    assert len(want) == 6 and want[4] == start.replace(minute=0, second=0) + timedelta(hours=2)
+    assert len(app.fake.calls()) == 2 * len(want)
+    status = app.escalation(incident_id)
+    assert status["customStatus"]["attempts"] == 6 and status["customStatus"]["state"] == "waiting"
+    assert status["customStatus"]["nextCallAt"] == (want[-1] + timedelta(hours=1)).isoformat()
+    assert [t["fire_at"] for t in app.durable.pending_timers(f"escalation-{incident_id}")] == [want[-1] + timedelta(hours=1)]
+    timeline = app.timeline(incident_id)
+    assert timeline.count("call.placed") == 12
+    assert "escalation.started" in timeline
+
+
+def test_ack_after_the_second_attempt_stops_everything(notify_app):
+    app = notify_app
+    start = app.durable.now
+    incident_id = app.ingest(10)
+    app.durable.advance_to(start + timedelta(minutes=20))
+    assert len(app.call_times()) == 2
+    r = app.post(f"/api/incidents/{incident_id}/ack", {"actor": "ana@soc.example", "note": "on it"})
+    assert r.status == 200, r.text
+    assert r.json()["escalation"] == "stopped" and r.json()["acknowledgedBy"] == "ana@soc.example"
+    iid = f"escalation-{incident_id}"
+    status = app.escalation(incident_id)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"]["outcome"] == "acknowledged" and status["output"]["attempts"] == 2
+    assert app.durable.pending_timers(iid) == []
+    assert [t["status"] for t in app.durable.timers(iid)][-1] in ("cancelled", "abandoned")
+    app.durable.advance(timedelta(hours=6))
+    assert len(app.call_times()) == 2 and len(app.fake.calls()) == 4  # no call after the acknowledgement
+    doc = app.incident(incident_id)
+    assert doc["acknowledgedBy"] == "ana@soc.example" and doc["status"] == "acknowledged"
+    timeline = app.timeline(incident_id)
+    assert "incident.acknowledged" in timeline and timeline[-1] == "escalation.acknowledged" or \
+        "escalation.acknowledged" in timeline
+    ack = next(e for e in doc["timeline"] if e["eventType"] == "incident.acknowledged")
+    assert ack["actor"] == "ana@soc.example" and ack["actorType"] == "analyst" and ack["data"]["note"] == "on it"
+
+
+def test_limit_reached_gives_the_exhausted_event_and_an_email(notify_app):
+    app = notify_app
+    app.configure(ESCALATION_MAX_ATTEMPTS="3")
+    start = app.durable.now
+    incident_id = app.ingest(10)
+    app.durable.advance_to(start + timedelta(minutes=44))
+    assert app.escalation(incident_id)["runtimeStatus"] == "Running"  # the last call's window is still open
+    app.durable.advance_to(start + timedelta(minutes=45))
+    status = app.escalation(incident_id)
+    assert status["runtimeStatus"] == "Completed" and status["output"]["outcome"] == "exhausted"
+    assert app.call_times() == [start, start + timedelta(minutes=15), start + timedelta(minutes=30)]
+    assert "escalation.exhausted" in app.timeline(incident_id)
+    [mail] = app.mails("Phone escalation exhausted")
+    assert set(SOC_EMAILS) <= set(mail.to) and "soc-alerts@contoso.example" in mail.to
+    assert "3 call attempt(s)" in mail.body_content
+    app.durable.advance(timedelta(hours=3))
+    assert len(app.call_times()) == 3
+
+
+def test_restart_mid_schedule_resumes_the_same_schedule(notify_app):
+    from devtools.functions_runtime import LocalFunctionsRuntime
+    from function_app import build_app
+
+    app = notify_app
+    start = app.durable.now
+    incident_id = app.ingest(10)
+    app.durable.advance_to(start + timedelta(minutes=40))
+    state = app.durable.export_state()
+    app.runtime.close()
+    # A new host process: new app object, durable state restored from storage.
+    restarted = LocalFunctionsRuntime(build_app(), durable_state=state)
+    try:
+        restarted.durable.advance_to(start + timedelta(hours=3))
+        calls = [c["time"] for c in restarted.durable.activity_calls("place_escalation_call")
+                 if not (c["result"] or {}).get("stop")]
+        assert calls == expected_schedule(start, 3)
+        assert len(app.fake.calls()) == 2 * len(calls)  # nothing placed twice across the restart
+        records = [r for r in app.store.list_records("Notifications", incident_id) if r.get("channel") == "call"]
+        assert len(records) == len({r["attempt"] for r in records}) * 2 == 12
+    finally:
+        restarted.close()
+
+
+def test_restart_while_a_call_activity_was_running_does_not_call_twice(notify_app):
+    from devtools.functions_runtime import LocalFunctionsRuntime
+    from function_app import build_app
+
+    app = notify_app
+    start = app.durable.now
+    incident_id = app.ingest(10)
+    state = app.durable.export_state()
+    # The host crashed while attempt 1 was running: its activity is re-run after the restart.
+    [inst] = [i for i in state["instances"] if i["instance_id"] == f"escalation-{incident_id}"]
+    done = [t for t in inst["tasks"].values() if t["kind"] == "activity" and t["name"] == "place_escalation_call"]
+    assert done and done[0]["status"] == "completed"
+    done[0]["status"] = "running"
+    inst["history"] = [e for e in inst["history"] if not (e["EventType"] == 5 and e.get("TaskScheduledId") == done[0]["id"])]
+    app.runtime.close()
+    restarted = LocalFunctionsRuntime(build_app(), durable_state=state)
+    try:
+        restarted.durable.advance_to(start + timedelta(minutes=16))
+        assert len(app.fake.calls()) == 4  # attempt 1 once (replayed activity found its rows), attempt 2 once
+        reruns = restarted.durable.activity_calls("place_escalation_call")
+        assert any(all(c.get("duplicate") for c in (r["result"] or {}).get("calls", [])) for r in reruns)
+    finally:
+        restarted.close()
+
+
+def test_one_escalation_per_incident_whatever_the_duplicates(notify_app):
+    from tests.notify.conftest import generic_alert
+
+    app = notify_app
+    incident_id = app.ingest(10, alert_id="dup-1")
+    alert = generic_alert(10, alert_id="dup-1")
+    for _ in range(3):
+        assert app.post("/api/alerts", alert).json()["outcome"] == "duplicate"
+    r = app.post(f"/api/incidents/{incident_id}/call", {"actor": "ana@soc.example", "reason": "call again"})
+    assert r.status == 200 and r.json()["escalation"] == "already-running"
+    assert [i for i in app.durable.instance_ids() if i.startswith("escalation-")] == [f"escalation-{incident_id}"]
+    assert len(app.fake.calls()) == 2
+    assert "escalation.already-running" in app.timeline(incident_id)
+
+
+def test_calls_disabled_is_evidenced_and_people_are_emailed(notify_app):
+    app = notify_app
+    app.configure(ACS_ENDPOINT=None)
+    incident_id = app.ingest(10)
+    status = app.escalation(incident_id)
+    assert status["runtimeStatus"] == "Completed" and status["output"]["outcome"] == "impossible"
+    timeline = app.timeline(incident_id)
+    assert "call.skipped" in timeline and "escalation.impossible" in timeline
+    assert app.mails("Phone escalation exhausted")
+    assert app.fake.calls() == []
+
+
+def test_acs_refusing_a_call_is_evidenced_and_the_schedule_continues(notify_app):
+    app = notify_app
+    start = app.durable.now
+    app.fake.inject("POST", r"^/calling/callConnections$", 403, times=2)
+    incident_id = app.ingest(10)
+    doc = app.incident(incident_id)
+    failed = [e for e in doc["timeline"] if e["eventType"] == "call.failed"]
+    assert len(failed) == 2 and failed[0]["data"]["error"]["status"] == 403
+    app.durable.advance_to(start + timedelta(minutes=15))
+    assert len(app.fake.calls()) == 2  # attempt 2 went through
