@@ -316,7 +316,7 @@ def build_review(incident: Incident, events: list[EvidenceEvent], containment_re
 
 # -- rendering -----------------------------------------------------------------------------------
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&\"'$])")
-_MD_LINE_START = re.compile(r"^(\s*)([-=>]|\d+[.)])")
+_MD_LINE_START = re.compile(r"^([-=>])|^(\d+)([.)])")
 
 
 def md_inline(value: Any) -> str:
@@ -331,7 +331,9 @@ def md_block(value: Any) -> str:
     out = []
     for line in _CONTROL.sub("", "" if value is None else str(value)).replace("\r\n", "\n").split("\n"):
         escaped = _MD_SPECIAL.sub(r"\\\1", line.strip())
-        out.append(_MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped))
+        # "-", "=", ">" and "1." open lists, headings, quotes; a backslash before the punctuation keeps them text.
+        out.append(_MD_LINE_START.sub(lambda m: "\\" + m.group(1) if m.group(1) else m.group(2) + "\\" + m.group(3),
+                                      escaped))
     return "  \n".join(out)
 
 

@@ -265,7 +265,7 @@ def verify_records(records: Iterator[tuple[dict[str, Any] | None, int | None, st
             broken_at = chain.last_seq + 1
             missing = (f"event {chain.last_seq + 1} is" if ev.seq == chain.last_seq + 2
                        else f"events {chain.last_seq + 1} to {ev.seq - 1} are")
-            reason = f"{missing} missing (found event {ev.seq} next)"
+            reason = f"{missing} missing or out of order (found event {ev.seq} next)"
         elif ev.prev_hash != chain.last_hash:
             reason = "its previous-hash link does not match the event before it"
         if reason is None and ev.compute_hash() != ev.hash:

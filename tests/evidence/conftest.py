@@ -1,0 +1,15 @@
+"""Evidence tests: the lead's functional ``app`` harness, and a raw table client for tampering tests."""
+from __future__ import annotations
+
+import pytest
+
+from tests.functional.conftest import app, sample  # noqa: F401 — the lead's harness, reused as is
+
+
+@pytest.fixture
+def timeline_table(app):  # noqa: F811 — ``app`` is the harness fixture above
+    """The IncidentTimeline table through its own client: what someone with storage access could edit."""
+    from azure.data.tables import TableServiceClient
+
+    service = TableServiceClient.from_connection_string(app.context.settings.evidence_connection_string)
+    return service.get_table_client("IncidentTimeline")
