@@ -1,7 +1,7 @@
 """soc-responder: assembles the Functions app from its blueprints (nothing else happens here)."""
 import azure.durable_functions as df
 
-from functions import containment, evidence_api, ingest, notify, operator, runbook
+from functions import containment, evidence_api, ingest, notify, operator, runbook, writeback
 
 
 def build_app() -> df.DFApp:
@@ -13,6 +13,7 @@ def build_app() -> df.DFApp:
     app.register_functions(notify.bp)
     app.register_functions(containment.bp)
     app.register_functions(evidence_api.bp)
+    app.register_functions(writeback.bp)
     return app
 
 

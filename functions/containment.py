@@ -65,6 +65,13 @@ def containment_orchestrator(context: df.DurableOrchestrationContext):
     except Exception as exc:  # noqa: BLE001 — the actions ran; only the status update failed
         concluded = {"incidentStatus": None, "error": _first_line(str(exc))}
     output = containment_result(base, results, concluded)
+    if base["trigger"] == "approval" and output["failures"]:
+        # A runbook run is reported by the runbook's notify step; an approval run reports its own failures.
+        try:
+            output["notification"] = yield context.call_activity_with_retry(
+                "containment_notify_failures", RETRY, {**base, "failures": output["failures"]})
+        except Exception as exc:  # noqa: BLE001 — the failures stay evidenced (containment.failed)
+            output["notification"] = {"error": _first_line(str(exc))}
     context.set_custom_status({"step": "done", "incidentId": incident_id, "status": output["status"],
                                "failures": len(output["failures"])})
     return output
@@ -129,6 +136,31 @@ def containment_conclude(request: dict) -> dict:
     return runtime.context().containment.conclude(request)
 
 
+@bp.activity_trigger(input_name="request")
+def containment_notify_failures(request: dict) -> dict:
+    """Email people about actions an approval run could not carry out (once per approval)."""
+    from shared.notify.templates import NotifyEvent
+
+    reasons = "; ".join(f"{f.get('targetDisplay') or f.get('target')}: {f.get('reason')}"
+                        for f in request.get("failures") or [])
+    return runtime.context().notifications.notify_event(
+        request["incidentId"], NotifyEvent.CONTAINMENT_FAILED, f"containment-failed-{request.get('approvalId')}",
+        reason=reasons[:2000])
+
+
+def _notify_release(ctx, incident_id: str, actor: str, reason: str, result: dict) -> None:
+    """Tell the incident's contacts what was released (best effort: the release itself stands)."""
+    if result.get("status") not in ("released", "partially-released"):
+        return
+    from shared.notify.templates import NotifyEvent
+
+    try:
+        ctx.notifications.notify_event(incident_id, NotifyEvent.RELEASED, f"released-{result['releasedAt']}",
+                                       actor=actor, reason=reason)
+    except Exception:  # noqa: BLE001 — the notification service evidences its own delivery failures
+        log.exception("release notification for %s failed", incident_id)
+
+
 # -- operator routes (SPEC 9) -----------------------------------------------------------------------
 def _incident_id(req: func.HttpRequest) -> str:
     return req.route_params.get("id", "")
@@ -166,6 +198,7 @@ async def release_containment(req: func.HttpRequest) -> func.HttpResponse:
     from shared.containment.requests import ReleaseRequest, parse_request
 
     body = parse_request(ReleaseRequest, read_json(req))
-    result = await asyncio.to_thread(runtime.context().containment.release, _incident_id(req), body.actor,
-                                     body.reason)
+    ctx = runtime.context()
+    result = await asyncio.to_thread(ctx.containment.release, _incident_id(req), body.actor, body.reason)
+    await asyncio.to_thread(_notify_release, ctx, result["incidentId"], body.actor, body.reason, result)
     return json_response(200, result)

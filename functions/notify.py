@@ -58,6 +58,7 @@ def call_escalation(context: df.DurableOrchestrationContext):
     is being placed is not lost to an earlier wait.
     """
     request = _event_data(context.get_input())
+    request.setdefault("requestKey", "manual")
     incident_id = request.get("incidentId")
     tz = request.get("timezone") or "UTC"
     limit = max(1, int(request.get("maxAttempts") or 12))
@@ -148,13 +149,13 @@ async def ensure_escalation(client: df.DurableOrchestrationClient, request: dict
 
 
 async def _start_escalation(client: df.DurableOrchestrationClient, incident_id: str, trigger: str, request_key: str,
-                            reason: str, actor: str | None = None) -> dict:
+                            reason: str, actor: str | None = None, epoch: int | None = None) -> dict:
     from shared.models import ActorType, Phase
     from shared.notify.incidents import load_incident
 
     notifier = runtime.context().notifications
     incident = await asyncio.to_thread(load_incident, notifier.store, incident_id)
-    request = notifier.escalation_request(incident, trigger, request_key, reason, actor)
+    request = notifier.escalation_request(incident, trigger, request_key, reason, actor, epoch)
     result = await ensure_escalation(client, request)
     words = {"started": "started", "already-running": "already running: not started twice",
              "already-done": "already done for this request"}[result["state"]]
@@ -173,7 +174,7 @@ async def start_call_escalation(request: dict, client: df.DurableOrchestrationCl
     """Start ``escalation-{incidentId}`` for the runbook (async: it needs the durable client)."""
     epoch = int(request.get("epoch") or 1)
     return await _start_escalation(client, request["incidentId"], request.get("trigger") or "p1",
-                                   f"runbook-e{epoch}", request.get("reason") or "P1 runbook")
+                                   f"runbook-e{epoch}", request.get("reason") or "P1 runbook", epoch=epoch)
 
 
 @bp.activity_trigger(input_name="request")
@@ -193,8 +194,15 @@ def end_call_escalation(request: dict) -> dict:
 def _body(req: func.HttpRequest) -> dict:
     body = read_json(req)
     if not isinstance(body, dict):
-        raise ValidationError("request body must be a JSON object", [{"field": "body", "message": "expected an object"}])
+        raise ValidationError("request body must be a JSON object",
+                              [{"field": "body", "message": "expected an object"}])
     return body
+
+
+def _operator_request(req: func.HttpRequest) -> tuple[str, dict, str]:
+    """(incident id, JSON object body, actor) of an operator route (SPEC 9): every call names its actor."""
+    body = _body(req)
+    return req.route_params.get("id", ""), body, _text(body, "actor")
 
 
 def _text(body: dict, name: str, *, required: bool = True, max_len: int = 256) -> str | None:
@@ -234,9 +242,7 @@ async def acknowledge_incident(req: func.HttpRequest, client: df.DurableOrchestr
     """Contact established: stops the phone escalation at once. Body ``{"actor", "note"?}``."""
     from shared.models import ActorType, isoformat
 
-    incident_id = req.route_params.get("id", "")
-    body = _body(req)
-    actor = _text(body, "actor")
+    incident_id, body, actor = _operator_request(req)
     note = _text(body, "note", required=False, max_len=2000)
     notifier = runtime.context().notifications
     incident, first = await asyncio.to_thread(notifier.acknowledge, incident_id, actor, ActorType.ANALYST, "api", note)
@@ -257,9 +263,7 @@ async def change_incident_priority(req: func.HttpRequest,
     from shared.notify.priority import change_priority
     from shared.notify.templates import NotifyEvent
 
-    incident_id = req.route_params.get("id", "")
-    body = _body(req)
-    actor = _text(body, "actor")
+    incident_id, body, actor = _operator_request(req)
     raw = body.get("priority")
     if not isinstance(raw, str) or raw.strip().upper() not in Priority.__members__:
         raise ValidationError("priority must be one of P1, P2, P3, P4",
@@ -309,9 +313,7 @@ async def request_call_escalation(req: func.HttpRequest, client: df.DurableOrche
     from shared.models import Priority
     from shared.notify.incidents import load_incident
 
-    incident_id = req.route_params.get("id", "")
-    body = _body(req)
-    actor = _text(body, "actor")
+    incident_id, body, actor = _operator_request(req)
     reason = _text(body, "reason", max_len=2000)
     ctx = runtime.context()
     incident = await asyncio.to_thread(load_incident, ctx.store, incident_id)

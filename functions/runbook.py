@@ -76,6 +76,17 @@ def incident_runbook(context: df.DurableOrchestrationContext):
     except Exception as exc:  # noqa: BLE001 - the incident's response stands without enrichment
         result["investigation"] = {"error": str(exc)[:300]}
 
+    # -- Write back to Sentinel / Defender for Cloud (issue 7, functions/writeback.py) ---------
+    # Last, so it can never hold up containment or notification; Sentinel/Defender failures are
+    # evidenced inside the activity and retried by the writeback_sync timer.
+    context.set_custom_status({"step": "writing-back", "incidentId": incident_id})
+    try:
+        writeback_retry = df.RetryOptions(first_retry_interval_in_milliseconds=10_000, max_number_of_attempts=2)
+        result["writeback"] = yield context.call_activity_with_retry("write_back_incident", writeback_retry, {
+            "incidentId": incident_id, "epoch": request.get("epoch", 1), "trigger": "runbook"})
+    except Exception as exc:  # noqa: BLE001 - the response stands; the sync timer tries again
+        result["writeback"] = {"error": str(exc)[:300]}
+
     context.set_custom_status({"step": "done", "incidentId": incident_id})
     return result
 

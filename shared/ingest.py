@@ -20,6 +20,7 @@ from shared.scoring import ScoringRules, score_alert
 from shared.settings import Settings
 from shared.sla import reprioritise, start_clocks
 from shared.store import AlertClaim, ConcurrencyError, EntityIndexRow, EvidenceStore
+from shared.writeback.targets import alert_refs
 
 SOC_PARTITION = "_soc"
 # A claim whose incident is still missing after this long belongs to a delivery that died.
@@ -106,12 +107,18 @@ def merge_alert(incident: Incident, alert: Alert, decision: TriageDecision, tz: 
     return incident.model_copy(update=update), raised
 
 
+# (known incident, the update, received at) → the outcome, or None to record it as a duplicate after all.
+SourceUpdateHandler = Callable[[Incident, Alert, datetime], "IngestOutcome | None"]
+
+
 class IngestService:
     """Turns alerts into incidents in the evidence store."""
 
     def __init__(self, store: EvidenceStore, rules: ScoringRules, partners: PartnerRegistry, settings: Settings,
-                 clock: Callable[[], datetime] = now_ms):
+                 clock: Callable[[], datetime] = now_ms, source_updates: SourceUpdateHandler | None = None):
         self.store, self.rules, self.partners, self.settings, self.clock = store, rules, partners, settings, clock
+        # Sentinel incident updates (objectEventType "Update") of a known incident: shared.writeback.updates.
+        self.source_updates = source_updates
 
     def _tz(self, partner: Partner | None) -> str:
         return partner.timezone if partner else self.partners.soc.timezone
@@ -127,6 +134,10 @@ class IngestService:
             claim = claims[primary]
             got = self.store.get_incident(claim.incident_id)
             if got is not None:
+                if self.source_updates is not None and (alert.source_event or "").lower() == "update":
+                    handled = self.source_updates(got[0], alert, received)
+                    if handled is not None:
+                        return handled
                 return self._duplicate(got[0], alert, decision, received)
             if not _is_stale(claim, received):
                 # The delivery that claimed it is still writing the incident.
@@ -157,7 +168,8 @@ class IngestService:
         self.store.append_events(incident.id, [EventDraft(
             event_type="alert.duplicate", phase=Phase.DETECT, occurred_at=received,
             summary=f"Same alert delivered again ({alert.source}); no new action",
-            data={"alertKey": alert.primary_key, "source": alert.source, "sourceId": alert.source_id},
+            data={"alertKey": alert.primary_key, "source": alert.source, "sourceId": alert.source_id,
+                  **({"refs": refs} if (refs := alert_refs(alert.extended_properties)) else {})},
         )])
         return IngestOutcome(incident.id, incident.priority, incident.status.value, "duplicate", incident.score,
                              alert_key=alert.primary_key)
@@ -277,4 +289,6 @@ def _alert_evidence(alert: Alert) -> dict:
         "title": alert.title, "alertType": alert.alert_type, "severity": alert.severity,
         "explicitScore": alert.explicit_score, "tactics": alert.tactics, "observedAt": isoformat(alert.observed_at),
         "entities": [e.wire() for e in alert.entities[:50]], "link": alert.link, "product": alert.product,
+        # Where the write-back goes (the Sentinel incident's / Defender alert's ARM id), when the source has one.
+        **({"refs": refs} if (refs := alert_refs(alert.extended_properties)) else {}),
     }

@@ -53,7 +53,9 @@ class AppContext:
     def ingest(self):
         from shared.ingest import IngestService
 
-        return IngestService(self.store, self.rules, self.partners, self.settings)
+        # Sentinel updates of known incidents go to the write-back's handler (built on the first one).
+        return IngestService(self.store, self.rules, self.partners, self.settings,
+                             source_updates=lambda incident, alert, at: self.sentinel_updates.handle(incident, alert, at))
 
     @cached_property
     def network_isolation(self):
@@ -92,6 +94,20 @@ class AppContext:
         from shared.reports import SlaReporter
 
         return SlaReporter(self.store, self.partners)
+
+    @cached_property
+    def writeback(self):
+        """Write-back to Sentinel incidents and Defender for Cloud alerts (ARM clients built on first use)."""
+        from shared.writeback.service import WritebackService
+
+        return WritebackService(self.store, self.partners, self.settings)
+
+    @cached_property
+    def sentinel_updates(self):
+        """Incident updates coming back from Sentinel: evidence and priority changes, no write-back loop."""
+        from shared.writeback.updates import SentinelUpdateHandler, default_priority_notifier
+
+        return SentinelUpdateHandler(self.store, self.partners, default_priority_notifier(self.notifications))
 
     @cached_property
     def investigator(self):

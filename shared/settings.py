@@ -14,6 +14,7 @@ from shared.errors import ConfigurationError
 
 RESPONSE_MODES = ("enforce", "approve", "dry-run")
 P2_CALL_RULES = ("never", "always", "out-of-hours")
+WRITEBACK_KINDS = ("sentinel", "defender")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("P4_DIGEST_HOUR", "8", "Local hour (0–23, partner's time zone) of the daily P4 digest email; `off` emails each P4 at once."),
     SettingSpec("ACS_COGNITIVE_SERVICES_ENDPOINT", None, "Azure AI services endpoint connected to the ACS resource, used for the calls' text-to-speech prompt; unset: ACS default."),
     SettingSpec("CONTAINMENT_RETRY_BACKOFF_SECONDS", "1", "Base backoff (seconds) of the ARM and Graph clients' own retries on 429/5xx/timeouts during containment and release; a Retry-After header wins."),
+    SettingSpec("WRITEBACK_TARGETS", "sentinel,defender", "Where soc-responder writes back what it did (issue 7): `sentinel` (incident comment, labels, severity, status; needs Microsoft Sentinel Responder), `defender` (alert state; needs the alert-state role), both comma-separated, or `none`."),
     SettingSpec("AZURE_CLIENT_ID", None, "Client id of the user-assigned managed identity (read by azure-identity)."),
 )
 
@@ -97,6 +99,18 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _writeback_targets(env: Mapping[str, str]) -> frozenset[str]:
+    raw = (_get(env, "WRITEBACK_TARGETS") or "").lower()
+    items = {x.strip() for x in raw.split(",") if x.strip()}
+    if items == {"none"}:
+        return frozenset()
+    unknown = items - set(WRITEBACK_KINDS)
+    if unknown or not items:
+        raise ConfigurationError(f"WRITEBACK_TARGETS must be 'none' or a comma-separated list of "
+                                 f"{', '.join(WRITEBACK_KINDS)}, got {raw!r}")
+    return frozenset(items)
+
+
 def _digest_hour(env: Mapping[str, str]) -> int | None:
     raw = (_get(env, "P4_DIGEST_HOUR") or "").lower()
     if raw == "off":
@@ -134,6 +148,7 @@ class Settings:
     p2_call_rule: str = "never"
     p4_digest_hour: int | None = 8
     acs_cognitive_services_endpoint: str | None = None
+    writeback_targets: frozenset[str] = frozenset(WRITEBACK_KINDS)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -168,4 +183,5 @@ class Settings:
             p2_call_rule=_choice(env, "P2_CALL_RULE", P2_CALL_RULES),
             p4_digest_hour=_digest_hour(env),
             acs_cognitive_services_endpoint=(_get(env, "ACS_COGNITIVE_SERVICES_ENDPOINT") or "").rstrip("/") or None,
+            writeback_targets=_writeback_targets(env),
         )

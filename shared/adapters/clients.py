@@ -9,7 +9,7 @@ event loop):
 
 - ``credential()`` is one process-wide ``DefaultAzureCredential`` (it reads
   ``AZURE_CLIENT_ID`` for a user-assigned managed identity itself).
-- The sync clients (ARM network/compute, Log Analytics, ACS, Tables) are
+- The sync clients (ARM network/compute, the bare ARM pipeline, Log Analytics, ACS, Tables) are
   cached per process under a lock, keyed by endpoint (and subscription);
   azure-core sync clients are safe to share between threads.
 - The Graph client is async (httpx): its connection pool belongs to the event
@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableServiceClient
     from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.core import ARMPipelineClient
     from azure.mgmt.network import NetworkManagementClient
     from azure.monitor.query import LogsQueryClient
     from msgraph import GraphServiceClient
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
 
 __all__ = [
     "DEFAULT_CLIENT_KWARGS",
+    "arm_pipeline_client",
     "call_automation_client",
     "compute_client",
     "credential",
@@ -143,6 +145,34 @@ def compute_client(settings: "Settings", subscription_id: str, **kwargs: Any) ->
                                        credential_scopes=[_scope(settings.arm_endpoint)], **_with_defaults(kwargs))
 
     return _cached(("compute", settings.arm_endpoint, subscription_id.lower()), build, kwargs)
+
+
+def arm_pipeline_client(settings: "Settings", **kwargs: Any) -> "ARMPipelineClient":
+    """azure-mgmt-core's ``ARMPipelineClient`` at ``ARM_ENDPOINT``: the management pipeline the generated
+    SDKs use (bearer token for ``<ARM_ENDPOINT>/.default`` with ARM's claims challenge, retries with
+    Retry-After, request ids, ARM logging), for REST calls at an API version no pinned SDK covers
+    (Sentinel incidents, Defender for Cloud alert state)."""
+    def build() -> "ARMPipelineClient":
+        from azure.core.configuration import Configuration
+        from azure.core.pipeline import policies
+        from azure.mgmt.core import ARMPipelineClient
+        from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
+
+        options = _with_defaults(kwargs)
+        config: Configuration = Configuration(**options)
+        config.headers_policy = policies.HeadersPolicy(**options)
+        config.user_agent_policy = policies.UserAgentPolicy(sdk_moniker="soc-responder", **options)
+        config.proxy_policy = policies.ProxyPolicy(**options)
+        config.redirect_policy = policies.RedirectPolicy(**options)
+        config.retry_policy = policies.RetryPolicy(**options)
+        config.authentication_policy = ARMChallengeAuthenticationPolicy(
+            credential(), _scope(settings.arm_endpoint), **options)
+        config.custom_hook_policy = policies.CustomHookPolicy(**options)
+        config.logging_policy = policies.NetworkTraceLoggingPolicy(**options)
+        config.http_logging_policy = ARMHttpLoggingPolicy(**options)
+        return ARMPipelineClient(base_url=settings.arm_endpoint, config=config, **options)
+
+    return _cached(("arm-pipeline", settings.arm_endpoint), build, kwargs)
 
 
 def logs_client(settings: "Settings", **kwargs: Any) -> "LogsQueryClient":

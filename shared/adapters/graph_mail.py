@@ -2,15 +2,14 @@
 
 msgraph-sdk is async (httpx) and the notification domain is synchronous (it
 runs in activities and timers on the worker's thread pool), so ``send``
-runs the SDK call on one private event loop in a daemon thread. The Graph
-client is cached per event loop by ``shared.adapters.clients.graph_client``,
-so every email reuses the same client and connection pool. From async code
-use ``send_async`` directly.
+runs the SDK call on the process's Graph event loop (a daemon thread, the
+same one the directory adapter uses). The Graph client is cached per event
+loop by ``shared.adapters.clients.graph_client``, so every email reuses the
+same client and connection pool. From async code use ``send_async`` directly.
 """
 from __future__ import annotations
 
 import asyncio
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,31 +46,11 @@ class MailSender(Protocol):
     def send(self, mail: OutgoingMail) -> None: ...
 
 
-class _LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.call_soon(ready.set)
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, name="graph-mail-loop", daemon=True)
-        self.thread.start()
-        ready.wait()
-
-
-_loop: _LoopThread | None = None
-_loop_lock = threading.Lock()
-
-
 def _background_loop() -> asyncio.AbstractEventLoop:
-    global _loop
-    with _loop_lock:
-        if _loop is None or _loop.loop.is_closed() or not _loop.thread.is_alive():
-            _loop = _LoopThread()
-        return _loop.loop
+    """The process's one Graph event loop (shared with the directory adapter, so with its cached client)."""
+    from shared.adapters.graph_directory import _LoopThread
+
+    return _LoopThread.get().loop
 
 
 class GraphMailer:

@@ -69,7 +69,12 @@ class LogAnalyticsSource:
             return QueryOutcome(status, error=f"HTTP {exc.status_code}{' ' + code if code else ''}")
         if result.status == LogsQueryStatus.PARTIAL:
             err = result.partial_error
-            detail = (getattr(err, "message", None) or getattr(err, "code", None) or "partial result")[:300]
+            parts = [getattr(err, "message", None) or getattr(err, "code", None) or "partial result"]
+            for d in getattr(err, "details", None) or []:  # dicts or the SDK's ErrorDetail models
+                message = d.get("message") if hasattr(d, "get") else getattr(d, "message", None)
+                if message:
+                    parts.append(message)
+            detail = "; ".join(str(x) for x in parts)[:300]
             return QueryOutcome("partial", rows=_rows(result.partial_data), error=detail)
         return QueryOutcome("ok", rows=_rows(result.tables))
 

@@ -14,7 +14,10 @@ re-runs after a host crash and concurrent operators converge:
 - a row already settled for this epoch is returned as is (no second write to
   Azure);
 - evidence is appended before the row is saved: a crash between the two can
-  duplicate an event, never lose one.
+  duplicate an event, never lose one;
+- the incident itself (status contained / held, first-response stamp with the
+  time the first action took effect) is updated once per run, by ``conclude``,
+  under the incident's ETag.
 """
 from __future__ import annotations
 
@@ -380,23 +383,24 @@ class ContainmentService:
         return self._commit(run)
 
     def _already(self, run: _Run, verdict: Verdict, facts: dict, why: str) -> dict[str, Any]:
-        run.record.update(status=ActionStatus.ALREADY_CONTAINED.value, verdict=verdict.wire())
+        run.record.update(status=ActionStatus.ALREADY_CONTAINED.value, verdict=verdict.wire(),
+                          containedAt=isoformat(self.clock()))
         run.drafts.append(self._draft(run, "containment.already-contained",
                                       f"{_verb(run.action)} {run.action.target_display}: {why}",
                                       {"verdict": verdict.wire(), "facts": facts, "nics": run.record.get("nics")}))
-        out = self._commit(run)
-        self._first_response(run)
-        return out
+        return self._commit(run)
 
     def _write_ahead(self, run: _Run, verdict: Verdict, facts: dict) -> None:
         """Record the before-state and 'in-progress' before the first change."""
         if run.record.get("status") == ActionStatus.IN_PROGRESS and run.etag:
             return  # a previous attempt already did
         run.record.update(status=ActionStatus.IN_PROGRESS.value, verdict=verdict.wire())
+        # The row alone is written now (it is what a re-run and release rely on); the "started" event goes
+        # out with the next batch of evidence — the outcome, the failure or the failed attempt.
         run.drafts.append(self._draft(run, "containment.started",
                                       f"{_verb(run.action)} {run.action.target_display}: started ({verdict.reason})",
                                       {"verdict": verdict.wire(), "before": _before(run.record, facts)}))
-        self._commit(run)
+        self._save(run)
 
     def _contained(self, run: _Run, verdict: Verdict, facts: dict) -> dict[str, Any]:
         run.record.update(status=ActionStatus.CONTAINED.value, verdict=verdict.wire(),
@@ -405,9 +409,7 @@ class ContainmentService:
                                       f"{_verb(run.action)} {run.action.target_display}: contained",
                                       {"verdict": verdict.wire(), "before": _before(run.record, facts),
                                        "after": _after(run.record)}))
-        out = self._commit(run)
-        self._first_response(run)
-        return out
+        return self._commit(run)
 
     def _fail(self, run: _Run, exc: ContainmentError, facts: dict | None = None,
               verdict: Verdict | None = None) -> dict[str, Any]:
@@ -514,13 +516,18 @@ class ContainmentService:
             raise IncidentNotFoundError(incident_id)
         return got[0]
 
-    def _update_incident(self, incident_id: str, change: Callable[[Incident], Incident | None]) -> tuple[Incident, Incident | None]:
-        """ETag-guarded read-modify-write: (incident before, incident after or None if unchanged)."""
+    def _update_incident(self, incident_id: str, change: Callable[[Incident], Incident | None],
+                         known: tuple[Incident, str | None] | None = None) -> tuple[Incident, Incident | None]:
+        """ETag-guarded read-modify-write: (incident before, incident after or None if unchanged).
+        ``known`` (incident, etag) saves the first read when the caller just read it."""
         for _ in range(20):
-            got = self.store.get_incident(incident_id)
-            if got is None:
-                raise IncidentNotFoundError(incident_id)
-            incident, etag = got
+            if known is not None and known[1]:
+                (incident, etag), known = known, None
+            else:
+                got = self.store.get_incident(incident_id)
+                if got is None:
+                    raise IncidentNotFoundError(incident_id)
+                incident, etag = got
             updated = change(incident)
             if updated is None:
                 return incident, None
@@ -531,62 +538,64 @@ class ContainmentService:
                 continue
         raise TransientError(f"incident {incident_id} is changing too fast to update")
 
-    def _first_response(self, run: _Run) -> None:
-        """Stamp the first-response clock when the first containment action completes (if not already set).
-
-        Best effort here: ``conclude`` stamps it too, so a failure cannot lose it."""
-        if run.incident.sla.first_response_at is not None:
-            return
-        try:
-            self._stamp_first_response(run.incident.id, self.clock(),
-                                       f"{_verb(run.action)} {run.action.target_display}", run.action.action_id)
-        except Exception:  # noqa: BLE001 — the containment itself succeeded; conclude retries the stamp
-            log.exception("could not stamp the first response of %s", run.incident.id)
-
-    def _stamp_first_response(self, incident_id: str, at: datetime, what: str, action_id: str | None) -> None:
-        def stamp(incident: Incident) -> Incident | None:
-            if incident.sla.first_response_at is not None:
-                return None
-            return incident.model_copy(update={"sla": incident.sla.model_copy(update={"first_response_at": at}),
-                                               "updated_at": max(self.clock(), incident.updated_at)})
-
-        _, updated = self._update_incident(incident_id, stamp)
-        if updated is not None:
-            late = at > updated.sla.first_response_due
-            self.store.append_events(incident_id, [EventDraft(
-                event_type="sla.first-response", phase=Phase.CONTAIN, occurred_at=self.clock(),
-                summary=f"First response: {what}"
-                        + (" (after the 30-minute target)" if late else " (within the 30-minute target)"),
-                data={"firstResponseAt": isoformat(at), "due": isoformat(updated.sla.first_response_due),
-                      "withinTarget": not late, "actionId": action_id})])
-
-    def _set_incident_status(self, incident_id: str, decide: Callable[[Incident], Any], actor: str | None = None,
-                             reason: str = "") -> str:
+    def _incident_change(self, incident_id: str, *, status: Callable[[Incident], Any] | None = None,
+                         first_response: tuple[datetime, str, str | None] | None = None,
+                         known: tuple[Incident, str | None] | None = None, actor: str | None = None,
+                         reason: str = "") -> tuple[str, list[EventDraft]]:
+        """One ETag-guarded update of the incident: its status (``status(incident)`` → new status) and/or
+        the first-response stamp (``(at, what, action id)``, only if not set yet).
+        Returns (status after, the evidence drafts describing what changed)."""
         now = self.clock()
 
         def change(incident: Incident) -> Incident | None:
-            new = decide(incident)
-            if new == incident.status:
+            updates: dict[str, Any] = {}
+            if status is not None and status(incident) != incident.status:
+                updates["status"] = status(incident)
+            if first_response is not None and incident.sla.first_response_at is None:
+                updates["sla"] = incident.sla.model_copy(update={"first_response_at": first_response[0]})
+            if not updates:
                 return None
-            return incident.model_copy(update={"status": new, "updated_at": now})
+            return incident.model_copy(update={**updates, "updated_at": max(now, incident.updated_at)})
 
-        before, after = self._update_incident(incident_id, change)
+        before, after = self._update_incident(incident_id, change, known)
         if after is None:
-            return before.status.value
-        self.store.append_events(incident_id, [EventDraft(
-            event_type="incident.status-changed", phase=Phase.RECOVER if after.status.value == "released" else Phase.CONTAIN,
-            occurred_at=now, summary=f"Incident status {before.status.value} → {after.status.value}"
-                                     + (f" ({reason})" if reason else ""),
-            actor=actor or "soc-responder", actor_type=ActorType.ANALYST if actor else ActorType.APP,
-            data={"from": before.status.value, "to": after.status.value, "reason": reason})])
-        return after.status.value
+            return before.status.value, []
+        drafts = []
+        if after.status != before.status:
+            drafts.append(EventDraft(
+                event_type="incident.status-changed",
+                phase=Phase.RECOVER if after.status.value == "released" else Phase.CONTAIN, occurred_at=now,
+                summary=f"Incident status {before.status.value} → {after.status.value}" + (f" ({reason})" if reason else ""),
+                actor=actor or "soc-responder", actor_type=ActorType.ANALYST if actor else ActorType.APP,
+                data={"from": before.status.value, "to": after.status.value, "reason": reason}))
+        if first_response is not None and before.sla.first_response_at is None:
+            at, what, action_id = first_response
+            late = at > after.sla.first_response_due
+            drafts.append(EventDraft(
+                event_type="sla.first-response", phase=Phase.CONTAIN, occurred_at=now,
+                summary=f"First response: {what}" + (" (after the 30-minute target)" if late
+                                                     else " (within the 30-minute target)"),
+                data={"firstResponseAt": isoformat(at), "due": isoformat(after.sla.first_response_due),
+                      "withinTarget": not late, "actionId": action_id}))
+        return after.status.value, drafts
 
-    def _status_from_records(self, incident_id: str, actor: str | None = None, reason: str = "") -> str:
-        rows = self.store.list_records(TABLE, incident_id)
+    def _status_from_records(self, incident_id: str, rows: list[dict] | None = None,
+                             known: tuple[Incident, str | None] | None = None, actor: str | None = None,
+                             reason: str = "") -> tuple[str, list[EventDraft]]:
+        """Set the incident's status from its action rows (contained beats held), and stamp its first
+        response with the time the first action took effect, if nothing answered it before."""
+        rows = self.store.list_records(TABLE, incident_id) if rows is None else rows
         contained = bool(rec.by_status(rows, *rec.IN_EFFECT))
         held = bool(rec.by_status(rows, ActionStatus.HELD, ActionStatus.APPROVED))
-        return self._set_incident_status(incident_id, lambda i: status_after_containment(i.status, contained, held),
-                                         actor, reason)
+        first = None
+        effective = rec.by_status(rows, *rec.IN_EFFECT)
+        if effective:
+            row = min(effective, key=lambda r: r.get("containedAt") or r.get("updatedAt") or "")
+            stamp = row.get("containedAt") or row.get("updatedAt")
+            first = (datetime.fromisoformat(stamp.replace("Z", "+00:00")),
+                     f"{row.get('kind')} {row.get('targetDisplay')}", row.get("actionId"))
+        return self._incident_change(incident_id, status=lambda i: status_after_containment(i.status, contained, held),
+                                     first_response=first, known=known, actor=actor, reason=reason)
 
     # ================================================================ after retries (activity)
     def record_failure(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -621,21 +630,18 @@ class ContainmentService:
         counts: dict[str, int] = {}
         for r in results:
             counts[r.get("status") or "unknown"] = counts.get(r.get("status") or "unknown", 0) + 1
-        rows = self.store.list_records(TABLE, incident_id)
-        effective = rec.by_status(rows, *rec.IN_EFFECT)
-        if effective and self._incident(incident_id).sla.first_response_at is None:
-            first = min(effective, key=lambda r: r.get("containedAt") or r.get("updatedAt") or "")
-            at = datetime.fromisoformat((first.get("containedAt") or first.get("updatedAt")).replace("Z", "+00:00"))
-            self._stamp_first_response(incident_id, at, f"{first.get('kind')} {first.get('targetDisplay')}",
-                                       first.get("actionId"))
-        status = self._status_from_records(incident_id)
+        got = self.store.get_incident(incident_id)
+        if got is None:
+            raise IncidentNotFoundError(incident_id)
+        status, drafts = self._status_from_records(incident_id, known=got)
         failures = [r for r in results if r.get("status") == ActionStatus.FAILED]
-        self.store.append_events(incident_id, [EventDraft(
+        drafts.append(EventDraft(
             event_type="containment.completed", phase=Phase.CONTAIN, occurred_at=self.clock(),
             summary=("Containment run finished: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                      + (f"; {len(failures)} failure(s) escalated to people" if failures else "")),
             data={"trigger": request.get("trigger"), "epoch": request.get("epoch"), "counts": counts,
-                  "incidentStatus": status, "actions": [r.get("actionId") for r in results]})])
+                  "incidentStatus": status, "actions": [r.get("actionId") for r in results]}))
+        self.store.append_events(incident_id, drafts)
         return {"incidentStatus": status, "counts": counts}
 
     # ================================================================ approve / reject (operator)
@@ -687,10 +693,12 @@ class ContainmentService:
                 actor_type=ActorType.ANALYST,
                 summary=f"{actor} asked to {decision}: nothing is held for approval",
                 data={"decision": decision, "reason": reason, "pendingRuns": sorted(runs)}))
-        self.store.append_events(incident_id, drafts)
         status = incident.status.value
         if decision == "reject" and changed:
-            status = self._status_from_records(incident_id, actor, f"held containment rejected by {actor}")
+            status, more = self._status_from_records(incident_id, actor=actor,
+                                                     reason=f"held containment rejected by {actor}")
+            drafts += more
+        self.store.append_events(incident_id, drafts)
         message = (f"{len(changed)} held action(s) {'approved: executing' if decision == 'approve' else 'rejected'}"
                    if changed else "nothing is held for approval")
         return {"incidentId": incident_id, "decision": decision, "actions": [rec.summary(r) for r in changed],
@@ -763,14 +771,17 @@ class ContainmentService:
                     "failures": []}
         status = incident.status.value
         if results:
-            status = self._set_incident_status(incident_id, lambda i: status_after_release(i.status), actor,
-                                               f"released by {actor}: {reason}")
+            status, drafts = self._incident_change(incident_id, status=lambda i: status_after_release(i.status),
+                                                   actor=actor, reason=f"released by {actor}: {reason}")
+            if drafts:
+                self.store.append_events(incident_id, drafts)
         outcome = "released" if not failures else ("partially-released" if results else "release-failed")
         message = {"released": "prior state restored",
                    "partially-released": "some actions could not be released: see failures (retry is safe)",
                    "release-failed": "nothing could be released: see failures (retry is safe)"}[outcome]
         return {"incidentId": incident_id, "status": outcome, "message": message, "incidentStatus": status,
-                "actions": list_actions(self.store, incident_id), "failures": failures}
+                "releasedAt": isoformat(now), "actions": list_actions(self.store, incident_id),
+                "failures": failures}
 
     def _withdraw(self, incident_id: str, row: dict, actor: str, reason: str) -> dict | None:
         now = self.clock()

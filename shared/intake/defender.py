@@ -16,6 +16,7 @@ from shared.errors import ValidationError
 from shared.intake.common import (MAX_TITLE, clean_text, dedupe, entities_from, parse_time, str_dict,
                                   subscription_ids, validation_error)
 from shared.models import Alert, normalise_severity
+from shared.writeback.targets import defender_refs_from_arm, defender_refs_from_connector
 
 _Str = pydantic.constr(strip_whitespace=True, min_length=1, max_length=4096)
 
@@ -135,7 +136,8 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             tenant_ids=dedupe(tenants), subscription_ids=subscription_ids([*rids, *scope_rids]),
             resource_ids=dedupe(rids), product=clean_text(p.productName, 256) or "Microsoft Defender for Cloud",
             link=clean_text(p.alertUri, 2000), observed_at=observed,
-            extended_properties=str_dict(p.extendedProperties),
+            # + the alert's ARM id, for the write-back of its state (shared/writeback)
+            extended_properties={**str_dict(p.extendedProperties), **defender_refs_from_arm(arm.id)},
         )
     if "SystemAlertId" in payload or "AlertDisplayName" in payload:
         try:
@@ -153,7 +155,9 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             tenant_ids=dedupe(tenants), subscription_ids=subscription_ids(rids), resource_ids=rids,
             product=clean_text(c.ProductName, 256) or "Microsoft Defender for Cloud",
             link=clean_text(c.AlertUri, 2000), observed_at=observed,
-            extended_properties=str_dict(c.ExtendedProperties),
+            # + the alert's ARM id when the payload allows building it (shared/writeback)
+            extended_properties={**str_dict(c.ExtendedProperties),
+                                 **defender_refs_from_connector(payload, c.SystemAlertId, rids)},
         )
     raise ValidationError(
         "not a Defender for Cloud alert",

@@ -11,6 +11,8 @@ from shared.errors import ValidationError
 from shared.intake.common import (MAX_TITLE, clean_text, dedupe, entities_from, parse_time, subscription_ids,
                                   validation_error)
 from shared.models import Alert, normalise_severity
+from shared.writeback.mapping import owner_name
+from shared.writeback.targets import SENTINEL_REF, sentinel_incident_id
 
 _Str = pydantic.constr(strip_whitespace=True, min_length=1, max_length=4096)
 
@@ -52,6 +54,8 @@ class SentinelIncidentProperties(_Lenient):
     firstActivityTimeUtc: str | None = None
     incidentUrl: str | None = None
     labels: list[Any] = Field(default_factory=list)
+    owner: Any = None  # {objectId, email, assignedTo, userPrincipalName}; kept lenient
+    lastModifiedTimeUtc: str | None = None
 
 
 class SentinelIncidentResource(_Lenient):
@@ -125,6 +129,18 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             "incidentNumber": str(p.incidentNumber) if p.incidentNumber is not None else None,
             "sentinelStatus": clean_text(p.status, 64),
             "alertProductNames": clean_text(", ".join(p.additionalData.alertProductNames), 500),
+            # What the write-back (shared/writeback) needs: where to write, and what the incident showed.
+            SENTINEL_REF: _incident_resource_id(resource, trigger),
+            "sentinelEtag": clean_text(resource.etag, 200),
+            "sentinelOwner": clean_text(owner_name(p.owner), 320),
+            "sentinelLastModified": clean_text(p.lastModifiedTimeUtc, 64),
         }.items() if v},
         source_event=(trigger.objectEventType if trigger else None),
     )
+
+
+def _incident_resource_id(resource: SentinelIncidentResource, trigger: SentinelIncidentTrigger | None) -> str | None:
+    """The incident's ARM id: its ``id``, else built from the playbook's ``workspaceInfo`` and its name."""
+    info = trigger.workspaceInfo if trigger else SentinelWorkspaceInfo()
+    return sentinel_incident_id(resource.id, subscription=info.SubscriptionId, resource_group=info.ResourceGroupName,
+                                workspace=info.WorkspaceName, name=resource.name)

@@ -71,7 +71,8 @@ class CallbackRejectedError(ValidationError):
     """A call event that is not from ACS for a call we placed (the reason is logged, not returned)."""
 
     def __init__(self, reason: str):
-        super().__init__("call event rejected", [{"field": "callback", "message": "unknown or unauthorised call event"}])
+        super().__init__("call event rejected",
+                         [{"field": "callback", "message": "unknown or unauthorised call event"}])
         self.reason = reason
 
 
@@ -141,12 +142,16 @@ class NotificationService:
         return list(dict.fromkeys([*soc.socAlertEmails, *(c.email for c in soc.emergencyContacts if c.email)]))
 
     # -- evidence and rows ------------------------------------------------------------------------
+    def draft(self, event_type: str, summary: str, data: dict[str, Any], phase: Phase = Phase.NOTIFY,
+              actor: str = APP_ACTOR, actor_type: ActorType = ActorType.APP, at: datetime | None = None) -> EventDraft:
+        return EventDraft(event_type=event_type, phase=phase, summary=summary, actor=actor, actor_type=actor_type,
+                          occurred_at=at or self.clock(), data=data)
+
     def record_evidence(self, incident_id: str, event_type: str, summary: str, data: dict[str, Any],
-                  phase: Phase = Phase.NOTIFY, actor: str = APP_ACTOR, actor_type: ActorType = ActorType.APP,
-                  at: datetime | None = None) -> None:
-        self.store.append_events(incident_id, [EventDraft(
-            event_type=event_type, phase=phase, summary=summary, actor=actor, actor_type=actor_type,
-            occurred_at=at or self.clock(), data=data)])
+                        phase: Phase = Phase.NOTIFY, actor: str = APP_ACTOR, actor_type: ActorType = ActorType.APP,
+                        at: datetime | None = None) -> None:
+        """Append one evidence event to the incident's timeline."""
+        self.store.append_events(incident_id, [self.draft(event_type, summary, data, phase, actor, actor_type, at)])
 
     def _update_record(self, partition: str, record_id: str,
                        change: Callable[[dict], dict | None]) -> tuple[dict | None, bool]:
@@ -166,11 +171,21 @@ class NotificationService:
             return new, True
         raise ConcurrencyError(f"notification {record_id} is changing too fast to update")
 
-    def _claim(self, partition: str, record_id: str, doc: dict) -> tuple[dict, bool]:
-        """Create the row, or take over a row whose earlier send failed: (row, True if this call owns it)."""
+    def _finish(self, partition: str, record_id: str, row: dict, etag: str | None,
+                change: Callable[[dict], dict]) -> None:
+        """Update a row this call owns: one write under the ETag it holds, else read-modify-write."""
+        if etag is not None:
+            try:
+                self.store.put_record(NOTIFICATIONS, partition, record_id, change(dict(row)), etag=etag)
+                return
+            except ConcurrencyError:
+                pass  # a call event bound the row meanwhile
+        self._update_record(partition, record_id, change)
+
+    def _claim(self, partition: str, record_id: str, doc: dict) -> tuple[dict, bool, str | None]:
+        """Create the row, or take over a row whose earlier send failed: (row, owned by this call, etag)."""
         try:
-            self.store.put_record(NOTIFICATIONS, partition, record_id, doc, create_only=True)
-            return doc, True
+            return doc, True, self.store.put_record(NOTIFICATIONS, partition, record_id, doc, create_only=True)
         except ConflictError:
             pass
         taken = {"ok": False}
@@ -183,26 +198,32 @@ class NotificationService:
                     "status": doc["status"], "tries": int(existing.get("tries", 1)) + 1}
 
         row, written = self._update_record(partition, record_id, retry_failed)
-        return (row or doc), written and taken["ok"]
+        return (row or doc), written and taken["ok"], None
 
     # -- first response ------------------------------------------------------------------------
-    def stamp_first_response(self, incident_id: str, at: datetime, what: str) -> bool:
-        """Record the incident's first response (the first notification that went out) once."""
+    def first_response(self, incident_id: str, at: datetime, what: str) -> EventDraft | None:
+        """Stamp the incident's first response once (ETag-guarded); the evidence draft when this call stamped it."""
         def change(incident: Incident) -> Incident | None:
             if incident.sla.first_response_at is not None:
                 return None
             return incident.model_copy(update={"sla": incident.sla.model_copy(update={"first_response_at": at})})
 
         _, after, written = update_incident(self.store, incident_id, change)
-        if written:
-            met = at <= after.sla.first_response_due
-            minutes = round((at - after.sla.received_at).total_seconds() / 60, 1)
-            self.record_evidence(incident_id, "sla.first-response",
-                           f"First response ({what}) {minutes} min after receipt: target "
-                           f"{'met' if met else 'missed'}", {"at": isoformat(at), "what": what,
-                                                              "minutesAfterReceipt": minutes, "met": met,
-                                                              "due": isoformat(after.sla.first_response_due)})
-        return written
+        if not written:
+            return None
+        met = at <= after.sla.first_response_due
+        minutes = round((at - after.sla.received_at).total_seconds() / 60, 1)
+        return self.draft("sla.first-response",
+                          f"First response ({what}) {minutes} min after receipt: target {'met' if met else 'missed'}",
+                          {"at": isoformat(at), "what": what, "minutesAfterReceipt": minutes, "met": met,
+                           "due": isoformat(after.sla.first_response_due)}, at=at)
+
+    def stamp_first_response(self, incident_id: str, at: datetime, what: str) -> bool:
+        """Record the incident's first response (the first notification that went out) once, with evidence."""
+        stamped = self.first_response(incident_id, at, what)
+        if stamped is not None:
+            self.store.append_events(incident_id, [stamped])
+        return stamped is not None
 
     # -- email ---------------------------------------------------------------------------------
     def render_for(self, incident: Incident, event: NotifyEvent, actions: list[ActionLine] | None = None,
@@ -245,36 +266,35 @@ class NotificationService:
             skip = "email disabled: MAIL_SENDER is not set"
         if skip:
             doc.update(status="skipped", error=skip)
-        row, owned = self._claim(partition, record_id, doc)
+        row, owned, etag = self._claim(partition, record_id, doc)
         if not owned:
             return {"recordId": record_id, "status": row.get("status"), "duplicate": True}
         base = {"recordId": record_id, "event": event, "recipients": recipients, "subject": mail.subject, **meta}
         if skip:
             for iid in evidence_for:
                 self.record_evidence(iid, "notification.email.skipped", f"Email '{event}' not sent: {skip}",
-                               {**base, "reason": skip}, at=at)
+                                     {**base, "reason": skip}, at=at)
             return {"recordId": record_id, "status": "skipped", "reason": skip}
         try:
             self.mailer.send(OutgoingMail(to=recipients, subject=mail.subject, html=mail.html,
                                           importance=mail.importance))
         except MailDeliveryError as exc:
             failed_at = self.clock()
-            self._update_record(partition, record_id, lambda r: {**r, "status": "failed", "error": exc.evidence(),
-                                                                 "updatedAt": isoformat(failed_at)})
+            self._finish(partition, record_id, row, etag, lambda r: {**r, "status": "failed", "error": exc.evidence(),
+                                                                     "updatedAt": isoformat(failed_at)})
             for iid in evidence_for:
                 self.record_evidence(iid, "notification.email.failed",
-                               f"Email '{event}' to {len(recipients)} recipient(s) FAILED: {str(exc)[:200]}",
-                               {**base, "error": exc.evidence(), "try": int(row.get("tries", 1))}, at=failed_at)
+                                     f"Email '{event}' to {len(recipients)} recipient(s) FAILED: {str(exc)[:200]}",
+                                     {**base, "error": exc.evidence(), "try": int(row.get("tries", 1))}, at=failed_at)
             return {"recordId": record_id, "status": "failed", "error": exc.evidence()}
         sent_at = self.clock()
-        self._update_record(partition, record_id, lambda r: {**r, "status": "sent", "sentAt": isoformat(sent_at),
-                                                             "updatedAt": isoformat(sent_at)})
+        self._finish(partition, record_id, row, etag, lambda r: {**r, "status": "sent", "sentAt": isoformat(sent_at),
+                                                                 "updatedAt": isoformat(sent_at)})
         for iid in evidence_for:
-            self.record_evidence(iid, "notification.email.sent",
-                           f"Email '{event}' sent to {len(recipients)} recipient(s)", {**base, "sentAt":
-                                                                                       isoformat(sent_at)},
-                           at=sent_at)
-            self.stamp_first_response(iid, sent_at, f"email {event}")
+            drafts = [self.draft("notification.email.sent", f"Email '{event}' sent to {len(recipients)} recipient(s)",
+                                 {**base, "sentAt": isoformat(sent_at)}, at=sent_at)]
+            drafts += [d for d in [self.first_response(iid, sent_at, f"email {event}")] if d]
+            self.store.append_events(iid, drafts)
         return {"recordId": record_id, "status": "sent", "recipients": recipients}
 
     def send_email(self, incident: Incident, record_id: str, event: NotifyEvent, mail: RenderedMail,
@@ -321,8 +341,8 @@ class NotificationService:
         incident = load_incident(self.store, incident_id)
         if incident.runbook_epoch > epoch:
             self.record_evidence(incident_id, "notification.superseded",
-                           f"Runbook epoch {epoch} notification skipped: epoch {incident.runbook_epoch} runs",
-                           {"epoch": epoch, "current": incident.runbook_epoch})
+                                 f"Runbook epoch {epoch} notification skipped: epoch {incident.runbook_epoch} runs",
+                                 {"epoch": epoch, "current": incident.runbook_epoch})
             return {"skipped": "superseded by a newer runbook run", "escalate": False}
         actions = self.incident_actions(incident_id, containment)
         if any(a.failed for a in actions):
@@ -341,8 +361,12 @@ class NotificationService:
             return out
         mail = self.render_for(incident, event, actions, previous_priority=previous_priority, actor=actor,
                                reason=reason)
-        out["email"] = self.send_email(incident, f"email-e{epoch}-runbook", event, mail,
-                                       self.email_recipients(incident), {"epoch": epoch})
+        recipients = self.email_recipients(incident)
+        if event in (NotifyEvent.CONTAINMENT_FAILED, NotifyEvent.CONTAINMENT_HELD):
+            # People must act (contain by hand, or approve): the SOC's own desk is told as well.
+            recipients += [e for e in self.soc_emails() if e not in recipients]
+        out["email"] = self.send_email(incident, f"email-e{epoch}-runbook", event, mail, recipients,
+                                       {"epoch": epoch})
         if incident.priority == Priority.P1:
             out.update(escalate=True, escalationTrigger="p1", escalationReason="P1: phone escalation required")
         else:
@@ -353,12 +377,17 @@ class NotificationService:
 
     # -- phone escalation ----------------------------------------------------------------------------
     def escalation_request(self, incident: Incident, trigger: str, request_key: str, reason: str,
-                           actor: str | None = None) -> dict[str, Any]:
-        """The input of a ``call_escalation`` orchestration for the incident."""
+                           actor: str | None = None, epoch: int | None = None) -> dict[str, Any]:
+        """The input of a ``call_escalation`` orchestration for the incident.
+
+        A runbook's escalation carries its ``epoch``: any acknowledgement in that
+        epoch stops it, even one that came before the escalation started. An
+        operator's request is stopped only by an acknowledgement after it.
+        """
         return {"incidentId": incident.id, "requestKey": request_key, "requestedAt": isoformat(self.clock()),
                 "priority": incident.priority.value, "timezone": self.timezone_of(incident),
                 "maxAttempts": self.settings.escalation_max_attempts, "trigger": trigger, "reason": reason,
-                "actor": actor}
+                "actor": actor, "epoch": epoch}
 
     def _stop_reason(self, incident: Incident, request: Mapping[str, Any]) -> str | None:
         if not incident.status.is_open:
@@ -366,6 +395,9 @@ class NotificationService:
         last_ack = incident.extra.get("lastAcknowledgedAt") or (
             isoformat(incident.acknowledged_at) if incident.acknowledged_at else None)
         if last_ack and last_ack >= str(request.get("requestedAt") or ""):
+            return "acknowledged"
+        ack_epoch, epoch = incident.extra.get("lastAcknowledgedEpoch"), request.get("epoch")
+        if ack_epoch is not None and epoch is not None and int(ack_epoch) >= int(epoch):
             return "acknowledged"
         wanted = Priority(request.get("priority") or Priority.P1.value)
         if incident.priority.rank > wanted.rank:
@@ -398,10 +430,12 @@ class NotificationService:
             impossible = "no emergency contact has a phone number"
         if impossible:
             self.record_evidence(incident_id, "call.skipped", f"Call attempt {attempt} not placed: {impossible}",
-                           {"attempt": attempt, "reason": impossible, "requestKey": request.get("requestKey")})
+                                 {"attempt": attempt, "reason": impossible, "requestKey": request.get("requestKey")})
             return {"attempt": attempt, "stop": impossible, "impossible": True}
         key = request["requestKey"]
-        calls = []
+        calls: list[dict] = []
+        drafts: list[EventDraft] = []
+        owned: list[tuple[str, dict, str, Callable[[dict], dict]]] = []
         for i, (name, phone) in enumerate(contacts):
             record_id = f"call-{key}-a{attempt:02d}-c{i}"
             token = secrets.token_urlsafe(32)
@@ -411,48 +445,69 @@ class NotificationService:
                    "contactName": name, "recipient": phone, "target": phone, "tokenHash": _hash_token(token),
                    "scheduledAt": request.get("scheduledAt"), "createdAt": isoformat(at), "updatedAt": isoformat(at),
                    "prompts": 0, "partnerContact": incident.partner_id is not None}
-            try:
-                self.store.put_record(NOTIFICATIONS, incident_id, record_id, doc, create_only=True)
-            except ConflictError:
-                existing = self.store.get_record(NOTIFICATIONS, incident_id, record_id)
-                calls.append({"recordId": record_id, "status": (existing or ({},))[0].get("status"),
-                              "duplicate": True})
-                continue
-            callback = (f"{self.settings.callback_base_url}/api/callbacks/acs?incidentId={quote(incident_id, safe='')}"
-                        f"&callId={quote(record_id, safe='')}&token={token}")
             evidence = {"attempt": attempt, "contact": name, "number": mask_phone(phone), "recordId": record_id,
                         "scheduledAt": request.get("scheduledAt"), "requestKey": key,
                         "escalationId": escalation_instance_id(incident_id)}
             try:
+                etag = self.store.put_record(NOTIFICATIONS, incident_id, record_id, doc, create_only=True)
+            except ConflictError:
+                calls.append(self._replayed_call(incident_id, record_id, evidence, drafts))
+                continue
+            callback = (f"{self.settings.callback_base_url}/api/callbacks/acs?incidentId={quote(incident_id, safe='')}"
+                        f"&callId={quote(record_id, safe='')}&token={token}")
+            try:
                 placed = self.caller.place_call(phone, callback, record_id)
             except CallError as exc:
                 failed_at = self.clock()
-                self._update_record(incident_id, record_id, lambda r: {**r, "status": "failed",
-                                                                       "error": exc.evidence(),
-                                                                       "updatedAt": isoformat(failed_at)})
-                self.record_evidence(incident_id, "call.failed",
-                               f"Call attempt {attempt} to {name} ({mask_phone(phone)}) FAILED: {str(exc)[:200]}",
-                               {**evidence, "error": exc.evidence()}, at=failed_at)
+                error = exc.evidence()
+                owned.append((record_id, doc, etag, lambda r, e=error, t=isoformat(failed_at): {
+                    **r, "status": "failed", "error": e, "updatedAt": t}))
+                drafts.append(self.draft("call.failed", f"Call attempt {attempt} to {name} ({mask_phone(phone)}) "
+                                         f"FAILED: {str(exc)[:200]}", {**evidence, "error": error}, at=failed_at))
                 calls.append({"recordId": record_id, "status": "failed"})
                 continue
             placed_at = self.clock()
 
-            def bind(r: dict) -> dict:
+            def bind(r: dict, placed=placed, stamp=isoformat(placed_at)) -> dict:
                 r = {**r, "callConnectionId": r.get("callConnectionId") or placed.call_connection_id,
                      "correlationId": r.get("correlationId") or placed.correlation_id,
-                     "placedAt": isoformat(placed_at), "updatedAt": isoformat(placed_at)}
+                     "placedAt": stamp, "updatedAt": stamp}
                 if r.get("status") == "placing":
                     r["status"] = "placed"
                 return r
 
-            self._update_record(incident_id, record_id, bind)
-            self.record_evidence(incident_id, "call.placed",
-                           f"Call attempt {attempt} to {name} ({mask_phone(phone)}) placed",
-                           {**evidence, "callConnectionId": placed.call_connection_id}, at=placed_at)
+            owned.append((record_id, doc, etag, bind))
+            drafts.append(self.draft("call.placed", f"Call attempt {attempt} to {name} ({mask_phone(phone)}) placed",
+                                     {**evidence, "callConnectionId": placed.call_connection_id}, at=placed_at))
             calls.append({"recordId": record_id, "status": "placed"})
-            self.stamp_first_response(incident_id, placed_at, f"call attempt {attempt}")
+        if any(c["status"] == "placed" for c in calls):
+            drafts += [d for d in [self.first_response(incident_id, self.clock(), f"call attempt {attempt}")] if d]
+        # Evidence first, then the rows leave "placing": a row still "placing" after a crash is one whose
+        # outcome was never evidenced, and a replay says so (see _replayed_call).
+        if drafts:
+            self.store.append_events(incident_id, drafts)
+        for record_id, doc, etag, change in owned:
+            self._finish(incident_id, record_id, doc, etag, change)
         return {"attempt": attempt, "placed": sum(c["status"] == "placed" for c in calls),
                 "failed": sum(c["status"] == "failed" for c in calls), "calls": calls}
+
+    def _replayed_call(self, incident_id: str, record_id: str, evidence: dict, drafts: list[EventDraft]) -> dict:
+        """A call row that already exists (the activity ran before): never dial again; if its outcome was
+        never recorded (the host stopped mid-call), evidence that it is unknown, once."""
+        flagged = {"now": False}
+
+        def mark(r: dict) -> dict | None:
+            if r.get("status") != "placing" or r.get("outcomeUnknown"):
+                return None
+            flagged["now"] = True
+            return {**r, "outcomeUnknown": True}
+
+        row, _ = self._update_record(incident_id, record_id, mark)
+        if flagged["now"]:
+            drafts.append(self.draft("call.outcome-unknown",
+                                     f"Call attempt {evidence['attempt']} to {evidence['contact']}: the host stopped "
+                                     "while the call was being placed; it was not dialled again", evidence))
+        return {"recordId": record_id, "status": (row or {}).get("status"), "duplicate": True}
 
     def escalation_ended(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Evidence the end of an escalation; email people when nobody could be reached."""
@@ -576,7 +631,8 @@ class NotificationService:
                        outcome: CallbackOutcome) -> dict | None:
         from shared.adapters.acs_calls import CallError
 
-        cid, target, attempt = row.get("callConnectionId") or data["callConnectionId"], row.get("target"), row.get("attempt")
+        cid = row.get("callConnectionId") or data["callConnectionId"]
+        target, attempt = row.get("target"), row.get("attempt")
         who = f"{row.get('contactName') or 'contact'} ({mask_phone(target)})"
         base = {"attempt": attempt, "recordId": record_id, "callConnectionId": cid, "contact": row.get("contactName"),
                 "number": mask_phone(target)}
@@ -586,7 +642,8 @@ class NotificationService:
                 new, moved = self._set_status(incident_id, record_id, "prompting", ("placing", "placed"),
                                               connectedAt=isoformat(self.clock()), prompts=1)
                 if moved:
-                    self.record_evidence(incident_id, "call.answered", f"Call attempt {attempt} answered by {who}", base)
+                    self.record_evidence(incident_id, "call.answered", f"Call attempt {attempt} answered by {who}",
+                                         base)
                     incident = load_incident(self.store, incident_id)
                     self.caller.prompt_for_key(cid, target, spoken_summary(incident, int(attempt or 1)), record_id)
                 return new
@@ -598,9 +655,9 @@ class NotificationService:
                                                   acknowledgedAt=isoformat(self.clock()))
                     if moved:
                         self.record_evidence(incident_id, "call.acknowledged",
-                                       f"{who} pressed 1 on call attempt {attempt}: acknowledged", base,
-                                       actor=who, actor_type=ActorType.PARTNER if row.get("partnerContact")
-                                       else ActorType.ANALYST)
+                                             f"{who} pressed 1 on call attempt {attempt}: acknowledged", base,
+                                             actor=who, actor_type=ActorType.PARTNER if row.get("partnerContact")
+                                             else ActorType.ANALYST)
                         self.acknowledge(incident_id, who, ActorType.PARTNER if row.get("partnerContact")
                                          else ActorType.ANALYST, via="phone", call_record=record_id)
                         self.caller.say(cid, SPOKEN_ACKNOWLEDGED, record_id)
@@ -623,21 +680,22 @@ class NotificationService:
                                                "acknowledged"), endedAt=isoformat(self.clock()), outcome=final)
                 if moved:
                     self.record_evidence(incident_id, "call.ended", f"Call attempt {attempt} to {who} ended: {final}",
-                                   {**base, "outcome": final})
+                                         {**base, "outcome": final})
                 return new
             if kind in ("CreateCallFailed", "CallConnectionFailed", "AnswerFailed", "ConnectFailed"):
                 new, moved = self._set_status(incident_id, record_id, "failed", ("placing", "placed", "prompting"),
                                               error=result_info)
                 if moved:
                     self.record_evidence(incident_id, "call.failed",
-                                   f"Call attempt {attempt} to {who} FAILED: "
-                                   f"{str(result_info.get('message') or kind)[:200]}",
-                                   {**base, "error": {k: result_info.get(k) for k in ("code", "subCode", "message")}})
+                                         f"Call attempt {attempt} to {who} FAILED: "
+                                         f"{str(result_info.get('message') or kind)[:200]}",
+                                         {**base, "error": {k: result_info.get(k)
+                                                            for k in ("code", "subCode", "message")}})
                 return new
         except CallError as exc:
             log.warning("call %s of %s: %s while handling %s", cid, incident_id, exc, kind)
             self.record_evidence(incident_id, "call.media-failed", f"Call attempt {attempt} to {who}: {kind} could not "
-                           f"be handled ({str(exc)[:200]})", {**base, "event": kind, "error": exc.evidence()})
+                                 f"be handled ({str(exc)[:200]})", {**base, "event": kind, "error": exc.evidence()})
         return None
 
     def _reprompt(self, incident_id: str, record_id: str, row: dict, cid: str, target: str, lead: str | None,
@@ -649,8 +707,9 @@ class NotificationService:
             new, moved = self._set_status(incident_id, record_id, "closing", ("prompting", "connected"))
             if moved:
                 self.record_evidence(incident_id, "call.no-ack",
-                               f"Call attempt {row.get('attempt')} answered but not acknowledged after {prompts} "
-                               f"prompt(s) ({why})", {**base, "prompts": prompts, "reason": why})
+                                     f"Call attempt {row.get('attempt')} answered but not acknowledged after "
+                                     f"{prompts} "
+                                     f"prompt(s) ({why})", {**base, "prompts": prompts, "reason": why})
                 self.caller.say(cid, SPOKEN_GOODBYE, record_id)
             return new
         new, moved = self._set_status(incident_id, record_id, "prompting", ("prompting", "connected"),
@@ -670,6 +729,7 @@ class NotificationService:
         def change(incident: Incident) -> Incident:
             extra = dict(incident.extra)
             extra.update(lastAcknowledgedAt=isoformat(at), lastAcknowledgedBy=actor,
+                         lastAcknowledgedEpoch=incident.runbook_epoch,
                          acknowledgements=int(extra.get("acknowledgements") or 0) + 1)
             update: dict[str, Any] = {"extra": extra, "updated_at": at}
             if incident.acknowledged_at is None:
@@ -681,10 +741,10 @@ class NotificationService:
         before, after, _ = update_incident(self.store, incident_id, change)
         first = before.acknowledged_at is None
         self.record_evidence(incident_id, "incident.acknowledged",
-                       f"Incident acknowledged by {actor} ({via})" + ("" if first else " again"),
-                       {"via": via, "note": note, "first": first, "callRecord": call_record,
-                        "statusBefore": before.status.value, "statusAfter": after.status.value},
-                       actor=actor, actor_type=actor_type, at=at)
+                             f"Incident acknowledged by {actor} ({via})" + ("" if first else " again"),
+                             {"via": via, "note": note, "first": first, "callRecord": call_record,
+                              "statusBefore": before.status.value, "statusAfter": after.status.value},
+                             actor=actor, actor_type=actor_type, at=at)
         if first and after.priority == Priority.P1:
             self.notify_event(incident_id, NotifyEvent.ACKNOWLEDGED, "acknowledged", actor=actor)
         return after, first
@@ -701,9 +761,10 @@ class NotificationService:
             return {"recordId": DIGEST_QUEUE_RECORD, "status": "queued", "duplicate": True}
         hour = self.settings.p4_digest_hour
         self.record_evidence(incident.id, "notification.queued",
-                       f"P4: email held for the daily digest ({hour:02d}:00 {self.timezone_of(incident)})",
-                       {"recordId": DIGEST_QUEUE_RECORD, "digestHour": hour, "timezone": self.timezone_of(incident)},
-                       at=at)
+                             f"P4: email held for the daily digest ({hour:02d}:00 {self.timezone_of(incident)})",
+                             {"recordId": DIGEST_QUEUE_RECORD, "digestHour": hour,
+                              "timezone": self.timezone_of(incident)},
+                             at=at)
         return {"recordId": DIGEST_QUEUE_RECORD, "status": "queued"}
 
     def send_p4_digests(self, now: datetime) -> dict[str, Any]:

@@ -144,8 +144,8 @@ def action_lines(records: Iterable[dict], failures: Iterable[Any] = ()) -> list[
                 if not lines[i].failed:
                     lines[i] = ActionLine(lines[i].kind, lines[i].target, ActionState.FAILED, reason)
                 continue
-            lines.append(ActionLine(str(f.get("kind") or "action"), str(f.get("targetDisplay") or f.get("target") or ""),
-                                    ActionState.FAILED, reason))
+            lines.append(ActionLine(str(f.get("kind") or "action"),
+                                    str(f.get("targetDisplay") or f.get("target") or ""), ActionState.FAILED, reason))
         elif f:
             lines.append(ActionLine("action", "", ActionState.FAILED, str(f)))
     return lines
@@ -284,7 +284,8 @@ _CELL = 'style="padding:4px 8px;border:1px solid #ddd;text-align:left;vertical-a
 def _render_html(doc: _Doc) -> str:
     out = ['<!DOCTYPE html><html><head><meta charset="utf-8"></head>',
            '<body style="font-family:Segoe UI,Arial,sans-serif;font-size:14px;color:#222">',
-           f'<div style="background:{doc.colour};color:#fff;padding:10px 14px;font-weight:bold">{_esc(doc.banner)}</div>',
+           f'<div style="background:{doc.colour};color:#fff;padding:10px 14px;font-weight:bold">'
+           f"{_esc(doc.banner)}</div>",
            f'<h2 style="margin:14px 0 8px 0">{_esc(doc.title, MAX_SUBJECT)}</h2>']
     for b in doc.blocks:
         if b.kind == "h":
@@ -378,7 +379,8 @@ def _facts(doc: _Doc, ctx: MessageContext) -> None:
     inc = ctx.incident
     entities = ", ".join(_plain(e.display, 120) for e in inc.entities[:10]) + (" …" if len(inc.entities) > 10 else "")
     doc.kv([("Incident", inc.id), ("Title", inc.title),
-            ("Priority", f"{inc.priority.value} {inc.priority.label} (partner severity {inc.priority.partner_severity})"),
+            ("Priority", f"{inc.priority.value} {inc.priority.label} "
+                         f"(partner severity {inc.priority.partner_severity})"),
             ("Score", f"{inc.score}/10"), ("Status", inc.status.value),
             ("Partner", inc.partner_name or inc.partner_id or "no partner matched: routed to the SOC"),
             ("First seen", _local(inc.first_seen_at, ctx.timezone)),

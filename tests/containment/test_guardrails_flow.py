@@ -79,8 +79,7 @@ def test_approve_mode_holds_and_a_rejection_really_blocks(app, partner_mode):
     assert approve(app, incident_id).json()["actions"] == []
     app.durable.start_new("containment_orchestrator", "containment-replay-test", {
         "incidentId": incident_id, "epoch": 1, "trigger": "runbook",
-        "actions": [actions(app, incident_id)["isolate-vm"]["actionId"] and r["action"]
-                    for r in app.store.list_records("ContainmentActions", incident_id)]})
+        "actions": [r["action"] for r in app.store.list_records("ContainmentActions", incident_id)]})
     assert containment_writes(fake) == []
     assert {r["status"] for r in app.store.list_records("ContainmentActions", incident_id)} == {"rejected"}
     rejected = [e for e in app.store.list_events(incident_id) if e.event_type == "containment.rejected"]
@@ -164,3 +163,20 @@ def test_approve_body_and_incident_are_validated(enforce):
     assert unknown.status == 404
     nothing_held = approve(app, ingest(app, p1_alert(device("fw-1"))))
     assert nothing_held.status == 200 and nothing_held.json()["actions"] == []
+
+
+def test_a_failure_in_an_approved_run_is_emailed_to_people(app, partner_mode):
+    partner_mode("approve")
+    fake = app.fake
+    fake.add_mailbox("soc-responder@soc.example")
+    oid = "0f0f0f0f-0000-4000-8000-0000000000e1"
+    fake.add_user(oid, "chief@contoso.example", forbidden=True)
+    incident_id = ingest(app, p1_alert(account(object_id=oid)))
+    before = len(fake.sent_mail())
+
+    execution = approve(app, incident_id).json()["executions"][0]
+
+    out = app.durable.status(execution["instanceId"])["output"]
+    assert out["status"] == "failed" and out["failures"][0]["status"] == 403
+    mails = fake.sent_mail()[before:]
+    assert len(mails) == 1 and "403" in (mails[0].body_content or "")

@@ -27,7 +27,7 @@ from shared.adapters import clients
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO.parent / "shared" / "samples"
+SAMPLES = REPO / "samples"  # the repository's copy: nothing reads ../shared at run time
 SUB = "11111111-2222-3333-4444-555555555555"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-app"
 FAST = {"retry_backoff_factor": 0.01}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.functional.conftest import app, sample  # noqa: F401 — the lead's harness, reused as is
+from tests.functional.conftest import app  # noqa: F401 — the lead's harness, reused as is
 
 
 @pytest.fixture

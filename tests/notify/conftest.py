@@ -29,8 +29,7 @@ def generic_alert(score: int, title: str = "Ransomware note dropped on file serv
     """A generic alert (samples/generic-alert.json shape) with an explicit score."""
     body = {"source": "fortigate", "id": alert_id, "title": title, "score": score,
             "observedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "entities": [{"kind": "networkDevice", "name": f"fgt-edge-{alert_id}"},
-                         {"kind": "ip", "address": "192.0.2.77"}], **extra}
+            "entities": [{"kind": "networkDevice", "name": f"fgt-edge-{alert_id}"}], **extra}
     if tenant:
         body["tenantId"] = tenant
     return body
@@ -49,6 +48,19 @@ class NotifyHarness:
         r = self.app.post("/api/alerts", generic_alert(score, **kwargs))
         assert r.status == 202, r.text
         return r.json()["incidentId"]
+
+    def defender_vm_incident(self) -> tuple[str, str]:
+        """samples/defender-alert-arm.json on a seeded VM (partner contoso, enforce): (incident id, NIC id)."""
+        from tests.functional.conftest import sample
+
+        sub = "11111111-2222-3333-4444-555555555555"
+        vm = f"/subscriptions/{sub}/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01"
+        nic = f"/subscriptions/{sub}/resourceGroups/rg-prod/providers/Microsoft.Network/networkInterfaces/vm-web-01-nic"
+        self.app.fake.add_nic(nic, "eastus", vm_id=vm)
+        self.app.fake.add_vm(vm, "eastus", [nic])
+        r = self.app.post("/api/alerts/defender", sample("defender-alert-arm.json"))
+        assert r.status == 202 and r.json()["priority"] == "P1", r.text
+        return r.json()["incidentId"], nic
 
     def incident(self, incident_id: str) -> dict:
         r = self.app.get(f"/api/incidents/{incident_id}")

@@ -54,14 +54,7 @@ def test_p1_email_lists_the_actions_and_is_inert_with_a_hostile_title(notify_app
 
 def test_defender_vm_alert_email_lists_the_isolation_and_says_flows_may_survive(notify_app):
     app = notify_app
-    sub = "11111111-2222-3333-4444-555555555555"
-    vm = f"/subscriptions/{sub}/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01"
-    nic = f"/subscriptions/{sub}/resourceGroups/rg-prod/providers/Microsoft.Network/networkInterfaces/vm-web-01-nic"
-    app.fake.add_nic(nic, "eastus", vm_id=vm)
-    app.fake.add_vm(vm, "eastus", [nic])
-    r = app.post("/api/alerts/defender", sample("defender-alert-arm.json"))
-    assert r.status == 202 and r.json()["priority"] == "P1"
-    incident_id = r.json()["incidentId"]
+    incident_id, _ = app.defender_vm_incident()
     [mail] = app.fake.sent_mail()
     isolation = next(a for a in app.incident(incident_id)["actions"] if a["kind"] == "isolate-vm")
     assert "vm-web-01" in mail.body_content and isolation["status"] in mail.body_content
@@ -122,3 +115,15 @@ def test_unknown_partner_goes_to_the_soc(notify_app):
     assert "routed to the SOC" in mail.body_content
     assert [c.targets for c in app.fake.calls()] == [["+15555550199"]]
     assert app.escalation(incident_id)["runtimeStatus"] == "Running"
+
+
+def test_failed_containment_email_goes_to_the_partner_and_the_soc(notify_app):
+    app = notify_app
+    # The VM the Defender alert names does not exist: isolating it fails for good.
+    r = app.post("/api/alerts/defender", sample("defender-alert-arm.json"))
+    incident_id = r.json()["incidentId"]
+    [mail] = app.mails("Containment FAILED")
+    assert set(SOC_EMAILS) <= set(mail.to) and set(CONTOSO_EMAILS) <= set(mail.to)
+    failed = [a for a in app.incident(incident_id)["actions"] if a["status"] == "failed"]
+    assert failed and all((a.get("targetDisplay") or a["target"]) in mail.body_content for a in failed)
+    assert "Contain the resources marked failed yourself now" in mail.body_content

@@ -50,7 +50,8 @@ def test_p1_calls_every_emergency_contact_at_the_exact_times_of_the_first_three_
     status = app.escalation(incident_id)
     assert status["customStatus"]["attempts"] == 6 and status["customStatus"]["state"] == "waiting"
     assert status["customStatus"]["nextCallAt"] == (want[-1] + timedelta(hours=1)).isoformat()
-    assert [t["fire_at"] for t in app.durable.pending_timers(f"escalation-{incident_id}")] == [want[-1] + timedelta(hours=1)]
+    pending = app.durable.pending_timers(f"escalation-{incident_id}")
+    assert [t["fire_at"] for t in pending] == [want[-1] + timedelta(hours=1)]
     timeline = app.timeline(incident_id)
     assert timeline.count("call.placed") == 12
     assert "escalation.started" in timeline
@@ -137,12 +138,18 @@ def test_restart_while_a_call_activity_was_running_does_not_call_twice(notify_ap
     done = [t for t in inst["tasks"].values() if t["kind"] == "activity" and t["name"] == "place_escalation_call"]
     assert done and done[0]["status"] == "completed"
     done[0]["status"] = "running"
-    inst["history"] = [e for e in inst["history"] if not (e["EventType"] == 5 and e.get("TaskScheduledId") == done[0]["id"])]
+    inst["history"] = [e for e in inst["history"]
+                       if not (e["EventType"] == 5 and e.get("TaskScheduledId") == done[0]["id"])]
+    # ... and one of its calls had been dialled but its outcome was not recorded yet.
+    row, etag = app.store.get_record("Notifications", incident_id, "call-runbook-e1-a01-c0")
+    app.store.put_record("Notifications", incident_id, "call-runbook-e1-a01-c0", {**row, "status": "placing"},
+                         etag=etag)
     app.runtime.close()
     restarted = LocalFunctionsRuntime(build_app(), durable_state=state)
     try:
         restarted.durable.advance_to(start + timedelta(minutes=16))
         assert len(app.fake.calls()) == 4  # attempt 1 once (replayed activity found its rows), attempt 2 once
+        assert app.timeline(incident_id).count("call.outcome-unknown") == 1
         reruns = [r for r in restarted.durable.activity_calls("place_escalation_call") if r["input"]["attempt"] == 1]
         assert len(reruns) == 2  # the original run and the re-run after the restart
         assert [c["duplicate"] for c in reruns[-1]["result"]["calls"]] == [True, True]
@@ -211,3 +218,15 @@ def test_an_acknowledgement_arriving_while_a_call_is_being_placed_is_not_lost(no
     assert status["runtimeStatus"] == "Completed" and status["output"]["outcome"] == "acknowledged"
     assert app.call_times(iid) == [start, start + timedelta(minutes=15)]  # no third attempt
     assert app.durable.pending_timers(iid) == []
+
+
+def test_an_acknowledgement_before_the_escalation_started_still_counts(notify_app):
+    app = notify_app
+    incident_id = app.ingest(8, alert_id="early")  # P2: no call yet
+    assert app.post(f"/api/incidents/{incident_id}/ack", {"actor": "ana@soc.example"}).status == 200
+    # The runbook's escalation of the same epoch starts late (say the rule changed, or a replay): no call.
+    app.runtime.invoke("start_call_escalation", request={"incidentId": incident_id, "epoch": 1, "trigger": "p2-rule",
+                                                         "reason": "P2 call rule: always"})
+    status = app.escalation(incident_id)
+    assert status["runtimeStatus"] == "Completed" and status["output"]["outcome"] == "acknowledged"
+    assert status["output"]["attempts"] == 0 and app.fake.calls() == []

@@ -1,0 +1,29 @@
+"""Write-back (issue 7): what soc-responder decided and did, projected into Microsoft Sentinel and Defender for Cloud.
+
+SOC analysts work in the Sentinel incident queue and the Defender for Cloud
+alert list. Every incident that came from (or was joined by) a Sentinel
+incident or a Defender for Cloud alert is projected there:
+
+- ``targets``: which Sentinel incidents / Defender alerts an incident speaks for
+  (their ARM ids, carried by the alerts' evidence);
+- ``mapping``: priority → Sentinel severity, incident status → Sentinel status and
+  Defender alert state, the managed labels (pure);
+- ``comment``: the one consolidated comment (priority and why, containment and
+  results, who was notified and when, the evidence link), under Sentinel's limits;
+- ``plan``: how a read Sentinel incident is changed (merge, never clobber) (pure);
+- ``ports``: the adapter interfaces the service owns, and their errors;
+- ``service``: ``WritebackService`` (project one incident; the timer's sync pass);
+- ``updates``: ``SentinelUpdateHandler`` (incident updates coming back from Sentinel).
+
+Import-light: nothing here loads an SDK at import time.
+"""
+from __future__ import annotations
+
+ACTIVITY = "write_back_incident"
+STATE_PREFIX = "writeback:"
+SYNC_STATE = "writeback-sync"
+
+
+def state_name(incident_id: str) -> str:
+    """Name of an incident's write-back state row (``EvidenceStore.get_state``)."""
+    return f"{STATE_PREFIX}{incident_id}"
