@@ -317,11 +317,19 @@ async def request_call_escalation(req: func.HttpRequest, client: df.DurableOrche
     reason = _text(body, "reason", max_len=2000)
     ctx = runtime.context()
     incident = await asyncio.to_thread(load_incident, ctx.store, incident_id)
+    refusal = None
     if incident.priority not in (Priority.P1, Priority.P2):
-        raise ConflictError(f"phone escalation is for P1 and P2 incidents; this one is {incident.priority.value}: "
-                            "raise its priority first")
-    if not incident.status.is_open:
-        raise ConflictError(f"the incident is {incident.status.value}")
+        refusal = (f"phone escalation is for P1 and P2 incidents; this one is {incident.priority.value}: "
+                   "raise its priority first")
+    elif not incident.status.is_open:
+        refusal = f"the incident is {incident.status.value}"
+    if refusal:
+        from shared.models import ActorType, Phase
+
+        await asyncio.to_thread(ctx.notifications.record_evidence, incident_id, "escalation.refused",
+                                f"Call request by {actor} refused: {refusal}", {"reason": reason, "refusal": refusal},
+                                Phase.NOTIFY, actor, ActorType.ANALYST)
+        raise ConflictError(refusal)
     result = await _start_escalation(client, incident_id, "operator", f"op-{_stamp(now_ms())}",
                                      f"requested by {actor}: {reason}", actor)
     started = result["state"] == "started"

@@ -83,8 +83,9 @@ def merge_alert(incident: Incident, alert: Alert, decision: TriageDecision, tz: 
                 received: datetime) -> tuple[Incident, Priority | None]:
     """The incident with one more alert; its priority is the highest of its alerts.
 
-    Returns (updated incident, new priority if it was raised). Reaching P1 from
-    below starts a new runbook epoch (the P1 runbook runs again).
+    Returns (updated incident, new priority if it was raised). A raise starts a
+    new runbook epoch: the runbook notifies the change, and on reaching P1 runs
+    the P1 runbook (containment, phone escalation) again.
     """
     known = {e.merge_key() for e in incident.entities}
     entities = incident.entities + [e for e in alert.entities if e.merge_key() not in known]
@@ -100,8 +101,7 @@ def merge_alert(incident: Incident, alert: Alert, decision: TriageDecision, tz: 
         raised = decision.priority
         update.update(priority=decision.priority, score=max(incident.score, decision.score), triage=decision,
                       sla=reprioritise(incident.sla, decision.priority, tz))
-        if decision.priority == Priority.P1:
-            update["runbook_epoch"] = incident.runbook_epoch + 1
+        update["runbook_epoch"] = incident.runbook_epoch + 1
     elif decision.score > incident.score and decision.priority == incident.priority:
         update["score"] = decision.score
     return incident.model_copy(update=update), raised

@@ -74,6 +74,11 @@ class _Run:
     now: datetime
     drafts: list[EventDraft] = field(default_factory=list)
 
+    @property
+    def dry(self) -> bool:
+        """Dry-run: read what is needed to say what would happen, change nothing."""
+        return self.action.decision == ActionDecision.PLAN_ONLY and not self.approved
+
 
 class ContainmentService:
     """Contain, approve, release — with the guardrails of SPEC 4, every step evidenced."""
@@ -135,6 +140,8 @@ class ContainmentService:
     def _run(self, run: _Run) -> dict[str, Any]:
         kind = run.action.kind
         try:
+            if run.action.decision == ActionDecision.SKIP:  # protected in the plan: not even read
+                return self._settle(run, evaluate(Facts(kind=kind, planned=run.action.decision)))
             if kind == ActionKind.ISOLATE_VM:
                 return self._run_vm(run)
             if kind == ActionKind.DISABLE_USER:
@@ -151,15 +158,9 @@ class ContainmentService:
 
     # ---------------------------------------------------------------- VM
     def _run_vm(self, run: _Run) -> dict[str, Any]:
-        dry = run.action.decision == ActionDecision.PLAN_ONLY and not run.approved
-        try:
-            vm = self.network.get_vm(run.action.target)
-        except _FINAL as exc:
-            return self._final_or_preview(run, exc, dry, "the VM")
-        except TransientError as exc:
-            if dry:
-                return self._settle(run, self._dry_verdict(run, None), preview={"error": exc.reason})
-            raise
+        vm, settled = self._read_target(run, lambda: self.network.get_vm(run.action.target), "the VM")
+        if settled is not None:
+            return settled
         verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
                                  isolation_tag=isolation_tag(vm.tags)))
         facts = {"vm": {"id": vm.id, "name": vm.name, "location": vm.location, "tags": vm.tags,
@@ -262,94 +263,69 @@ class ContainmentService:
     def _run_user(self, run: _Run) -> dict[str, Any]:
         entity = run.action.entity
         ident = entity.object_id or entity.upn or run.action.target
-        dry = run.action.decision == ActionDecision.PLAN_ONLY and not run.approved
-        if run.action.decision == ActionDecision.SKIP:
-            return self._settle(run, evaluate(Facts(kind=run.action.kind, planned=run.action.decision)))
-        try:
-            account = self.directory.get_user(ident)
-        except _FINAL as exc:
-            return self._final_or_preview(run, exc, dry, "the account")
-        except TransientError as exc:
-            if dry:
-                return self._settle(run, self._dry_verdict(run, None), preview={"error": exc.reason})
-            raise
-        facts = {"account": _account_facts(account)}
+        account, settled = self._read_target(run, lambda: self.directory.get_user(ident), "the account")
+        if settled is not None:
+            return settled
         verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
                                  protected=self._protected(run, account, entity.upn, entity.object_id),
                                  guest=account.is_guest))
+        return self._lock(run, account, verdict)
+
+    # ---------------------------------------------------------------- service principal
+    def _run_service_principal(self, run: _Run) -> dict[str, Any]:
+        entity = run.action.entity
+        account, settled = self._read_target(
+            run, lambda: self.directory.get_service_principal(object_id=entity.object_id, app_id=entity.app_id),
+            "the service principal")
+        if settled is not None:
+            return settled
+        verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
+                                 protected=self._protected(run, account, entity.name, entity.object_id,
+                                                           entity.app_id)))
+        return self._lock(run, account, verdict)
+
+    def _lock(self, run: _Run, account: DirectoryAccount, verdict: Verdict) -> dict[str, Any]:
+        """Disable a user (and revoke its sessions) or a service principal, as the verdict allows."""
+        is_user = account.kind == "user"
+        noun = "account" if is_user else "service principal"
+        facts = {"account" if is_user else "servicePrincipal": _account_facts(account)}
         if verdict.outcome == Outcome.FAIL:
             return self._fail(run, RequestRejectedError(verdict.reason, code="GuestAccount"), facts, verdict)
         if verdict.outcome == Outcome.DRY_RUN:
-            return self._settle(run, verdict, facts, preview={"account": _account_facts(account)})
+            return self._settle(run, verdict, facts, preview=facts)
         if verdict.outcome != Outcome.EXECUTE:
             return self._settle(run, verdict, facts)
         state = self._account_state(run, account)
         if account.enabled is False and not state.get("disabledByUs"):
-            return self._already(run, verdict, facts, "account already disabled: nothing changed")
+            return self._already(run, verdict, facts, f"{noun} already disabled: nothing changed")
         if account.enabled and not run.approved and not self._breaker_allows(run):
             return self._settle(run, self._breaker_verdict(), facts)
+        who = account.upn or account.display_name or account.id
         try:
             if account.enabled:
                 self._write_ahead(run, verdict, facts)
-                self.directory.set_user_enabled(account.id, False)
+                if is_user:
+                    self.directory.set_user_enabled(account.id, False)
+                else:
+                    self.directory.set_service_principal_enabled(account.id, False)
                 state["disabledByUs"] = True
-                run.drafts.append(self._draft(run, "containment.account-disabled",
-                                              f"Account {account.upn or account.id} disabled (accountEnabled=false)",
-                                              {"account": account.id, "before": {"accountEnabled": True},
-                                               "after": {"accountEnabled": False}}))
-            if not state.get("sessionsRevoked"):
+                run.drafts.append(self._draft(
+                    run, "containment.account-disabled" if is_user else "containment.service-principal-disabled",
+                    f"{noun.capitalize()} {who} disabled (accountEnabled=false)",
+                    {"account": account.id, "before": {"accountEnabled": True}, "after": {"accountEnabled": False}}))
+            if is_user and not state.get("sessionsRevoked"):
                 self.directory.revoke_sign_in_sessions(account.id)
                 state["sessionsRevoked"] = True
                 run.drafts.append(self._draft(run, "containment.sessions-revoked",
-                                              f"Sign-in sessions and refresh tokens of {account.upn or account.id} revoked",
+                                              f"Sign-in sessions and refresh tokens of {who} revoked",
                                               {"account": account.id}))
         except _FINAL as exc:
-            if isinstance(exc, AccessDeniedError):
+            if isinstance(exc, AccessDeniedError) and is_user:
                 exc = AccessDeniedError(
                     "403 from Microsoft Graph: the app may not change this account (a privileged administrator "
                     "can only be disabled by a Privileged Authentication Administrator)",
                     status=exc.status, code=exc.code)
             return self._fail(run, exc, facts)
-        return self._contained(run, verdict, facts)
-
-    # ---------------------------------------------------------------- service principal
-    def _run_service_principal(self, run: _Run) -> dict[str, Any]:
-        entity = run.action.entity
-        dry = run.action.decision == ActionDecision.PLAN_ONLY and not run.approved
-        if run.action.decision == ActionDecision.SKIP:
-            return self._settle(run, evaluate(Facts(kind=run.action.kind, planned=run.action.decision)))
-        try:
-            account = self.directory.get_service_principal(object_id=entity.object_id, app_id=entity.app_id)
-        except _FINAL as exc:
-            return self._final_or_preview(run, exc, dry, "the service principal")
-        except TransientError as exc:
-            if dry:
-                return self._settle(run, self._dry_verdict(run, None), preview={"error": exc.reason})
-            raise
-        facts = {"servicePrincipal": _account_facts(account)}
-        verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
-                                 protected=self._protected(run, account, entity.name, entity.object_id,
-                                                           entity.app_id)))
-        if verdict.outcome == Outcome.DRY_RUN:
-            return self._settle(run, verdict, facts, preview={"servicePrincipal": _account_facts(account)})
-        if verdict.outcome != Outcome.EXECUTE:
-            return self._settle(run, verdict, facts)
-        state = self._account_state(run, account)
-        if account.enabled is False and not state.get("disabledByUs"):
-            return self._already(run, verdict, facts, "service principal already disabled: nothing changed")
-        if account.enabled:
-            if not run.approved and not self._breaker_allows(run):
-                return self._settle(run, self._breaker_verdict(), facts)
-            self._write_ahead(run, verdict, facts)
-            try:
-                self.directory.set_service_principal_enabled(account.id, False)
-            except _FINAL as exc:
-                return self._fail(run, exc, facts)
-            state["disabledByUs"] = True
-            run.drafts.append(self._draft(run, "containment.service-principal-disabled",
-                                          f"Service principal {account.display_name or account.id} disabled",
-                                          {"servicePrincipal": account.id, "before": {"accountEnabled": True},
-                                           "after": {"accountEnabled": False}}))
         return self._contained(run, verdict, facts)
 
     def _account_state(self, run: _Run, account: DirectoryAccount) -> dict[str, Any]:
@@ -426,13 +402,22 @@ class ContainmentService:
              "account": run.record.get("account")}))
         return self._commit(run)
 
-    def _final_or_preview(self, run: _Run, exc: ContainmentError, dry: bool, what: str) -> dict[str, Any]:
-        if isinstance(exc, TargetNotFoundError):
-            exc = TargetNotFoundError(f"{what} no longer exists ({run.action.target})", status=exc.status,
-                                      code=exc.code)
-        if dry:
-            return self._settle(run, self._dry_verdict(run, exc), preview={"error": exc.reason})
-        return self._fail(run, exc)
+    def _read_target(self, run: _Run, read: Callable[[], Any], what: str) -> tuple[Any, dict | None]:
+        """The action's first read: (what was read, None), or (None, the settled summary) when it cannot be
+        read — a final failure (or, in dry-run, a note of what enforce mode would run into)."""
+        try:
+            return read(), None
+        except _FINAL as exc:
+            if isinstance(exc, TargetNotFoundError):
+                exc = TargetNotFoundError(f"{what} no longer exists ({run.action.target})", status=exc.status,
+                                          code=exc.code)
+            if run.dry:
+                return None, self._settle(run, self._dry_verdict(run, exc), preview={"error": exc.reason})
+            return None, self._fail(run, exc)
+        except TransientError as exc:
+            if run.dry:
+                return None, self._settle(run, self._dry_verdict(run, None), preview={"error": exc.reason})
+            raise
 
     @staticmethod
     def _dry_verdict(run: _Run, exc: ContainmentError | None) -> Verdict:

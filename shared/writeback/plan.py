@@ -105,7 +105,7 @@ def plan_incident_update(properties: Mapping[str, Any], etag: str | None, desire
         changes["labelsAdded"] = added
     if removed:
         changes["labelsRemoved"] = removed
-    owned_after = sorted(x for x in (n for n in mapping.MANAGED_LABELS) if x.lower() in ours)
+    owned_after = [n for n in mapping.MANAGED_LABELS if n.lower() in ours]
     if added or removed:
         props["labels"] = labels
     if not changes:

@@ -194,7 +194,9 @@ class WritebackService:
                 return state
 
             st.update(self.store, incident.id, note)
-        return {"incidentId": incident.id, "status": "dry-run", "targets": targets.all(), "wouldWrite": plan}
+        return {"incidentId": incident.id, "status": "dry-run", "wouldWrite": plan,
+                "targets": [{"target": t, "kind": "sentinel" if t in targets.sentinel else "defender",
+                             "status": "skipped"} for t in targets.all()]}
 
     def _turned_off(self, incident: Incident, key: str, kind: str, rid: str, entry: dict, now: datetime) -> _Outcome:
         if entry.get("turnedOff"):
@@ -340,11 +342,12 @@ class WritebackService:
 
     # ================================================================ the timer's pass
     def sync(self, now: datetime | None = None) -> dict[str, Any]:
-        """Re-project every incident touched in the last week whose timeline moved since the last pass."""
+        """Re-project every incident touched in the last week whose timeline (or row) moved since the last pass."""
         now = now or self.clock()
         got = self.store.get_state(SYNC_STATE)
-        seen: dict[str, int] = dict((got[0] if got else {}).get("seen") or {})
-        kept: dict[str, int] = {}
+        # Per incident: its chain head and its row's updatedAt when last projected (either moving means a change).
+        seen: dict[str, str] = dict((got[0] if got else {}).get("seen") or {})
+        kept: dict[str, str] = {}
         report: dict[str, Any] = {"checked": 0, "projected": 0, "outcomes": {}, "stoppedEarly": False}
         transient_in_a_row = 0
         rows = list(self.store.iter_incident_index(touched_since=isoformat(now - SYNC_LOOKBACK)))
@@ -352,9 +355,9 @@ class WritebackService:
             iid = row.incident_id
             report["checked"] += 1
             head = self.store.get_chain_head(iid)
-            seq = head[0] if head else 0
-            if seen.get(iid) == seq:
-                kept[iid] = seq
+            mark = f"{head[0] if head else 0}|{row.updated_at}"
+            if seen.get(iid) == mark:
+                kept[iid] = mark
                 continue
             if transient_in_a_row >= SYNC_BREAKER:
                 # The service keeps failing: leave the rest for the next pass instead of hammering it.
@@ -369,14 +372,14 @@ class WritebackService:
             report["projected"] += 1
             outcome = result.get("status", "unknown")
             report["outcomes"][outcome] = report["outcomes"].get(outcome, 0) + 1
-            pending = [t for t in result.get("targets") or []
-                       if t.get("status") in ("failed", "deferred") and not t.get("final")]
+            pending = [t for t in result.get("targets") or [] if isinstance(t, dict)
+                       and t.get("status") in ("failed", "deferred") and not t.get("final")]
             transient_in_a_row = transient_in_a_row + 1 if any(t["status"] == "failed" for t in pending) else 0
             if pending:
                 if iid in seen:
                     kept[iid] = seen[iid]  # not done yet: looked at again next pass (the backoff decides)
                 continue
-            kept[iid] = seq
+            kept[iid] = mark
         if kept != seen:
             self.store.set_state(SYNC_STATE, {"seen": kept, "at": isoformat(now)}, got[1] if got else None)
         return report

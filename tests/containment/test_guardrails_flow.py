@@ -59,12 +59,17 @@ def test_vm_tagged_never_is_never_isolated_even_when_approval_is_asked(enforce):
     assert containment_writes(fake) == []
 
 
-def test_approve_mode_holds_and_a_rejection_really_blocks(app, partner_mode):
+def _approve_mode_incident(app, partner_mode, name: str, oid: str) -> str:
+    """An incident of a partner in approve mode, about a VM and an account."""
     partner_mode("approve")
+    vm, _ = seed_vm(app.fake, name)
+    app.fake.add_user(oid, f"{name}@contoso.example")
+    return ingest(app, p1_alert(host(vm), account(object_id=oid)))
+
+
+def test_approve_mode_holds_and_a_rejection_really_blocks(app, partner_mode):
     fake = app.fake
-    vm, nics = seed_vm(fake, "vm-app")
-    fake.add_user("0f0f0f0f-0000-4000-8000-0000000000a1", "alex@contoso.example")
-    incident_id = ingest(app, p1_alert(host(vm), account(object_id="0f0f0f0f-0000-4000-8000-0000000000a1")))
+    incident_id = _approve_mode_incident(app, partner_mode, "vm-app", "0f0f0f0f-0000-4000-8000-0000000000a1")
 
     assert containment_writes(fake) == []
     rows = actions(app, incident_id)
@@ -88,11 +93,8 @@ def test_approve_mode_holds_and_a_rejection_really_blocks(app, partner_mode):
 
 
 def test_approve_mode_approval_executes_every_held_action(app, partner_mode):
-    partner_mode("approve")
     fake = app.fake
-    vm, nics = seed_vm(fake, "vm-app2")
-    fake.add_user("0f0f0f0f-0000-4000-8000-0000000000a2", "robin@contoso.example")
-    incident_id = ingest(app, p1_alert(host(vm), account(object_id="0f0f0f0f-0000-4000-8000-0000000000a2")))
+    incident_id = _approve_mode_incident(app, partner_mode, "vm-app2", "0f0f0f0f-0000-4000-8000-0000000000a2")
 
     resp = approve(app, incident_id, reason=None)
     assert resp.status == 202

@@ -9,6 +9,13 @@ from .conftest import (SUB, actions, advance, containment_output, containment_wr
                        p1_alert, quarantine_id, sample, seed_vm, vm_id)
 
 
+def _rule(name: str, access: str, port: str = "*") -> dict:
+    """An inbound NSG rule as ARM stores it."""
+    return {"name": name, "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": port,
+                                         "sourceAddressPrefix": "*", "destinationAddressPrefix": "*",
+                                         "access": access, "priority": 100, "direction": "Inbound"}}
+
+
 def test_sample_p1_defender_alert_quarantines_every_nic_end_to_end(enforce):
     app = enforce
     fake = app.fake
@@ -72,10 +79,7 @@ def test_sample_p1_defender_alert_quarantines_every_nic_end_to_end(enforce):
 
 def test_vm_in_another_region_gets_its_own_quarantine_nsg(enforce):
     app, fake = enforce, enforce.fake
-    fake.add_nsg(quarantine_id("eastus"), "eastus", [
-        {"name": "soc-deny-all-in", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*",
-                                                   "sourceAddressPrefix": "*", "destinationAddressPrefix": "*",
-                                                   "access": "Deny", "priority": 100, "direction": "Inbound"}}])
+    fake.add_nsg(quarantine_id("eastus"), "eastus", [_rule("soc-deny-all-in", "Deny")])
     vm, nics = seed_vm(fake, "vm-eu", location="West Europe", nsgs=[None])
     incident_id = ingest(app, p1_alert(host(vm)))
 
@@ -125,10 +129,7 @@ def test_deleted_vm_fails_and_is_escalated(enforce):
 
 def test_quarantine_nsg_rules_loosened_by_someone_are_restored_before_use(enforce):
     app, fake = enforce, enforce.fake
-    fake.add_nsg(quarantine_id("eastus"), "eastus", [
-        {"name": "let-me-in", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "3389",
-                                             "sourceAddressPrefix": "*", "destinationAddressPrefix": "*",
-                                             "access": "Allow", "priority": 100, "direction": "Inbound"}}])
+    fake.add_nsg(quarantine_id("eastus"), "eastus", [_rule("let-me-in", "Allow", port="3389")])
     vm, nics = seed_vm(fake, "vm-c")
     incident_id = ingest(app, p1_alert(host(vm)))
 

@@ -137,3 +137,18 @@ def test_twenty_concurrent_deliveries_make_one_incident(app):
 def test_unknown_incident_is_404(app):
     assert app.get("/api/incidents/INC-nope").status == 404
     assert app.get("/api/incidents/INC-nope/verify").status == 404
+
+
+def test_a_raise_below_p1_by_a_new_alert_is_notified(app):
+    app.fake.add_mailbox("soc-responder@soc.example")
+    low = sample("generic-alert.json")
+    low["score"] = 5
+    first = app.post(GENERIC, low).json()
+    worse = sample("generic-alert.json")
+    worse.update(id="fgt-raise", score=8, title="Same device, worse")
+    second = app.post(GENERIC, worse).json()
+    assert (second["incidentId"], second["priority"]) == (first["incidentId"], "P2")
+    assert app.durable.status(f"runbook-{first['incidentId']}-2")["runtimeStatus"] == "Completed"
+    subjects = [m.subject for m in app.fake.sent_mail()]
+    assert len(subjects) == 2 and "P2" in subjects[1]
+    assert "notification.email.sent" in app.timeline(first["incidentId"])

@@ -40,6 +40,8 @@ def test_pressing_1_acknowledges_and_stops_the_escalation(notify_app):
     app.callback(call, "PlayCompleted")
     assert call.action_names()[-1] in ("terminate", "hangup")
     app.callback(call, "CallDisconnected")
+    other = next(c for c in app.fake.calls() if c is not call)
+    assert other.action_names() == ["terminate"]  # the other contact's phone stops ringing
 
     doc = app.incident(incident_id)
     assert doc["status"] == "acknowledged" and doc["acknowledgedBy"].startswith("Dana Reyes")

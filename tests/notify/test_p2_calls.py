@@ -47,6 +47,7 @@ def test_call_request_for_p3_or_p4_is_a_conflict(notify_app, score):
     r = app.post(f"/api/incidents/{incident_id}/call", {"actor": ANA, "reason": "why not"})
     assert r.status == 409 and "raise its priority" in r.json()["error"]
     assert app.fake.calls() == []
+    assert app.timeline(incident_id)[-1] == "escalation.refused"
 
 
 @pytest.mark.parametrize("body, field", [({"reason": "r"}, "actor"), ({"actor": ANA}, "reason"),

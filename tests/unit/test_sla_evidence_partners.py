@@ -175,6 +175,11 @@ def test_merge_takes_highest_priority_and_starts_new_epoch_on_p1():
     merged, raised = merge_alert(inc, crit, score_alert(crit, RULES), "UTC", now)
     assert raised == Priority.P1 and merged.priority == Priority.P1 and merged.runbook_epoch == 2
     assert merged.alert_count == 2 and len(merged.entities) == len(inc.entities)  # same IP not duplicated
+    p3 = _incident(Alert(source="generic", source_id="a", dedupe_keys=["k4"], title="p3", observed_at=now,
+                         explicit_score=5))
+    p2 = Alert(source="generic", source_id="b", dedupe_keys=["k5"], title="p2", observed_at=now, explicit_score=7)
+    merged_p2, raised_p2 = merge_alert(p3, p2, score_alert(p2, RULES), "UTC", now)
+    assert raised_p2 == Priority.P2 and merged_p2.runbook_epoch == 2  # the runbook notifies the raise
     low = Alert(source="generic", source_id="z", dedupe_keys=["k3"], title="meh", observed_at=now, explicit_score=2)
     merged2, raised2 = merge_alert(merged, low, score_alert(low, RULES), "UTC", now)
     assert raised2 is None and merged2.priority == Priority.P1

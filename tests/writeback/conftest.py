@@ -31,7 +31,8 @@ _ACTION_TO_STATUS = {"activate": "Active", "inprogress": "InProgress", "resolve"
 
 def sentinel_payload(name: str | None = None, *, severity: str = "High", sub: str = CONTOSO_SUB,
                      alert_type: str | None = None, entities: list[dict] | None = None, event: str = "Create",
-                     alert_ids: list[str] | None = None, title: str | None = None) -> dict[str, Any]:
+                     alert_ids: list[str] | None = None, title: str | None = None,
+                     tactics: list[str] | None = None) -> dict[str, Any]:
     """The sample playbook trigger for a fresh Sentinel incident ``name`` (its alerts' ids fresh too)."""
     body = sample("sentinel-incident-trigger.json")
     name = name or str(uuid.uuid4())
@@ -52,7 +53,31 @@ def sentinel_payload(name: str | None = None, *, severity: str = "High", sub: st
             alert["properties"]["alertType"] = alert_type
     if entities is not None:
         props["relatedEntities"] = entities
+    if tactics is not None:
+        props["additionalData"]["tactics"] = tactics
+        for alert in props["alerts"]:
+            alert["properties"]["tactics"] = tactics
     return body
+
+
+JORDAN = ("8e7d6c5b-4a39-4281-b0f1-e2d3c4b5a697", "jordan.lee@contoso.example")  # the sample's account entity
+
+
+def host_entity(vm_id: str) -> dict:
+    return {"kind": "Host", "properties": {"hostName": vm_id.rsplit("/", 1)[-1], "azureID": vm_id}}
+
+
+def ip_entity(address: str = "185.220.101.4") -> dict:
+    return {"kind": "Ip", "properties": {"address": address}}
+
+
+def seed_vm(fake, name: str, sub: str = CONTOSO_SUB) -> tuple[str, str]:
+    """A VM with one NIC (no NSG) in East US: what P1 containment quarantines."""
+    nic = f"/subscriptions/{sub}/resourceGroups/rg-prod/providers/Microsoft.Network/networkInterfaces/{name}-if"
+    vm = f"/subscriptions/{sub}/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/{name}"
+    fake.add_nic(nic, "eastus")
+    fake.add_vm(vm, "eastus", [nic])
+    return vm, nic
 
 
 def incident_rid(payload: dict) -> str:
