@@ -181,7 +181,10 @@ async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestra
     for run in outcome.pop("runs"):
         instance_id = approval_instance_id(outcome["incidentId"], run["approvalId"])
         status = await client.get_status(instance_id)
-        if status is None or status.runtime_status is None:
+        runtime_status = getattr(getattr(status, "runtime_status", None), "name", None)
+        # Never started (a crash after the approval was recorded), or died: (re)start it. A running or
+        # completed run is left alone, so a repeated approval never executes twice.
+        if runtime_status in (None, "Failed", "Terminated", "Canceled"):
             await client.start_new(ORCHESTRATOR, instance_id, {
                 "incidentId": outcome["incidentId"], "epoch": run["epoch"], "actions": run["actions"],
                 "trigger": "approval", "approvalId": run["approvalId"]})

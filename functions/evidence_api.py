@@ -33,7 +33,6 @@ log = logging.getLogger("soc_responder.evidence")
 _SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 # The review page carries analyst-written text: nothing in it may run or load anything.
 _HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-_EXTENSIONS = {"csv": "csv", "json": "json", "jsonl": "jsonl"}
 
 
 def _param(req: func.HttpRequest, name: str) -> str | None:
@@ -58,8 +57,10 @@ def _text_response(body: str | bytes, mimetype: str, headers: dict[str, str]) ->
 
 
 def _next_link(req: func.HttpRequest, token: str) -> str:
+    """This request's URL with the next token; a function key given as ``code=`` is not echoed back."""
     parts = urlsplit(req.url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "continuationToken"]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k not in ("continuationToken", "code")]
     query.append(("continuationToken", token))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
@@ -79,11 +80,11 @@ async def export_evidence(req: func.HttpRequest) -> func.HttpResponse:
     bom = (_param(req, "bom") or "").lower() in ("1", "true", "yes")
     ctx = runtime.context()
     page = await asyncio.to_thread(export_page, ctx.store, query, fmt, limit, after, bom=bom)
-    span = "-".join(x for x in ((_param(req, "from") or "start"), (_param(req, "to") or "now")))
+    span = f"{_param(req, 'from') or 'start'}-{_param(req, 'to') or 'now'}"
     safe_span = "".join(c for c in span if c.isalnum() or c in "-_")[:60]
     headers = {"X-Evidence-Rows": str(page.rows),
                "X-Evidence-Columns": ",".join(COLUMNS),
-               "Content-Disposition": f'attachment; filename="evidence-{safe_span}.{_EXTENSIONS[fmt]}"'}
+               "Content-Disposition": f'attachment; filename="evidence-{safe_span}.{fmt}"'}
     if page.continuation_token:
         headers["X-Continuation-Token"] = page.continuation_token
         headers["Link"] = f'<{_next_link(req, page.continuation_token)}>; rel="next"'

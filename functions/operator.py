@@ -23,7 +23,9 @@ def incident_view(ctx, incident_id: str) -> dict:
         raise IncidentNotFoundError(incident_id)
     incident = got[0]
     body = incident.wire()
-    body["actions"] = ctx.store.list_records("ContainmentActions", incident_id)
+    from shared.containment import list_actions
+
+    body["actions"] = list_actions(ctx.store, incident_id)  # each with its before/after state and result
     body["notifications"] = ctx.store.list_records("Notifications", incident_id)
     body["timeline"] = [ev.wire() for ev in ctx.store.list_events(incident_id)]
     return body

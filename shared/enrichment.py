@@ -29,6 +29,7 @@ import hashlib
 import ipaddress
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Protocol
@@ -43,6 +44,9 @@ log = logging.getLogger("soc_responder.enrichment")
 LOOKBACK = timedelta(hours=24)
 KEY_VAULT_BASELINE = timedelta(days=7)
 DEFAULT_TIMEOUT_SECONDS = 60
+# All lookups of one run share this budget, well inside the 10-minute functionTimeout (host.json):
+# a hanging workspace costs the runbook minutes, not the activity.
+DEFAULT_BUDGET_SECONDS = 240
 MAX_ACCOUNTS, MAX_IPS, MAX_VAULTS = 5, 5, 3
 TOP_ROWS = 5
 MAX_CELL_CHARS = 256
@@ -238,7 +242,8 @@ def plan_queries(incident: Incident, now: datetime) -> list[PlannedQuery]:
 # -- running ---------------------------------------------------------------------------------
 @dataclass
 class QueryOutcome:
-    """What a query returned: ``ok``, ``partial`` (rows are incomplete), ``failed`` or ``timeout``."""
+    """What a query returned: ``ok``, ``partial`` (rows are incomplete), ``failed``, ``timeout``, or
+    ``skipped`` (the run's time budget was used up before it could start)."""
 
     status: str
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -277,8 +282,8 @@ def summarise(plan: PlannedQuery, outcome: QueryOutcome, epoch: int, occurred_at
     if events is None and summary_row is None and outcome.status == "ok":
         events = 0  # an empty answer: nothing matched
     title = _TITLES[plan.kind].format(entity=plan.entity[:200])
-    if outcome.status in ("failed", "timeout"):
-        what = "timed out" if outcome.status == "timeout" else "failed"
+    if outcome.status in ("failed", "timeout", "skipped"):
+        what = {"timeout": "timed out", "failed": "failed", "skipped": "not run"}[outcome.status]
         text = f"{title}: query {what} ({outcome.error or 'no detail'}); the investigation went on without it"
     else:
         details = []
@@ -303,8 +308,10 @@ class IncidentInvestigator:
     """Runs the lookups of an incident and evidences each outcome (never raises for a query failure)."""
 
     def __init__(self, store: EvidenceStore, source: InvestigationSource,
-                 clock: Callable[[], datetime] = now_ms, timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS):
+                 clock: Callable[[], datetime] = now_ms, timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+                 budget_seconds: int = DEFAULT_BUDGET_SECONDS, timer: Callable[[], float] = time.monotonic):
         self.store, self.source, self.clock, self.timeout_seconds = store, source, clock, timeout_seconds
+        self.budget_seconds, self.timer = budget_seconds, timer
 
     def investigate(self, incident_id: str, epoch: int = 1) -> dict[str, Any]:
         """Query, evidence, summarise. Returns counts by status (the activity's result)."""
@@ -316,15 +323,20 @@ class IncidentInvestigator:
         done = {(ev.data.get("epoch"), ev.data.get("queryKey")) for ev in self.store.list_events(incident_id)
                 if ev.event_type.startswith(EVENT_PREFIX)}
         statuses: dict[str, int] = {}
+        deadline = self.timer() + self.budget_seconds
         for plan in plans:
             if (epoch, plan.key) in done:
                 statuses["already-recorded"] = statuses.get("already-recorded", 0) + 1
                 continue
-            try:
-                outcome = self.source.run(plan.kql, plan.start, plan.end, self.timeout_seconds)
-            except Exception as exc:  # noqa: BLE001 — an adapter bug must not stop the runbook either
-                log.warning("investigation query %s failed: %s", plan.kind, exc)
-                outcome = QueryOutcome("failed", error=type(exc).__name__)
+            remaining = int(deadline - self.timer())
+            if remaining < 1:
+                outcome = QueryOutcome("skipped", error=f"the investigation's {self.budget_seconds} s budget was used up")
+            else:
+                try:
+                    outcome = self.source.run(plan.kql, plan.start, plan.end, min(self.timeout_seconds, remaining))
+                except Exception as exc:  # noqa: BLE001 — an adapter bug must not stop the runbook either
+                    log.warning("investigation query %s failed: %s", plan.kind, exc)
+                    outcome = QueryOutcome("failed", error=type(exc).__name__)
             statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
             self.store.append_events(incident_id, [summarise(plan, outcome, epoch, self.clock())])
         if (epoch, "completed") not in done:

@@ -353,7 +353,7 @@ def _sections(r: PostIncidentReview) -> list[_Section]:
     if r.overdue:
         state += " — OVERDUE"
     chain = (f"intact ({r.chain.events} events)" if r.chain.valid
-             else f"BROKEN at event {r.chain.broken_at} — see GET /api/incidents/{{id}}/verify")
+             else f"BROKEN at event {r.chain.broken_at} — see GET /api/incidents/{r.incident_id}/verify")
     facts = [["Incident", r.incident_id], ["Title", r.title],
              ["Partner", r.partner_name or r.partner_id or "none (SOC's own contacts)"],
              ["Status", r.status],

@@ -156,7 +156,7 @@ class EvidenceStore(ABC):
         """Light incident rows ordered by id, filtered by partner ("" = no partner), priorities, one id,
         ids >= ``from_incident``, and created or updated at/after ``touched_since``."""
         wanted = set(priorities or ())
-        for inc in self.iter_incidents():
+        for inc in sorted(self.iter_incidents(), key=lambda i: i.id):
             doc = inc.wire()
             row = IncidentIndexRow(inc.id, inc.partner_id, inc.priority.value, inc.status.value,
                                    doc["createdAt"], doc["updatedAt"])
@@ -434,11 +434,7 @@ class TableEvidenceStore(EvidenceStore):
         # cursor is a key range, so a page resumes without re-reading what came before. The range is
         # split in two queries (rest of the cursor's partition, then later partitions) because an
         # "or" across keys would make the service scan from the start of the table.
-        time_parts = []
-        if occurred_from:
-            time_parts.append(f"occurredAt ge '{_q(occurred_from)}'")
-        if occurred_before:
-            time_parts.append(f"occurredAt lt '{_q(occurred_before)}'")
+        time_parts = _range("occurredAt", occurred_from, occurred_before)
         below_head = f"RowKey lt '{HEAD_ROW}'"
         queries: list[list[str]] = []
         if incident_id is not None:
@@ -513,11 +509,7 @@ class TableEvidenceStore(EvidenceStore):
 
     def find_incidents(self, partner_id: str | None = None, priorities: Iterable[str] | None = None,
                        created_from: str | None = None, created_before: str | None = None) -> Iterator[Incident]:
-        parts = self._incident_filter(partner_id, priorities)
-        if created_from:
-            parts.append(f"createdAt ge '{_q(created_from)}'")
-        if created_before:
-            parts.append(f"createdAt lt '{_q(created_before)}'")
+        parts = self._incident_filter(partner_id, priorities) + _range("createdAt", created_from, created_before)
         for entity in self._t("Incidents").query_entities(" and ".join(parts), results_per_page=1000):
             yield self._incident_from(entity)
 
@@ -614,6 +606,12 @@ def _index_row_matches(row: IncidentIndexRow, partner_id: str | None, priorities
     if from_incident is not None and row.incident_id < from_incident:
         return False
     return not touched_since or row.created_at >= touched_since or row.updated_at >= touched_since
+
+
+def _range(column: str, start: str | None, before: str | None) -> list[str]:
+    """OData comparisons for ``start <= column < before`` (either bound optional)."""
+    parts = [f"{column} ge '{_q(start)}'"] if start else []
+    return parts + ([f"{column} lt '{_q(before)}'"] if before else [])
 
 
 def _q(value: str) -> str:

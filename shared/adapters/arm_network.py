@@ -80,7 +80,8 @@ def quarantine_rules(soc_source: str | None) -> list[dict[str, Any]]:
                   rule("soc-allow-investigation-out", "Outbound", "Allow", 100, "*", sources,
                        "Quarantined VM may reach the SOC investigation source")]
     rules += [rule("soc-deny-all-in", "Inbound", "Deny", deny, "*", "*", "soc-responder quarantine: deny all inbound"),
-              rule("soc-deny-all-out", "Outbound", "Deny", deny, "*", "*", "soc-responder quarantine: deny all outbound")]
+              rule("soc-deny-all-out", "Outbound", "Deny", deny, "*", "*",
+                   "soc-responder quarantine: deny all outbound")]
     return rules
 
 
@@ -94,7 +95,7 @@ def _rule_signature(rules: list[dict[str, Any]]) -> set[tuple]:
             if isinstance(v, list):
                 v = tuple(sorted(str(x).lower() for x in v)) or None
             elif isinstance(v, str):
-                v = v.lower()
+                v = v.lower() or None  # ARM may answer "" for a field it does not use
             sig.append(v)
         out.add(tuple(sig))
     return out
@@ -202,8 +203,9 @@ class ArmNetworkIsolation(NetworkIsolation):
     @staticmethod
     def _nic_state(nic: Any, fallback_id: str) -> NicState:
         nsg = getattr(nic, "network_security_group", None)
-        return NicState(id=nic.id or fallback_id, location=nic.location, nsg_id=getattr(nsg, "id", None) if nsg else None,
-                        etag=nic.etag, document=nic.as_dict(), handle=nic)
+        return NicState(id=nic.id or fallback_id, location=nic.location,
+                        nsg_id=getattr(nsg, "id", None) if nsg else None, etag=nic.etag, document=nic.as_dict(),
+                        handle=nic)
 
     # -- quarantine NSG --------------------------------------------------------------------
     def quarantine_nsg_id(self, subscription_id: str, location: str) -> str:

@@ -163,8 +163,9 @@ class GraphDirectory(Directory):
             from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder \
                 import ServicePrincipalsWithAppIdRequestBuilder
 
-            app_params = ServicePrincipalsWithAppIdRequestBuilder.ServicePrincipalsWithAppIdRequestBuilderGetQueryParameters
-            app_config = RequestConfiguration(query_parameters=app_params(select=_SP_FIELDS))
+            by_app = ServicePrincipalsWithAppIdRequestBuilder
+            app_config = RequestConfiguration(
+                query_parameters=by_app.ServicePrincipalsWithAppIdRequestBuilderGetQueryParameters(select=_SP_FIELDS))
             sp = self._run(f"read service principal appId {app_id}",
                            lambda c: c.service_principals_with_app_id(app_id).get(request_configuration=app_config))
         if sp is None:

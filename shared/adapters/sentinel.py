@@ -9,8 +9,9 @@ are never dropped by a PUT, and no extra package is needed.
 - ``…/providers/Microsoft.SecurityInsights/incidents/{id}``: GET; PUT with the
   read ``etag`` in the body and ``If-Match`` (412, or 409 "a new version
   exists", → ``ConcurrentEditError``: the service re-reads and merges again).
-- ``…/incidents/{id}/comments/{commentId}``: GET, PUT (create or update in
-  place); the collection is counted before a first comment (100 per incident).
+- ``…/incidents/{id}/comments/{commentId}``: PUT (create or update in place);
+  the comment list is read once before our first comment (is ours there
+  already, after a crash? is the incident at Sentinel's 100 comments?).
 - Errors map to ``shared.writeback.ports``: 401/403 access denied, 404 not
   found, 408/429/5xx/timeouts transient (after the pipeline's own retries,
   which honour Retry-After), other 4xx rejected. Response bodies are not
@@ -18,15 +19,12 @@ are never dropped by a PUT, and no extra package is needed.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 from urllib.parse import quote
 
 from shared.settings import Settings
 from shared.writeback.ports import (AccessDeniedError, ConcurrentEditError, RequestRejectedError, SentinelComment,
                                     SentinelIncident, TargetNotFoundError, TransientWritebackError, WritebackError)
-
-log = logging.getLogger("soc_responder.sentinel")
 
 SENTINEL_API_VERSION = "2025-06-01"
 _MAX_PAGES = 20
@@ -115,26 +113,20 @@ class ArmSentinelIncidents:
                                                  headers=headers, what="update the Sentinel incident")
         return self._incident(incident_id, payload, headers_out)
 
-    def get_comment(self, incident_id: str, comment_id: str) -> SentinelComment | None:
-        try:
-            _, payload, _ = self.rest.send("GET", self.rest.url(incident_id, self.api_version, f"/comments/{comment_id}"),
-                                           what="read the soc-responder comment")
-        except TargetNotFoundError:
-            return None
-        props = (payload or {}).get("properties") or {}
-        return SentinelComment(id=comment_id, message=str(props.get("message") or ""),
-                               extra={k: props.get(k) for k in ("createdTimeUtc", "lastModifiedTimeUtc") if k in props})
-
-    def count_comments(self, incident_id: str, stop_at: int) -> int:
+    def find_comment(self, incident_id: str, comment_id: str) -> tuple[SentinelComment | None, int]:
         url: str | None = self.rest.url(incident_id, self.api_version, "/comments")
-        count = 0
-        for _ in range(_MAX_PAGES):
-            if not url or count >= stop_at:
+        found, count = None, 0
+        for _ in range(_MAX_PAGES):  # Sentinel keeps at most 100 comments: one or two pages
+            if not url:
                 break
-            _, payload, _ = self.rest.send("GET", url, what="count the incident's comments")
-            count += len((payload or {}).get("value") or [])
+            _, payload, _ = self.rest.send("GET", url, what="list the incident's comments")
+            for item in (payload or {}).get("value") or []:
+                count += 1
+                if str(item.get("name") or "").lower() == comment_id.lower():
+                    props = item.get("properties") or {}
+                    found = SentinelComment(id=comment_id, message=str(props.get("message") or ""))
             url = (payload or {}).get("nextLink")
-        return count
+        return found, count
 
     def put_comment(self, incident_id: str, comment_id: str, message: str) -> None:
         self.rest.send("PUT", self.rest.url(incident_id, self.api_version, f"/comments/{comment_id}"),

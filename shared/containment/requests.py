@@ -43,7 +43,8 @@ class ReleaseRequest(_OperatorRequest):
 def parse_request(model: type[pydantic.BaseModel], payload: Any) -> Any:
     """``payload`` validated as ``model``; ValidationError (→ 400) naming each bad field."""
     if not isinstance(payload, dict):
-        raise ValidationError("request body must be a JSON object", [{"field": "body", "message": "expected an object"}])
+        raise ValidationError("request body must be a JSON object",
+                              [{"field": "body", "message": "expected an object"}])
     try:
         return model.model_validate(payload)
     except pydantic.ValidationError as exc:

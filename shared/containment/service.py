@@ -352,7 +352,8 @@ class ContainmentService:
         run.record.update(status=status.value, verdict=verdict.wire())
         if preview is not None:
             run.record["preview"] = preview
-        event = "containment.breaker-tripped" if verdict.guardrail == Guardrail.BLAST_RADIUS else _EVENT_FOR[verdict.outcome]
+        event = ("containment.breaker-tripped" if verdict.guardrail == Guardrail.BLAST_RADIUS
+                 else _EVENT_FOR[verdict.outcome])
         run.drafts.append(self._draft(run, event, f"{_verb(run.action)} {run.action.target_display}: "
                                                   f"{status.value} — {verdict.reason}",
                                       {"verdict": verdict.wire(), "facts": facts or {}, "preview": preview}))
@@ -550,7 +551,8 @@ class ContainmentService:
             drafts.append(EventDraft(
                 event_type="incident.status-changed",
                 phase=Phase.RECOVER if after.status.value == "released" else Phase.CONTAIN, occurred_at=now,
-                summary=f"Incident status {before.status.value} → {after.status.value}" + (f" ({reason})" if reason else ""),
+                summary=f"Incident status {before.status.value} → {after.status.value}"
+                        + (f" ({reason})" if reason else ""),
                 actor=actor or "soc-responder", actor_type=ActorType.ANALYST if actor else ActorType.APP,
                 data={"from": before.status.value, "to": after.status.value, "reason": reason}))
         if first_response is not None and before.sla.first_response_at is None:
@@ -661,23 +663,21 @@ class ContainmentService:
                 continue
             changed.append(updated)
             verdict = updated.get("verdict") or {}
-            drafts.append(EventDraft(
-                event_type=f"containment.{'approved' if decision == 'approve' else 'rejected'}",
-                phase=Phase.CONTAIN, occurred_at=now, actor=actor, actor_type=ActorType.ANALYST,
-                summary=f"{actor} {'approved' if decision == 'approve' else 'rejected'} "
-                        f"{updated.get('kind')} {updated.get('targetDisplay')}" + (f": {reason}" if reason else ""),
-                data={"actionId": action_id, "kind": updated.get("kind"), "target": updated.get("target"),
-                      "decision": decision, "reason": reason, "heldBy": verdict.get("guardrail"),
-                      "approvalId": approval_id}))
+            verb = "approved" if decision == "approve" else "rejected"
+            drafts.append(_analyst(
+                actor, f"containment.{verb}", Phase.CONTAIN, now,
+                f"{actor} {verb} {updated.get('kind')} {updated.get('targetDisplay')}"
+                + (f": {reason}" if reason else ""),
+                {"actionId": action_id, "kind": updated.get("kind"), "target": updated.get("target"),
+                 "decision": decision, "reason": reason, "heldBy": verdict.get("guardrail"),
+                 "approvalId": approval_id}))
             if decision == "approve":
                 runs.setdefault(approval_id, {"approvalId": approval_id, "epoch": updated.get("epoch") or 1,
                                               "actions": [], "resumed": False})["actions"].append(updated["action"])
         if not drafts:
-            drafts.append(EventDraft(
-                event_type="containment.approval-noop", phase=Phase.CONTAIN, occurred_at=now, actor=actor,
-                actor_type=ActorType.ANALYST,
-                summary=f"{actor} asked to {decision}: nothing is held for approval",
-                data={"decision": decision, "reason": reason, "pendingRuns": sorted(runs)}))
+            drafts.append(_analyst(actor, "containment.approval-noop", Phase.CONTAIN, now,
+                                   f"{actor} asked to {decision}: nothing is held for approval",
+                                   {"decision": decision, "reason": reason, "pendingRuns": sorted(runs)}))
         status = incident.status.value
         if decision == "reject" and changed:
             status, more = self._status_from_records(incident_id, actor=actor,
@@ -714,15 +714,13 @@ class ContainmentService:
         incident = self._incident(incident_id)
         now = self.clock()
         rows = self.store.list_records(TABLE, incident_id)
-        requested = EventDraft(event_type="release.requested", phase=Phase.RECOVER, occurred_at=now, actor=actor,
-                               actor_type=ActorType.ANALYST, summary=f"{actor} asked to release: {reason}",
-                               data={"reason": reason})
+        requested = _analyst(actor, "release.requested", Phase.RECOVER, now, f"{actor} asked to release: {reason}",
+                             {"reason": reason})
         running = rec.by_status(rows, ActionStatus.IN_PROGRESS)
         if running:
-            self.store.append_events(incident_id, [requested, EventDraft(
-                event_type="release.refused", phase=Phase.RECOVER, occurred_at=now, actor=actor,
-                actor_type=ActorType.ANALYST, summary="Release refused: containment is still running",
-                data={"running": [r.get("actionId") for r in running]})])
+            self.store.append_events(incident_id, [requested, _analyst(
+                actor, "release.refused", Phase.RECOVER, now, "Release refused: containment is still running",
+                {"running": [r.get("actionId") for r in running]})])
             raise ConflictError("containment of this incident is still running; retry once it has finished")
         self.store.append_events(incident_id, [requested])
         results: list[dict] = []
@@ -748,9 +746,8 @@ class ContainmentService:
             if before_us:
                 message += (f"; {len(before_us)} target(s) were already contained before this incident and are "
                             "left as they are (release them where they were contained)")
-            self.store.append_events(incident_id, [EventDraft(
-                event_type="release.noop", phase=Phase.RECOVER, occurred_at=self.clock(), actor=actor,
-                actor_type=ActorType.ANALYST, summary=f"Release: {message}", data={"outcome": outcome})])
+            self.store.append_events(incident_id, [_analyst(actor, "release.noop", Phase.RECOVER, self.clock(),
+                                                            f"Release: {message}", {"outcome": outcome})])
             return {"incidentId": incident_id, "status": outcome, "message": message,
                     "incidentStatus": incident.status.value, "actions": list_actions(self.store, incident_id),
                     "failures": []}
@@ -776,11 +773,10 @@ class ContainmentService:
                                                                "at": isoformat(now), "state": "withdrawn"}))
         if updated is None:
             return None
-        self.store.append_events(incident_id, [EventDraft(
-            event_type="containment.withdrawn", phase=Phase.RECOVER, occurred_at=now, actor=actor,
-            actor_type=ActorType.ANALYST,
-            summary=f"{row.get('kind')} {row.get('targetDisplay')}: withdrawn before it ran (released by {actor})",
-            data={"actionId": row["actionId"], "previousStatus": row.get("status"), "reason": reason})])
+        self.store.append_events(incident_id, [_analyst(
+            actor, "containment.withdrawn", Phase.RECOVER, now,
+            f"{row.get('kind')} {row.get('targetDisplay')}: withdrawn before it ran (released by {actor})",
+            {"actionId": row["actionId"], "previousStatus": row.get("status"), "reason": reason})])
         return updated
 
     def _restore(self, incident: Incident, row: dict, actor: str, reason: str) -> tuple[dict | None, dict | None]:
@@ -797,44 +793,41 @@ class ContainmentService:
             now = self.clock()
             drafts: list[EventDraft] = []
             notes: list[str] = []
+            failure = None
             try:
                 if row.get("kind") == ActionKind.ISOLATE_VM:
                     self._restore_nics(incident, row, actor, drafts, notes)
                 else:
                     self._restore_account(incident, row, actor, drafts, notes)
             except ContainmentError as exc:
+                # What was put back so far stays recorded (restored flags), so a retry finishes the rest.
                 failure = {"actionId": row["actionId"], "kind": row.get("kind"), "target": row.get("target"),
                            "targetDisplay": row.get("targetDisplay"), "reason": exc.reason, "code": exc.code,
                            "status": exc.status}
                 row["release"] = {"state": "failed", "actor": actor, "reason": reason, "at": isoformat(now),
                                   "error": exc.describe()}
-                drafts.append(EventDraft(
-                    event_type="containment.release-failed", phase=Phase.RECOVER, occurred_at=now, actor=actor,
-                    actor_type=ActorType.ANALYST,
-                    summary=f"Release of {row.get('targetDisplay')} FAILED: {exc.reason} (retry is safe)",
-                    data={"actionId": row["actionId"], "error": exc.describe(), "nics": row.get("nics"),
-                          "account": row.get("account")}))
-                self.store.append_events(incident.id, drafts)
-                try:
-                    self.store.put_record(TABLE, incident.id, row["actionId"], row, etag=etag)
-                except ConcurrencyError:
-                    pass
-                return None, failure
-            row.update(status=ActionStatus.RELEASED.value, updatedAt=isoformat(now),
-                       release={"state": "released", "actor": actor, "reason": reason, "at": isoformat(now),
-                                "notes": notes})
-            drafts.append(EventDraft(
-                event_type="containment.released", phase=Phase.RECOVER, occurred_at=now, actor=actor,
-                actor_type=ActorType.ANALYST,
-                summary=f"{row.get('kind')} {row.get('targetDisplay')}: released, prior state restored",
-                data={"actionId": row["actionId"], "notes": notes, "nics": row.get("nics"),
-                      "account": row.get("account")}))
+                drafts.append(_analyst(
+                    actor, "containment.release-failed", Phase.RECOVER, now,
+                    f"Release of {row.get('targetDisplay')} FAILED: {exc.reason} (retry is safe)",
+                    {"actionId": row["actionId"], "error": exc.describe(), "nics": row.get("nics"),
+                     "account": row.get("account")}))
+            else:
+                row.update(status=ActionStatus.RELEASED.value,
+                           release={"state": "released", "actor": actor, "reason": reason, "at": isoformat(now),
+                                    "notes": notes})
+                drafts.append(_analyst(
+                    actor, "containment.released", Phase.RECOVER, now,
+                    f"{row.get('kind')} {row.get('targetDisplay')}: released, prior state restored",
+                    {"actionId": row["actionId"], "notes": notes, "nics": row.get("nics"),
+                     "account": row.get("account")}))
+            row["updatedAt"] = isoformat(now)
             self.store.append_events(incident.id, drafts)
             try:
                 self.store.put_record(TABLE, incident.id, row["actionId"], row, etag=etag)
             except ConcurrencyError:
-                continue
-            return row, None
+                if failure is None:
+                    continue  # someone else changed the row: look again (what is restored stays restored)
+            return (None, failure) if failure else (row, None)
         raise ConflictError("the action is changing; retry")
 
     def _restore_nics(self, incident: Incident, row: dict, actor: str, drafts: list[EventDraft],
@@ -865,13 +858,12 @@ class ContainmentService:
                     continue
                 entry.update(restored=True, restoreNote="previous NSG restored" if entry.get("previousNsg")
                              else "no NSG, as before containment")
-                drafts.append(EventDraft(
-                    event_type="containment.nic-restored", phase=Phase.RECOVER, occurred_at=self.clock(),
-                    actor=actor, actor_type=ActorType.ANALYST,
-                    summary=f"NIC {name}: NSG {_short(nic.nsg_id)} → {_short(entry.get('previousNsg'))}",
-                    data={"actionId": row["actionId"], "nic": entry["id"],
-                          "before": {"networkSecurityGroup": nic.nsg_id, "etag": nic.etag},
-                          "after": {"networkSecurityGroup": after.nsg_id, "etag": after.etag}}))
+                drafts.append(_analyst(
+                    actor, "containment.nic-restored", Phase.RECOVER, self.clock(),
+                    f"NIC {name}: NSG {_short(nic.nsg_id)} → {_short(entry.get('previousNsg'))}",
+                    {"actionId": row["actionId"], "nic": entry["id"],
+                     "before": {"networkSecurityGroup": nic.nsg_id, "etag": nic.etag},
+                     "after": {"networkSecurityGroup": after.nsg_id, "etag": after.etag}}))
                 break
             else:
                 raise TransientError(f"NIC {name} kept changing while being released")
@@ -898,13 +890,12 @@ class ContainmentService:
             else:
                 self.directory.set_service_principal_enabled(current.id, True)
             state.update(restored=True, restoreNote="re-enabled")
-            drafts.append(EventDraft(
-                event_type="containment.account-enabled", phase=Phase.RECOVER, occurred_at=self.clock(),
-                actor=actor, actor_type=ActorType.ANALYST,
-                summary=f"{'Account' if is_user else 'Service principal'} "
-                        f"{state.get('upn') or state.get('displayName') or state['id']} re-enabled",
-                data={"actionId": row["actionId"], "account": state["id"], "before": {"accountEnabled": False},
-                      "after": {"accountEnabled": True}}))
+            drafts.append(_analyst(
+                actor, "containment.account-enabled", Phase.RECOVER, self.clock(),
+                f"{'Account' if is_user else 'Service principal'} "
+                f"{state.get('upn') or state.get('displayName') or state['id']} re-enabled",
+                {"actionId": row["actionId"], "account": state["id"], "before": {"accountEnabled": False},
+                 "after": {"accountEnabled": True}}))
         notes.append(f"{'account' if is_user else 'service principal'}: {state['restoreNote']}"
                      + ("; revoked sessions stay revoked (the user signs in again)" if is_user else ""))
 
@@ -957,6 +948,12 @@ def _after(record: dict) -> dict[str, Any]:
     account = record.get("account") or {}
     return {"account": {"id": account.get("id"), "accountEnabled": False,
                         "sessionsRevoked": account.get("sessionsRevoked", False)}}
+
+
+def _analyst(actor: str, event_type: str, phase: Phase, at: datetime, summary: str, data: dict) -> EventDraft:
+    """An event an operator's request caused: the person who asked is its actor (SPEC 9)."""
+    return EventDraft(event_type=event_type, phase=phase, occurred_at=at, summary=summary, data=data, actor=actor,
+                      actor_type=ActorType.ANALYST)
 
 
 def _verb(action: ContainmentAction) -> str:

@@ -79,7 +79,7 @@ def _mask(number: Any) -> str:
 
 
 def notification_lines(rows: Iterable[Mapping[str, Any]], limit: int) -> list[str]:
-    """Who was notified and when, oldest first (emails and call attempts; other rows are bookkeeping)."""
+    """Who was notified and when, oldest first (emails, the P4 digest, call attempts; other rows are bookkeeping)."""
     out: list[tuple[str, str]] = []
     for r in rows:
         channel = r.get("channel")
@@ -97,6 +97,9 @@ def notification_lines(rows: Iterable[Mapping[str, Any]], limit: int) -> list[st
             who = f"{r.get('contactName') or 'contact'} ({_mask(r.get('recipient') or r.get('target'))})"
             text = (f"{_e(when, 40)} — call attempt {_e(r.get('attempt'), 6)} to {_e(who, limit)}: "
                     f"<b>{_e(r.get('status'), 30)}</b>")
+        elif channel == "digest":
+            when = r.get("updatedAt") or r.get("createdAt") or ""
+            text = f"{_e(when, 40)} — P4 email for the daily digest: <b>{_e(r.get('status'), 30)}</b>"
         else:
             continue
         out.append((str(when), text))
@@ -115,8 +118,8 @@ def _render(view: CommentView, caps: tuple[int, int, int, int, int]) -> str:
              for h in triage.rules_fired]
     parts.append(f"<p><b>Why {inc.priority.value}</b> — scoring rules {_e(triage.rules_version, 40)}:</p>"
                  + _items(rules, rule_cap, "rules"))
-    alerts = [f"{_e(a.source, 30)} · {_e(a.severity or '—', 20)} · {_e(a.title, chars)} ({isoformat(a.observed_at)})"
-              for a in sorted(inc.alerts, key=lambda a: a.received_at, reverse=True)]
+    alerts = [f"{_e(a.source, 30)} · {_e(a.severity or '—', 20)} · {_e(a.title, chars)} "
+              f"({isoformat(a.observed_at)})" for a in sorted(inc.alerts, key=lambda a: a.received_at, reverse=True)]
     parts.append(f"<p><b>Alerts</b>: {inc.alert_count} in this incident"
                  + (", latest first:" if alert_cap and alerts else ".") + "</p>" + _items(alerts, alert_cap, "alerts"))
     actions = [f"{_e(a.get('result') or a.get('targetDisplay') or a.get('target'), chars)} "

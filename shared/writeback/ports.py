@@ -78,10 +78,8 @@ class SentinelIncidents(Protocol):
     def replace_incident(self, incident_id: str, document: dict[str, Any], etag: str | None) -> SentinelIncident:
         """PUT the incident under ``etag`` (If-Match); ``ConcurrentEditError`` when it changed meanwhile."""
 
-    def get_comment(self, incident_id: str, comment_id: str) -> SentinelComment | None: ...
-
-    def count_comments(self, incident_id: str, stop_at: int) -> int:
-        """How many comments the incident has (counting stops at ``stop_at``)."""
+    def find_comment(self, incident_id: str, comment_id: str) -> tuple[SentinelComment | None, int]:
+        """(our comment if it exists, how many comments the incident has) from one listing."""
 
     def put_comment(self, incident_id: str, comment_id: str, message: str) -> None: ...
 

@@ -43,7 +43,6 @@ MAX_CONCURRENT_EDITS = 5
 SYNC_LOOKBACK = timedelta(days=7)
 # A sync pass stops after this many transient failures in a row (the service is down: don't hammer it).
 SYNC_BREAKER = 3
-TRIGGERS = ("runbook", "timer", "api")
 
 
 @dataclass
@@ -137,24 +136,20 @@ class WritebackService:
         outcomes: list[_Outcome] = []
         notes: dict[str, Any] = {}
         enabled = self.settings.writeback_targets
-        for rid in targets.sentinel:
-            key = target_key(rid)
-            entry = current["targets"].get(key) or {"id": rid, "kind": "sentinel"}
-            if "sentinel" not in enabled:
-                outcomes.append(self._turned_off(incident, key, "sentinel", rid, entry, now))
-                continue
-            outcomes.append(self._sentinel_target(incident, rid, entry, desired, trigger, now))
-        for rid in targets.defender:
-            key = target_key(rid)
-            entry = current["targets"].get(key) or {"id": rid, "kind": "defender"}
-            if "defender" not in enabled:
-                outcomes.append(self._turned_off(incident, key, "defender", rid, entry, now))
-                continue
-            outcomes.append(self._defender_target(incident, rid, entry, desired, trigger, now))
+        kinds = (("sentinel", targets.sentinel, self._sentinel_target),
+                 ("defender", targets.defender, self._defender_target))
+        for kind, ids, project in kinds:
+            for rid in ids:
+                key = target_key(rid)
+                entry = current["targets"].get(key) or {"id": rid, "kind": kind}
+                if kind in enabled:
+                    outcomes.append(project(incident, rid, entry, desired, trigger, now))
+                else:
+                    outcomes.append(self._turned_off(key, kind, rid, entry, now))
         drafts = [d for o in outcomes for d in o.drafts]
         noted = set(current["notes"].get("unaddressable") or [])
         missing = [(k, why) for k, why in targets.unaddressable if k not in noted]
-        if missing:
+        if missing and "defender" in enabled:
             drafts.append(EventDraft(
                 event_type="writeback.skipped", phase=Phase.NOTIFY, occurred_at=now,
                 summary=f"{len(missing)} Defender for Cloud alert(s) cannot be updated: no alert resource id "
@@ -174,15 +169,15 @@ class WritebackService:
 
             st.update(self.store, incident_id, change)
         statuses = {o.status for o in outcomes}
-        overall = ("failed" if "failed" in statuses else "deferred" if "deferred" in statuses
-                   else "written" if "written" in statuses else "unchanged")
+        overall = next((s for s in ("failed", "deferred", "written", "unchanged") if s in statuses),
+                       "skipped" if statuses else "no-target")
         return {"incidentId": incident_id, "status": overall, "trigger": trigger,
                 "targets": [o.wire() for o in outcomes]}
 
     # ---------------------------------------------------------------- dry-run and switched-off targets
     def _dry_run(self, incident: Incident, targets: Targets, desired: Desired, current: dict, now: datetime) -> dict:
         plan = desired.plan()
-        if current["notes"].get("dryRun") != st.digest(plan):
+        if targets.all() and current["notes"].get("dryRun") != st.digest(plan):
             self.store.append_events(incident.id, [EventDraft(
                 event_type="writeback.skipped", phase=Phase.NOTIFY, occurred_at=now,
                 summary=f"Dry-run: nothing written back to {len(targets.all())} Sentinel/Defender target(s)",
@@ -198,7 +193,7 @@ class WritebackService:
                 "targets": [{"target": t, "kind": "sentinel" if t in targets.sentinel else "defender",
                              "status": "skipped"} for t in targets.all()]}
 
-    def _turned_off(self, incident: Incident, key: str, kind: str, rid: str, entry: dict, now: datetime) -> _Outcome:
+    def _turned_off(self, key: str, kind: str, rid: str, entry: dict, now: datetime) -> _Outcome:
         if entry.get("turnedOff"):
             return _Outcome(key, kind, "skipped")
         draft = EventDraft(event_type="writeback.skipped", phase=Phase.NOTIFY, occurred_at=now,
@@ -220,12 +215,12 @@ class WritebackService:
         if why:
             return _Outcome(key, "sentinel", "deferred", detail={"reason": why, "final": _final(entry)})
         try:
-            return self._write_sentinel(incident, rid, entry, desired, comment_sha, now)
+            return self._write_sentinel(incident, rid, entry, desired, comment_sha, fp, now)
         except WritebackError as exc:
             return self._failed(incident, key, "sentinel", rid, entry, exc, fp, now)
 
     def _write_sentinel(self, incident: Incident, rid: str, entry: dict, desired: Desired, comment_sha: str,
-                        now: datetime) -> _Outcome:
+                        fp: str, now: datetime) -> _Outcome:
         key = target_key(rid)
         aspects = desired.sentinel.aspects()
         applied = entry.get("applied") or {}
@@ -258,34 +253,50 @@ class WritebackService:
             else:
                 raise TransientWritebackError(f"the incident changed under every one of {conflicts} writes",
                                               status=412, code="ConcurrentEdits")
+        # The incident is written: from here on that progress is kept even if the comment fails.
+        progress = {**entry, "id": rid, "kind": "sentinel", "applied": aspects, "owned": owned, "writes": writes}
         comment_id = comments.comment_id(incident.id, rid)
         comment_note = None
         limited = False
-        if entry.get("commentSha") != comment_sha:
-            existing = self.sentinel.get_comment(rid, comment_id)
-            if existing is not None and existing.message == desired.comment:
-                pass  # a previous run wrote it and stopped before recording that
-            elif existing is None and self.sentinel.count_comments(
-                    rid, comments.MAX_COMMENTS_PER_INCIDENT) >= comments.MAX_COMMENTS_PER_INCIDENT:
-                comment_note = "the incident already has 100 comments (Sentinel's limit): summary not added"
-                limited = True
-            else:
-                self.sentinel.put_comment(rid, comment_id, desired.comment)
-                changes["comment"] = "added" if existing is None else "updated"
-        new_entry = {**entry, "id": rid, "kind": "sentinel", "applied": aspects, "owned": owned,
-                     "commentId": comment_id, "commentSha": comment_sha, "commentLimited": limited,
-                     "writes": writes, "failure": None}
+        try:
+            if entry.get("commentSha") != comment_sha:
+                if entry.get("commentSha") and not entry.get("commentLimited"):
+                    self.sentinel.put_comment(rid, comment_id, desired.comment)  # ours exists: update it in place
+                    changes["comment"] = "updated"
+                else:
+                    existing, count = self.sentinel.find_comment(rid, comment_id)
+                    if existing is not None and existing.message == desired.comment:
+                        pass  # a previous run wrote it and stopped before recording that
+                    elif existing is None and count >= comments.MAX_COMMENTS_PER_INCIDENT:
+                        comment_note = "the incident already has 100 comments (Sentinel's limit): summary not added"
+                        limited = True
+                    else:
+                        self.sentinel.put_comment(rid, comment_id, desired.comment)
+                        changes["comment"] = "added" if existing is None else "updated"
+        except WritebackError as exc:
+            failed = self._failed(incident, key, "sentinel", rid, progress, exc, fp, now)
+            failed.seen = seen
+            if changes:
+                failed.drafts.insert(0, self._sentinel_draft(rid, changes, None, conflicts, comment_id, desired,
+                                                             entry))
+            return failed
+        new_entry = {**progress, "commentId": comment_id, "commentSha": comment_sha, "commentLimited": limited,
+                     "failure": None}
         drafts: list[EventDraft] = []
         if changes or comment_note or entry.get("failure"):
-            drafts.append(EventDraft(
-                event_type="writeback.sentinel", phase=Phase.NOTIFY, occurred_at=self.clock(),
-                summary=f"{describe(rid)}: {_describe_changes(changes, comment_note)}",
-                data={"target": rid, "changes": changes, "concurrentEdits": conflicts, "commentId": comment_id,
-                      "commentCharacters": len(desired.comment), "note": comment_note,
-                      "afterFailures": (entry.get("failure") or {}).get("attempts")}))
+            drafts.append(self._sentinel_draft(rid, changes, comment_note, conflicts, comment_id, desired, entry))
         status = "written" if changes else "unchanged"
         return _Outcome(key, "sentinel", status, new_entry, seen, drafts,
                         {"changes": changes, "concurrentEdits": conflicts})
+
+    def _sentinel_draft(self, rid: str, changes: dict, note: str | None, conflicts: int, comment_id: str,
+                        desired: Desired, entry: dict) -> EventDraft:
+        return EventDraft(
+            event_type="writeback.sentinel", phase=Phase.NOTIFY, occurred_at=self.clock(),
+            summary=f"{describe(rid)}: {_describe_changes(changes, note)}",
+            data={"target": rid, "changes": changes, "concurrentEdits": conflicts, "commentId": comment_id,
+                  "commentCharacters": len(desired.comment), "note": note,
+                  "afterFailures": (entry.get("failure") or {}).get("attempts")})
 
     # ---------------------------------------------------------------- Defender for Cloud
     def _defender_target(self, incident: Incident, rid: str, entry: dict, desired: Desired, trigger: str,

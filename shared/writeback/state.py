@@ -39,7 +39,8 @@ def load(store: EvidenceStore, incident_id: str) -> dict[str, Any]:
     return doc
 
 
-def update(store: EvidenceStore, incident_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+def update(store: EvidenceStore, incident_id: str,
+           change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
     """Apply ``change`` to the incident's state under its ETag (re-read and re-applied after a lost race).
     ``change`` gets a copy and returns the new state, or None for no write. Returns the state after."""
     name = state_name(incident_id)

@@ -104,7 +104,8 @@ def defender_refs_from_connector(payload: Mapping[str, Any], system_alert_id: st
         return {DEFENDER_MISSING: "connector payload without the alert's location: its state cannot be updated"}
     if not _NAME.match(name):
         return {DEFENDER_MISSING: "the alert's SystemAlertId is not a valid alert name"}
-    return {DEFENDER_REF: f"/subscriptions/{subscription}/providers/Microsoft.Security/locations/{location}/alerts/{name}"}
+    return {DEFENDER_REF: f"/subscriptions/{subscription}/providers/Microsoft.Security/locations/{location}/"
+                          f"alerts/{name}"}
 
 
 def alert_refs(extended_properties: Mapping[str, str]) -> dict[str, str]:

@@ -61,8 +61,8 @@ def classify(entry: dict[str, Any], values: dict[str, Any], etag: str | None, mo
             own.append(name)
             continue
         before = seen.get(name, baseline.get(name))
-        if value == before:
-            continue
+        if value == before or (before is None and name != "owner"):
+            continue  # unchanged, or the first sight of a value we never knew (no change to act on)
         last_ours = next((w for w in reversed(writes) if name in (w.get("changed") or [])), None)
         if last_ours and modified and last_ours.get("lastModified") and modified < last_ours["lastModified"]:
             stale.append(name)  # an older delivery: our later write stands
@@ -98,8 +98,8 @@ class SentinelUpdateHandler:
         if changes:
             words = ", ".join(f"{n} {b or '—'} → {a}" for n, (b, a) in changes.items())
             draft = EventDraft(event_type="sentinel.incident-updated", phase=Phase.TRIAGE, occurred_at=received,
-                               actor=actor, actor_type=ActorType.ANALYST, summary=f"{label} changed in Sentinel: {words}",
-                               data=data)
+                               actor=actor, actor_type=ActorType.ANALYST,
+                               summary=f"{label} changed in Sentinel: {words}", data=data)
         else:
             why = ("soc-responder's own write-back" if own else "an older update than our last write" if stale
                    else "no change to severity, status or owner")
@@ -109,7 +109,8 @@ class SentinelUpdateHandler:
         after, runbook, notes = incident, None, []
         if "severity" in changes and not mapping.in_step(values["severity"], incident.priority):
             after, runbook, notes = self._reprioritise(incident, values["severity"], actor, label, etag or modified)
-        seen_update = {**{n: values[n] for n in FIELDS if n in changes or n in own}, "etag": etag,
+        # What the Sentinel incident shows now (a stale delivery does not overwrite what our later write set).
+        seen_update = {**{n: values[n] for n in FIELDS if values[n] is not None and n not in stale}, "etag": etag,
                        "lastModified": modified}
 
         def remember(state: dict[str, Any]) -> dict[str, Any]:

@@ -182,3 +182,25 @@ def test_a_failure_in_an_approved_run_is_emailed_to_people(app, partner_mode):
     assert out["status"] == "failed" and out["failures"][0]["status"] == 403
     mails = fake.sent_mail()[before:]
     assert len(mails) == 1 and "403" in (mails[0].body_content or "")
+
+
+def test_an_approval_whose_run_never_started_is_started_by_the_next_approve_call(enforce):
+    app, fake = enforce, enforce.fake
+    vm, nics = seed_vm(fake, "dc-02", tags={"soc-isolation": "approval"})
+    incident_id = ingest(app, p1_alert(host(vm)))
+    action_id = actions(app, incident_id)["isolate-vm"]["actionId"]
+    # What a crash between recording the approval and starting its run leaves behind.
+    row, etag = app.store.get_record("ContainmentActions", incident_id, action_id)
+    row.update(status="approved", approval={"decision": "approve", "actor": ANALYST, "reason": None,
+                                            "at": "2026-11-22T10:00:00.000Z", "approvalId": "apr-lost"})
+    app.store.put_record("ContainmentActions", incident_id, action_id, row, etag=etag)
+
+    resp = approve(app, incident_id)
+
+    assert resp.status == 202
+    [execution] = resp.json()["executions"]
+    assert execution["approvalId"] == "apr-lost" and execution["resumed"] is True
+    assert actions(app, incident_id)["isolate-vm"]["status"] == "contained"
+    assert len(fake.requests("PUT", "/networkInterfaces/")) == 1
+    assert approve(app, incident_id).status == 200  # and a further call starts nothing
+    assert len(fake.requests("PUT", "/networkInterfaces/")) == 1

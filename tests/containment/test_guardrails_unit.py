@@ -137,6 +137,17 @@ def test_rule_drift_detects_added_loosened_or_missing_rules_but_not_case_or_orde
     assert rules_drifted(desired + [{"name": "extra", "properties": {"access": "Allow"}}], desired)
 
 
+def test_rules_as_arm_stores_them_are_not_drift():
+    desired = quarantine_rules("10.1.0.0/24, 10.2.0.0/24")
+    stored = [dict(r, etag="W/x", properties={"sourcePortRanges": [], "destinationPortRanges": [],
+                                              "sourceAddressPrefixes": [], "destinationAddressPrefixes": [],
+                                              "sourceAddressPrefix": "", "destinationAddressPrefix": "",
+                                              **r["properties"], "provisioningState": "Succeeded",
+                                              "description": "edited text"})
+              for r in desired]
+    assert not rules_drifted(stored, desired)
+
+
 def test_region_keys_ignore_spaces_and_case():
     assert region_key("West Europe") == region_key("westeurope") == "westeurope"
 

@@ -184,3 +184,20 @@ def test_release_emails_the_incident_contacts_once(enforce):
     assert len(mails) == 1
     assert "soc-alerts@contoso.example" in mails[0].to + mails[0].cc + mails[0].bcc
     assert incident_id in (mails[0].subject or "") + (mails[0].body_content or "")
+
+
+def test_release_while_containment_is_running_is_refused_with_409(enforce):
+    app, fake = enforce, enforce.fake
+    vm, nics = seed_vm(fake, "vm-busy")
+    incident_id = ingest(app, p1_alert(host(vm)))
+    action_id = actions(app, incident_id)["isolate-vm"]["actionId"]
+    row, etag = app.store.get_record("ContainmentActions", incident_id, action_id)
+    row["status"] = "in-progress"  # as while an activity is between its write-ahead and its outcome
+    app.store.put_record("ContainmentActions", incident_id, action_id, row, etag=etag)
+    fake.clear_log()
+
+    resp = release(app, incident_id)
+
+    assert resp.status == 409 and "still running" in resp.json()["error"]
+    assert containment_writes(fake) == []
+    assert app.timeline(incident_id)[-2:] == ["release.requested", "release.refused"]

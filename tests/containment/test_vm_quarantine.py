@@ -145,7 +145,8 @@ def test_investigation_source_gets_allow_rules_above_deny_all(enforce):
     vm, _ = seed_vm(fake, "vm-d")
     ingest(app, p1_alert(host(vm)))
 
-    rules = {r["name"]: r["properties"] for r in fake.get_resource(quarantine_id("eastus"))["properties"]["securityRules"]}
+    nsg = fake.get_resource(quarantine_id("eastus"))
+    rules = {r["name"]: r["properties"] for r in nsg["properties"]["securityRules"]}
     assert rules["soc-allow-investigation-in"]["sourceAddressPrefixes"] == ["10.99.0.0/24", "10.98.1.5/32"]
     assert rules["soc-allow-investigation-out"]["destinationAddressPrefixes"] == ["10.99.0.0/24", "10.98.1.5/32"]
     assert rules["soc-allow-investigation-in"]["priority"] < rules["soc-deny-all-in"]["priority"]

@@ -156,3 +156,25 @@ def test_without_a_workspace_the_step_is_skipped_cleanly(app):
     status = app.durable.status(f"runbook-{incident_id}-1")
     assert status["runtimeStatus"] == "Completed"
     assert status["output"]["investigation"]["skipped"] == "LOG_ANALYTICS_WORKSPACE_ID is not set"
+
+
+def test_the_time_budget_bounds_the_whole_investigation(app, incident):
+    """Each lookup takes 100 s on a slow workspace: after the 240 s budget the rest are recorded as not run."""
+    from shared.enrichment import QueryOutcome
+
+    class SlowWorkspace:
+        now = 0.0
+        timeouts: list[int] = []
+
+        def run(self, kql, start, end, timeout_seconds):
+            self.timeouts.append(timeout_seconds)
+            SlowWorkspace.now += 100
+            return QueryOutcome("timeout", error=f"no answer within {timeout_seconds} s")
+
+    source = SlowWorkspace()
+    result = IncidentInvestigator(app.store, source, timer=lambda: SlowWorkspace.now).investigate(incident.id)
+    assert result["statuses"] == {"timeout": 3, "skipped": 1}
+    assert source.timeouts == [60, 60, 40]  # the last lookup only gets what is left of the budget
+    events = _investigation(app, incident.id)
+    assert events[3].data["status"] == "skipped" and "not run" in events[3].summary
+    assert events[-1].event_type == "investigation.completed"

@@ -139,7 +139,8 @@ def seed_defender_alert(fake, alert_id: str, status: str = "Active") -> None:
 
 
 def route_alert_state(fake) -> None:
-    """Defender for Cloud's state actions: POST …/alerts/{name}/{action} → 204, the stored alert's status changes."""
+    """Defender for Cloud's state actions: POST …/alerts/{name}/{action} → 204; the stored alert's status
+    changes as the service's would."""
     def handler(req, m):
         alert = req.path[: m.start(1) - 1]
         doc = fake.get_resource(alert)
@@ -150,8 +151,8 @@ def route_alert_state(fake) -> None:
         fake.add_resource(alert, {k: v for k, v in doc.items() if k not in ("id", "name")})
         return 204, None
 
-    fake.route("POST", r"/providers/Microsoft\.Security/locations/[^/]+/alerts/[^/]+/(activate|inProgress|resolve|dismiss)$",
-               handler)
+    fake.route("POST", r"/providers/Microsoft\.Security/locations/[^/]+/alerts/[^/]+/"
+                       r"(activate|inProgress|resolve|dismiss)$", handler)
 
 
 class WritebackHarness:

@@ -1,10 +1,11 @@
-"""Defender for Cloud alert state through the HTTPS fake: in progress while handled, resolved when closed, people win."""
+"""Defender for Cloud alert state through the HTTPS fake: in progress while handled, resolved when closed,
+and an alert a person dismissed left alone."""
 from __future__ import annotations
 
 import pytest
 
-from tests.writeback.conftest import (CONTOSO_SUB, defender_alert_id, seed_defender_alert, seed_vm)
 from tests.functional.conftest import sample
+from tests.writeback.conftest import CONTOSO_SUB, defender_alert_id, seed_defender_alert, seed_vm
 
 pytestmark = pytest.mark.functional
 

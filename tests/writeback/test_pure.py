@@ -1,4 +1,5 @@
-"""Pure parts of the write-back: targets, mappings, the Sentinel merge plan, the comment and its limits, update classification."""
+"""Pure parts of the write-back: targets, mappings, the Sentinel merge plan, the comment and its limits,
+retries, the classification of Sentinel updates, and what intake keeps for the write-back."""
 from __future__ import annotations
 
 import re
@@ -6,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.models import (Alert, AlertSummary, Entity, EntityKind, Incident, IncidentStatus, Priority, RuleHit,
-                           SlaClocks, TriageDecision)
+from shared.models import (AlertSummary, Entity, EntityKind, Incident, IncidentStatus, Priority, RuleHit, SlaClocks,
+                           TriageDecision)
 from shared.writeback import comment, mapping, state as st
 from shared.writeback.plan import SentinelDesired, plan_incident_update
 from shared.writeback.targets import (defender_alert_id, defender_refs_from_arm, defender_refs_from_connector,
@@ -43,7 +44,8 @@ def test_sentinel_incident_id_from_the_id_or_from_the_workspace_info():
     built = sentinel_incident_id(None, subscription=SUB, resource_group="rg-security", workspace="law",
                                  name="3f2e1d0c")
     assert built == RID
-    assert sentinel_incident_id("/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/v") is None
+    vm = "/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/v"
+    assert sentinel_incident_id(vm) is None
     assert sentinel_incident_id(None, subscription=SUB, resource_group="rg/../x", workspace="law", name="n") is None
 
 
@@ -52,14 +54,17 @@ def test_defender_alert_ids_from_both_shapes_or_the_reason_they_cannot_be_built(
     assert defender_refs_from_arm(arm) == {"defenderAlertId": arm}
     assert "defenderAlertIdMissing" in defender_refs_from_arm(None)
     vm = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
-    uri = "https://portal.azure.com/#blade/X/AlertBlade/alertId/251_7e1f/subscriptionId/s/referencedFrom/alertDeepLink/location/westeurope"
+    uri = ("https://portal.azure.com/#blade/X/AlertBlade/alertId/251_7e1f/subscriptionId/s/referencedFrom/"
+           "alertDeepLink/location/westeurope")
     assert defender_refs_from_connector({"AlertUri": uri}, "251_7e1f", [vm]) == {
         "defenderAlertId": f"/subscriptions/{SUB}/providers/Microsoft.Security/locations/westeurope/alerts/251_7e1f"}
     assert defender_refs_from_connector({"Location": "centralus"}, "251_7e1f", [vm])["defenderAlertId"].endswith(
         "/locations/centralus/alerts/251_7e1f")
     missing = defender_refs_from_connector({"AlertUri": "https://portal.azure.com/#blade/x/alertId/251"}, "251", [vm])
-    assert missing == {"defenderAlertIdMissing": "connector payload without the alert's location: its state cannot be updated"}
-    assert "AzureResourceId" in defender_refs_from_connector({"Location": "eastus"}, "251", [None])["defenderAlertIdMissing"]
+    assert missing == {
+        "defenderAlertIdMissing": "connector payload without the alert's location: its state cannot be updated"}
+    no_sub = defender_refs_from_connector({"Location": "eastus"}, "251", [None])
+    assert "AzureResourceId" in no_sub["defenderAlertIdMissing"]
     assert defender_alert_id(arm.upper().replace("/SUBSCRIPTIONS/", "/subscriptions/")) is not None
 
 
@@ -75,7 +80,8 @@ def test_targets_come_from_the_alerts_evidence_and_sentinel_updates():
         _Ev("alert.grouped", {"alert": {"key": "alert:a1", "refs": {"defenderAlertId": arm}}}),
         _Ev("alert.grouped", {"alert": {"key": "alert:a2", "refs": {"defenderAlertIdMissing": "no location"}}}),
         _Ev("alert.duplicate", {"alertKey": "sentinel:3f2e1d0c", "refs": {"sentinelIncidentId": RID}}),
-        _Ev("sentinel.update-received", {"refs": {"sentinelIncidentId": RID.upper().replace("/SUBSCRIPTIONS", "/subscriptions")}}),
+        _Ev("sentinel.update-received",
+            {"refs": {"sentinelIncidentId": RID.upper().replace("/SUBSCRIPTIONS", "/subscriptions")}}),
     ]
     t = find_targets(events)
     assert t.sentinel == [RID] and t.defender == [arm]
@@ -108,8 +114,10 @@ def test_labels_follow_priority_containment_approval_and_release():
     assert mapping.desired_labels(Priority.P3, IncidentStatus.OPEN, []) == ["soc-responder", "P3"]
     assert mapping.desired_labels(Priority.P1, IncidentStatus.CONTAINED, ["contained"]) == [
         "soc-responder", "P1", "contained"]
-    assert mapping.desired_labels(Priority.P1, IncidentStatus.HELD, ["held"]) == ["soc-responder", "P1", "held-for-approval"]
-    assert mapping.desired_labels(Priority.P1, IncidentStatus.RELEASED, ["released"]) == ["soc-responder", "P1", "released"]
+    assert mapping.desired_labels(Priority.P1, IncidentStatus.HELD, ["held"]) == [
+        "soc-responder", "P1", "held-for-approval"]
+    assert mapping.desired_labels(Priority.P1, IncidentStatus.RELEASED, ["released"]) == [
+        "soc-responder", "P1", "released"]
 
 
 def test_defender_state_in_progress_while_handled_resolved_when_closed_and_people_win():
@@ -143,7 +151,8 @@ def test_first_write_merges_into_what_is_there_and_keeps_every_other_property():
     assert body["properties"]["labels"] == [{"labelName": "vip", "labelType": "User"},
                                             {"labelName": "P1", "labelType": "AutoAssigned"},
                                             {"labelName": "soc-responder", "labelType": "User"}]
-    assert plan.changes == {"severity": ["Medium", "High"], "status": ["New", "Active"], "labelsAdded": ["soc-responder"]}
+    assert plan.changes == {"severity": ["Medium", "High"], "status": ["New", "Active"],
+                            "labelsAdded": ["soc-responder"]}
     assert plan.owned == ["soc-responder"]  # P1 was there already (automation rule): never ours to remove
 
 
@@ -187,13 +196,15 @@ def test_comment_says_priority_and_why_actions_and_results_who_was_notified_and_
               "status": "answered", "placedAt": "2026-11-21T13:05:00.000Z"},
              {"channel": "email", "kind": "new-incident", "recipients": ["soc@contoso.example"], "status": "sent",
               "sentAt": "2026-11-21T13:04:00.000Z"},
-             {"channel": "digest", "status": "queued"}]
+             {"channel": "digest", "status": "queued", "createdAt": "2026-11-21T13:03:00.000Z"},
+             {"channel": "other", "status": "x"}]
     text = comment.render_comment(view(incident(), actions, notes))
     assert "P1 Critical" in text and "rule-0: rule number 0" in text
     assert "vm-web-01 isolated: quarantine NSG attached to 2 of 2 NIC(s)" in text and "contained" in text
     plain = re.sub(r"<[^>]+>", "", text)
     assert plain.index("2026-11-21T13:04:00.000Z — email “new-incident” to soc@contoso.example: sent") < \
         plain.index("2026-11-21T13:05:00.000Z — call attempt 1 to Dana Reyes (+1555***0100): answered")
+    assert "2026-11-21T13:03:00.000Z — P4 email for the daily digest: queued" in plain
     assert "+15555550100" not in text  # phone numbers masked
     assert 'href="https://soc.example/api/incidents/INC-20261121-abc"' in text
 
@@ -244,7 +255,8 @@ def test_classify_tells_our_echo_from_an_analysts_change_and_ignores_stale_deliv
     entry = {"seen": {"severity": "High", "status": "Active"}, "writes": writes}
     base = {"severity": "Medium", "status": "New", "owner": None}
     # our own write coming back
-    assert classify(entry, {"severity": "High", "status": "Active", "owner": None}, "e2", None, base) == ({}, ["severity"], [])
+    echo = {"severity": "High", "status": "Active", "owner": None}
+    assert classify(entry, echo, "e2", None, base) == ({}, ["severity"], [])
     # an analyst's change (another etag), owner assigned too
     changes, own, stale = classify(entry, {"severity": "Low", "status": "Active", "owner": "ana@x"}, "e3",
                                    "2026-11-21T13:20:00Z", base)
@@ -253,3 +265,38 @@ def test_classify_tells_our_echo_from_an_analysts_change_and_ignores_stale_deliv
     assert classify(entry, {"severity": "Medium"}, "e1", "2026-11-21T13:05:00Z", base) == ({}, [], ["severity"])
     # first update ever: compared with what the incident showed when it came in
     assert classify({}, {"severity": "Medium", "status": "New"}, "e0", None, base) == ({}, [], [])
+    assert classify({}, {"severity": "High"}, "e0", None, base) == ({"severity": ["Medium", "High"]}, [], [])
+    # a value never known before (the alert's summary aged out of a huge incident) is no change to act on
+    assert classify({}, {"severity": "High", "status": "Active"}, "e0", None, {}) == ({}, [], [])
+
+
+# ------------------------------------------------------------------ intake: where to write back
+def test_intake_keeps_the_sentinel_incident_id_etag_owner_and_the_defender_alert_id():
+    import copy
+    import json
+    from pathlib import Path
+
+    from shared.intake import defender, sentinel
+
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    trigger = json.loads((samples / "sentinel-incident-trigger.json").read_text())
+    trigger["object"]["properties"]["owner"]["email"] = "ana@contoso.example"
+    ext = sentinel.parse(trigger, T0).extended_properties
+    assert ext["sentinelIncidentId"] == (
+        f"/subscriptions/{SUB}/resourceGroups/rg-security/providers/Microsoft.OperationalInsights/workspaces/"
+        "law-soc-prod/providers/Microsoft.SecurityInsights/incidents/3f2e1d0c-b9a8-4765-8432-10fedcba9876")
+    assert ext["sentinelEtag"] == '"0300bf09-0000-0c00-0000-65a1b2c30000"'
+    assert ext["sentinelOwner"] == "ana@contoso.example"
+    assert ext["sentinelLastModified"] == "2026-11-21T13:25:02Z" and ext["sentinelStatus"] == "New"
+    no_id = copy.deepcopy(trigger)
+    del no_id["object"]["id"]
+    assert sentinel.parse(no_id, T0).extended_properties["sentinelIncidentId"] == ext["sentinelIncidentId"]
+    assert "sentinelIncidentId" not in sentinel.parse(no_id["object"], T0).extended_properties  # bare, no id
+    weird = copy.deepcopy(trigger)
+    weird["object"]["properties"]["owner"] = "not an object"
+    assert "sentinelOwner" not in sentinel.parse(weird, T0).extended_properties  # tolerated, not a 400
+
+    arm = json.loads((samples / "defender-alert-arm.json").read_text())
+    assert defender.parse(arm, T0).extended_properties["defenderAlertId"] == arm["id"]
+    connector = json.loads((samples / "defender-alert-connector.json").read_text())
+    assert "location" in defender.parse(connector, T0).extended_properties["defenderAlertIdMissing"]

@@ -1,8 +1,9 @@
-"""Write-back to Sentinel through the HTTPS fake with the real ARM pipeline client: what analysts see in their console."""
+"""Write-back to Sentinel through the HTTPS fake with the real ARM pipeline client: what analysts see in their
+console, incident updates coming back, limits, failures."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -50,8 +51,8 @@ def test_sentinel_incident_gets_the_comment_labels_and_status_and_keeps_the_anal
     assert len(text) <= 30_000
 
     [event] = wb.events(iid, "writeback.sentinel")
-    assert event["data"]["changes"] == {"status": ["New", "Active"], "labelsAdded": ["soc-responder", "P1", "contained"],
-                                        "comment": "added"}
+    assert event["data"]["changes"] == {"status": ["New", "Active"], "comment": "added",
+                                        "labelsAdded": ["soc-responder", "P1", "contained"]}
     assert event["phase"] == "Notify" and event["actor"] == "soc-responder"
 
 
@@ -153,7 +154,8 @@ def test_a_concurrent_edit_gets_412_and_is_merged_not_overwritten(wb):
                          labels=[*current["properties"].get("labels", []), {"labelName": "phishing-campaign"}])
         return 200, current
 
-    wb.fake.route("GET", re.escape(rid.split("/providers/Microsoft.SecurityInsights")[1]) + "$", read_then_analyst_edits)
+    path = rid.split("/providers/Microsoft.SecurityInsights")[1]
+    wb.fake.route("GET", re.escape(path) + "$", read_then_analyst_edits)
     iid = wb.post_sentinel(payload)["incidentId"]
 
     puts = [r for r in wb.fake.requests("PUT") if r.path.lower() == rid.lower()]
@@ -300,8 +302,6 @@ def test_a_transient_failure_is_retried_with_backoff_and_recovers(wb):
     assert service.write_back(iid, "timer")["status"] == "failed"
     assert len(wb.fake.requests("GET", rid)) > 1  # the ARM pipeline's own retries came first
     wb.fake.clear_log()
-    from datetime import timedelta
-
     now[0] += timedelta(seconds=30)
     assert service.sync(now[0])["outcomes"] == {"deferred": 1}
     assert wb.fake.requests(path_contains="SecurityInsights") == []
@@ -318,3 +318,87 @@ def test_a_transient_failure_is_retried_with_backoff_and_recovers(wb):
     assert labels_of(wb.fake, rid) == ["soc-responder", "P3"]
     recovered = wb.events(iid, "writeback.sentinel")[-1]
     assert recovered["data"]["afterFailures"] == 2
+
+
+def test_approval_and_release_made_through_the_api_show_up_as_labels(wb, tmp_path):
+    import json
+
+    from tests.writeback.conftest import ROOT
+
+    registry = json.loads((ROOT / "config/partners.json").read_text())
+    registry["partners"][0]["responseMode"] = "approve"
+    (tmp_path / "partners.json").write_text(json.dumps(registry))
+    wb.configure(PARTNERS_FILE=str(tmp_path / "partners.json"), CONTAINMENT_RETRY_BACKOFF_SECONDS="0")
+    vm, nic = seed_vm(wb.fake, "vm-db-02")
+    payload = sentinel_payload(alert_type="Ransomware_FileEncryption", entities=[host_entity(vm)])
+    seed_sentinel(wb.fake, payload)
+    rid = incident_rid(payload)
+    iid = wb.post_sentinel(payload)["incidentId"]
+    assert labels_of(wb.fake, rid) == ["soc-responder", "P1", "held-for-approval"]
+
+    r = wb.post(f"/api/incidents/{iid}/approve", {"actor": ANA, "decision": "approve", "reason": "go"})
+    assert r.status in (200, 202), r.text
+    wb.sync()
+    assert labels_of(wb.fake, rid) == ["soc-responder", "P1", "contained"]
+    assert "quarantine NSG attached" in comments_of(wb.fake, rid)[0]["properties"]["message"]
+
+    r = wb.post(f"/api/incidents/{iid}/release", {"actor": ANA, "reason": "partner re-imaged the VM"})
+    assert r.status == 200, r.text
+    wb.sync()
+    assert labels_of(wb.fake, rid) == ["soc-responder", "P1", "released"]
+    assert wb.fake.get_resource(rid)["properties"]["status"] == "Active"  # released is still open: partner remediates
+    assert len(comments_of(wb.fake, rid)) == 1
+
+
+def test_an_incident_already_at_100_comments_gets_no_more_but_still_its_labels(wb):
+    payload = sentinel_payload(severity="Medium", tactics=[])
+    seed_sentinel(wb.fake, payload)
+    rid = incident_rid(payload)
+    for i in range(100):
+        wb.fake.add_resource(f"{rid}/comments/analyst-{i}", {"properties": {"message": f"note {i}"}})
+    iid = wb.post_sentinel(payload)["incidentId"]
+    assert len(comments_of(wb.fake, rid)) == 100 and wb.fake.requests("PUT", "/comments/") == []
+    assert labels_of(wb.fake, rid) == ["soc-responder", "P3"]
+    [event] = wb.events(iid, "writeback.sentinel")
+    assert "100 comments" in event["summary"]
+    wb.fake.clear_log()
+    wb.sync()
+    assert wb.fake.requests(path_contains="Microsoft.SecurityInsights") == []  # said once, not retried every minute
+
+
+def test_the_activity_run_twice_after_a_crash_writes_nothing_twice(wb):
+    payload = sentinel_payload(severity="Medium", tactics=[])
+    seed_sentinel(wb.fake, payload)
+    iid = wb.post_sentinel(payload)["incidentId"]
+    # The host died after the writes, before the write-back recorded them: its state is gone.
+    wb.store.set_state(f"writeback:{iid}", {}, None)
+    wb.fake.clear_log()
+
+    result = wb.runtime.invoke("write_back_incident", request={"incidentId": iid, "trigger": "runbook"})
+
+    assert result["status"] == "unchanged"
+    assert [r.method for r in sentinel_writes(wb.fake)] == []  # read, found everything in place
+    assert len(wb.events(iid, "writeback.sentinel")) == 1
+    assert len(comments_of(wb.fake, incident_rid(payload))) == 1
+
+
+def test_a_comment_failure_keeps_what_was_written_to_the_incident(wb):
+    payload = sentinel_payload(severity="Medium", tactics=[])
+    seed_sentinel(wb.fake, payload)
+    rid = incident_rid(payload)
+    wb.fake.inject("PUT", r"/comments/[^/]+$", 503, times=1000)
+    iid = wb.post_sentinel(payload)["incidentId"]
+    assert labels_of(wb.fake, rid) == ["soc-responder", "P3"] and comments_of(wb.fake, rid) == []
+    assert [e["eventType"] for e in wb.events(iid) if e["eventType"].startswith("writeback.")] == [
+        "writeback.sentinel", "writeback.failed"]
+
+    wb.fake.clear_faults()
+    wb.fake.clear_log()
+    result = wb.runtime.invoke("write_back_incident", request={"incidentId": iid, "trigger": "runbook"})
+    assert result["status"] == "written"
+    assert [(r.method, r.path.rsplit("/", 2)[-2]) for r in sentinel_writes(wb.fake)] == [("PUT", "comments")]
+    assert len(comments_of(wb.fake, rid)) == 1
+    # The labels we added are still known to be ours: a priority change swaps them.
+    wb.post(f"/api/incidents/{iid}/priority", {"actor": ANA, "priority": "P2", "reason": "r"})
+    wb.sync()
+    assert labels_of(wb.fake, rid) == ["soc-responder", "P2"]
