@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,18 @@ def _demo_partners() -> Path:
     path = OUT / "partners.json"
     path.write_text(json.dumps(registry, indent=2))
     return path
+
+
+def _seed_azure(fake) -> None:
+    """What the sample alerts point at, so the dry-run plans read real state (reads only)."""
+    sub = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups"
+    nics = [f"{sub}/rg-prod/providers/Microsoft.Network/networkInterfaces/vm-web-01-nic{i}" for i in (1, 2)]
+    fake.add_nsg(f"{sub}/rg-prod/providers/Microsoft.Network/networkSecurityGroups/nsg-web", "eastus")
+    fake.add_nic(nics[0], "eastus", nsg_id=f"{sub}/rg-prod/providers/Microsoft.Network/networkSecurityGroups/nsg-web")
+    fake.add_nic(nics[1], "eastus")
+    fake.add_vm(f"{sub}/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01", "eastus", nics)
+    fake.add_user("8e7d6c5b-4a39-4281-b0f1-e2d3c4b5a697", "jordan.lee@contoso.example")
+    fake.add_mailbox("soc-responder@soc.example")
 
 
 def _log_analytics_answer(workspace, body):
@@ -94,6 +106,43 @@ def render(incidents: list[dict], deliveries: list[tuple[str, int, dict]], poll:
     return "\n".join(lines)
 
 
+def _escalate_and_acknowledge(rt, ctx, fake) -> dict:
+    """Move simulated time through the P1 call schedule; an analyst acknowledges one incident."""
+    p1 = sorted(i.id for i in ctx.store.iter_incidents() if i.priority.value == "P1")
+    steps = []
+    rt.durable.advance(timedelta(minutes=16))
+    steps.append(f"+16 min: second call attempt for every unacknowledged P1 ({len(fake.calls())} calls so far)")
+    acked = None
+    if p1:
+        acked = p1[0]
+        resp = rt.http("POST", f"/api/incidents/{acked}/ack",
+                       body={"actor": "analyst@soc.example", "note": "Taking this one"})
+        steps.append(f"analyst@soc.example acknowledges {acked}: HTTP {resp.status_code}")
+    before = {i: _calls_for(fake, i) for i in p1}
+    rt.durable.advance(timedelta(minutes=45))
+    after = {i: _calls_for(fake, i) for i in p1}
+    for i in p1:
+        steps.append(f"+61 min: {i}: {after[i]} call(s) in all ({after[i] - before[i]} since the acknowledgement"
+                     f"{' — stopped' if i == acked else ''})")
+    return {"steps": steps, "acknowledged": acked}
+
+
+def _calls_for(fake, incident_id: str) -> int:
+    return sum(1 for c in fake.calls() if incident_id in json.dumps(c.request))
+
+
+def _render_notifications(fake, escalation: dict) -> str:
+    lines = ["Notifications (delivered to the local fake of Graph and ACS, never to real people):"]
+    for mail in fake.sent_mail():
+        lines.append(f"  email  {mail.subject}")
+        lines.append(f"         to {', '.join(mail.to)}")
+    lines.append(f"  calls  {len(fake.calls())} placed; each says what happened and asks the callee to press 1")
+    lines.append("")
+    lines.append("Phone escalation in simulated time (durable timers, acknowledgement stops it at once):")
+    lines += [f"  {s}" for s in escalation["steps"]]
+    return "\n".join(lines) + "\n\n"
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     from devtools.azure_fake import AzureFake
@@ -109,7 +158,7 @@ def main() -> int:
                "MAIL_SENDER": "soc-responder@soc.example", "ACS_CALLER_ID": "+15555550000",
                "CALLBACK_BASE_URL": "https://soc-responder.example"}
         os.environ.update(env)
-        fake.add_mailbox("soc-responder@soc.example")
+        _seed_azure(fake)
         fake.log_analytics_handler = _log_analytics_answer
 
         from devtools.functions_runtime import LocalFunctionsRuntime
@@ -124,6 +173,7 @@ def main() -> int:
                 deliveries.append((title, resp.status_code, json.loads(resp.get_body())))
             rt.timer("poll_log_analytics")
             ctx = runtime.context()
+            escalation = _escalate_and_acknowledge(rt, ctx, fake)
             state = ctx.store.get_state("log-analytics-watermark")
             if state:
                 run = state[0]["lastRun"]
@@ -138,7 +188,7 @@ def main() -> int:
                 verify[iid] = json.loads(rt.http("GET", f"/api/incidents/{iid}/verify").get_body())
             writes = fake.writes(api="arm") + fake.writes(api="graph")
             containment_writes = [w for w in writes if "sendMail" not in w.path]
-        report = render(incidents, deliveries, poll, verify)
+        report = render(incidents, deliveries, poll, verify) + _render_notifications(fake, escalation)
         report += (f"Dry-run check: {len(containment_writes)} containment write request(s) reached ARM/Graph "
                    f"(expected 0).\n")
         print(report)
