@@ -5,7 +5,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["coldstart", "ingest", "containment", "notify", "export"]
+BENCHMARKS = ["coldstart", "ingest", "containment", "notify", "export", "writeback"]
 
 
 def main(argv: list[str]) -> int:

@@ -429,6 +429,8 @@ module appSettings 'app/app-settings.bicep' = {
       P2_CALL_RULE: p2CallRule
       P4_DIGEST_HOUR: p4DigestHour
       CONTAINMENT_RETRY_BACKOFF_SECONDS: containmentRetryBackoffSeconds
+      // Write back only where the identity was granted the rights to (docs/writeback.md).
+      WRITEBACK_TARGETS: grantSentinelResponder && grantDefenderAlertStateUpdate ? 'sentinel,defender' : grantSentinelResponder ? 'sentinel' : grantDefenderAlertStateUpdate ? 'defender' : 'none'
     }
   }
 }
