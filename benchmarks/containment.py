@@ -18,7 +18,6 @@
 """
 from __future__ import annotations
 
-import os
 import statistics
 import time
 import uuid
@@ -88,18 +87,12 @@ def _containment_requests(fake) -> list:
 
 
 def main() -> None:
-    from devtools.azure_fake import AzureFake
-    from devtools.azurite import Azurite
+    from devtools.local_azure import local_azure
 
-    with Azurite() as azurite, AzureFake() as fake:
-        os.environ.update({**fake.environment(), "EvidenceStorage": azurite.connection_string,
-                           "AzureWebJobsStorage": azurite.connection_string, "RESPONSE_MODE": "enforce",
-                           "PARTNERS_FILE": str(ROOT / "config/partners.json"), "BLAST_RADIUS_MAX": "100000",
-                           "CONTAINMENT_RETRY_BACKOFF_SECONDS": "0"})
+    with local_azure({"RESPONSE_MODE": "enforce", "BLAST_RADIUS_MAX": "100000",
+                      "CONTAINMENT_RETRY_BACKOFF_SECONDS": "0"}) as (azurite, fake):
         from devtools.functions_runtime import LocalFunctionsRuntime
-        from shared import runtime
 
-        runtime.reset()
         with LocalFunctionsRuntime(_containment_app(), now=datetime.now(timezone.utc),
                                    host_json=str(ROOT / "host.json")) as rt:
             # Warm-up: tables, clients, tokens, imports, and the region's quarantine NSG.

@@ -9,7 +9,6 @@ insert, entity-index transaction) made directly with azure-data-tables.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 import uuid
@@ -63,18 +62,12 @@ def _baseline(conn: str, n: int) -> list[float]:
 
 
 def main() -> None:
-    from devtools.azure_fake import AzureFake
-    from devtools.azurite import Azurite
+    from devtools.local_azure import local_azure
 
-    with Azurite() as azurite, AzureFake() as fake:
-        os.environ.update({**fake.environment(), "EvidenceStorage": azurite.connection_string,
-                           "AzureWebJobsStorage": azurite.connection_string, "RESPONSE_MODE": "dry-run",
-                           "PARTNERS_FILE": str(ROOT / "config/partners.json")})
+    with local_azure({"RESPONSE_MODE": "dry-run"}) as (azurite, fake):
         from devtools.functions_runtime import LocalFunctionsRuntime
         from function_app import build_app
-        from shared import runtime
 
-        runtime.reset()
         with LocalFunctionsRuntime(build_app(), now=datetime.now(timezone.utc), auto_run=False,
                                    host_json=str(ROOT / "host.json")) as rt:
             for i in range(20):  # warm-up: tables, clients, imports

@@ -60,24 +60,17 @@ def _baseline(n: int) -> list[float]:
 
 
 def main() -> None:
-    from devtools.azure_fake import AzureFake
-    from devtools.azurite import Azurite
+    from devtools.local_azure import local_azure
     from shared.adapters.clients import reset_clients
 
     saved = dict(os.environ)
     try:
-        with Azurite() as azurite, AzureFake() as fake:
+        with local_azure({"RESPONSE_MODE": "dry-run", "MAIL_SENDER": SENDER, "ACS_CALLER_ID": "+15555550000",
+                          "CALLBACK_BASE_URL": "https://soc-responder.example"}) as (azurite, fake):
             fake.add_mailbox(SENDER)
-            os.environ.update({**fake.environment(), "EvidenceStorage": azurite.connection_string,
-                               "AzureWebJobsStorage": azurite.connection_string, "RESPONSE_MODE": "dry-run",
-                               "PARTNERS_FILE": str(ROOT / "config/partners.json"), "MAIL_SENDER": SENDER,
-                               "ACS_CALLER_ID": "+15555550000", "CALLBACK_BASE_URL": "https://soc-responder.example"})
-            reset_clients()
             from devtools.functions_runtime import LocalFunctionsRuntime
             from function_app import build_app
-            from shared import runtime
 
-            runtime.reset()
             with LocalFunctionsRuntime(build_app(), now=datetime.now(timezone.utc), auto_run=False,
                                        host_json=str(ROOT / "host.json")) as rt:
                 for i in range(10):  # warm-up: tables, clients, imports

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import statistics
 import time
 import uuid
@@ -99,20 +98,15 @@ def _render_figures() -> tuple[float, int]:
 
 
 def main() -> None:
-    from devtools.azure_fake import AzureFake
-    from devtools.azurite import Azurite
+    from devtools.local_azure import local_azure
 
-    with Azurite() as azurite, AzureFake() as fake:
-        os.environ.update({**fake.environment(), "EvidenceStorage": azurite.connection_string,
-                           "AzureWebJobsStorage": azurite.connection_string, "RESPONSE_MODE": "enforce",
-                           "PARTNERS_FILE": str(ROOT / "config/partners.json"), "WRITEBACK_TARGETS": "sentinel",
-                           "CALLBACK_BASE_URL": "https://soc-responder.example"})
+    with local_azure({"RESPONSE_MODE": "enforce", "WRITEBACK_TARGETS": "sentinel",
+                      "CALLBACK_BASE_URL": "https://soc-responder.example"}) as (azurite, fake):
         from shared import runtime
         from shared.intake import sentinel
         from shared.models import Priority
         from shared.notify.priority import change_priority
 
-        runtime.reset()
         ctx = runtime.context()
         incidents = []
         for _ in range(N + 1):

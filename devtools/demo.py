@@ -9,7 +9,6 @@ every containment is planned and evidenced but nothing is changed.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import textwrap
 from datetime import datetime, timedelta, timezone
@@ -145,19 +144,15 @@ def _render_notifications(fake, escalation: dict) -> str:
 
 def main() -> int:
     OUT.mkdir(exist_ok=True)
-    from devtools.azure_fake import AzureFake
-    from devtools.azurite import Azurite
+    from devtools.local_azure import local_azure
 
     print("Starting Azurite (in memory) and the local Azure fake …", flush=True)
-    with Azurite() as azurite, AzureFake() as fake:
-        env = {**fake.environment(),
-               "EvidenceStorage": azurite.connection_string, "AzureWebJobsStorage": azurite.connection_string,
-               "RESPONSE_MODE": "dry-run", "PARTNERS_FILE": str(_demo_partners()),
-               "SCORING_RULES_FILE": str(ROOT / "config/scoring-rules.json"),
-               "LOG_ANALYTICS_WORKSPACE_ID": "0f8fad5b-d9cb-469f-a165-70867728950e",
-               "MAIL_SENDER": "soc-responder@soc.example", "ACS_CALLER_ID": "+15555550000",
-               "CALLBACK_BASE_URL": "https://soc-responder.example"}
-        os.environ.update(env)
+    settings = {"RESPONSE_MODE": "dry-run", "PARTNERS_FILE": str(_demo_partners()),
+                "SCORING_RULES_FILE": str(ROOT / "config/scoring-rules.json"),
+                "LOG_ANALYTICS_WORKSPACE_ID": "0f8fad5b-d9cb-469f-a165-70867728950e",
+                "MAIL_SENDER": "soc-responder@soc.example", "ACS_CALLER_ID": "+15555550000",
+                "CALLBACK_BASE_URL": "https://soc-responder.example"}
+    with local_azure(settings) as (_azurite, fake):
         _seed_azure(fake)
         fake.log_analytics_handler = _log_analytics_answer
 
@@ -165,7 +160,6 @@ def main() -> int:
         from function_app import build_app
         from shared import runtime
 
-        runtime.reset()
         deliveries = []
         with LocalFunctionsRuntime(build_app(), now=datetime.now(timezone.utc), host_json=str(ROOT / "host.json")) as rt:
             for title, route, name in DELIVERIES:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 import sys
@@ -21,18 +20,7 @@ from devtools.functions_runtime import LocalFunctionsRuntime, function_index  # 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
 
 
-def _sample_app():
-    name = "devtools_sample_app"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, pathlib.Path(__file__).with_name("sample_app.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-sample = _sample_app()
+from tests.devtools import sample_app as sample  # noqa: E402  (one shared sample app)
 
 
 @pytest.fixture
