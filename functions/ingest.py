@@ -37,6 +37,19 @@ async def start_runbook(client: df.DurableOrchestrationClient, outcome: "IngestO
             data={"instanceId": outcome.runbook.instance_id, "error": type(exc).__name__})])
 
 
+async def stop_escalation(client: df.DurableOrchestrationClient, outcome: "IngestOutcome") -> None:
+    """Stop the incident's phone escalation at once (a priority lowered at the source)."""
+    if not outcome.stop_escalation:
+        return
+    from shared.notify.names import STOP_EVENT, escalation_instance_id
+
+    try:
+        await client.raise_event(escalation_instance_id(outcome.incident_id), STOP_EVENT,
+                                 {"actor": "sentinel", "reason": f"priority lowered to {outcome.priority.value}"})
+    except Exception as exc:  # noqa: BLE001 - no escalation running: nothing to stop
+        log.info("no escalation to stop for %s: %s", outcome.incident_id, exc)
+
+
 async def _ingest(req: func.HttpRequest, client: df.DurableOrchestrationClient,
                   parse: Callable) -> func.HttpResponse:
     payload = read_json(req)
@@ -44,6 +57,7 @@ async def _ingest(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     ctx = runtime.context()
     outcome = await asyncio.to_thread(ctx.ingest.ingest, alert)
     await start_runbook(client, outcome)
+    await stop_escalation(client, outcome)
     return json_response(202, outcome.response())
 
 

@@ -173,7 +173,7 @@ param defenderAlertSeverities array = [
   'High'
 ]
 
-@description('Create the Sentinel automation rule that runs the playbook on every new incident (needs sentinelAutomationPrincipalId).')
+@description('Create the Sentinel automation rules that run the playbook on every new incident and on severity, status or owner changes (needs sentinelAutomationPrincipalId).')
 param createSentinelAutomationRule bool = true
 
 @description('Object id of the Azure Security Insights service principal in this tenant (app id 98785600-1bb7-4fb9-b9fa-19afe2c8a360); when set it may run the playbook. Empty: grant it by hand (docs/deploy.md).')
@@ -182,7 +182,7 @@ param sentinelAutomationPrincipalId string = ''
 @description('Grant Microsoft Sentinel Responder on the Sentinel workspace so the app can update incidents (issue 7).')
 param grantSentinelResponder bool = false
 
-@description('Grant Security Admin in each protected subscription so the app can update Defender for Cloud alert state (issue 7).')
+@description('Assign the custom Defender alert state role (read alerts, set InProgress / Resolved) in each protected subscription so the app can update Defender for Cloud alert state (issue 7).')
 param grantDefenderAlertStateUpdate bool = false
 
 @description('Object id of the Entra group (or user) allowed to store and rotate the ingest key in Key Vault; empty grants nobody.')
@@ -351,6 +351,7 @@ module sentinel 'app/sentinel-workspace.bicep' = {
     createAutomationRule: createSentinelAutomationRule && !empty(sentinelAutomationPrincipalId)
     sentinelPlaybookResourceId: playbooks.outputs.sentinelPlaybookResourceId
     automationRuleName: 'soc-responder (${environmentName}): forward new incidents'
+    updateAutomationRuleName: 'soc-responder (${environmentName}): forward incident updates'
     automationRuleOrder: 100
   }
 }
@@ -374,6 +375,7 @@ module protectedSubscription 'app/protected-subscription.bicep' = [for subscript
     appPrincipalId: identities.outputs.appPrincipalId
     networkIsolationRoleGuid: customRoles.outputs.networkIsolationRoleGuid
     quarantineNsgRoleGuid: customRoles.outputs.quarantineNsgRoleGuid
+    defenderAlertStateRoleGuid: customRoles.outputs.defenderAlertStateRoleGuid
     grantDefenderAlertStateUpdate: grantDefenderAlertStateUpdate
     deployDefenderAutomation: deployDefenderWorkflowAutomation
     defenderAlertSeverities: defenderAlertSeverities

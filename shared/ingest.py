@@ -53,6 +53,8 @@ class IngestOutcome:
     runbook: RunbookStart | None = None
     alert_key: str = ""
     notes: list[str] = field(default_factory=list)
+    # The priority was lowered (e.g. in Sentinel): pending phone calls must stop now.
+    stop_escalation: bool = False
 
     def response(self) -> dict:
         """The 202 body (SPEC 2), extended with the outcome."""

@@ -22,7 +22,10 @@ param networkIsolationRoleGuid string
 @description('Name (GUID) of the custom quarantine NSG role.')
 param quarantineNsgRoleGuid string
 
-@description('Grant Security Admin so the app can update Defender for Cloud alert state (issue 7).')
+@description('Name (GUID) of the custom Defender for Cloud alert state role.')
+param defenderAlertStateRoleGuid string
+
+@description('Assign the custom Defender alert state role so the app can set Defender for Cloud alerts InProgress / Resolved (issue 7).')
 param grantDefenderAlertStateUpdate bool
 
 @description('Create the Defender for Cloud workflow automation that runs the forwarder Logic App.')
@@ -40,10 +43,6 @@ param defenderTriggerName string
 @description('Name of the workflow automation resource.')
 param automationName string
 
-// Built-in role: Security Admin, the narrowest built-in with the Defender alert
-// dismiss/activate/resolve actions.
-var securityAdminRoleId = 'fb1c8493-542b-48eb-b624-b4c8fea62acd'
-
 resource quarantineGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: quarantineResourceGroupName
   location: location
@@ -60,13 +59,17 @@ resource networkIsolation 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-resource securityAdmin 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantDefenderAlertStateUpdate) {
-  name: guid(subscription().id, appPrincipalId, securityAdminRoleId)
+// Custom role (core/custom-roles.bicep) instead of the built-in Security Admin, which
+// could also change security policies, exemptions and Defender plans. Deployments made
+// before this change assigned Security Admin: remove that assignment by hand
+// (docs/deploy.md, "Upgrading"); an incremental deployment never deletes it.
+resource defenderAlertState 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantDefenderAlertStateUpdate) {
+  name: guid(subscription().id, appPrincipalId, defenderAlertStateRoleGuid)
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', securityAdminRoleId)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', defenderAlertStateRoleGuid)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'soc-responder: update Defender for Cloud alert state'
+    description: 'soc-responder: read Defender for Cloud alerts, set them InProgress or Resolved'
   }
 }
 

@@ -1,9 +1,10 @@
 // Custom roles, narrower than any built-in that can do the job (Network Contributor
-// could delete VNets, rewrite route tables and open NSGs anywhere). Created once in
-// the deployment subscription and assignable in every protected subscription.
+// could delete VNets, rewrite route tables and open NSGs anywhere; Security Admin can
+// change security policies, exemptions and Defender plans). Created once in the
+// deployment subscription and assignable in every protected subscription.
 targetScope = 'subscription'
 
-metadata description = 'Custom roles for VM network isolation (NIC write, NSG join) and quarantine NSG management.'
+metadata description = 'Custom roles for VM network isolation (NIC write, NSG join), quarantine NSG management and Defender for Cloud alert state.'
 
 @description('Short workload name, part of the role names.')
 param workloadName string
@@ -83,8 +84,46 @@ resource quarantineNsgRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' 
   }
 }
 
+// Assigned at each protected subscription when grantDefenderAlertStateUpdate is on
+// (issue 7 write-back): read Defender for Cloud alerts and move them to InProgress or
+// Resolved (POST .../alerts/{name}/inProgress and .../resolve, API 2022-01-01).
+// Why a wildcard: the Microsoft.Security operations list has alerts/read,
+// alerts/activate/action, alerts/dismiss/action, alerts/resolve/action and
+// alerts/simulate/action, but no alerts/inProgress/action, and a role definition
+// naming an unregistered action is rejected; ARM still checks that action on the
+// inProgress call, so only `alerts/*` covers it. The app never activates, dismisses
+// or simulates alerts (docs/writeback.md), so notActions take those back out: the
+// role reads alerts and sets InProgress / Resolved, nothing else in Microsoft.Security.
+resource defenderAlertStateRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, workloadName, environmentName, 'defender-alert-state')
+  properties: {
+    roleName: '${workloadName}-${environmentName} Defender alert state'
+    description: 'soc-responder: read Defender for Cloud alerts and set them InProgress or Resolved; no policies, exemptions, plans or other Security settings.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Security/locations/alerts/read'
+          'Microsoft.Security/locations/alerts/*'
+        ]
+        notActions: [
+          'Microsoft.Security/locations/alerts/activate/action'
+          'Microsoft.Security/locations/alerts/dismiss/action'
+          'Microsoft.Security/locations/alerts/simulate/action'
+        ]
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: assignableScopes
+  }
+}
+
 @description('Name (GUID) of the network isolation role, to be resolved in each protected subscription.')
 output networkIsolationRoleGuid string = networkIsolationRole.name
 
 @description('Name (GUID) of the quarantine NSG role.')
 output quarantineNsgRoleGuid string = quarantineNsgRole.name
+
+@description('Name (GUID) of the Defender for Cloud alert state role.')
+output defenderAlertStateRoleGuid string = defenderAlertStateRole.name

@@ -121,7 +121,8 @@ class SentinelUpdateHandler:
 
         st.update(self.store, incident.id, remember)
         return IngestOutcome(incident.id, after.priority, after.status.value, "updated" if changes else "duplicate",
-                             after.score, runbook=runbook, alert_key=alert.primary_key, notes=notes)
+                             after.score, runbook=runbook, alert_key=alert.primary_key, notes=notes,
+                             stop_escalation=after.priority.rank > incident.priority.rank)
 
     def _reprioritise(self, incident: Incident, severity: str, actor: str, label: str,
                       change_key: str | None) -> tuple[Incident, Any, list[str]]:

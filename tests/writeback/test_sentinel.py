@@ -402,3 +402,20 @@ def test_a_comment_failure_keeps_what_was_written_to_the_incident(wb):
     wb.post(f"/api/incidents/{iid}/priority", {"actor": ANA, "priority": "P2", "reason": "r"})
     wb.sync()
     assert labels_of(wb.fake, rid) == ["soc-responder", "P2"]
+
+
+def test_a_priority_lowered_in_sentinel_stops_the_phone_escalation_at_once(wb):
+    payload = sentinel_payload()  # the sample: High + Exfiltration → P1, phones ring
+    seed_sentinel(wb.fake, payload)
+    rid = incident_rid(payload)
+    iid = wb.post_sentinel(payload)["incidentId"]
+    escalation = f"escalation-{iid}"
+    assert wb.app.durable.status(escalation)["runtimeStatus"] == "Running"
+    calls_before = len(wb.fake.calls())
+    analyst_edit(wb.fake, rid, severity="Low")
+    body = wb.post_sentinel(update_payload(wb.fake, payload))
+    assert body["priority"] == "P4"
+    # Stopped by the update itself, not at the next scheduled attempt.
+    assert wb.app.durable.status(escalation)["runtimeStatus"] == "Completed"
+    wb.app.durable.advance(timedelta(hours=2))
+    assert len(wb.fake.calls()) == calls_before
