@@ -22,6 +22,10 @@ param logRetentionDays = 30
 param deployCommunicationServices = false
 param deployDefenderWorkflowAutomation = true
 param createSentinelAutomationRule = true
+// Write-back stays off in dev: dev runs unreleased code and SOC_SENTINEL_WORKSPACE_RESOURCE_ID /
+// SOC_PROTECTED_SUBSCRIPTION_IDS often name the production SOC's workspace and
+// subscriptions, where dev must not change incidents or alert state. Turn both on only
+// when dev has its own workspace and subscriptions (docs/deploy.md, write-back).
 param grantSentinelResponder = false
 param grantDefenderAlertStateUpdate = false
 param tags = {

@@ -22,9 +22,11 @@ param deployCommunicationServices = true
 param communicationServicesDataLocation = 'United States'
 param deployDefenderWorkflowAutomation = true
 param createSentinelAutomationRule = true
-// Issue 7 (incident/alert write-back): turn on when that code ships.
-param grantSentinelResponder = false
-param grantDefenderAlertStateUpdate = false
+// Issue 7 write-back is part of the product: Microsoft Sentinel Responder on the
+// workspace and the custom Defender alert state role (WRITEBACK_TARGETS becomes
+// sentinel,defender). What each role allows: docs/writeback.md, Permissions.
+param grantSentinelResponder = true
+param grantDefenderAlertStateUpdate = true
 param tags = {
   costCenter: 'soc'
 }

@@ -23,4 +23,7 @@ def test_function_app_registers_every_public_route():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     names = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert {"ingest_defender_alert", "ingest_sentinel_incident", "ingest_generic_alert", "poll_log_analytics",
-            "incident_runbook", "get_incident", "verify_incident_chain"} <= names
+            "incident_runbook", "get_incident", "verify_incident_chain", "acknowledge_incident",
+            "change_incident_priority", "request_call_escalation", "approve_containment", "release_containment",
+            "export_evidence", "get_review", "submit_review", "sla_report", "acs_call_events", "call_escalation",
+            "containment_orchestrator", "sla_watchdog", "writeback_sync"} <= names
