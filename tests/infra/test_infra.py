@@ -348,6 +348,9 @@ def test_parameter_files_match_main_bicep(path):
     assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text, re.I)
 
 
+SECURITY_ADMIN_ROLE_ID = "fb1c8493-542b-48eb-b624-b4c8fea62acd"
+
+
 def test_issue_7_roles_are_parameterised():
     main = parse(INFRA / "main.bicep")["parameters"]
     assert main["grantSentinelResponder"]["type"] == "bool"
@@ -355,19 +358,95 @@ def test_issue_7_roles_are_parameterised():
     sentinel = (INFRA / "app" / "sentinel-workspace.bicep").read_text()
     assert "3e150937-b8fe-4cfb-8069-0eaf05ecd056" in sentinel  # Microsoft Sentinel Responder
     assert "73c42c96-874c-492b-b04d-ab87d138a893" in sentinel  # Log Analytics Reader
-    protected = (INFRA / "app" / "protected-subscription.bicep").read_text()
-    assert "fb1c8493-542b-48eb-b624-b4c8fea62acd" in protected  # Security Admin
+    # Defender alert state: the custom role, never Security Admin (policies, exemptions, plans).
+    for path in BICEP_FILES:
+        assert SECURITY_ADMIN_ROLE_ID not in path.read_text(), f"{rel(path)} still uses Security Admin"
+    protected = parse(INFRA / "app" / "protected-subscription.bicep")
+    (assignment,) = [r for r in protected["resources"].values()
+                     if r["type"] == "Microsoft.Authorization/roleAssignments"
+                     and "defenderAlertStateRoleGuid" in json.dumps(r["config"])]
+    assert "grantDefenderAlertStateUpdate" in json.dumps(assignment["config"]["condition"])
+    main_text = (INFRA / "main.bicep").read_text()
+    assert "defenderAlertStateRoleGuid: customRoles.outputs.defenderAlertStateRoleGuid" in main_text
+
+
+def _custom_roles() -> dict[str, dict]:
+    doc = parse(INFRA / "core" / "custom-roles.bicep")
+    return {symbol: r["config"]["properties"] for symbol, r in doc["resources"].items()
+            if r["type"] == "Microsoft.Authorization/roleDefinitions"}
 
 
 def test_custom_roles_are_narrow():
-    doc = parse(INFRA / "core" / "custom-roles.bicep")
-    for resource in doc["resources"].values():
-        permissions = resource["config"]["properties"]["permissions"]
+    roles = _custom_roles()
+    assert set(roles) == {"networkIsolationRole", "quarantineNsgRole", "defenderAlertStateRole"}
+    for symbol in ("networkIsolationRole", "quarantineNsgRole"):
+        permissions = roles[symbol]["permissions"]
         actions = [a for p in permissions for a in p["actions"]]
         assert actions and not any("*" in a or a.endswith("/delete") for a in actions), actions
         assert not any(p["dataActions"] for p in permissions)
         assert all(a.startswith(("Microsoft.Network/", "Microsoft.Compute/virtualMachines/read",
                                  "Microsoft.Resources/subscriptions/resourceGroups/read")) for a in actions)
+
+
+def test_defender_alert_state_role_reads_alerts_and_sets_in_progress_or_resolved_only():
+    """No `alerts/inProgress/action` operation is registered, so the role needs `alerts/*`
+    (see custom-roles.bicep); the state changes the app never makes are taken back out."""
+    role = _custom_roles()["defenderAlertStateRole"]
+    (permission,) = role["permissions"]
+    assert set(permission["actions"]) == {"Microsoft.Security/locations/alerts/read",
+                                          "Microsoft.Security/locations/alerts/*"}
+    assert set(permission["notActions"]) == {"Microsoft.Security/locations/alerts/activate/action",
+                                             "Microsoft.Security/locations/alerts/dismiss/action",
+                                             "Microsoft.Security/locations/alerts/simulate/action"}
+    assert not permission["dataActions"] and not permission["notDataActions"]
+    # The same assignable scopes (the protected subscriptions) as the other custom roles.
+    assert role["assignableScopes"] == _custom_roles()["networkIsolationRole"]["assignableScopes"]
+    # The write-back only ever asks for InProgress or Resolved, which the role keeps.
+    from shared.models import IncidentStatus
+    from shared.writeback import mapping
+    action_statuses = [[], ["contained"], ["held"], ["released"], ["failed"], ["contained", "released"]]
+    wanted = {mapping.defender_action(status, statuses)
+              for status in IncidentStatus for statuses in action_statuses} - {None}
+    denied = {a.split("/")[-2] for a in permission["notActions"]}
+    assert wanted == {"inProgress", "resolve"} and not wanted & denied
+
+
+def _automation_rules() -> dict[str, dict]:
+    doc = parse(INFRA / "app" / "sentinel-workspace.bicep")
+    return {symbol: r["config"] for symbol, r in doc["resources"].items()
+            if r["type"] == "Microsoft.SecurityInsights/automationRules"}
+
+
+def test_sentinel_automation_rules_forward_new_and_updated_incidents():
+    rules = _automation_rules()
+    by_trigger = {}
+    for symbol, config in rules.items():
+        assert json.dumps(config["condition"]) == json.dumps(rules["automationRule"]["condition"]), (
+            f"{symbol}: same guard as the creation rule (only with the Security Insights principal)")
+        inner = config["config"]
+        logic = inner["properties"]["triggeringLogic"]
+        assert logic["triggersOn"] == "Incidents" and logic["isEnabled"] is True
+        (action,) = inner["properties"]["actions"]
+        assert action["actionType"] == "RunPlaybook"
+        assert action["actionConfiguration"]["logicAppResourceId"] == "sentinelPlaybookResourceId"
+        by_trigger[logic["triggersWhen"]] = inner
+    assert set(by_trigger) == {"Created", "Updated"}
+    names = {json.dumps(r["name"]) for r in by_trigger.values()}
+    assert len(names) == 2, "each rule needs its own GUID"
+    # Updated: only severity, status or owner changes (what shared/writeback/updates.py reads).
+    (condition,) = by_trigger["Updated"]["properties"]["triggeringLogic"]["conditions"]
+    assert condition["conditionType"] == "Boolean" and condition["conditionProperties"]["operator"] == "Or"
+    changed = {c["conditionProperties"]["propertyName"] for c in condition["conditionProperties"]["innerConditions"]
+               if c["conditionType"] == "PropertyChanged"}
+    assert changed == {"IncidentSeverity", "IncidentStatus", "IncidentOwner"}
+    main_text = (INFRA / "main.bicep").read_text()
+    assert "createAutomationRule: createSentinelAutomationRule && !empty(sentinelAutomationPrincipalId)" in main_text
+
+
+def test_production_turns_write_back_on():
+    prod = (INFRA / "main.prod.bicepparam").read_text()
+    assert re.search(r"^param grantSentinelResponder = true$", prod, re.M)
+    assert re.search(r"^param grantDefenderAlertStateUpdate = true$", prod, re.M)
 
 
 # --------------------------------------------------------------------------- wiring
