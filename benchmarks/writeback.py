@@ -149,7 +149,7 @@ def main() -> None:
           f"(minimum 3; ratio {changed_requests / 3:.2f}x)")
     print(f"     nothing changed on our side (timer passes, echoes of our own writes): {idle_requests:.1f} (minimum 0)")
     print(f"   latency per projection over {N} incidents (Azurite evidence + fake Sentinel; one ARM round trip to the "
-          f"loopback fake alone takes {one * 1000:.0f} ms, for every SDK client, so round trips dominate):")
+          f"loopback fake alone takes {one * 1000:.0f} ms):")
     for label, values in (("first write-back", first), ("after a change", changed), ("nothing to do", idle)):
         print(f"     {label:17} p50 {_pct(values, 50) * 1000:6.1f} ms, p99 {_pct(values, 99) * 1000:6.1f} ms, "
               f"mean {statistics.mean(values) * 1000:6.1f} ms")
