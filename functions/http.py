@@ -11,7 +11,7 @@ from typing import Any, Callable
 import azure.functions as func
 
 from shared.errors import (ConfigurationError, ConflictError, EvidenceChainBrokenError, IncidentNotFoundError,
-                           PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError)
+                           PayloadTooLargeError, UnauthorizedError, UnsupportedMediaTypeError, ValidationError)
 
 MAX_BODY_BYTES = 1024 * 1024
 log = logging.getLogger("soc_responder.http")
@@ -54,6 +54,8 @@ def error_response(exc: BaseException) -> func.HttpResponse:
     """Map an exception to its HTTP status; internals are logged, never returned."""
     if isinstance(exc, ValidationError):
         return json_response(400, error_body(exc.message, exc.details))
+    if isinstance(exc, UnauthorizedError):
+        return json_response(401, error_body(exc.message, exc.details))
     if isinstance(exc, PayloadTooLargeError):
         return json_response(413, error_body("request body is larger than 1 MiB", [{"field": "body", "message": "too large"}]))
     if isinstance(exc, UnsupportedMediaTypeError):

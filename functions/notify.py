@@ -344,13 +344,13 @@ async def request_call_escalation(req: func.HttpRequest, client: df.DurableOrche
 @handle_errors
 async def acs_call_events(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Call Automation events for a call we placed (anonymous: the per-call secret in the URL authenticates)."""
-    from shared.notify.service import CallbackRejectedError
+    from shared.notify.service import CallbackRejectedError, CallbackUnauthorizedError
 
     body = read_json(req)
     notifier = runtime.context().notifications
     try:
         outcome = await asyncio.to_thread(notifier.handle_call_events, dict(req.params), body)
-    except CallbackRejectedError as exc:
+    except (CallbackRejectedError, CallbackUnauthorizedError) as exc:
         log.warning("rejected ACS callback (incidentId=%r callId=%r): %s", req.params.get("incidentId", "")[:80],
                     req.params.get("callId", "")[:120], exc.reason)
         raise

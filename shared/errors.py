@@ -19,6 +19,15 @@ class ValidationError(SocResponderError):
         self.details = details or []
 
 
+class UnauthorizedError(SocResponderError):
+    """The caller did not prove who it is (a missing or wrong secret). ``details`` never say which."""
+
+    def __init__(self, message: str, details: list[dict] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
 class PayloadTooLargeError(SocResponderError):
     """The request body is over the limit."""
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from shared.errors import ConflictError, ValidationError
+from shared.errors import ConflictError, UnauthorizedError, ValidationError
 from shared.evidence import APP_ACTOR, EventDraft, now_ms
 from shared.models import ActorType, Incident, IncidentStatus, Phase, Priority, isoformat
 from shared.notify.incidents import load_incident, update_incident
@@ -69,6 +69,15 @@ def _hash_token(token: str) -> str:
 
 class CallbackRejectedError(ValidationError):
     """A call event that is not from ACS for a call we placed (the reason is logged, not returned)."""
+
+    def __init__(self, reason: str):
+        super().__init__("call event rejected",
+                         [{"field": "callback", "message": "unknown or unauthorised call event"}])
+        self.reason = reason
+
+
+class CallbackUnauthorizedError(UnauthorizedError):
+    """A callback URL without the call's secret, or for no call we placed (401; the reason is logged)."""
 
     def __init__(self, reason: str):
         super().__init__("call event rejected",
@@ -556,13 +565,13 @@ class NotificationService:
         """Validate and act on a batch of ACS call events posted to a call's callback URL."""
         incident_id, record_id, token = params.get("incidentId"), params.get("callId"), params.get("token")
         if not incident_id or not record_id or not token:
-            raise CallbackRejectedError("callback URL without incidentId, callId or token")
+            raise CallbackUnauthorizedError("callback URL without incidentId, callId or token")
         got = self.store.get_record(NOTIFICATIONS, incident_id, record_id)
         if got is None or got[0].get("channel") != "call":
-            raise CallbackRejectedError(f"no call {record_id!r} for incident {incident_id!r}")
+            raise CallbackUnauthorizedError(f"no call {record_id!r} for incident {incident_id!r}")
         row = got[0]
         if not hmac.compare_digest(_hash_token(token), str(row.get("tokenHash") or "")):
-            raise CallbackRejectedError(f"wrong token for call {record_id}")
+            raise CallbackUnauthorizedError(f"wrong token for call {record_id}")
         events = body if isinstance(body, list) else [body]
         if not events or len(events) > 50:
             raise CallbackRejectedError("empty or oversized event batch")
