@@ -59,6 +59,7 @@ __all__ = [
     "compute_client",
     "credential",
     "graph_client",
+    "graph_loop",
     "logs_client",
     "network_client",
     "reset_clients",
@@ -279,6 +280,42 @@ def _build_graph(settings: "Settings", timeout: float | None, max_retries: int |
     # Before constructing the client: it copies base_url into its path parameters.
     adapter.base_url = f"{endpoint}/v1.0"
     return GraphServiceClient(request_adapter=adapter)
+
+
+class _GraphLoop:
+    """One daemon thread running the event loop that every Graph call of this process uses.
+
+    msgraph-sdk is async and httpx ties a client's connection pool to one loop: sync callers
+    (activities run on worker threads) submit their coroutines here, so the cached Graph client
+    and its connections are shared by the directory and mail adapters.
+    """
+
+    _instance: "_GraphLoop | None" = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.call_soon(ready.set)
+            self.loop.run_forever()
+
+        threading.Thread(target=run, name="graph-loop", daemon=True).start()
+        ready.wait()
+
+    @classmethod
+    def get(cls) -> "_GraphLoop":
+        with cls._lock:
+            if cls._instance is None or cls._instance.loop.is_closed():
+                cls._instance = _GraphLoop()
+            return cls._instance
+
+
+def graph_loop() -> asyncio.AbstractEventLoop:
+    """The process's Graph event loop (started on first use)."""
+    return _GraphLoop.get().loop
 
 
 def reset_clients() -> None:

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any, Awaitable, Callable, TypeVar
 
 from shared.containment.ports import (AccessDeniedError, ContainmentError, Directory, DirectoryAccount,
@@ -30,32 +29,6 @@ from shared.settings import Settings
 T = TypeVar("T")
 _USER_FIELDS = ["id", "userPrincipalName", "displayName", "userType", "accountEnabled"]
 _SP_FIELDS = ["id", "appId", "displayName", "accountEnabled", "servicePrincipalType"]
-
-
-class _LoopThread:
-    """One daemon thread running the event loop every Graph call of this process uses."""
-
-    _instance: "_LoopThread | None" = None
-    _lock = threading.Lock()
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.call_soon(ready.set)
-            self.loop.run_forever()
-
-        threading.Thread(target=run, name="graph-directory-loop", daemon=True).start()
-        ready.wait()
-
-    @classmethod
-    def get(cls) -> "_LoopThread":
-        with cls._lock:
-            if cls._instance is None or cls._instance.loop.is_closed():
-                cls._instance = _LoopThread()
-            return cls._instance
 
 
 def translate(exc: BaseException, what: str) -> ContainmentError:
@@ -111,7 +84,9 @@ class GraphDirectory(Directory):
         async def guarded() -> T:
             return await call(self._graph())
 
-        future = asyncio.run_coroutine_threadsafe(guarded(), _LoopThread.get().loop)
+        from shared.adapters.clients import graph_loop
+
+        future = asyncio.run_coroutine_threadsafe(guarded(), graph_loop())
         try:
             # Bounded even if the service hangs: per-request timeout x attempts, plus the retry delays.
             return future.result(timeout=self._timeout * (self._retries + 1) + 200)

@@ -48,9 +48,9 @@ class MailSender(Protocol):
 
 def _background_loop() -> asyncio.AbstractEventLoop:
     """The process's one Graph event loop (shared with the directory adapter, so with its cached client)."""
-    from shared.adapters.graph_directory import _LoopThread
+    from shared.adapters.clients import graph_loop
 
-    return _LoopThread.get().loop
+    return graph_loop()
 
 
 class GraphMailer:
