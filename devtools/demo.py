@@ -121,8 +121,8 @@ def _escalate_and_acknowledge(rt, ctx, fake) -> dict:
     rt.durable.advance(timedelta(minutes=45))
     after = {i: _calls_for(fake, i) for i in p1}
     for i in p1:
-        steps.append(f"+61 min: {i}: {after[i]} call(s) in all ({after[i] - before[i]} since the acknowledgement"
-                     f"{' — stopped' if i == acked else ''})")
+        steps.append(f"+61 min: {i}: {after[i]} call(s) in all, {after[i] - before[i]} after +16 min"
+                     f"{' (acknowledged: stopped)' if i == acked else ' (not acknowledged: still calling)'}")
     return {"steps": steps, "acknowledged": acked}
 
 
