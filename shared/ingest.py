@@ -234,10 +234,9 @@ class IngestService:
 
     def _join(self, incident_id: str, alert: Alert, decision: TriageDecision, partner: Partner | None,
               received: datetime, reason: str) -> IngestOutcome | None:
-        if reason == "shared entity":
-            current = self.store.get_incident(incident_id)
-            if current is None or not current[0].status.is_open:
-                return None  # a closed incident is not reopened by a look-alike: open a new one
+        current = self.store.get_incident(incident_id)
+        if reason == "shared entity" and (current is None or not current[0].status.is_open):
+            return None  # a closed incident is not reopened by a look-alike: open a new one
         owner, won = self.store.claim_alert(alert.primary_key, incident_id, received)
         if not won:
             got = self.store.get_incident(owner)
@@ -245,8 +244,9 @@ class IngestService:
                 return IngestOutcome(owner, decision.priority, IncidentStatus.OPEN.value, "duplicate", decision.score,
                                      alert_key=alert.primary_key)
             return self._duplicate(got[0], alert, decision, received)
-        for _ in range(20):
-            got = self.store.get_incident(incident_id)
+        for attempt in range(20):
+            # The first attempt uses the read above; after an ETag conflict, read again.
+            got = current if attempt == 0 else self.store.get_incident(incident_id)
             if got is None:
                 return None
             incident, etag = got

@@ -152,3 +152,31 @@ def test_a_raise_below_p1_by_a_new_alert_is_notified(app):
     subjects = [m.subject for m in app.fake.sent_mail()]
     assert len(subjects) == 2 and "P2" in subjects[1]
     assert "notification.email.sent" in app.timeline(first["incidentId"])
+
+
+def test_concurrent_related_alerts_all_join_one_incident(app):
+    first = app.post(GENERIC, sample("generic-alert.json")).json()
+    bodies = []
+    for i in range(10):
+        related = sample("generic-alert.json")
+        related.update(id=f"related-{i}", title=f"Related detection {i}")
+        bodies.append(related)
+    results: list = []
+    barrier = threading.Barrier(len(bodies))
+
+    def deliver(body):
+        barrier.wait()
+        results.append(app.post(GENERIC, body))
+
+    threads = [threading.Thread(target=deliver, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert {r.json()["incidentId"] for r in results} == {first["incidentId"]}
+    assert {r.json()["outcome"] for r in results} == {"grouped"}
+    doc = app.get(f"/api/incidents/{first['incidentId']}").json()
+    # Every join survived the ETag races: none was lost to a concurrent update.
+    assert doc["alertCount"] == 11 and len(doc["alerts"]) == 11
+    assert app.timeline(first["incidentId"]).count("alert.grouped") == 10
+    assert app.get(f"/api/incidents/{first['incidentId']}/verify").json()["valid"] is True
