@@ -146,7 +146,12 @@ async def sla_report(req: func.HttpRequest) -> func.HttpResponse:
         raise ValidationError("invalid query parameter format", [{"field": "format", "message": "expected json or csv"}])
     now = datetime.now(timezone.utc)
     stop = parse_time_bound(_param(req, "to"), "to", end=True) if _param(req, "to") else now
-    start = parse_time_bound(_param(req, "from"), "from", end=False) if _param(req, "from") else stop - timedelta(days=30)
+    if _param(req, "from"):
+        start = parse_time_bound(_param(req, "from"), "from", end=False)
+    elif stop - datetime.min.replace(tzinfo=timezone.utc) > timedelta(days=30):
+        start = stop - timedelta(days=30)
+    else:
+        raise ValidationError("invalid query parameter to", [{"field": "to", "message": "too early"}])
     if stop <= start:
         raise ValidationError("invalid query parameter to", [{"field": "to", "message": "must not be before from"}])
     partner = parse_partner(_param(req, "partner"))

@@ -76,12 +76,12 @@ def parse_time_bound(value: str, name: str, *, end: bool) -> datetime:
             start = datetime.combine(day, time(0), tzinfo=timezone.utc)
             return start + timedelta(days=1) if end else start
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise _field_error(name, "expected a date (YYYY-MM-DD) or an ISO 8601 UTC time") from None
-    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-    # Evidence times have millisecond precision: an inclusive end becomes "before the next millisecond".
-    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-    return moment + timedelta(milliseconds=1) if end else moment
+        moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+        # Evidence times have millisecond precision: an inclusive end becomes "before the next millisecond".
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        return moment + timedelta(milliseconds=1) if end else moment
+    except (ValueError, OverflowError):  # OverflowError: a bound at the edge of the calendar (9999-12-31)
+        raise _field_error(name, "expected a date (YYYY-MM-DD) or an ISO 8601 UTC time between years 1 and 9999") from None
 
 
 def parse_format(value: str | None, default: str = "json", name: str = "format") -> str:

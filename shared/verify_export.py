@@ -87,8 +87,13 @@ def verify_stored(events: list[EvidenceEvent], head: tuple[int, str] | None) -> 
     The head catches what the events alone cannot: events removed from the end, or a chain
     rewritten from some event on with fresh hashes.
     """
+    if not events or head is None:
+        # An incident is only created after its first events and the chain head exist, so an
+        # empty or headless timeline means evidence was removed.
+        return ChainVerdict(valid=False, events=len(events), broken_at=1 if not events else events[-1].seq + 1,
+                            reason="the timeline is empty" if not events else "the chain head is missing")
     verdict = verify_chain(events)
-    if not verdict.valid or head is None:
+    if not verdict.valid:
         return verdict
     last_seq, last_hash = (events[-1].seq, events[-1].hash) if events else (0, GENESIS_HASH)
     head_seq, head_hash = head

@@ -187,3 +187,15 @@ def test_memory_stays_flat_as_the_range_grows(app):
     rows_large, peak_large = _peak_bytes(app.store, large)
     assert (rows_small, rows_large) == (2000, 8000)
     assert peak_large < peak_small * 1.5 + 256 * 1024, (peak_small, peak_large)
+
+
+@pytest.mark.parametrize("path, params, field", [
+    ("/api/evidence", {"to": "9999-12-31"}, "to"),
+    ("/api/evidence", {"from": "2026-01-01", "to": "9999-12-31T23:59:59.999"}, "to"),
+    ("/api/reports/sla", {"to": "0001-01-05"}, "to"),
+    ("/api/reports/sla", {"to": "9999-12-31"}, "to"),
+])
+def test_bounds_at_the_edge_of_the_calendar_are_400_not_500(app, path, params, field):
+    r = app.get(path, params)
+    assert r.status == 400, r.text
+    assert field in [d["field"] for d in r.json()["details"]]

@@ -70,6 +70,20 @@ def test_removing_the_last_event_is_caught_by_the_chain_head(app, incident, time
     assert r.json()["brokenAt"] == 6 and "missing" in r.json()["reason"]
 
 
+def test_deleting_the_whole_timeline_is_caught(app, incident, timeline_table):
+    for row in list(timeline_table.query_entities(f"PartitionKey eq '{incident.id}'")):
+        timeline_table.delete_entity(row["PartitionKey"], row["RowKey"])
+    r = _verify(app, incident.id)
+    assert r.status == 409 and r.json()["brokenAt"] == 1 and "empty" in r.json()["reason"]
+
+
+def test_deleting_the_tail_together_with_the_head_is_caught(app, incident, timeline_table):
+    timeline_table.delete_entity(incident.id, "0000000006")
+    timeline_table.delete_entity(incident.id, "~head")
+    r = _verify(app, incident.id)
+    assert r.status == 409 and "head" in r.json()["reason"]
+
+
 def test_appending_events_behind_the_store_is_caught(app, incident, timeline_table):
     row = timeline_table.get_entity(incident.id, "0000000006")
     forged = dict(row)
