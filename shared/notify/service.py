@@ -50,6 +50,16 @@ BUSINESS_START, BUSINESS_END = time(8, 0), time(18, 0)
 LIVE_CALL_STATES = ("placed", "connected", "prompting", "closing")
 
 
+STALE_SENDING = timedelta(minutes=10)
+
+
+def _older_than(stamp: Any, age: timedelta, now: datetime) -> bool:
+    try:
+        return now - datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) > age
+    except ValueError:
+        return True
+
+
 def mask_phone(number: str | None) -> str:
     """A phone number as evidence shows it: country and area prefix, last four digits."""
     if not number:
@@ -200,7 +210,13 @@ class NotificationService:
         taken = {"ok": False}
 
         def retry_failed(existing: dict) -> dict | None:
-            if existing.get("status") != "failed" or int(existing.get("tries", 1)) >= MAX_SEND_TRIES:
+            if int(existing.get("tries", 1)) >= MAX_SEND_TRIES:
+                return None
+            # A row left "sending" by a crash mid-send is taken over once it is old: sending twice
+            # beats never telling anyone about an incident.
+            abandoned = existing.get("status") == "sending" and _older_than(existing.get("updatedAt"), STALE_SENDING,
+                                                                           self.clock())
+            if existing.get("status") != "failed" and not abandoned:
                 return None
             taken["ok"] = True
             return {**existing, **{k: v for k, v in doc.items() if k not in ("createdAt", "tries")},
@@ -285,8 +301,13 @@ class NotificationService:
                                      {**base, "reason": skip}, at=at)
             return {"recordId": record_id, "status": "skipped", "reason": skip}
         try:
-            self.mailer.send(OutgoingMail(to=recipients, subject=mail.subject, html=mail.html,
-                                          importance=mail.importance))
+            try:
+                self.mailer.send(OutgoingMail(to=recipients, subject=mail.subject, html=mail.html,
+                                              importance=mail.importance))
+            except MailDeliveryError:
+                raise
+            except Exception as other:  # noqa: BLE001 - e.g. a credential failure: recorded, never left "sending"
+                raise MailDeliveryError(f"{type(other).__name__}: {str(other).splitlines()[0][:300] if str(other) else ''}") from other
         except MailDeliveryError as exc:
             failed_at = self.clock()
             self._finish(partition, record_id, row, etag, lambda r: {**r, "status": "failed", "error": exc.evidence(),

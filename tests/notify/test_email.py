@@ -127,3 +127,22 @@ def test_failed_containment_email_goes_to_the_partner_and_the_soc(notify_app):
     failed = [a for a in app.incident(incident_id)["actions"] if a["status"] == "failed"]
     assert failed and all((a.get("targetDisplay") or a["target"]) in mail.body_content for a in failed)
     assert "Contain the resources marked failed yourself now" in mail.body_content
+
+
+def test_an_email_that_fails_outside_graph_is_recorded_failed_not_left_sending(notify_app):
+    """A credential failure (the token endpoint is down) must not leave the row "sending" forever."""
+    from datetime import timedelta
+
+    from shared.adapters.clients import reset_clients
+
+    app = notify_app
+    reset_clients()  # no cached token: the next Graph call must ask the identity endpoint
+    app.fake.inject("GET", r"/msi/token", status=500, times=200)
+    alert = sample("generic-alert.json")
+    alert["score"] = 5
+    incident_id = app.post("/api/alerts", alert).json()["incidentId"]
+    app.durable.advance(timedelta(minutes=5))
+    doc = app.get(f"/api/incidents/{incident_id}").json()
+    emails = [n for n in doc["notifications"] if n.get("channel") == "email"]
+    assert emails and {n["status"] for n in emails} == {"failed"}
+    assert "notification.email.failed" in [e["eventType"] for e in doc["timeline"]]
