@@ -7,6 +7,7 @@ runbook to start.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -142,10 +143,13 @@ class IngestService:
                         return handled
                 return self._duplicate(got[0], alert, decision, received)
             if not _is_stale(claim, received):
-                # The delivery that claimed it is still writing the incident.
-                return IngestOutcome(claim.incident_id, decision.priority, IncidentStatus.OPEN.value, "duplicate",
-                                     decision.score, alert_key=primary)
-            # Claimed by a delivery that stopped before writing the incident: finish its work.
+                # The delivery that claimed it may still be writing the incident: give it a moment.
+                got = self._await_incident(claim.incident_id)
+                if got is not None:
+                    return self._duplicate(got[0], alert, decision, received)
+            # Claimed by a delivery that failed or stopped before writing the incident (its sender was
+            # told to retry, so this may be that retry): finish its work rather than answer "duplicate"
+            # for an incident that does not exist.
             return self._create(claim.incident_id, alert, decision, partner, matched_by, received, recovered=True)
         if claims:  # another copy of the same underlying alert (e.g. Defender alert inside a Sentinel incident)
             target = next(claims[k].incident_id for k in alert.dedupe_keys if k in claims)
@@ -166,6 +170,15 @@ class IngestService:
         return self._create(new_id, alert, decision, partner, matched_by, received)
 
     # -- paths ------------------------------------------------------------------
+    def _await_incident(self, incident_id: str, attempts: int = 15, pause: float = 0.1) -> tuple[Incident, str] | None:
+        """The incident once a concurrent delivery has written it, or None if it does not appear."""
+        for _ in range(attempts):
+            time.sleep(pause)
+            got = self.store.get_incident(incident_id)
+            if got is not None:
+                return got
+        return None
+
     def _duplicate(self, incident: Incident, alert: Alert, decision: TriageDecision, received: datetime) -> IngestOutcome:
         self.store.append_events(incident.id, [EventDraft(
             event_type="alert.duplicate", phase=Phase.DETECT, occurred_at=received,

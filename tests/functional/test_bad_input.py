@@ -111,6 +111,20 @@ def test_stale_claim_without_incident_is_recovered(app):
     assert app.timeline(iid)[:2] == ["alert.received", "incident.triaged"]
 
 
+def test_retry_after_a_failed_first_delivery_is_not_answered_duplicate(app):
+    """The first delivery claimed the alert and failed (503); its sender's retry a moment later must
+    produce the incident, not a 202 "duplicate" for an incident that does not exist."""
+    from shared.intake import defender
+    from shared.models import incident_id_for
+
+    alert = defender.parse(_defender(), datetime.now(timezone.utc))
+    iid = incident_id_for(alert.primary_key, alert.observed_at)
+    app.store.claim_alert(alert.primary_key, iid, datetime.now(timezone.utc))  # fresh claim, no incident
+    r = app.post("/api/alerts/defender", _defender())
+    assert r.status == 202 and r.json()["incidentId"] == iid and r.json()["outcome"] == "created"
+    assert app.get(f"/api/incidents/{iid}").status == 200
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
