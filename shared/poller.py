@@ -82,6 +82,22 @@ def _row_time(row: dict[str, Any]) -> datetime | None:
     return None
 
 
+def _page_limit(rows: list[dict[str, Any]], since: datetime) -> datetime:
+    """The watermark a full page allows: just below its last row's ingestion time, so rows of the
+    same batch beyond the page are queried again (duplicates are harmless). A page whose rows all
+    share one time cannot be split that way; then the watermark moves to that time and the rest
+    of that batch is left to the pushed copies — logged, since it means a batch over the page size."""
+    times = [t for t in (_row_time(r) for r in rows) if t]
+    if not times:
+        return since
+    first, last = min(times), max(times)
+    if first == last:
+        log.warning("Log Analytics returned a full page of %d rows ingested at one instant (%s); rows beyond "
+                    "the page at that instant are not polled", len(rows), last.isoformat())
+        return last
+    return last - timedelta(microseconds=1)
+
+
 class LogAnalyticsPoller:
     """Catches up on what no push delivered."""
 
@@ -102,8 +118,9 @@ class LogAnalyticsPoller:
         if until <= since:
             return report
         first_failure: datetime | None = None
-        last_ok = since
-        full_page = False
+        # Where a table's full page ended: rows beyond it are fetched next run, so the watermark
+        # must stay below the page's last ingestion time (rows of one batch share that time).
+        page_limit: datetime | None = None
         for table, kql in build_queries(since, until).items():
             parse = log_analytics.parse_incident_row if table == "SecurityIncident" else log_analytics.parse_alert_row
             try:
@@ -113,7 +130,9 @@ class LogAnalyticsPoller:
                 report.errors.append(f"{table}: query failed ({type(exc).__name__})")
                 first_failure = since
                 continue
-            full_page = full_page or len(rows) >= PAGE
+            if len(rows) >= PAGE:
+                limit = _page_limit(rows, since)
+                page_limit = limit if page_limit is None else min(page_limit, limit)
             for row in rows:
                 report.rows += 1
                 at = _row_time(row) or since
@@ -122,23 +141,21 @@ class LogAnalyticsPoller:
                 except ValidationError as exc:
                     report.rejected += 1
                     report.errors.append(f"{table}: row rejected ({exc.message})")
-                    last_ok = max(last_ok, at)
                     continue
                 except Exception as exc:  # noqa: BLE001 — retried next run
                     report.failed += 1
                     report.errors.append(f"{table}: ingest failed ({type(exc).__name__})")
                     first_failure = at if first_failure is None else min(first_failure, at)
                     continue
-                last_ok = max(last_ok, at)
                 report.outcomes.append(outcome)
                 counter = "duplicates" if outcome.outcome == "duplicate" else outcome.outcome
                 setattr(report, counter, getattr(report, counter) + 1)
+        new_mark = until
+        if page_limit is not None:
+            new_mark = min(new_mark, page_limit)
         if first_failure is not None:
-            new_mark = max(since, first_failure - timedelta(microseconds=1))
-        elif full_page:
-            new_mark = last_ok  # more rows wait beyond this page
-        else:
-            new_mark = until
+            new_mark = min(new_mark, first_failure - timedelta(microseconds=1))
+        new_mark = max(since, new_mark)
         report.watermark_after = new_mark.isoformat()
         if new_mark > since:
             try:

@@ -146,3 +146,42 @@ def test_polling_is_off_without_a_workspace(app):
     app.configure(LOG_ANALYTICS_WORKSPACE_ID=None)
     app.runtime.timer("poll_log_analytics")
     assert poll_queries(app) == []
+
+
+class _TableSource:
+    """A ``SecurityEventSource`` over in-memory rows that honours the window and the page size."""
+
+    def __init__(self, tables: dict[str, list[dict]], page: int):
+        self.tables, self.page = tables, page
+
+    def query(self, kql, start, end):
+        table = kql.split("\n", 1)[0]
+        rows = [r for r in self.tables[table] if start < r["IngestedAt"] <= end]
+        return sorted(rows, key=lambda r: r["IngestedAt"])[: self.page]
+
+
+def test_a_full_page_never_lets_the_watermark_skip_rows_of_the_same_batch(app, monkeypatch):
+    import shared.poller as poller_module
+
+    monkeypatch.setattr(poller_module, "PAGE", 5)
+    base = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+    t1, t2, t3 = (base + timedelta(minutes=m) for m in (1, 2, 3))
+    incidents = [{"IncidentName": f"00000000-0000-0000-0000-0000000000{i:02d}", "Title": f"incident {i}",
+                  "Severity": "Low", "IngestedAt": t1 if i < 2 else t2} for i in range(7)]  # 5 fit a page
+    alert = dict(zip([c["name"] for c in ALERT_COLUMNS], ALERT_ROW), IngestedAt=t3)
+    source = _TableSource({"SecurityIncident": incidents, "SecurityAlert": [alert]}, page=5)
+    ctx = app.context
+    now = base + timedelta(hours=1)
+    poller = LogAnalyticsPoller(ctx.store, ctx.ingest, source, ctx.settings, clock=lambda: now)
+    first = poller.poll()
+    assert first.created == 6  # 5 incidents + the alert
+    # The incident page ended inside the t2 batch: the watermark stays below t2, not at the alert's t3.
+    assert datetime.fromisoformat(watermark(app)) == t2 - timedelta(microseconds=1)
+    second = poller.poll()
+    assert second.created == 2  # the two t2 incidents beyond the first page
+    assert len(list(app.store.iter_incidents())) == 8
+    # That page was full again, all at t2: the watermark moves to t2, and the next run finishes.
+    assert datetime.fromisoformat(watermark(app)) == t2
+    third = poller.poll()
+    assert (third.rows, third.created) == (1, 0)  # only the alert (a duplicate) is after t2
+    assert datetime.fromisoformat(watermark(app)) == now - timedelta(minutes=2)
