@@ -11,6 +11,7 @@ for the approved actions.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -19,15 +20,16 @@ import azure.functions as func
 
 from functions.http import handle_errors, json_response, read_json
 from shared import runtime
-from shared.containment import ORCHESTRATOR, approval_instance_id
+from shared.containment import ATTEMPTS, ORCHESTRATOR, RETRY_INTERVAL, approval_instance_id
 
 bp = df.Blueprint()
 log = logging.getLogger("soc_responder.containment")
 
 # Each attempt already includes the SDKs' own retries (429/5xx/timeouts); three attempts 15 s apart
 # ride out a short ARM/Graph outage and still escalate well inside the 30-minute response target.
-ATTEMPTS = 3
-RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=15_000, max_number_of_attempts=ATTEMPTS)
+# (ATTEMPTS and RETRY_INTERVAL live in shared.containment: release derives its "stuck" bound from them.)
+RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=int(RETRY_INTERVAL.total_seconds() * 1000),
+                        max_number_of_attempts=ATTEMPTS)
 
 
 # -- orchestration -------------------------------------------------------------------------------
@@ -195,13 +197,44 @@ async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestra
 
 
 @bp.route(route="incidents/{id}/release", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
 @handle_errors
-async def release_containment(req: func.HttpRequest) -> func.HttpResponse:
-    """Restore the prior state of everything this incident's containment changed."""
+async def release_containment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Restore the prior state of everything this incident's containment changed.
+
+    Refused (409) while a run that could still contain this incident is alive: the rest of that run
+    would undo the release. An in-progress row whose run is gone is released like a failed one."""
     from shared.containment.requests import ReleaseRequest, parse_request
 
     body = parse_request(ReleaseRequest, read_json(req))
     ctx = runtime.context()
-    result = await asyncio.to_thread(ctx.containment.release, _incident_id(req), body.actor, body.reason)
+    incident_id = _incident_id(req)
+    checked_at = ctx.containment.clock()
+    running = [iid for iid in await asyncio.to_thread(ctx.containment.release_runs, incident_id)
+               if await _run_alive(client, iid)]
+    result = await asyncio.to_thread(ctx.containment.release, incident_id, body.actor, body.reason,
+                                     running, checked_at)
     await asyncio.to_thread(_notify_release, ctx, result["incidentId"], body.actor, body.reason, result)
     return json_response(200, result)
+
+
+# Runbook steps after which it starts no containment (functions/runbook.py custom status).
+_RUNBOOK_PAST_CONTAINMENT = frozenset({"notifying", "investigating", "writing-back", "done"})
+
+
+async def _run_alive(client: df.DurableOrchestrationClient, instance_id: str) -> bool:
+    """Whether a run may still change containment: Pending / Running (a runbook only until it has moved
+    past its containment step — it goes on to notify and investigate for a while)."""
+    status = await client.get_status(instance_id)
+    if getattr(getattr(status, "runtime_status", None), "name", None) not in ("Pending", "Running",
+                                                                               "ContinuedAsNew", "Suspended"):
+        return False
+    if instance_id.startswith("runbook-"):
+        custom = getattr(status, "custom_status", None)
+        if isinstance(custom, str):
+            try:
+                custom = json.loads(custom)
+            except ValueError:
+                custom = None
+        return not (isinstance(custom, dict) and custom.get("step") in _RUNBOOK_PAST_CONTAINMENT)
+    return True

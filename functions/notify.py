@@ -377,8 +377,9 @@ async def sla_watchdog(timer: func.TimerRequest, client: df.DurableOrchestration
             status = await client.get_status(instance_id)
         except Exception:  # noqa: BLE001 - an unknown instance may answer without a status body
             status = None
-        if getattr(status, "runtime_status", None) is not None:
-            continue  # it exists: it is running or ran; its own steps are evidenced
+        state = getattr(getattr(status, "runtime_status", None), "value", None) or getattr(status, "runtime_status", None)
+        if state is not None and str(state) not in ("Failed", "Terminated"):
+            continue  # it exists and is running or completed; its own steps are evidenced
         try:
             await client.start_new(RUNBOOK, instance_id, {"incidentId": incident_id, "epoch": epoch,
                                                           "reason": "re-driven by the SLA watchdog"})
@@ -386,8 +387,9 @@ async def sla_watchdog(timer: func.TimerRequest, client: df.DurableOrchestration
             log.warning("could not re-drive %s: %s", instance_id, exc)
             continue
         await asyncio.to_thread(notifier.record_evidence, incident_id, "runbook.redriven",
-                                "The runbook had not run: started by the SLA watchdog",
-                                {"instanceId": instance_id}, Phase.TRIAGE)
+                                f"The runbook had {'failed' if state else 'not run'}: started again by the SLA watchdog",
+                                {"instanceId": instance_id, "previousStatus": str(state) if state else None},
+                                Phase.TRIAGE)
     if report.breaches or report.redrive:
         log.warning("SLA watchdog: %s", report.wire())
 

@@ -20,7 +20,10 @@ def incident_runbook(context: df.DurableOrchestrationContext):
     request = context.get_input() or {}
     incident_id = request.get("incidentId")
     context.set_custom_status({"step": "planning", "incidentId": incident_id})
-    plan = yield context.call_activity("plan_response", request)
+    # Retried: without a plan nothing else runs (no containment, no email, no calls).
+    plan = yield context.call_activity_with_retry(
+        "plan_response", df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=4),
+        request)
     result: dict = {"incidentId": incident_id, "plan": plan}
     context.set_custom_status({"step": "planned", "incidentId": incident_id,
                                "containment": len(plan.get("containment", [])), "mode": plan.get("responseMode")})

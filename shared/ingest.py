@@ -141,7 +141,7 @@ class IngestService:
                     handled = self.source_updates(got[0], alert, received)
                     if handled is not None:
                         return handled
-                return self._duplicate(got[0], alert, decision, received)
+                return self._duplicate_or_finish(got[0], alert, decision, partner, received)
             if not _is_stale(claim, received):
                 # The delivery that claimed it may still be writing the incident: give it a moment.
                 got = self._await_incident(claim.incident_id)
@@ -170,6 +170,38 @@ class IngestService:
         return self._create(new_id, alert, decision, partner, matched_by, received)
 
     # -- paths ------------------------------------------------------------------
+    def _duplicate_or_finish(self, incident: Incident, alert: Alert, decision: TriageDecision,
+                             partner: Partner | None, received: datetime) -> IngestOutcome:
+        """A delivery of an alert already claimed for ``incident``: a duplicate once the alert's evidence
+        exists; otherwise the delivery that claimed it failed part-way (its sender was told to retry)
+        and this one finishes the join, so no alert, priority raise or runbook start is lost."""
+        key = alert.primary_key
+        for attempt in range(10):
+            if attempt:
+                time.sleep(0.15)  # a concurrent delivery may be between its writes
+            if any(key in _alert_keys_of(ev) for ev in self.store.list_events(incident.id)):
+                return self._duplicate(incident, alert, decision, received)
+        got = self.store.get_incident(incident.id)
+        incident = got[0] if got else incident
+        if all(a.key != key for a in incident.alerts):
+            outcome = self._join(incident.id, alert, decision, partner, received, reason="completed on retry",
+                                 claimed=True)
+            if outcome is not None:
+                return outcome
+        # Merged into the incident, but its evidence (and runbook start) were lost with the failed delivery.
+        drafts = [EventDraft(event_type="alert.grouped", phase=Phase.DETECT, occurred_at=received,
+                             summary=f"{alert.source} alert joined the incident (recorded on retry): {alert.title}",
+                             data={"alert": _alert_evidence(alert), "reason": "recorded on retry",
+                                   "triage": decision.wire()})]
+        runbook = None
+        if incident.runbook_epoch > 1 and decision.priority == incident.priority:
+            runbook = RunbookStart(incident.runbook_instance_id,
+                                   {"incidentId": incident.id, "epoch": incident.runbook_epoch,
+                                    "reason": f"priority raised to {incident.priority.value} (recorded on retry)"})
+        self.store.append_events(incident.id, drafts)
+        return IngestOutcome(incident.id, incident.priority, incident.status.value, "grouped", incident.score,
+                             runbook=runbook, alert_key=key)
+
     def _await_incident(self, incident_id: str, attempts: int = 15, pause: float = 0.1) -> tuple[Incident, str] | None:
         """The incident once a concurrent delivery has written it, or None if it does not appear."""
         for _ in range(attempts):
@@ -246,11 +278,11 @@ class IngestService:
                              alert_key=alert.primary_key, notes=notes)
 
     def _join(self, incident_id: str, alert: Alert, decision: TriageDecision, partner: Partner | None,
-              received: datetime, reason: str) -> IngestOutcome | None:
+              received: datetime, reason: str, claimed: bool = False) -> IngestOutcome | None:
         current = self.store.get_incident(incident_id)
         if reason == "shared entity" and (current is None or not current[0].status.is_open):
             return None  # a closed incident is not reopened by a look-alike: open a new one
-        owner, won = self.store.claim_alert(alert.primary_key, incident_id, received)
+        owner, won = (incident_id, True) if claimed else self.store.claim_alert(alert.primary_key, incident_id, received)
         if not won:
             got = self.store.get_incident(owner)
             if got is None:
@@ -291,6 +323,17 @@ class IngestService:
         self.store.append_events(incident_id, drafts)
         return IngestOutcome(incident_id, updated.priority, updated.status.value, "grouped", updated.score,
                              runbook=runbook, alert_key=alert.primary_key, notes=notes)
+
+
+def _alert_keys_of(event) -> list[str]:
+    """Every key of the alert an ``alert.received`` / ``alert.grouped`` event records (a Sentinel
+    incident's keys include the ids of the alerts inside it)."""
+    if event.event_type not in ("alert.received", "alert.grouped"):
+        return []
+    alert = event.data.get("alert") if isinstance(event.data, dict) else None
+    if not isinstance(alert, dict):
+        return []
+    return [k for k in (alert.get("keys") or [alert.get("key")]) if isinstance(k, str)]
 
 
 def _triage_summary(d: TriageDecision) -> str:

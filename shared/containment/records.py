@@ -54,8 +54,8 @@ def new_record(incident_id: str, action: ContainmentAction, epoch: int, now: dat
 
 
 def start_new_cycle(record: dict[str, Any], epoch: int, now: datetime) -> dict[str, Any]:
-    """Re-arm a row for a new epoch. NICs / accounts changed by us and not yet restored are kept,
-    so a later release still puts them back."""
+    """Re-arm a row for a new epoch. NICs / accounts changed (or possibly changed) by us and not yet
+    restored are kept, so a later release still puts them back."""
     released = record.get("status") == ActionStatus.RELEASED
     out = dict(record)
     out.update(epoch=epoch, cycle=int(record.get("cycle", 1)) + 1, status=None, verdict=None, failure=None,
@@ -63,18 +63,41 @@ def start_new_cycle(record: dict[str, Any], epoch: int, now: datetime) -> dict[s
     if released:
         out.update(nics={}, account={}, release=None)
     else:
-        out["nics"] = {k: v for k, v in (record.get("nics") or {}).items() if v.get("changedByUs")}
+        out["nics"] = {k: v for k, v in (record.get("nics") or {}).items() if nic_changed(v)}
         account = record.get("account") or {}
-        out["account"] = account if account.get("disabledByUs") else {}
+        out["account"] = account if account_changed(record) else {}
     return out
 
 
-def changed_by_us(record: dict[str, Any]) -> bool:
-    """Whether this row holds a change the app made and has not restored."""
-    if any(n.get("changedByUs") and not n.get("restored") for n in (record.get("nics") or {}).values()):
-        return True
+def nic_changed(entry: dict[str, Any]) -> bool:
+    """The NIC was (or may have been) quarantined by us and is not restored yet. ``pending``: an attempt
+    was about to write it and never recorded the outcome (crash, then retries ran out) — release checks
+    the live NIC before writing, so counting it is safe."""
+    return bool((entry.get("changedByUs") or entry.get("state") == "pending") and not entry.get("restored"))
+
+
+def account_changed(record: dict[str, Any]) -> bool:
+    """The account was (or may have been) disabled by us and is not restored yet: ``disabledByUs``, or a
+    disable under way whose outcome was never recorded (``disablePending``, or a row still ``in-progress``
+    whose account was enabled before) — release reads the live account before enabling it."""
     account = record.get("account") or {}
-    return bool(account.get("disabledByUs") and not account.get("restored"))
+    if account.get("restored"):
+        return False
+    if account.get("disabledByUs") or account.get("disablePending"):
+        return True
+    return record.get("status") == ActionStatus.IN_PROGRESS and account.get("enabledBefore") is True
+
+
+def changed_by_us(record: dict[str, Any]) -> bool:
+    """Whether this row holds a change the app made (or may have made) and has not restored."""
+    return any(nic_changed(n) for n in (record.get("nics") or {}).values()) or account_changed(record)
+
+
+def in_progress_since(record: dict[str, Any]) -> datetime | None:
+    """When an ``in-progress`` row was last written (None if it is not in progress or has no stamp)."""
+    if record.get("status") != ActionStatus.IN_PROGRESS or not record.get("updatedAt"):
+        return None
+    return datetime.fromisoformat(str(record["updatedAt"]).replace("Z", "+00:00"))
 
 
 def result_text(record: dict[str, Any]) -> str:

@@ -217,6 +217,9 @@ class ContainmentService:
                             {"nsg": nsg.id, "location": nsg.location}))
                 self._quarantine_nic(run, nic, nsgs[loc_key].id)
         except _FINAL as exc:
+            for entry in entries.values():
+                if entry.get("state") == "pending":  # read live by this attempt, and its write was refused
+                    entry["state"] = "not-changed"
             return self._fail(run, exc, facts)
         return self._contained(run, verdict, facts)
 
@@ -263,7 +266,10 @@ class ContainmentService:
     def _run_user(self, run: _Run) -> dict[str, Any]:
         entity = run.action.entity
         ident = entity.object_id or entity.upn or run.action.target
-        account, settled = self._read_target(run, lambda: self.directory.get_user(ident), "the account")
+        read = lambda: self.directory.get_user(ident)  # noqa: E731
+        account, settled = self._read_target(run, read, "the account")
+        if settled is None and account.enabled is None:  # accountEnabled missing: read once more
+            account, settled = self._read_target(run, read, "the account")
         if settled is not None:
             return settled
         verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
@@ -274,9 +280,11 @@ class ContainmentService:
     # ---------------------------------------------------------------- service principal
     def _run_service_principal(self, run: _Run) -> dict[str, Any]:
         entity = run.action.entity
-        account, settled = self._read_target(
-            run, lambda: self.directory.get_service_principal(object_id=entity.object_id, app_id=entity.app_id),
-            "the service principal")
+        read = lambda: self.directory.get_service_principal(object_id=entity.object_id,  # noqa: E731
+                                                            app_id=entity.app_id)
+        account, settled = self._read_target(run, read, "the service principal")
+        if settled is None and account.enabled is None:  # accountEnabled missing: read once more
+            account, settled = self._read_target(run, read, "the service principal")
         if settled is not None:
             return settled
         verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
@@ -295,6 +303,11 @@ class ContainmentService:
             return self._settle(run, verdict, facts, preview=facts)
         if verdict.outcome != Outcome.EXECUTE:
             return self._settle(run, verdict, facts)
+        if account.enabled is None:
+            # Graph answered without accountEnabled (read twice): nothing may be claimed either way.
+            return self._fail(run, RequestRejectedError(
+                f"Microsoft Graph did not report whether the {noun} is enabled (accountEnabled missing or "
+                "null): nothing was changed; check the account by hand", code="AccountStateUnknown"), facts)
         state = self._account_state(run, account)
         if account.enabled is False and not state.get("disabledByUs"):
             return self._already(run, verdict, facts, f"{noun} already disabled: nothing changed")
@@ -303,12 +316,14 @@ class ContainmentService:
         who = account.upn or account.display_name or account.id
         try:
             if account.enabled:
+                state["disablePending"] = True  # saved with the write-ahead: the PATCH may land and go unrecorded
                 self._write_ahead(run, verdict, facts)
                 if is_user:
                     self.directory.set_user_enabled(account.id, False)
                 else:
                     self.directory.set_service_principal_enabled(account.id, False)
                 state["disabledByUs"] = True
+                state.pop("disablePending", None)
                 run.drafts.append(self._draft(
                     run, "containment.account-disabled" if is_user else "containment.service-principal-disabled",
                     f"{noun.capitalize()} {who} disabled (accountEnabled=false)",
@@ -320,6 +335,8 @@ class ContainmentService:
                                               f"Sign-in sessions and refresh tokens of {who} revoked",
                                               {"account": account.id}))
         except _FINAL as exc:
+            if not state.get("disabledByUs"):
+                state.pop("disablePending", None)  # the account was read enabled and the PATCH was refused
             if isinstance(exc, AccessDeniedError) and is_user:
                 exc = AccessDeniedError(
                     "403 from Microsoft Graph: the app may not change this account (a privileged administrator "
@@ -337,6 +354,7 @@ class ContainmentService:
         if account.enabled is False and run.record.get("status") == ActionStatus.IN_PROGRESS \
                 and state.get("enabledBefore") is True:
             state["disabledByUs"] = True  # an earlier attempt disabled it and stopped before recording that
+            state.pop("disablePending", None)
         return state
 
     def _protected(self, run: _Run, account: DirectoryAccount, *more: str | None) -> bool:
@@ -709,34 +727,60 @@ class ContainmentService:
         raise ConflictError("the action is changing; retry")
 
     # ================================================================ release (operator)
-    def release(self, incident_id: str, actor: str, reason: str) -> dict[str, Any]:
-        """Restore exactly what this incident's containment changed; harmless to repeat."""
+    def release_runs(self, incident_id: str) -> list[str]:
+        """Durable instance ids whose run could still change this incident's containment: the current
+        epoch's runbook and containment runs, the containment run of each in-progress row's epoch, and the
+        approval runs of approved / in-progress rows. The release route asks the host about each."""
+        from shared.containment import approval_instance_id, containment_instance_id
+
+        incident = self._incident(incident_id)
+        rows = self.store.list_records(TABLE, incident_id)
+        epochs = {incident.runbook_epoch} | {int(r.get("epoch") or 1)
+                                             for r in rec.by_status(rows, ActionStatus.IN_PROGRESS)}
+        ids = [incident.runbook_instance_id] + [containment_instance_id(incident_id, e) for e in sorted(epochs)]
+        for row in rec.by_status(rows, ActionStatus.APPROVED, ActionStatus.IN_PROGRESS):
+            approval = row.get("approval") or {}
+            if approval.get("decision") == "approve" and approval.get("approvalId"):
+                ids.append(approval_instance_id(incident_id, approval["approvalId"]))
+        return list(dict.fromkeys(ids))
+
+    def release(self, incident_id: str, actor: str, reason: str, running: list[str] | None = None,
+                checked_at: datetime | None = None) -> dict[str, Any]:
+        """Restore exactly what this incident's containment changed; harmless to repeat.
+
+        ``running``: runs of ``release_runs`` the durable host reports Pending/Running (any → 409: what
+        they are about to do would undo the release). ``checked_at``: when the host was asked — an
+        ``in-progress`` row last written before then has no live run left (terminated, or its failure
+        could not be recorded) and is treated as failed and restored. Without a check, only a row
+        in progress for longer than ``IN_PROGRESS_STUCK_AFTER`` is."""
         incident = self._incident(incident_id)
         now = self.clock()
         rows = self.store.list_records(TABLE, incident_id)
         requested = _analyst(actor, "release.requested", Phase.RECOVER, now, f"{actor} asked to release: {reason}",
                              {"reason": reason})
-        running = rec.by_status(rows, ActionStatus.IN_PROGRESS)
-        if running:
+        busy = [r for r in rec.by_status(rows, ActionStatus.IN_PROGRESS) if not _stuck(r, now, checked_at)]
+        if running or busy:
             self.store.append_events(incident_id, [requested, _analyst(
                 actor, "release.refused", Phase.RECOVER, now, "Release refused: containment is still running",
-                {"running": [r.get("actionId") for r in running]})])
+                {"running": [r.get("actionId") for r in busy], "runs": list(running or [])})])
             raise ConflictError("containment of this incident is still running; retry once it has finished")
         self.store.append_events(incident_id, [requested])
         results: list[dict] = []
         failures: list[dict] = []
         for row in rows:
             status = row.get("status")
-            if status in (ActionStatus.HELD, ActionStatus.APPROVED):
-                done = self._withdraw(incident_id, row, actor, reason)
-                if done is not None:
-                    results.append(done)
-            elif rec.changed_by_us(row):
-                done, failure = self._restore(incident, row, actor, reason)
+            # Restore first: a held / approved row of a later epoch can still carry an earlier epoch's
+            # change (start_new_cycle keeps it); then withdraw what has not run.
+            if rec.changed_by_us(row):
+                done, failure = self._restore(incident, row, actor, reason, checked_at)
                 if done is not None:
                     results.append(done)
                 if failure is not None:
                     failures.append(failure)
+            if status in (ActionStatus.HELD, ActionStatus.APPROVED):
+                done = self._withdraw(incident_id, row, actor, reason)
+                if done is not None:
+                    results.append(done)
         if not results and not failures:
             already = bool(rec.by_status(rows, ActionStatus.RELEASED))
             before_us = rec.by_status(rows, ActionStatus.ALREADY_CONTAINED)
@@ -768,9 +812,9 @@ class ContainmentService:
     def _withdraw(self, incident_id: str, row: dict, actor: str, reason: str) -> dict | None:
         now = self.clock()
         updated = self._transition(incident_id, row["actionId"], {ActionStatus.HELD, ActionStatus.APPROVED},
-                                   lambda r: r.update(status=ActionStatus.WITHDRAWN.value,
-                                                      release={"actor": actor, "reason": reason,
-                                                               "at": isoformat(now), "state": "withdrawn"}))
+                                   lambda r: r.update(status=ActionStatus.WITHDRAWN.value, release={
+                                       **{k: v for k, v in (r.get("release") or {}).items() if k in ("notes", "error")},
+                                       "actor": actor, "reason": reason, "at": isoformat(now), "state": "withdrawn"}))
         if updated is None:
             return None
         self.store.append_events(incident_id, [_analyst(
@@ -779,18 +823,25 @@ class ContainmentService:
             {"actionId": row["actionId"], "previousStatus": row.get("status"), "reason": reason})])
         return updated
 
-    def _restore(self, incident: Incident, row: dict, actor: str, reason: str) -> tuple[dict | None, dict | None]:
-        """Put back one action's prior state: (released row or None, failure entry or None)."""
+    def _restore(self, incident: Incident, row: dict, actor: str, reason: str,
+                 checked_at: datetime | None = None) -> tuple[dict | None, dict | None]:
+        """Put back one action's prior state: (released row or None, failure entry or None). A held or
+        approved row keeps its status (the caller withdraws it next)."""
         for _ in range(_CONTENTION_TRIES):
             got = self.store.get_record(TABLE, incident.id, row["actionId"])
             if got is None:
                 return None, None
             row, etag = got
-            if row.get("status") == ActionStatus.IN_PROGRESS:
+            now = self.clock()
+            stuck = row.get("status") == ActionStatus.IN_PROGRESS
+            if stuck and not _stuck(row, now, checked_at):
                 raise ConflictError("containment of this incident is still running; retry once it has finished")
             if not rec.changed_by_us(row):
                 return None, None  # a concurrent release finished it
-            now = self.clock()
+            if stuck and not row.get("failure"):
+                row["failure"] = {"reason": "the containment run stopped without recording an outcome; treated "
+                                            "as failed and released", "code": "RunStopped", "final": True,
+                                  "at": isoformat(now), "partiallyApplied": True}
             drafts: list[EventDraft] = []
             notes: list[str] = []
             failure = None
@@ -812,8 +863,9 @@ class ContainmentService:
                     {"actionId": row["actionId"], "error": exc.describe(), "nics": row.get("nics"),
                      "account": row.get("account")}))
             else:
-                row.update(status=ActionStatus.RELEASED.value,
-                           release={"state": "released", "actor": actor, "reason": reason, "at": isoformat(now),
+                if row.get("status") not in (ActionStatus.HELD, ActionStatus.APPROVED):
+                    row["status"] = ActionStatus.RELEASED.value
+                row.update(release={"state": "released", "actor": actor, "reason": reason, "at": isoformat(now),
                                     "notes": notes})
                 drafts.append(_analyst(
                     actor, "containment.released", Phase.RECOVER, now,
@@ -833,7 +885,7 @@ class ContainmentService:
     def _restore_nics(self, incident: Incident, row: dict, actor: str, drafts: list[EventDraft],
                       notes: list[str]) -> None:
         for entry in (row.get("nics") or {}).values():
-            if not entry.get("changedByUs") or entry.get("restored"):
+            if not rec.nic_changed(entry):  # includes "pending": the live NIC below decides
                 continue
             name = entry["id"].rsplit("/", 1)[-1]
             try:
@@ -872,7 +924,7 @@ class ContainmentService:
     def _restore_account(self, incident: Incident, row: dict, actor: str, drafts: list[EventDraft],
                          notes: list[str]) -> None:
         state = row.get("account") or {}
-        if not state.get("disabledByUs") or state.get("restored"):
+        if not rec.account_changed(row) or not state.get("id"):  # includes a disable never recorded
             return
         is_user = row.get("kind") == ActionKind.DISABLE_USER
         try:
@@ -948,6 +1000,17 @@ def _after(record: dict) -> dict[str, Any]:
     account = record.get("account") or {}
     return {"account": {"id": account.get("id"), "accountEnabled": False,
                         "sessionsRevoked": account.get("sessionsRevoked", False)}}
+
+
+def _stuck(row: dict, now: datetime, checked_at: datetime | None) -> bool:
+    """An ``in-progress`` row no run will finish: last written before the durable host reported no live
+    run (``checked_at``), or longer ago than every retry could take (``IN_PROGRESS_STUCK_AFTER``)."""
+    from shared.containment import IN_PROGRESS_STUCK_AFTER
+
+    since = rec.in_progress_since(row)
+    if since is None:
+        return False
+    return now - since > IN_PROGRESS_STUCK_AFTER or (checked_at is not None and since <= checked_at)
 
 
 def _analyst(actor: str, event_type: str, phase: Phase, at: datetime, summary: str, data: dict) -> EventDraft:

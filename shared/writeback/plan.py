@@ -10,8 +10,11 @@ never fight an analyst":
   with the priority (``mapping.in_step``);
 - status only moves forward (New → Active → Closed), never reopens;
 - labels: ours are added if absent; a managed label is removed only if *we*
-  added it (``owned``); every other label — typed by an analyst, assigned by
-  an automation rule — is sent back exactly as read;
+  added it (``owned``: recorded in our state before the PUT that adds it, so a
+  lost answer or a crash keeps it ours) and it is still there — one that is
+  gone (our write never landed, or an analyst removed it) stops being ours, so
+  the same name typed later by an analyst is theirs; every other label — typed
+  by an analyst, assigned by an automation rule — is sent back exactly as read;
 - every other writable property (title, description, owner, classification,
   activity times) is sent back exactly as read, with the read ``etag``, so the
   PUT replaces nothing an analyst set.
@@ -65,7 +68,9 @@ def plan_incident_update(properties: Mapping[str, Any], etag: str | None, desire
     """Merge ``desired`` into the incident's current ``properties``.
 
     ``applied``: the desired aspects last applied to this incident ({} before the first write-back);
-    ``owned``: managed labels soc-responder added (and may therefore remove).
+    ``owned``: managed labels soc-responder added (and may therefore remove), including those claimed for an
+    earlier write whose answer was lost. The result's ``owned`` is what is ours after this update: the owned
+    labels still present, plus those it adds, minus those it removes.
     """
     props = {k: properties[k] for k in WRITABLE if k in properties}
     changes: dict[str, Any] = {}
@@ -85,7 +90,9 @@ def plan_incident_update(properties: Mapping[str, Any], etag: str | None, desire
     labels = [dict(x) if isinstance(x, Mapping) else {"labelName": x} for x in (properties.get("labels") or [])
               if _label_name(x)]
     present = {_label_name(x).lower() for x in labels}  # type: ignore[union-attr]
-    ours = {x.lower() for x in owned}
+    # Ownership holds only while the label is there: one that is gone (never landed, or removed in Sentinel) is
+    # no longer ours, and the same name added later by someone else must not become ours to remove.
+    ours = {x.lower() for x in owned if x.lower() in present}
     before = set() if first else {x.lower() for x in applied.get("labels") or []}
     wanted = {x.lower(): x for x in desired.labels}
     added, removed = [], []

@@ -21,6 +21,7 @@ Sentinel). It never raises a Sentinel or Defender failure into its caller:
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -224,7 +225,11 @@ class WritebackService:
         key = target_key(rid)
         aspects = desired.sentinel.aspects()
         applied = entry.get("applied") or {}
-        owned = list(entry.get("owned") or [])
+        # Managed labels we added → the claim that recorded each. Carried across the attempts below: a label an
+        # earlier attempt added is still ours when the re-read finds it there (its answer lost, the retry's 412).
+        claims = st.owned_labels(entry)
+        claim = uuid.uuid4().hex[:12]
+        released: dict[str, str] = {}
         changes: dict[str, Any] = {}
         seen: dict[str, Any] = {}
         writes = list(entry.get("writes") or [])
@@ -232,14 +237,23 @@ class WritebackService:
         if applied != aspects:
             for _ in range(MAX_CONCURRENT_EDITS):
                 current = self.sentinel.get_incident(rid)
-                update = plan_incident_update(current.properties, current.etag, desired.sentinel, applied, owned)
-                owned = update.owned
+                update = plan_incident_update(current.properties, current.etag, desired.sentinel, applied,
+                                              list(claims))
+                # What this read (and the PUT, once it succeeds) leaves not ours: removed by us, or gone.
+                released = {n: c for n, c in claims.items() if n not in update.owned}
                 if update.body is None:
                     break
+                adding = [n for n in update.changes.get("labelsAdded") or [] if claims.get(n) != claim]
+                if adding:
+                    # Write-ahead: ours in our state before the PUT, whatever happens to its answer. A fresh claim
+                    # (this run's id) also outlives a concurrent projection's release of an older one.
+                    st.claim_labels(self.store, incident.id, key, rid, adding, claim)
+                    claims.update({n: claim for n in adding})
                 try:
                     written = self.sentinel.replace_incident(rid, update.body, current.etag)
                 except ConcurrentEditError:
                     conflicts += 1  # an analyst (or an automation rule) edited it meanwhile: read and merge again
+                    released = {}
                     continue
                 changes = update.changes
                 after = observed(written.properties)
@@ -254,7 +268,8 @@ class WritebackService:
                 raise TransientWritebackError(f"the incident changed under every one of {conflicts} writes",
                                               status=412, code="ConcurrentEdits")
         # The incident is written: from here on that progress is kept even if the comment fails.
-        progress = {**entry, "id": rid, "kind": "sentinel", "applied": aspects, "owned": owned, "writes": writes}
+        progress = {**entry, "id": rid, "kind": "sentinel", "applied": aspects, "writes": writes,
+                    st.RELEASED: released}
         comment_id = comments.comment_id(incident.id, rid)
         comment_note = None
         limited = False

@@ -61,12 +61,54 @@ def update(store: EvidenceStore, incident_id: str,
     raise ConcurrencyError(f"write-back state of {incident_id} is changing too fast to update")
 
 
+# Fields of a target entry that ``merge_target`` never copies from a projection's entry: ``seen`` is merged field by
+# field; the labels we own change only by ``claim_labels`` (write-ahead) and by ``RELEASED`` (after a confirmed PUT
+# or read), so an entry loaded before a concurrent projection's claim can never drop that claim.
+_NOT_COPIED = ("seen", "owned", "labelClaims")
+RELEASED = "labelsReleased"
+
+
+def owned_labels(entry: dict[str, Any]) -> dict[str, str]:
+    """The managed labels soc-responder added to this Sentinel incident → the claim that recorded each (states
+    written before claims existed: their ``owned`` list, claim "")."""
+    claims = entry.get("labelClaims")
+    if isinstance(claims, dict):
+        return {str(k): str(v) for k, v in claims.items()}
+    return {str(name): "" for name in entry.get("owned") or []}
+
+
+def _set_claims(entry: dict[str, Any], claims: dict[str, str]) -> None:
+    entry["labelClaims"] = claims
+    entry["owned"] = list(claims)  # the names, for people reading the state
+
+
+def claim_labels(store: EvidenceStore, incident_id: str, key: str, rid: str, labels: list[str], claim: str) -> None:
+    """Write-ahead: record ``labels`` as ours on the target *before* the PUT that adds them, so an answer lost on
+    the way back (the client retries, gets 412, re-reads and finds them there), a crash before the state is saved,
+    or a concurrent projection's save cannot lose them."""
+    def change(state: dict[str, Any]) -> dict[str, Any] | None:
+        stored = state["targets"].get(key) or {"id": rid, "kind": "sentinel"}
+        claims = owned_labels(stored)
+        if all(claims.get(name) == claim for name in labels):
+            return None
+        _set_claims(stored, {**claims, **{name: claim for name in labels}})
+        state["targets"][key] = stored
+        return state
+
+    update(store, incident_id, change)
+
+
 def merge_target(state: dict[str, Any], key: str, entry: dict[str, Any], seen: dict[str, Any] | None = None) -> None:
     """Put a projection's target entry into ``state``; ``seen`` (what the target last showed) is merged
-    field by field, because the update handler writes it too."""
+    field by field, because the update handler writes it too. The labels we own are never taken from ``entry``:
+    its ``labelsReleased`` ({name: the claim it saw}) drops a claim only if no projection renewed it since."""
     stored = state["targets"].get(key) or {}
-    merged = {**stored, **{k: v for k, v in entry.items() if k != "seen"}}
+    merged = {**stored, **{k: v for k, v in entry.items() if k not in _NOT_COPIED and k != RELEASED}}
     merged["seen"] = {**(stored.get("seen") or {}), **(seen or {})}
+    claims = owned_labels(stored)
+    released = entry.get(RELEASED) or {}
+    if claims or "owned" in stored or "labelClaims" in stored:
+        _set_claims(merged, {n: c for n, c in claims.items() if n not in released or released[n] != c})
     state["targets"][key] = merged
 
 

@@ -180,3 +180,26 @@ def test_concurrent_related_alerts_all_join_one_incident(app):
     assert doc["alertCount"] == 11 and len(doc["alerts"]) == 11
     assert app.timeline(first["incidentId"]).count("alert.grouped") == 10
     assert app.get(f"/api/incidents/{first['incidentId']}/verify").json()["valid"] is True
+
+
+def test_a_join_whose_delivery_failed_part_way_is_finished_by_the_retry(app):
+    """The delivery that claimed a related alert died before merging it: the retry must not be a
+    'duplicate' that loses the alert and its priority raise."""
+    from datetime import datetime, timezone
+
+    from shared.intake import generic
+
+    low = sample("generic-alert.json")
+    low["score"] = 5
+    first = app.post(GENERIC, low).json()
+    worse = sample("generic-alert.json")
+    worse.update(id="fgt-crashed", score=10, title="Same device, much worse")
+    alert = generic.parse(worse, datetime.now(timezone.utc))
+    app.store.claim_alert(alert.primary_key, first["incidentId"], datetime.now(timezone.utc))  # then it died
+    retry = app.post(GENERIC, worse).json()
+    assert (retry["incidentId"], retry["outcome"], retry["priority"]) == (first["incidentId"], "grouped", "P1")
+    doc = app.get(f"/api/incidents/{first['incidentId']}").json()
+    assert doc["alertCount"] == 2 and "priority.changed" in [e["eventType"] for e in doc["timeline"]]
+    assert app.durable.status(f"runbook-{first['incidentId']}-2")["runtimeStatus"] == "Completed"
+    # A further delivery is now a plain duplicate.
+    assert app.post(GENERIC, worse).json()["outcome"] == "duplicate"

@@ -114,6 +114,28 @@ def test_a_runbook_that_never_ran_is_redriven(notify_app):
     assert app.timeline(incident_id).count("runbook.redriven") == 1
 
 
+def test_a_runbook_that_failed_is_started_again(notify_app, tmp_path):
+    from datetime import timedelta
+
+    from shared.intake import generic
+
+    app = notify_app
+    outcome = app.context.ingest.ingest(generic.parse(generic_alert(8, alert_id="failed"), datetime.now(timezone.utc)))
+    incident_id, good = outcome.incident_id, app.context.settings.partners_file
+    app.configure(PARTNERS_FILE=str(tmp_path / "missing.json"))  # every planning attempt fails
+    app.durable.start_new("incident_runbook", f"runbook-{incident_id}-1", outcome.runbook.input)
+    app.durable.advance(timedelta(minutes=2))  # through the retries
+    assert app.durable.status(f"runbook-{incident_id}-1")["runtimeStatus"] == "Failed"
+    assert len(app.durable.activity_calls("plan_response")) == 4
+    app.configure(PARTNERS_FILE=good)
+    age(app, incident_id, 5)
+    app.runtime.timer("sla_watchdog")
+    assert app.durable.status(f"runbook-{incident_id}-1")["runtimeStatus"] == "Completed"
+    redriven = [e for e in app.store.list_events(incident_id) if e.event_type == "runbook.redriven"]
+    assert len(redriven) == 1 and redriven[0].data["previousStatus"] == "Failed"
+    assert len(app.mails(f"New security incident: {incident_id}")) == 1
+
+
 @pytest.mark.unit
 def test_due_breaches_pure(make_incident):
     from shared.notify.watchdog import due_breaches
