@@ -78,13 +78,15 @@ def nic_changed(entry: dict[str, Any]) -> bool:
 
 def account_changed(record: dict[str, Any]) -> bool:
     """The account was (or may have been) disabled by us and is not restored yet: ``disabledByUs``, or a
-    disable under way whose outcome was never recorded (``disablePending``, or a row still ``in-progress``
-    whose account was enabled before) — release reads the live account before enabling it."""
+    disable under way whose outcome was never recorded (``disablePending``, or — rows written before that
+    marker — a row still ``in-progress`` whose account was enabled before) — release reads the live account before enabling it."""
     account = record.get("account") or {}
     if account.get("restored"):
         return False
-    if account.get("disabledByUs") or account.get("disablePending"):
+    if account.get("disabledByUs"):
         return True
+    if "disablePending" in account:  # False: this attempt saw the PATCH refused
+        return bool(account["disablePending"])
     return record.get("status") == ActionStatus.IN_PROGRESS and account.get("enabledBefore") is True
 
 
@@ -164,7 +166,7 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     account = record.get("account") or {}
     if account:
         out["account"] = {k: account.get(k) for k in ("id", "upn", "enabledBefore", "disabledByUs",
-                                                      "sessionsRevoked", "restored") if k in account}
+                                                      "sessionsRevoked", "disablePending", "restored") if k in account}
     if record.get("preview"):
         out["preview"] = record["preview"]
     return out

@@ -336,7 +336,7 @@ class ContainmentService:
                                               {"account": account.id}))
         except _FINAL as exc:
             if not state.get("disabledByUs"):
-                state.pop("disablePending", None)  # the account was read enabled and the PATCH was refused
+                state["disablePending"] = False  # read enabled by this attempt, and the PATCH was refused
             if isinstance(exc, AccessDeniedError) and is_user:
                 exc = AccessDeniedError(
                     "403 from Microsoft Graph: the app may not change this account (a privileged administrator "
@@ -409,6 +409,9 @@ class ContainmentService:
     def _fail(self, run: _Run, exc: ContainmentError, facts: dict | None = None,
               verdict: Verdict | None = None) -> dict[str, Any]:
         """A final failure: recorded with its reason and escalated to people (never swallowed)."""
+        account = run.record.get("account") or {}
+        if rec.account_changed(run.record) and not account.get("disabledByUs"):
+            account["disablePending"] = True  # possibly disabled (an unrecorded PATCH): kept once no longer in progress
         failure = {**exc.describe(), "at": isoformat(self.clock()), "final": True,
                    "partiallyApplied": rec.changed_by_us(run.record)}
         run.record.update(status=ActionStatus.FAILED.value, failure=failure)

@@ -102,7 +102,9 @@ def plan_incident_update(properties: Mapping[str, Any], etag: str | None, desire
             present.add(low)
             ours.add(low)
             added.append(name)
-    for low in sorted(before - set(wanted)):
+    # Candidates for removal: what we last applied, and labels of ours that a write never recorded as applied put
+    # there (its answer lost, or the run failed after it).
+    for low in sorted((before | ours) - set(wanted)):
         if low in ours and low in present:
             labels = [x for x in labels if (_label_name(x) or "").lower() != low]
             present.discard(low)

@@ -187,13 +187,14 @@ def test_release_emails_the_incident_contacts_once(enforce):
 
 
 def test_release_while_containment_is_running_is_refused_with_409(enforce):
+    from .conftest import advance
+
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "vm-busy")
+    vm, nics = seed_vm(fake, "vm-busy", nsgs=[None, None])
+    # The second NIC fails a whole attempt: the row is in-progress and the run waits 15 s to retry.
+    fake.inject("PUT", nics[1].rsplit("/", 1)[-1] + "$", 503, times=4)
     incident_id = ingest(app, p1_alert(host(vm)))
-    action_id = actions(app, incident_id)["isolate-vm"]["actionId"]
-    row, etag = app.store.get_record("ContainmentActions", incident_id, action_id)
-    row["status"] = "in-progress"  # as while an activity is between its write-ahead and its outcome
-    app.store.put_record("ContainmentActions", incident_id, action_id, row, etag=etag)
+    assert actions(app, incident_id)["isolate-vm"]["status"] == "in-progress"
     fake.clear_log()
 
     resp = release(app, incident_id)
@@ -201,3 +202,7 @@ def test_release_while_containment_is_running_is_refused_with_409(enforce):
     assert resp.status == 409 and "still running" in resp.json()["error"]
     assert containment_writes(fake) == []
     assert app.timeline(incident_id)[-2:] == ["release.requested", "release.refused"]
+    advance(app, 16)  # the retry finishes the job; release then works
+    assert actions(app, incident_id)["isolate-vm"]["status"] == "contained"
+    assert release(app, incident_id).json()["status"] == "released"
+    assert all("networkSecurityGroup" not in fake.get_resource(n)["properties"] for n in nics)

@@ -184,6 +184,54 @@ def test_closing_sets_a_classification_unless_an_analyst_gave_one_and_never_reop
                                 {**applied, "status": "Closed"}, []).body is None
 
 
+
+def test_labels_a_lost_write_put_there_stay_ours_and_go_when_our_state_moves_on():
+    """The first PUT landed but its answer was lost: the re-read finds our labels, owned by the claim written
+    ahead; nothing was recorded as applied, yet a later change removes them (and never the analyst's)."""
+    props = {"severity": "High", "status": "Active", "labels": [
+        {"labelName": "vip-user"}, {"labelName": "soc-responder"}, {"labelName": "P1"},
+        {"labelName": "held-for-approval"}]}
+    claimed = ["soc-responder", "P1", "held-for-approval"]
+    again = plan_incident_update(props, "e2", desired(labels=claimed), {}, claimed)
+    assert again.body is None and again.owned == claimed
+    moved = plan_incident_update(props, "e2", desired("P2", labels=("soc-responder", "P2", "contained")), {}, claimed)
+    assert [x["labelName"] for x in moved.body["properties"]["labels"]] == ["vip-user", "soc-responder", "P2",
+                                                                             "contained"]
+    assert moved.changes["labelsRemoved"] == ["held-for-approval", "P1"]
+    assert moved.owned == ["soc-responder", "P2", "contained"]
+    # Without the claim the same labels are not ours (an analyst or a rule may have put them there): kept.
+    unknown = plan_incident_update(props, "e2", desired("P2", labels=("soc-responder", "P2")), {}, [])
+    assert "labelsRemoved" not in unknown.changes and unknown.owned == ["P2"]
+
+
+def test_a_claimed_label_that_is_not_there_is_not_ours_any_more():
+    applied = {"priority": "P1", "severity": "High", "status": "Active", "labels": ["soc-responder", "P1"]}
+    props = {"severity": "High", "status": "Active", "labels": [{"labelName": "soc-responder"}]}  # P1 never landed
+    plan = plan_incident_update(props, "e", desired(status="Closed"), applied, ["soc-responder", "P1"])
+    assert plan.owned == ["soc-responder"] and "labelsAdded" not in plan.changes
+    # An analyst types P1 afterwards: theirs, never removed by a later change of ours.
+    typed = {**props, "labels": [{"labelName": "soc-responder"}, {"labelName": "P1"}]}
+    later = plan_incident_update(typed, "e", desired("P3", labels=("soc-responder", "P3")), applied, plan.owned)
+    assert [x["labelName"] for x in later.body["properties"]["labels"]] == ["soc-responder", "P1", "P3"]
+
+
+def test_label_claims_survive_a_stale_entry_and_are_released_only_as_claimed():
+    key = "k"
+    state = {"targets": {key: {"id": "rid", "kind": "sentinel", "owned": ["soc-responder", "P1"],
+                               "labelClaims": {"soc-responder": "a", "P1": "a"}}}}
+    stale = {"id": "rid", "kind": "sentinel", "applied": {"labels": ["soc-responder", "P1"]}, "owned": []}
+    st.merge_target(state, key, stale)  # a projection that loaded its entry before the claim was written
+    assert state["targets"][key]["labelClaims"] == {"soc-responder": "a", "P1": "a"}
+    assert state["targets"][key]["applied"] == {"labels": ["soc-responder", "P1"]}
+    # P1 removed by a run that saw claim "a"; soc-responder re-claimed by another run since ("b"): kept.
+    state["targets"][key]["labelClaims"]["soc-responder"] = "b"
+    st.merge_target(state, key, {"id": "rid", st.RELEASED: {"P1": "a", "soc-responder": "a"}})
+    entry = state["targets"][key]
+    assert entry["labelClaims"] == {"soc-responder": "b"} and entry["owned"] == ["soc-responder"]
+    assert st.RELEASED not in entry
+    assert st.owned_labels({"owned": ["soc-responder"]}) == {"soc-responder": ""}  # a state from before claims
+
+
 # ------------------------------------------------------------------ the comment
 def view(inc: Incident, actions=(), notifications=()) -> comment.CommentView:
     return comment.CommentView(incident=inc, actions=list(actions), notifications=list(notifications),
