@@ -1663,14 +1663,7 @@ class AzureFake:
                 out[match or n] = copy.deepcopy(data.get(match)) if match else None
             return FakeResponse(200, out)
         if req.method == "PATCH":
-            if rec["forbidden"]:
-                return _graph_forbidden()
-            if not isinstance(req.body, dict):
-                return _graph_error(400, "BadRequest", "Empty Payload. JSON content expected.")
-            changes = {k: v for k, v in req.body.items() if not k.startswith("@odata")}
-            rec["data"].update(copy.deepcopy(changes))
-            rec["patches"].append(changes)
-            return FakeResponse(204)
+            return self._graph_patch(req, rec)
         return _graph_error(405, "Request_BadRequest", f"{req.method} is not supported on a user in azure_fake.")
 
     def _graph_sp(self, req: RecordedRequest, key: str) -> FakeResponse:
@@ -1681,15 +1674,20 @@ class AzureFake:
             return FakeResponse(200, {"@odata.context": self._graph_context(req, "servicePrincipals/$entity"),
                                       **copy.deepcopy(rec["data"])})
         if req.method == "PATCH":
-            if rec["forbidden"]:
-                return _graph_forbidden()
-            if not isinstance(req.body, dict):
-                return _graph_error(400, "BadRequest", "Empty Payload. JSON content expected.")
-            changes = {k: v for k, v in req.body.items() if not k.startswith("@odata")}
-            rec["data"].update(copy.deepcopy(changes))
-            rec["patches"].append(changes)
-            return FakeResponse(204)
+            return self._graph_patch(req, rec)
         return _graph_error(405, "Request_BadRequest", f"{req.method} is not supported on a service principal in azure_fake.")
+
+    @staticmethod
+    def _graph_patch(req: RecordedRequest, rec: dict) -> FakeResponse:
+        """PATCH of a user or service principal: 403 when forbidden, else merge and answer 204 as Graph does."""
+        if rec["forbidden"]:
+            return _graph_forbidden()
+        if not isinstance(req.body, dict):
+            return _graph_error(400, "BadRequest", "Empty Payload. JSON content expected.")
+        changes = {k: v for k, v in req.body.items() if not k.startswith("@odata")}
+        rec["data"].update(copy.deepcopy(changes))
+        rec["patches"].append(changes)
+        return FakeResponse(204)
 
     def _graph_send_mail(self, req: RecordedRequest, sender: str) -> FakeResponse:
         if self._find_user(sender) is None:
