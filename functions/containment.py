@@ -19,6 +19,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.http import handle_errors, json_response, read_json
+from functions.orchestrations import ENDED_UNFINISHED, RUNNING, status_name
 from shared import runtime
 from shared.containment import ATTEMPTS, ORCHESTRATOR, RETRY_INTERVAL, approval_instance_id
 
@@ -182,11 +183,10 @@ async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestra
     started = []
     for run in outcome.pop("runs"):
         instance_id = approval_instance_id(outcome["incidentId"], run["approvalId"])
-        status = await client.get_status(instance_id)
-        runtime_status = getattr(getattr(status, "runtime_status", None), "name", None)
+        state = status_name(await client.get_status(instance_id))
         # Never started (a crash after the approval was recorded), or died: (re)start it. A running or
         # completed run is left alone, so a repeated approval never executes twice.
-        if runtime_status in (None, "Failed", "Terminated", "Canceled"):
+        if state is None or state in ENDED_UNFINISHED:
             await client.start_new(ORCHESTRATOR, instance_id, {
                 "incidentId": outcome["incidentId"], "epoch": run["epoch"], "actions": run["actions"],
                 "trigger": "approval", "approvalId": run["approvalId"]})
@@ -226,8 +226,7 @@ async def _run_alive(client: df.DurableOrchestrationClient, instance_id: str) ->
     """Whether a run may still change containment: Pending / Running (a runbook only until it has moved
     past its containment step — it goes on to notify and investigate for a while)."""
     status = await client.get_status(instance_id)
-    if getattr(getattr(status, "runtime_status", None), "name", None) not in ("Pending", "Running",
-                                                                               "ContinuedAsNew", "Suspended"):
+    if status_name(status) not in RUNNING:
         return False
     if instance_id.startswith("runbook-"):
         custom = getattr(status, "custom_status", None)

@@ -23,6 +23,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.http import handle_errors, json_response, read_json
+from functions.orchestrations import ENDED_UNFINISHED, RUNNING, status_name
 from shared import runtime
 from shared.errors import ConflictError, ValidationError
 from shared.notify.schedule import call_time, next_attempt
@@ -32,7 +33,6 @@ bp = df.Blueprint()
 log = logging.getLogger("soc_responder.notify")
 
 RUNBOOK = "incident_runbook"
-RUNNING = ("Pending", "Running", "ContinuedAsNew", "Suspended")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -134,7 +134,7 @@ async def ensure_escalation(client: df.DurableOrchestrationClient, request: dict
     except Exception as exc:  # noqa: BLE001 - the start below decides
         log.warning("status of %s unavailable: %s", instance_id, exc)
         status = None
-    state = getattr(getattr(status, "runtime_status", None), "value", None) or getattr(status, "runtime_status", None)
+    state = status_name(status)
     if state in RUNNING:
         return {"instanceId": instance_id, "state": "already-running"}
     if state and _event_data(getattr(status, "input_", None)).get("requestKey") == request["requestKey"]:
@@ -377,8 +377,8 @@ async def sla_watchdog(timer: func.TimerRequest, client: df.DurableOrchestration
             status = await client.get_status(instance_id)
         except Exception:  # noqa: BLE001 - an unknown instance may answer without a status body
             status = None
-        state = getattr(getattr(status, "runtime_status", None), "value", None) or getattr(status, "runtime_status", None)
-        if state is not None and str(state) not in ("Failed", "Terminated"):
+        state = status_name(status)
+        if state is not None and state not in ENDED_UNFINISHED:
             continue  # it exists and is running or completed; its own steps are evidenced
         try:
             await client.start_new(RUNBOOK, instance_id, {"incidentId": incident_id, "epoch": epoch,

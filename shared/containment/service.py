@@ -267,9 +267,7 @@ class ContainmentService:
         entity = run.action.entity
         ident = entity.object_id or entity.upn or run.action.target
         read = lambda: self.directory.get_user(ident)  # noqa: E731
-        account, settled = self._read_target(run, read, "the account")
-        if settled is None and account.enabled is None:  # accountEnabled missing: read once more
-            account, settled = self._read_target(run, read, "the account")
+        account, settled = self._read_account(run, read, "the account")
         if settled is not None:
             return settled
         verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
@@ -282,9 +280,7 @@ class ContainmentService:
         entity = run.action.entity
         read = lambda: self.directory.get_service_principal(object_id=entity.object_id,  # noqa: E731
                                                             app_id=entity.app_id)
-        account, settled = self._read_target(run, read, "the service principal")
-        if settled is None and account.enabled is None:  # accountEnabled missing: read once more
-            account, settled = self._read_target(run, read, "the service principal")
+        account, settled = self._read_account(run, read, "the service principal")
         if settled is not None:
             return settled
         verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
@@ -440,6 +436,14 @@ class ContainmentService:
             if run.dry:
                 return None, self._settle(run, self._dry_verdict(run, None), preview={"error": exc.reason})
             raise
+
+    def _read_account(self, run: _Run, read: Callable[[], Any], what: str) -> tuple[Any, dict | None]:
+        """``_read_target`` for a user or service principal, read once more when ``accountEnabled`` is
+        missing (``_lock`` refuses to act on an unknown state)."""
+        account, settled = self._read_target(run, read, what)
+        if settled is None and account.enabled is None:
+            account, settled = self._read_target(run, read, what)
+        return account, settled
 
     @staticmethod
     def _dry_verdict(run: _Run, exc: ContainmentError | None) -> Verdict:
