@@ -1,4 +1,5 @@
 """soc-responder: assembles the Functions app from its blueprints (nothing else happens here)."""
+
 import azure.durable_functions as df
 
 from functions import containment, evidence_api, ingest, notify, operator, runbook, writeback

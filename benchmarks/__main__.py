@@ -1,4 +1,5 @@
 """Run every benchmark in turn: ``python -m benchmarks [name ...]``."""
+
 from __future__ import annotations
 
 import importlib
@@ -23,7 +24,7 @@ def main(argv: list[str]) -> int:
         started = time.perf_counter()
         try:
             module.main()
-        except Exception as exc:  # noqa: BLE001 — report and carry on with the others
+        except Exception as exc:
             failed.append(name)
             print(f"!! {name} failed: {type(exc).__name__}: {exc}")
         print(f"   ({time.perf_counter() - started:.1f} s)")

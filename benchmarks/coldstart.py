@@ -3,6 +3,7 @@
 Target: ≤ 1.25× (SDK clients and domain models load on first use, not at import).
 Each figure is the median of interleaved runs in fresh interpreters.
 """
+
 from __future__ import annotations
 
 import statistics

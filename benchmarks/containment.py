@@ -16,12 +16,13 @@
    are no-op activities: they run after containment, so they cannot change
    the figure, and the notify benchmark measures them.
 """
+
 from __future__ import annotations
 
 import statistics
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +45,15 @@ def _seed_vm(fake, name: str) -> tuple[str, str]:
 
 
 def _alert(entity: dict) -> dict:
-    return {"source": "bench", "id": uuid.uuid4().hex, "title": "Benchmark ransomware", "score": 9,
-            "observedAt": datetime.now(timezone.utc).isoformat(), "subscriptionId": SUB, "entities": [entity]}
+    return {
+        "source": "bench",
+        "id": uuid.uuid4().hex,
+        "title": "Benchmark ransomware",
+        "score": 9,
+        "observedAt": datetime.now(UTC).isoformat(),
+        "subscriptionId": SUB,
+        "entities": [entity],
+    }
 
 
 def _post(rt, body: dict) -> None:
@@ -69,11 +77,14 @@ def _containment_app():
 
     measured = (ingest.bp, runbook.bp, containment.bp)
     real = {f.get_function_name() for f in assemble(*measured).get_functions()}
-    others = sorted(f.get_function_name() for f in build_app().get_functions()
-                    if any(b.type == "activityTrigger" for b in f.get_bindings())
-                    and f.get_function_name() not in real)
+    others = sorted(
+        f.get_function_name()
+        for f in build_app().get_functions()
+        if any(b.type == "activityTrigger" for b in f.get_bindings()) and f.get_function_name() not in real
+    )
     later = df.Blueprint()
     for name in others:
+
         def stub(request: dict) -> dict:
             return {"status": "skipped (benchmark)", "escalate": False}
 
@@ -89,12 +100,12 @@ def _containment_requests(fake) -> list:
 def main() -> None:
     from devtools.local_azure import local_azure
 
-    with local_azure({"RESPONSE_MODE": "enforce", "BLAST_RADIUS_MAX": "100000",
-                      "CONTAINMENT_RETRY_BACKOFF_SECONDS": "0"}) as (azurite, fake):
+    with local_azure(
+        {"RESPONSE_MODE": "enforce", "BLAST_RADIUS_MAX": "100000", "CONTAINMENT_RETRY_BACKOFF_SECONDS": "0"}
+    ) as (azurite, fake):
         from devtools.functions_runtime import LocalFunctionsRuntime
 
-        with LocalFunctionsRuntime(_containment_app(), now=datetime.now(timezone.utc),
-                                   host_json=str(ROOT / "host.json")) as rt:
+        with LocalFunctionsRuntime(_containment_app(), now=datetime.now(UTC), host_json=str(ROOT / "host.json")) as rt:
             # Warm-up: tables, clients, tokens, imports, and the region's quarantine NSG.
             for i in range(5):
                 vm, _ = _seed_vm(fake, f"warm-{i}")
@@ -122,8 +133,9 @@ def main() -> None:
                 put = fake.last_request("PUT", nic.rsplit("/", 1)[-1])
                 latencies.append(put.timestamp - t0)
             wall = time.perf_counter() - started
-            assert all(fake.get_resource(nic)["properties"].get("networkSecurityGroup")
-                       for _, nic in seeded[:len(latencies)])
+            assert all(
+                fake.get_resource(nic)["properties"].get("networkSecurityGroup") for _, nic in seeded[: len(latencies)]
+            )
 
     def show(requests: list) -> str:
         def what(r) -> str:
@@ -131,18 +143,27 @@ def main() -> None:
             if r.api == "graph":  # /v1.0/users/{id}[/action]
                 return parts[-1] if len(parts) > 3 else parts[1]
             return parts[-2]  # .../{type}/{name}
+
         return ", ".join(f"{r.method} {what(r)}" for r in requests)
 
     print("   requests per containment (ARM + Graph round trips, tokens excluded):")
-    print(f"     VM, 1 NIC, quarantine NSG exists: {len(vm_requests)} (minimum the API allows: 3; "
-          f"ratio {len(vm_requests) / 3:.2f}x) — {show(vm_requests)}")
-    print(f"     user lockout:                      {len(user_requests)} (minimum the API allows: 2; "
-          f"ratio {len(user_requests) / 2:.2f}x) — {show(user_requests)}")
-    print(f"   ingest → last containment request on the fake, {len(latencies)} of {N} P1 alerts one at a time "
-          "(HTTP handler, runbook + containment orchestrations on the local durable host, Azurite evidence):")
-    print(f"     p50 {_pct(latencies, 50) * 1000:.0f} ms, p99 {_pct(latencies, 99) * 1000:.0f} ms, "
-          f"mean {statistics.mean(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; "
-          f"{len(latencies) / wall:.1f} P1 alerts/s end to end")
+    print(
+        f"     VM, 1 NIC, quarantine NSG exists: {len(vm_requests)} (minimum the API allows: 3; "
+        f"ratio {len(vm_requests) / 3:.2f}x) — {show(vm_requests)}"
+    )
+    print(
+        f"     user lockout:                      {len(user_requests)} (minimum the API allows: 2; "
+        f"ratio {len(user_requests) / 2:.2f}x) — {show(user_requests)}"
+    )
+    print(
+        f"   ingest → last containment request on the fake, {len(latencies)} of {N} P1 alerts one at a time "
+        "(HTTP handler, runbook + containment orchestrations on the local durable host, Azurite evidence):"
+    )
+    print(
+        f"     p50 {_pct(latencies, 50) * 1000:.0f} ms, p99 {_pct(latencies, 99) * 1000:.0f} ms, "
+        f"mean {statistics.mean(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; "
+        f"{len(latencies) / wall:.1f} P1 alerts/s end to end"
+    )
     print(f"     p99 / p50: {_pct(latencies, 99) / _pct(latencies, 50):.2f}x")
 
 

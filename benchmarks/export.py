@@ -12,6 +12,7 @@ Seeding uses hand-built ``$batch`` requests sent through the SDK's pipeline
 per batch building and parsing MIME parts in Python, which would put seeding
 alone past the time budget.
 """
+
 from __future__ import annotations
 
 import gc
@@ -22,13 +23,13 @@ import time
 import tracemalloc
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 INCIDENTS, EVENTS_EACH = 200, 500
 SMALL_INCIDENTS = 20  # 10,000 events
-UTC = timezone.utc
+UTC = UTC
 YEAR_START = datetime(2026, 1, 1, 6, tzinfo=UTC)
 SPACING = timedelta(days=365) / INCIDENTS
 
@@ -55,17 +56,28 @@ def _batch_sender(table_client):
         b, c = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
         parts = [f"--{b}\r\nContent-Type: multipart/mixed; boundary={c}\r\n\r\n"]
         for e in entities:
-            parts.append(f"--{c}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
-                         f"POST {account}/{name} HTTP/1.1\r\nContent-Type: application/json\r\n"
-                         f"Accept: application/json;odata=minimalmetadata\r\nPrefer: return-no-content\r\n"
-                         f"DataServiceVersion: 3.0\r\n\r\n{json.dumps(e, ensure_ascii=False)}\r\n")
+            parts.append(
+                f"--{c}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+                f"POST {account}/{name} HTTP/1.1\r\nContent-Type: application/json\r\n"
+                f"Accept: application/json;odata=minimalmetadata\r\nPrefer: return-no-content\r\n"
+                f"DataServiceVersion: 3.0\r\n\r\n{json.dumps(e, ensure_ascii=False)}\r\n"
+            )
         parts.append(f"--{c}--\r\n\r\n--{b}--\r\n")
-        request = HttpRequest("POST", f"{account}/$batch", content="".join(parts).encode("utf-8"), headers={
-            "Content-Type": f"multipart/mixed; boundary={b}", "x-ms-version": "2019-02-02",
-            "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json"})
+        request = HttpRequest(
+            "POST",
+            f"{account}/$batch",
+            content="".join(parts).encode("utf-8"),
+            headers={
+                "Content-Type": f"multipart/mixed; boundary={b}",
+                "x-ms-version": "2019-02-02",
+                "DataServiceVersion": "3.0",
+                "MaxDataServiceVersion": "3.0;NetFx",
+                "Accept": "application/json",
+            },
+        )
         response = table_client._client.send_request(request, stream=True)
         text = response.read().decode("utf-8", "replace")
-        if response.status_code != 202 or " 201 " not in text and " 204 " not in text:
+        if response.status_code != 202 or (" 201 " not in text and " 204 " not in text):
             raise RuntimeError(f"batch refused: {response.status_code} {text[:300]}")
 
     return send
@@ -91,22 +103,33 @@ def seed(store, service) -> tuple[datetime, datetime]:
 
     for k in range(INCIDENTS):
         created = YEAR_START + SPACING * k
-        alert = Alert(source="bench", source_id=str(k), dedupe_keys=[f"bench:{k}"], title=f"Benchmark incident {k}",
-                      observed_at=created)
+        alert = Alert(
+            source="bench",
+            source_id=str(k),
+            dedupe_keys=[f"bench:{k}"],
+            title=f"Benchmark incident {k}",
+            observed_at=created,
+        )
         decision = TriageDecision(score=5, priority=Priority.P3, rules_fired=[], rules_version="bench")
         incident = open_incident(f"INC-BENCH-{k:05d}", alert, decision, None, "UTC", created, created)
         slots.acquire()
-        pending.append(pool.submit(store.create_incident,
-                                   incident.model_copy(update={"partner_id": "contoso" if k % 2 else None})))
+        pending.append(
+            pool.submit(store.create_incident, incident.model_copy(update={"partner_id": "contoso" if k % 2 else None}))
+        )
         pending[-1].add_done_callback(lambda _: slots.release())
-        drafts = [EventDraft(event_type=f"bench.{phases[i % 7].value.lower()}", phase=phases[i % 7],
-                             occurred_at=created + timedelta(minutes=i),
-                             summary=f"=Step {i} of incident {k}: résumé, \"quoted\"",
-                             data={"step": i, "detail": "x" * 120, "entities": [{"kind": "ip", "address": "10.0.0.1"}]})
-                  for i in range(EVENTS_EACH)]
+        drafts = [
+            EventDraft(
+                event_type=f"bench.{phases[i % 7].value.lower()}",
+                phase=phases[i % 7],
+                occurred_at=created + timedelta(minutes=i),
+                summary=f'=Step {i} of incident {k}: résumé, "quoted"',
+                data={"step": i, "detail": "x" * 120, "entities": [{"kind": "ip", "address": "10.0.0.1"}]},
+            )
+            for i in range(EVENTS_EACH)
+        ]
         rows = [TableEvidenceStore._event_entity(ev) for ev in chain(incident.id, drafts, 0, GENESIS_HASH)]
         for i in range(0, len(rows), 100):
-            submit(rows[i:i + 100])
+            submit(rows[i : i + 100])
     pool.shutdown(wait=True)
     for future in pending:
         future.result()  # re-raise a refused batch
@@ -147,7 +170,9 @@ def main() -> None:
         small_from, small_to = seed(store, service)
         seeding = time.perf_counter() - t0
         small = ExportQuery(occurred_from=small_from, occurred_before=small_to)
-        full = ExportQuery(occurred_from=datetime(2026, 1, 1, tzinfo=UTC), occurred_before=datetime(2027, 1, 1, tzinfo=UTC))
+        full = ExportQuery(
+            occurred_from=datetime(2026, 1, 1, tzinfo=UTC), occurred_before=datetime(2027, 1, 1, tzinfo=UTC)
+        )
         _export(store, ExportQuery(incident_id="INC-BENCH-00000"))  # warm-up: imports, connections
         results = {}
         for label, query in (("10,000", small), ("100,000", full)):
@@ -157,10 +182,14 @@ def main() -> None:
 
     print(f"   seeded {INCIDENTS * EVENTS_EACH:,} events ({INCIDENTS} incidents) in batches of 100: {seeding:.1f} s")
     for label, (rows, secs, peak) in results.items():
-        print(f"   {label:>7} events → CSV: {rows:,} rows in {secs:.1f} s = {rows / secs:,.0f} events/s; "
-              f"peak traced memory {peak / 1024 / 1024:.1f} MiB")
+        print(
+            f"   {label:>7} events → CSV: {rows:,} rows in {secs:.1f} s = {rows / secs:,.0f} events/s; "
+            f"peak traced memory {peak / 1024 / 1024:.1f} MiB"
+        )
     small_peak, full_peak = results["10,000"][2], results["100,000"][2]
-    print(f"   ratio peak memory 100,000 / 10,000 events: {full_peak / small_peak:.2f}x (flat: ≈ 1; 10x would be linear)")
+    print(
+        f"   ratio peak memory 100,000 / 10,000 events: {full_peak / small_peak:.2f}x (flat: ≈ 1; 10x would be linear)"
+    )
     assert results["10,000"][0] == 10_000 and results["100,000"][0] == 100_000, "row counts"
 
 

@@ -6,6 +6,7 @@ bare minimum the design needs: the same six table round trips (alert-index
 look-up, entity-index look-up, alert claim, timeline transaction, incident
 insert, entity-index transaction) made directly with azure-data-tables.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import statistics
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,10 +22,18 @@ N = 1000
 
 
 def _alert(i: int) -> dict:
-    return {"source": "bench", "id": f"bench-{i}-{uuid.uuid4().hex[:8]}", "title": f"Benchmark alert {i}",
-            "score": 5, "observedAt": "2026-11-22T10:00:00Z", "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-            "entities": [{"kind": "ip", "address": f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"},
-                         {"kind": "host", "name": f"bench-host-{i}"}]}
+    return {
+        "source": "bench",
+        "id": f"bench-{i}-{uuid.uuid4().hex[:8]}",
+        "title": f"Benchmark alert {i}",
+        "score": 5,
+        "observedAt": "2026-11-22T10:00:00Z",
+        "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "entities": [
+            {"kind": "ip", "address": f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"},
+            {"kind": "host", "name": f"bench-host-{i}"},
+        ],
+    }
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -47,16 +56,24 @@ def _baseline(conn: str, n: int) -> list[float]:
         key = uuid.uuid4().hex
         started = time.perf_counter()
         list(tables["BAlertIndex"].query_entities(f"PartitionKey eq '{key}'"))
-        list(tables["BEntityIndex"].query_entities(f"PartitionKey eq 'p' and (RowKey eq '{key}a' or RowKey eq '{key}b')"))
+        list(
+            tables["BEntityIndex"].query_entities(f"PartitionKey eq 'p' and (RowKey eq '{key}a' or RowKey eq '{key}b')")
+        )
         tables["BAlertIndex"].create_entity({"PartitionKey": key, "RowKey": "", "incidentId": key})
-        tables["BTimeline"].submit_transaction([
-            ("create", {"PartitionKey": key, "RowKey": "0000000001", "data0": doc[:800]}),
-            ("create", {"PartitionKey": key, "RowKey": "0000000002", "data0": doc[:800]}),
-            ("create", {"PartitionKey": key, "RowKey": "~head", "lastSeq": 2})])
+        tables["BTimeline"].submit_transaction(
+            [
+                ("create", {"PartitionKey": key, "RowKey": "0000000001", "data0": doc[:800]}),
+                ("create", {"PartitionKey": key, "RowKey": "0000000002", "data0": doc[:800]}),
+                ("create", {"PartitionKey": key, "RowKey": "~head", "lastSeq": 2}),
+            ]
+        )
         tables["BIncidents"].create_entity({"PartitionKey": key, "RowKey": "incident", "doc0": doc})
-        tables["BEntityIndex"].submit_transaction([
-            ("upsert", {"PartitionKey": "p", "RowKey": f"{key}a", "incidentId": key}),
-            ("upsert", {"PartitionKey": "p", "RowKey": f"{key}b", "incidentId": key})])
+        tables["BEntityIndex"].submit_transaction(
+            [
+                ("upsert", {"PartitionKey": "p", "RowKey": f"{key}a", "incidentId": key}),
+                ("upsert", {"PartitionKey": "p", "RowKey": f"{key}b", "incidentId": key}),
+            ]
+        )
         times.append(time.perf_counter() - started)
     return times
 
@@ -68,8 +85,9 @@ def main() -> None:
         from devtools.functions_runtime import LocalFunctionsRuntime
         from function_app import build_app
 
-        with LocalFunctionsRuntime(build_app(), now=datetime.now(timezone.utc), auto_run=False,
-                                   host_json=str(ROOT / "host.json")) as rt:
+        with LocalFunctionsRuntime(
+            build_app(), now=datetime.now(UTC), auto_run=False, host_json=str(ROOT / "host.json")
+        ) as rt:
             for i in range(20):  # warm-up: tables, clients, imports
                 rt.http("POST", "/api/alerts", body=_alert(-i - 1))
             latencies = []
@@ -86,18 +104,29 @@ def main() -> None:
             bodies = [json.dumps(_alert(N + i)).encode() for i in range(concurrent_n)]
             t0 = time.perf_counter()
             with ThreadPoolExecutor(workers) as pool:
-                codes = list(pool.map(lambda b: rt.http("POST", "/api/alerts", body=b,
-                                                        headers={"content-type": "application/json"}).status_code,
-                                      bodies))
+                codes = list(
+                    pool.map(
+                        lambda b: (
+                            rt.http(
+                                "POST", "/api/alerts", body=b, headers={"content-type": "application/json"}
+                            ).status_code
+                        ),
+                        bodies,
+                    )
+                )
             concurrent_wall = time.perf_counter() - t0
             assert set(codes) == {202}
         baseline = _baseline(azurite.connection_string, N)
 
     mean, base_mean = statistics.mean(latencies), statistics.mean(baseline)
     print(f"   {N} alerts, one at a time, through POST /api/alerts → new incident + timeline on Azurite")
-    print(f"   throughput: {N / wall:.0f} alerts/s; latency p50 {_pct(latencies, 50) * 1000:.1f} ms, "
-          f"p99 {_pct(latencies, 99) * 1000:.1f} ms, mean {mean * 1000:.1f} ms")
+    print(
+        f"   throughput: {N / wall:.0f} alerts/s; latency p50 {_pct(latencies, 50) * 1000:.1f} ms, "
+        f"p99 {_pct(latencies, 99) * 1000:.1f} ms, mean {mean * 1000:.1f} ms"
+    )
     print(f"   {concurrent_n} alerts with {workers} concurrent callers: {concurrent_n / concurrent_wall:.0f} alerts/s")
-    print(f"   bare minimum (the 6 table round trips the design needs, made directly): mean {base_mean * 1000:.1f} ms, "
-          f"p50 {_pct(baseline, 50) * 1000:.1f} ms")
+    print(
+        f"   bare minimum (the 6 table round trips the design needs, made directly): mean {base_mean * 1000:.1f} ms, "
+        f"p50 {_pct(baseline, 50) * 1000:.1f} ms"
+    )
     print(f"   ratio ingest / bare minimum: {mean / base_mean:.2f}x (target <= 1.5x)")

@@ -8,6 +8,7 @@ sendMail and createCall requests arrived. The ratio compares the notify part
 (after ingest answered) with the bare minimum: one sendMail plus one
 createCall made directly with the same SDK clients.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import os
 import statistics
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,10 +27,15 @@ SENDER = "soc-responder@soc.example"
 
 
 def _alert(i: int) -> dict:
-    return {"source": "bench", "id": f"notify-{i}-{uuid.uuid4().hex[:8]}", "title": f"Ransomware behaviour {i}",
-            "score": 10, "observedAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-            "entities": [{"kind": "networkDevice", "name": f"fgt-bench-{i}"}]}
+    return {
+        "source": "bench",
+        "id": f"notify-{i}-{uuid.uuid4().hex[:8]}",
+        "title": f"Ransomware behaviour {i}",
+        "score": 10,
+        "observedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "entities": [{"kind": "networkDevice", "name": f"fgt-bench-{i}"}],
+    }
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -65,14 +71,21 @@ def main() -> None:
 
     saved = dict(os.environ)
     try:
-        with local_azure({"RESPONSE_MODE": "dry-run", "MAIL_SENDER": SENDER, "ACS_CALLER_ID": "+15555550000",
-                          "CALLBACK_BASE_URL": "https://soc-responder.example"}) as (azurite, fake):
+        with local_azure(
+            {
+                "RESPONSE_MODE": "dry-run",
+                "MAIL_SENDER": SENDER,
+                "ACS_CALLER_ID": "+15555550000",
+                "CALLBACK_BASE_URL": "https://soc-responder.example",
+            }
+        ) as (azurite, fake):
             fake.add_mailbox(SENDER)
             from devtools.functions_runtime import LocalFunctionsRuntime
             from function_app import build_app
 
-            with LocalFunctionsRuntime(build_app(), now=datetime.now(timezone.utc), auto_run=False,
-                                       host_json=str(ROOT / "host.json")) as rt:
+            with LocalFunctionsRuntime(
+                build_app(), now=datetime.now(UTC), auto_run=False, host_json=str(ROOT / "host.json")
+            ) as rt:
                 for i in range(10):  # warm-up: tables, clients, imports
                     rt.http("POST", "/api/alerts", body=_alert(-i - 1))
                     rt.durable.run_until_idle()
@@ -108,8 +121,13 @@ def main() -> None:
                         first_call.setdefault(iid, r.timestamp - sent[iid])
                 n = len(sent)
                 assert len(first_mail) == n and len(first_call) == n, (n, len(first_mail), len(first_call))
-                calls = len([c for c in fake.calls() if parse_qs(urlsplit(c.callback_uri).query)
-                             .get("incidentId", [""])[0] in sent])
+                calls = len(
+                    [
+                        c
+                        for c in fake.calls()
+                        if parse_qs(urlsplit(c.callback_uri).query).get("incidentId", [""])[0] in sent
+                    ]
+                )
             baseline = _baseline(30)
     finally:
         os.environ.clear()
@@ -119,15 +137,19 @@ def main() -> None:
     ingest = list(answered.values())
     to_mail, to_call = list(first_mail.values()), list(first_call.values())
     notify_part = [first_call[i] - answered[i] for i in sent]
-    print(f"   {n} P1 alerts (of {N}; {BUDGET_SECONDS:.0f} s budget) through POST /api/alerts, runbook and "
-          "escalation on the durable host, Graph/ACS fake")
+    print(
+        f"   {n} P1 alerts (of {N}; {BUDGET_SECONDS:.0f} s budget) through POST /api/alerts, runbook and "
+        "escalation on the durable host, Graph/ACS fake"
+    )
     print(f"   ingest answered (202):      {_ms(ingest)}")
     print(f"   ingest → first email:       {_ms(to_mail)}")
     print(f"   ingest → first call:        {_ms(to_call)}")
     print(f"   {n / wall:.1f} P1 incidents/s end to end; {calls} calls placed ({calls / n:.1f} per incident)")
     print(f"   bare minimum (1 sendMail + 1 createCall, direct): mean {statistics.mean(baseline) * 1000:.1f} ms")
-    print(f"   ratio notify part (after 202 → first call) / bare minimum: "
-          f"{statistics.median(notify_part) / statistics.median(baseline):.2f}x (median)")
+    print(
+        f"   ratio notify part (after 202 → first call) / bare minimum: "
+        f"{statistics.median(notify_part) / statistics.median(baseline):.2f}x (median)"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 3. The comment renderer on a large incident (150 alerts, 200 actions, 400
    notification rows): time per render and size against the 30,000 limit.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,7 +23,7 @@ import json
 import statistics
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,29 +68,77 @@ def _timed(fn, *args) -> tuple[float, object]:
 
 
 def _render_figures() -> tuple[float, int]:
-    from shared.models import (AlertSummary, Entity, EntityKind, Incident, IncidentStatus, Priority, RuleHit,
-                               SlaClocks, TriageDecision)
+    from shared.models import (
+        AlertSummary,
+        Entity,
+        EntityKind,
+        Incident,
+        IncidentStatus,
+        Priority,
+        RuleHit,
+        SlaClocks,
+        TriageDecision,
+    )
     from shared.writeback.comment import CommentView, render_comment
 
-    t0 = datetime(2026, 11, 21, tzinfo=timezone.utc)
-    alerts = [AlertSummary(key=f"k{i}", source="generic", source_id=str(i), title=f"Beacon #{i} " + "x" * 200,
-                           severity="High", score=8, priority=Priority.P1, observed_at=t0, received_at=t0)
-              for i in range(150)]
-    incident = Incident(id="INC-bench", partner_id=None, title="t", priority=Priority.P1, score=10,
-                        status=IncidentStatus.CONTAINED, created_at=t0, updated_at=t0, first_seen_at=t0,
-                        last_seen_at=t0, alerts=alerts, alert_count=150,
-                        entities=[Entity(kind=EntityKind.HOST, name="vm")],
-                        triage=TriageDecision(score=10, priority=Priority.P1, rules_version="v", rules_fired=[
-                            RuleHit(rule_id=f"r{i}", description="d" * 100, effect="+1", score_after=10)
-                            for i in range(12)]),
-                        sla=SlaClocks(received_at=t0, triaged_at=t0, triage_due=t0, first_response_due=t0,
-                                      response_sla_due=t0))
-    view = CommentView(incident=incident, evidence_url="https://soc.example/api/incidents/INC-bench",
-                       actions=[{"result": f"vm-{i} isolated: quarantine NSG attached to 2 of 2 NIC(s)",
-                                 "status": "contained"} for i in range(200)],
-                       notifications=[{"channel": "call", "contactName": "Dana", "recipient": "+15555550100",
-                                       "attempt": i, "status": "no-answer", "placedAt": f"2026-11-21T{i % 24:02d}:00Z"}
-                                      for i in range(400)])
+    t0 = datetime(2026, 11, 21, tzinfo=UTC)
+    alerts = [
+        AlertSummary(
+            key=f"k{i}",
+            source="generic",
+            source_id=str(i),
+            title=f"Beacon #{i} " + "x" * 200,
+            severity="High",
+            score=8,
+            priority=Priority.P1,
+            observed_at=t0,
+            received_at=t0,
+        )
+        for i in range(150)
+    ]
+    incident = Incident(
+        id="INC-bench",
+        partner_id=None,
+        title="t",
+        priority=Priority.P1,
+        score=10,
+        status=IncidentStatus.CONTAINED,
+        created_at=t0,
+        updated_at=t0,
+        first_seen_at=t0,
+        last_seen_at=t0,
+        alerts=alerts,
+        alert_count=150,
+        entities=[Entity(kind=EntityKind.HOST, name="vm")],
+        triage=TriageDecision(
+            score=10,
+            priority=Priority.P1,
+            rules_version="v",
+            rules_fired=[
+                RuleHit(rule_id=f"r{i}", description="d" * 100, effect="+1", score_after=10) for i in range(12)
+            ],
+        ),
+        sla=SlaClocks(received_at=t0, triaged_at=t0, triage_due=t0, first_response_due=t0, response_sla_due=t0),
+    )
+    view = CommentView(
+        incident=incident,
+        evidence_url="https://soc.example/api/incidents/INC-bench",
+        actions=[
+            {"result": f"vm-{i} isolated: quarantine NSG attached to 2 of 2 NIC(s)", "status": "contained"}
+            for i in range(200)
+        ],
+        notifications=[
+            {
+                "channel": "call",
+                "contactName": "Dana",
+                "recipient": "+15555550100",
+                "attempt": i,
+                "status": "no-answer",
+                "placedAt": f"2026-11-21T{i % 24:02d}:00Z",
+            }
+            for i in range(400)
+        ],
+    )
     runs = 50
     started = time.perf_counter()
     for _ in range(runs):
@@ -100,8 +149,13 @@ def _render_figures() -> tuple[float, int]:
 def main() -> None:
     from devtools.local_azure import local_azure
 
-    with local_azure({"RESPONSE_MODE": "enforce", "WRITEBACK_TARGETS": "sentinel",
-                      "CALLBACK_BASE_URL": "https://soc-responder.example"}) as (azurite, fake):
+    with local_azure(
+        {
+            "RESPONSE_MODE": "enforce",
+            "WRITEBACK_TARGETS": "sentinel",
+            "CALLBACK_BASE_URL": "https://soc-responder.example",
+        }
+    ) as (azurite, fake):
         from shared import runtime
         from shared.intake import sentinel
         from shared.models import Priority
@@ -112,7 +166,7 @@ def main() -> None:
         for _ in range(N + 1):
             payload = _payload()
             _seed(fake, payload)
-            incidents.append(ctx.ingest.ingest(sentinel.parse(payload, datetime.now(timezone.utc))).incident_id)
+            incidents.append(ctx.ingest.ingest(sentinel.parse(payload, datetime.now(UTC))).incident_id)
         warm = incidents.pop()
         ctx.writeback.write_back(warm)  # tables, token, client, imports
 
@@ -136,28 +190,40 @@ def main() -> None:
 
         ctx.writeback.sync()  # records every incident's mark
         fake.clear_log()
-        now = datetime.now(timezone.utc) + timedelta(seconds=1)
+        now = datetime.now(UTC) + timedelta(seconds=1)
         sync_seconds, report = _timed(ctx.writeback.sync, now)
         sync_requests = len(_sentinel_requests(fake))
         runtime.reset()
 
     render_seconds, render_chars = _render_figures()
     print("   Sentinel round trips per projection (ARM, tokens excluded), real ARM pipeline client → HTTPS fake:")
-    print(f"     first write-back (status, labels, comment): {first_requests:.1f} "
-          f"(minimum for an ETag-safe client: 3; ratio {first_requests / 3:.2f}x)")
-    print(f"     after a priority change (severity, labels, comment): {changed_requests:.1f} "
-          f"(minimum 3; ratio {changed_requests / 3:.2f}x)")
+    print(
+        f"     first write-back (status, labels, comment): {first_requests:.1f} "
+        f"(minimum for an ETag-safe client: 3; ratio {first_requests / 3:.2f}x)"
+    )
+    print(
+        f"     after a priority change (severity, labels, comment): {changed_requests:.1f} "
+        f"(minimum 3; ratio {changed_requests / 3:.2f}x)"
+    )
     print(f"     nothing changed on our side (timer passes, echoes of our own writes): {idle_requests:.1f} (minimum 0)")
-    print(f"   latency per projection over {N} incidents (Azurite evidence + fake Sentinel; one ARM round trip to the "
-          f"loopback fake alone takes {one * 1000:.0f} ms):")
+    print(
+        f"   latency per projection over {N} incidents (Azurite evidence + fake Sentinel; one ARM round trip to the "
+        f"loopback fake alone takes {one * 1000:.0f} ms):"
+    )
     for label, values in (("first write-back", first), ("after a change", changed), ("nothing to do", idle)):
-        print(f"     {label:17} p50 {_pct(values, 50) * 1000:6.1f} ms, p99 {_pct(values, 99) * 1000:6.1f} ms, "
-              f"mean {statistics.mean(values) * 1000:6.1f} ms")
+        print(
+            f"     {label:17} p50 {_pct(values, 50) * 1000:6.1f} ms, p99 {_pct(values, 99) * 1000:6.1f} ms, "
+            f"mean {statistics.mean(values) * 1000:6.1f} ms"
+        )
     print(f"     nothing-to-do / first write-back (p50): {_pct(idle, 50) / _pct(first, 50):.2f}x")
-    print(f"   writeback_sync pass over {report['checked']} incidents, none changed: {sync_seconds * 1000:.0f} ms "
-          f"({sync_seconds * 1000 / max(1, report['checked']):.1f} ms per incident), {sync_requests} Sentinel requests")
-    print(f"   comment for 150 alerts / 200 actions / 400 notification rows: {render_chars} characters "
-          f"({render_chars / 30_000:.0%} of Sentinel's 30,000), {render_seconds * 1000:.2f} ms per render")
+    print(
+        f"   writeback_sync pass over {report['checked']} incidents, none changed: {sync_seconds * 1000:.0f} ms "
+        f"({sync_seconds * 1000 / max(1, report['checked']):.1f} ms per incident), {sync_requests} Sentinel requests"
+    )
+    print(
+        f"   comment for 150 alerts / 200 actions / 400 notification rows: {render_chars} characters "
+        f"({render_chars / 30_000:.0%} of Sentinel's 30,000), {render_seconds * 1000:.2f} ms per render"
+    )
 
 
 if __name__ == "__main__":

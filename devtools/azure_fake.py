@@ -23,6 +23,7 @@ path (``inject()``); ``reset()`` gives a fresh state between tests.
 
 Only the standard library and ``trustme`` are used.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,17 +40,18 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = [
     "AzureFake",
     "CallRecord",
-    "Fault",
     "FakeResponse",
+    "Fault",
     "ManagedIdentityEndpoint",
     "RecordedRequest",
     "SentMail",
@@ -295,7 +297,7 @@ class CallRecord:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _etag() -> str:
@@ -399,12 +401,25 @@ def parse_arm_path(path: str) -> ArmPath | None:
 # (which the SDKs send without read-only fields) leaves them out.
 _READ_ONLY = {
     "microsoft.network/networkinterfaces": {
-        "virtualMachine", "privateEndpoint", "tapConfigurations", "macAddress", "primary",
-        "vnetEncryptionSupported", "defaultOutboundConnectivityEnabled", "hostedWorkloads",
-        "dscpConfiguration", "resourceGuid", "provisioningState",
+        "virtualMachine",
+        "privateEndpoint",
+        "tapConfigurations",
+        "macAddress",
+        "primary",
+        "vnetEncryptionSupported",
+        "defaultOutboundConnectivityEnabled",
+        "hostedWorkloads",
+        "dscpConfiguration",
+        "resourceGuid",
+        "provisioningState",
     },
     "microsoft.network/networksecuritygroups": {
-        "defaultSecurityRules", "networkInterfaces", "subnets", "flowLogs", "resourceGuid", "provisioningState",
+        "defaultSecurityRules",
+        "networkInterfaces",
+        "subnets",
+        "flowLogs",
+        "resourceGuid",
+        "provisioningState",
     },
     "microsoft.compute/virtualmachines": {"vmId", "timeCreated", "instanceView", "provisioningState"},
     "*": {"provisioningState", "resourceGuid"},
@@ -427,8 +442,17 @@ _NSG = "microsoft.network/networksecuritygroups"
 _VM = "microsoft.compute/virtualmachines"
 
 _GRAPH_USER_DEFAULT_PROPERTIES = (
-    "businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-    "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id",
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
 )
 
 # ACS Call Automation: action -> success status the SDK (1.6, API 2026-03-12) expects.
@@ -477,11 +501,43 @@ def _default_security_rules(nsg_id: str) -> list[dict]:
         }
 
     return [
-        rule("AllowVnetInBound", 65000, "Inbound", "Allow", "VirtualNetwork", "VirtualNetwork", "Allow inbound traffic from all VMs in VNET"),
-        rule("AllowAzureLoadBalancerInBound", 65001, "Inbound", "Allow", "AzureLoadBalancer", "*", "Allow inbound traffic from azure load balancer"),
+        rule(
+            "AllowVnetInBound",
+            65000,
+            "Inbound",
+            "Allow",
+            "VirtualNetwork",
+            "VirtualNetwork",
+            "Allow inbound traffic from all VMs in VNET",
+        ),
+        rule(
+            "AllowAzureLoadBalancerInBound",
+            65001,
+            "Inbound",
+            "Allow",
+            "AzureLoadBalancer",
+            "*",
+            "Allow inbound traffic from azure load balancer",
+        ),
         rule("DenyAllInBound", 65500, "Inbound", "Deny", "*", "*", "Deny all inbound traffic"),
-        rule("AllowVnetOutBound", 65000, "Outbound", "Allow", "VirtualNetwork", "VirtualNetwork", "Allow outbound traffic from all VMs to all VMs in VNET"),
-        rule("AllowInternetOutBound", 65001, "Outbound", "Allow", "*", "Internet", "Allow outbound traffic from all VMs to Internet"),
+        rule(
+            "AllowVnetOutBound",
+            65000,
+            "Outbound",
+            "Allow",
+            "VirtualNetwork",
+            "VirtualNetwork",
+            "Allow outbound traffic from all VMs to all VMs in VNET",
+        ),
+        rule(
+            "AllowInternetOutBound",
+            65001,
+            "Outbound",
+            "Allow",
+            "*",
+            "Internet",
+            "Allow outbound traffic from all VMs to Internet",
+        ),
         rule("DenyAllOutBound", 65500, "Outbound", "Deny", "*", "*", "Deny all outbound traffic"),
     ]
 
@@ -524,7 +580,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.request = ctx.wrap_socket(self.request, server_side=True)
         super().setup()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _read_body(self) -> bytes:
@@ -548,7 +604,11 @@ class _Handler(BaseHTTPRequestHandler):
         headers = Headers(self.headers.items())
         try:
             resp = self.server.app.handle_request(  # type: ignore[attr-defined]
-                self.server.kind, self.command, self.path, headers, body  # type: ignore[attr-defined]
+                self.server.kind,
+                self.command,
+                self.path,
+                headers,
+                body,  # type: ignore[attr-defined]
             )
         except Exception:  # pragma: no cover - the fake itself broke
             traceback.print_exc()
@@ -617,8 +677,12 @@ class _Server(ThreadingHTTPServer):
 
 
 def _serve(server: _Server) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
-                              name=f"azure-fake-{server.kind}-{server.server_address[1]}")
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        daemon=True,
+        name=f"azure-fake-{server.kind}-{server.server_address[1]}",
+    )
     thread.start()
     return thread
 
@@ -663,7 +727,7 @@ class ManagedIdentityEndpoint:
         self._thread: threading.Thread | None = None
 
     # lifecycle -------------------------------------------------------------
-    def start(self, app: Any = None) -> "ManagedIdentityEndpoint":
+    def start(self, app: Any = None) -> ManagedIdentityEndpoint:
         if self._server is None:
             self._server = _Server((self.host, 0), app or self, "token", None)
             self._thread = _serve(self._server)
@@ -675,7 +739,7 @@ class ManagedIdentityEndpoint:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "ManagedIdentityEndpoint":
+    def __enter__(self) -> ManagedIdentityEndpoint:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -732,19 +796,31 @@ class ManagedIdentityEndpoint:
         if not resource:
             return FakeResponse(400, {"statusCode": 400, "message": "resource is required."})
         grant = self.issue_token(resource, req.query.get("client_id"))
-        return FakeResponse(200, {
-            "access_token": grant.token,
-            "expires_on": str(grant.expires_on),
-            "resource": resource,
-            "token_type": "Bearer",
-            "client_id": grant.client_id or "00000000-0000-0000-0000-00000000f4ce",
-        })
+        return FakeResponse(
+            200,
+            {
+                "access_token": grant.token,
+                "expires_on": str(grant.expires_on),
+                "resource": resource,
+                "token_type": "Bearer",
+                "client_id": grant.client_id or "00000000-0000-0000-0000-00000000f4ce",
+            },
+        )
 
     # stand-alone app protocol ---------------------------------------------
     def handle_request(self, kind: str, method: str, raw_path: str, headers: Headers, raw: bytes) -> FakeResponse:
         split = urlsplit(raw_path)
-        req = RecordedRequest(method, unquote(split.path), raw_path, dict(parse_qsl(split.query, keep_blank_values=True)),
-                              headers, _parse_body(raw, headers), raw, time.time(), "token")
+        req = RecordedRequest(
+            method,
+            unquote(split.path),
+            raw_path,
+            dict(parse_qsl(split.query, keep_blank_values=True)),
+            headers,
+            _parse_body(raw, headers),
+            raw,
+            time.time(),
+            "token",
+        )
         return self.answer(req)
 
 
@@ -807,7 +883,7 @@ class AzureFake:
         #: ``set_log_analytics_tables``.
         self.log_analytics_handler: Callable[[str, dict], Any] | None = None
 
-    def start(self) -> "AzureFake":
+    def start(self) -> AzureFake:
         if self._server is not None:
             return self
         import trustme  # dev dependency, imported only when a fake starts
@@ -844,7 +920,7 @@ class AzureFake:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "AzureFake":
+    def __enter__(self) -> AzureFake:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -892,7 +968,9 @@ class AzureFake:
 
     def environment(self) -> dict[str, str]:
         """Environment variables pointing the app (and the SDKs) at the fake."""
-        no_proxy = ",".join(x for x in (os.environ.get("NO_PROXY") or os.environ.get("no_proxy"), "127.0.0.1,localhost") if x)
+        no_proxy = ",".join(
+            x for x in (os.environ.get("NO_PROXY") or os.environ.get("no_proxy"), "127.0.0.1,localhost") if x
+        )
         return {
             "ARM_ENDPOINT": self.url,
             "GRAPH_ENDPOINT": self.url,
@@ -914,8 +992,14 @@ class AzureFake:
         return self.identity.token_requests()
 
     # ------------------------------------------------------------------ request log
-    def requests(self, method: str | None = None, path_contains: str | None = None, *,
-                 api: str | None = None, include_tokens: bool = False) -> list[RecordedRequest]:
+    def requests(
+        self,
+        method: str | None = None,
+        path_contains: str | None = None,
+        *,
+        api: str | None = None,
+        include_tokens: bool = False,
+    ) -> list[RecordedRequest]:
         """Recorded requests, oldest first, filtered (path_contains ignores case)."""
         with self._lock:
             log = list(self._log)
@@ -935,13 +1019,20 @@ class AzureFake:
     def writes(self, api: str | None = None) -> list[RecordedRequest]:
         """Requests that may change something: every method but GET/HEAD/OPTIONS, except
         token requests and Log Analytics queries (POSTs that only read)."""
-        return [r for r in self.requests(api=api)
-                if r.method not in ("GET", "HEAD", "OPTIONS") and r.api not in ("token", "logs")]
+        return [
+            r
+            for r in self.requests(api=api)
+            if r.method not in ("GET", "HEAD", "OPTIONS") and r.api not in ("token", "logs")
+        ]
 
-    def last_request(self, method: str | None = None, path_contains: str | None = None, *, api: str | None = None) -> RecordedRequest:
+    def last_request(
+        self, method: str | None = None, path_contains: str | None = None, *, api: str | None = None
+    ) -> RecordedRequest:
         found = self.requests(method, path_contains, api=api)
         if not found:
-            raise AssertionError(f"no request {method or '*'} {path_contains or ''} api={api}; log: {self.requests(include_tokens=True)}")
+            raise AssertionError(
+                f"no request {method or '*'} {path_contains or ''} api={api}; log: {self.requests(include_tokens=True)}"
+            )
         return found[-1]
 
     def clear_log(self) -> None:
@@ -949,9 +1040,19 @@ class AzureFake:
             self._log.clear()
 
     # ------------------------------------------------------------------ faults and routes
-    def inject(self, method: str | None, path_regex: str, status: int | None = None, *,
-               headers: Mapping[str, str] | None = None, body: Any = None, times: int = 1,
-               delay_seconds: float = 0.0, drop_connection: bool = False, api: str | None = None) -> Fault:
+    def inject(
+        self,
+        method: str | None,
+        path_regex: str,
+        status: int | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        times: int = 1,
+        delay_seconds: float = 0.0,
+        drop_connection: bool = False,
+        api: str | None = None,
+    ) -> Fault:
         """Answer the next ``times`` requests matching method (None/"*": any) and
         ``path_regex`` (``re.search`` on the decoded path, no query) with a fault.
 
@@ -965,8 +1066,17 @@ class AzureFake:
         """
         if status is None and not delay_seconds and not drop_connection:
             raise ValueError("a fault needs a status, a delay or drop_connection")
-        fault = Fault(method, re.compile(path_regex, re.IGNORECASE), status, dict(headers or {}), body,
-                      times, float(delay_seconds), drop_connection, api)
+        fault = Fault(
+            method,
+            re.compile(path_regex, re.IGNORECASE),
+            status,
+            dict(headers or {}),
+            body,
+            times,
+            float(delay_seconds),
+            drop_connection,
+            api,
+        )
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -983,20 +1093,34 @@ class AzureFake:
         """Answer matching requests with ``handler(request, match)`` (after faults and auth,
         before the built-in routes). It returns a FakeResponse, a (status, body) tuple or a
         JSON body (200). Cleared by reset()."""
-        methods = None if method in (None, "*") else frozenset(
-            [method.upper()] if isinstance(method, str) else [m.upper() for m in method])
+        methods = (
+            None
+            if method in (None, "*")
+            else frozenset([method.upper()] if isinstance(method, str) else [m.upper() for m in method])
+        )
         with self._lock:
             self._routes.append((methods, re.compile(path_regex, re.IGNORECASE), handler))
 
     # ------------------------------------------------------------------ dispatch
-    def handle_request(self, kind: str, method: str, raw_path: str, headers: Headers, raw: bytes) -> FakeResponse | None:
+    def handle_request(
+        self, kind: str, method: str, raw_path: str, headers: Headers, raw: bytes
+    ) -> FakeResponse | None:
         split = urlsplit(raw_path)
         path = unquote(split.path)
         if len(path) > 1:
             path = path.rstrip("/")
         api = "token" if kind == "token" else _api_for(path)
-        req = RecordedRequest(method.upper(), path, raw_path, dict(parse_qsl(split.query, keep_blank_values=True)),
-                              headers, _parse_body(raw, headers), raw, time.time(), api)
+        req = RecordedRequest(
+            method.upper(),
+            path,
+            raw_path,
+            dict(parse_qsl(split.query, keep_blank_values=True)),
+            headers,
+            _parse_body(raw, headers),
+            raw,
+            time.time(),
+            api,
+        )
         with self._lock:
             self._log.append(req)
             abort = self._abort
@@ -1044,7 +1168,9 @@ class AzureFake:
             return self._logs_answer(req)
         if req.api == "acs":
             return self._acs_answer(req)
-        return FakeResponse(404, {"error": {"code": "NoRoute", "message": f"azure_fake: no route for {req.method} {req.path}"}})
+        return FakeResponse(
+            404, {"error": {"code": "NoRoute", "message": f"azure_fake: no route for {req.method} {req.path}"}}
+        )
 
     def _audiences(self, api: str) -> set[str]:
         if api == "acs":
@@ -1060,28 +1186,54 @@ class AzureFake:
             return None
         graph = req.api == "graph"
         if not token:
-            code, msg = ("InvalidAuthenticationToken", "Access token is empty.") if graph else (
-                "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+            code, msg = (
+                ("InvalidAuthenticationToken", "Access token is empty.")
+                if graph
+                else ("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+            )
             return FakeResponse(401, {"error": {"code": code, "message": msg}})
         if grant is None:
-            return FakeResponse(401, {"error": {"code": "InvalidAuthenticationToken",
-                                                "message": "The access token is invalid (not issued by the fake's identity endpoint)."}})
+            return FakeResponse(
+                401,
+                {
+                    "error": {
+                        "code": "InvalidAuthenticationToken",
+                        "message": "The access token is invalid (not issued by the fake's identity endpoint).",
+                    }
+                },
+            )
         if grant.resource.rstrip("/").lower() not in self._audiences(req.api):
-            return FakeResponse(401, {"error": {"code": "InvalidAuthenticationTokenAudience",
-                                                "message": f"The access token has been obtained for the wrong audience or resource '{grant.resource}'. "
-                                                           f"It should exactly match one of {sorted(self._audiences(req.api))}."}})
+            return FakeResponse(
+                401,
+                {
+                    "error": {
+                        "code": "InvalidAuthenticationTokenAudience",
+                        "message": f"The access token has been obtained for the wrong audience or resource '{grant.resource}'. "
+                        f"It should exactly match one of {sorted(self._audiences(req.api))}.",
+                    }
+                },
+            )
         return None
 
     # ================================================================== ARM
-    def set_lro(self, resource_type: str, *, polls: int = 1, fail: Mapping[str, str] | None = None,
-                methods: Iterable[str] = ("PUT", "DELETE")) -> None:
+    def set_lro(
+        self,
+        resource_type: str,
+        *,
+        polls: int = 1,
+        fail: Mapping[str, str] | None = None,
+        methods: Iterable[str] = ("PUT", "DELETE"),
+    ) -> None:
         """Answer PUT (201 new / 200 existing) and DELETE (202) of ``resource_type``
         (e.g. "Microsoft.Network/networkSecurityGroups") as long-running operations with an
         ``Azure-AsyncOperation`` header: the operation reports InProgress ``polls`` times,
         then Succeeded (or Failed with ``fail`` = {"code", "message"})."""
         with self._lock:
-            self._lro[resource_type.lower()] = {"polls": polls, "fail": dict(fail) if fail else None,
-                                                "methods": {m.upper() for m in methods}}
+            self._lro[resource_type.lower()] = {
+                "polls": polls,
+                "fail": dict(fail) if fail else None,
+                "methods": {m.upper() for m in methods},
+            }
 
     def add_resource(self, resource_id: str, document: Mapping[str, Any]) -> dict:
         """Seed any ARM resource (stored as given, plus id/name/type/etag and provisioningState)."""
@@ -1099,8 +1251,17 @@ class AzureFake:
             self._store(doc)
         return copy.deepcopy(doc)
 
-    def add_vm(self, resource_id: str, location: str, nic_ids: Iterable[str], tags: Mapping[str, str] | None = None,
-               *, os_type: str = "Linux", vm_size: str = "Standard_D2s_v5", power_state: str | None = None) -> dict:
+    def add_vm(
+        self,
+        resource_id: str,
+        location: str,
+        nic_ids: Iterable[str],
+        tags: Mapping[str, str] | None = None,
+        *,
+        os_type: str = "Linux",
+        vm_size: str = "Standard_D2s_v5",
+        power_state: str | None = None,
+    ) -> dict:
         """Seed a VM whose properties.networkProfile.networkInterfaces[] are ``nic_ids``
         (first primary); NICs already seeded get their virtualMachine back-reference."""
         ap = parse_arm_path(resource_id)
@@ -1114,34 +1275,65 @@ class AzureFake:
                 "vmId": str(uuid.uuid4()),
                 "hardwareProfile": {"vmSize": vm_size},
                 "storageProfile": {
-                    "imageReference": ({"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest",
-                                        "exactVersion": "24.04.202601010"} if os_type == "Linux" else
-                                       {"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2022-datacenter-azure-edition",
-                                        "version": "latest", "exactVersion": "20348.2849.241206"}),
+                    "imageReference": (
+                        {
+                            "publisher": "Canonical",
+                            "offer": "ubuntu-24_04-lts",
+                            "sku": "server",
+                            "version": "latest",
+                            "exactVersion": "24.04.202601010",
+                        }
+                        if os_type == "Linux"
+                        else {
+                            "publisher": "MicrosoftWindowsServer",
+                            "offer": "WindowsServer",
+                            "sku": "2022-datacenter-azure-edition",
+                            "version": "latest",
+                            "exactVersion": "20348.2849.241206",
+                        }
+                    ),
                     "osDisk": {
-                        "osType": os_type, "name": f"{name}_OsDisk_1", "createOption": "FromImage", "caching": "ReadWrite",
-                        "managedDisk": {"storageAccountType": "Premium_LRS",
-                                        "id": f"/subscriptions/{ap.subscription}/resourceGroups/{ap.resource_group}/providers/Microsoft.Compute/disks/{name}_OsDisk_1"},
-                        "deleteOption": "Delete", "diskSizeGB": 30,
+                        "osType": os_type,
+                        "name": f"{name}_OsDisk_1",
+                        "createOption": "FromImage",
+                        "caching": "ReadWrite",
+                        "managedDisk": {
+                            "storageAccountType": "Premium_LRS",
+                            "id": f"/subscriptions/{ap.subscription}/resourceGroups/{ap.resource_group}/providers/Microsoft.Compute/disks/{name}_OsDisk_1",
+                        },
+                        "deleteOption": "Delete",
+                        "diskSizeGB": 30,
                     },
                     "dataDisks": [],
                 },
                 "osProfile": {
-                    "computerName": name, "adminUsername": "azureuser",
-                    **({"linuxConfiguration": {"disablePasswordAuthentication": True, "provisionVMAgent": True}} if os_type == "Linux"
-                       else {"windowsConfiguration": {"provisionVMAgent": True, "enableAutomaticUpdates": True}}),
-                    "secrets": [], "allowExtensionOperations": True,
+                    "computerName": name,
+                    "adminUsername": "azureuser",
+                    **(
+                        {"linuxConfiguration": {"disablePasswordAuthentication": True, "provisionVMAgent": True}}
+                        if os_type == "Linux"
+                        else {"windowsConfiguration": {"provisionVMAgent": True, "enableAutomaticUpdates": True}}
+                    ),
+                    "secrets": [],
+                    "allowExtensionOperations": True,
                 },
-                "networkProfile": {"networkInterfaces": [
-                    {"id": nic, "properties": {"primary": i == 0, "deleteOption": "Detach"}} for i, nic in enumerate(nic_ids)]},
+                "networkProfile": {
+                    "networkInterfaces": [
+                        {"id": nic, "properties": {"primary": i == 0, "deleteOption": "Detach"}}
+                        for i, nic in enumerate(nic_ids)
+                    ]
+                },
                 "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
                 "timeCreated": _now_iso(),
             },
         }
         if power_state:
-            doc["properties"]["instanceView"] = {"statuses": [
-                {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
-                {"code": f"PowerState/{power_state}", "level": "Info", "displayStatus": f"VM {power_state}"}]}
+            doc["properties"]["instanceView"] = {
+                "statuses": [
+                    {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
+                    {"code": f"PowerState/{power_state}", "level": "Info", "displayStatus": f"VM {power_state}"},
+                ]
+            }
         vm = self.add_resource(resource_id, doc)
         with self._lock:
             for i, nic in enumerate(nic_ids):
@@ -1154,9 +1346,18 @@ class AzureFake:
                     self._store(stored)
         return vm
 
-    def add_nic(self, resource_id: str, location: str, nsg_id: str | None = None,
-                ip_configurations: Iterable[Mapping[str, Any]] | None = None, *, tags: Mapping[str, str] | None = None,
-                vm_id: str | None = None, mac_address: str | None = None, accelerated_networking: bool = False) -> dict:
+    def add_nic(
+        self,
+        resource_id: str,
+        location: str,
+        nsg_id: str | None = None,
+        ip_configurations: Iterable[Mapping[str, Any]] | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        vm_id: str | None = None,
+        mac_address: str | None = None,
+        accelerated_networking: bool = False,
+    ) -> dict:
         """Seed a NIC as ARM returns it.
 
         ``ip_configurations``: ARM-shaped items ({"name", "properties": {...}}) or short ones
@@ -1165,8 +1366,10 @@ class AzureFake:
         """
         ap = parse_arm_path(resource_id)
         assert ap and ap.name, resource_id
-        default_subnet = (f"/subscriptions/{ap.subscription}/resourceGroups/{ap.resource_group}/providers/"
-                          f"Microsoft.Network/virtualNetworks/vnet-{ap.resource_group}/subnets/default")
+        default_subnet = (
+            f"/subscriptions/{ap.subscription}/resourceGroups/{ap.resource_group}/providers/"
+            f"Microsoft.Network/virtualNetworks/vnet-{ap.resource_group}/subnets/default"
+        )
         configs = []
         for i, cfg in enumerate(ip_configurations or [{}]):
             cfg = dict(cfg)
@@ -1187,14 +1390,23 @@ class AzureFake:
                 if cfg.get("public_ip_id"):
                     props["publicIPAddress"] = {"id": cfg["public_ip_id"]}
             props.setdefault("provisioningState", "Succeeded")
-            configs.append({"name": name, "id": f"{resource_id}/ipConfigurations/{name}",
-                            "type": "Microsoft.Network/networkInterfaces/ipConfigurations", "properties": props})
+            configs.append(
+                {
+                    "name": name,
+                    "id": f"{resource_id}/ipConfigurations/{name}",
+                    "type": "Microsoft.Network/networkInterfaces/ipConfigurations",
+                    "properties": props,
+                }
+            )
         mac = mac_address or "00-22-48-" + "-".join(f"{b:02X}" for b in secrets.token_bytes(3))
         props: dict[str, Any] = {
             "resourceGuid": str(uuid.uuid4()),
             "ipConfigurations": configs,
-            "dnsSettings": {"dnsServers": [], "appliedDnsServers": [],
-                            "internalDomainNameSuffix": f"{secrets.token_hex(8)}.ax.internal.cloudapp.net"},
+            "dnsSettings": {
+                "dnsServers": [],
+                "appliedDnsServers": [],
+                "internalDomainNameSuffix": f"{secrets.token_hex(8)}.ax.internal.cloudapp.net",
+            },
             "macAddress": mac,
             "primary": True,
             "vnetEncryptionSupported": False,
@@ -1214,12 +1426,23 @@ class AzureFake:
         doc = {"location": location, "tags": dict(tags or {}), "kind": "Regular", "properties": props}
         return self.add_resource(resource_id, doc)
 
-    def add_nsg(self, resource_id: str, location: str, security_rules: Iterable[Mapping[str, Any]] = (),
-                *, tags: Mapping[str, str] | None = None) -> dict:
+    def add_nsg(
+        self,
+        resource_id: str,
+        location: str,
+        security_rules: Iterable[Mapping[str, Any]] = (),
+        *,
+        tags: Mapping[str, str] | None = None,
+    ) -> dict:
         """Seed an NSG (default rules added; ``security_rules`` ARM-shaped {"name", "properties"})."""
-        doc = {"location": location, "tags": dict(tags or {}),
-               "properties": {"resourceGuid": str(uuid.uuid4()),
-                              "securityRules": [copy.deepcopy(dict(r)) for r in security_rules]}}
+        doc = {
+            "location": location,
+            "tags": dict(tags or {}),
+            "properties": {
+                "resourceGuid": str(uuid.uuid4()),
+                "securityRules": [copy.deepcopy(dict(r)) for r in security_rules],
+            },
+        }
         with self._lock:
             doc = self._normalise(resource_id, doc, None, parse_arm_path(resource_id))  # type: ignore[arg-type]
         return self.add_resource(resource_id, doc)
@@ -1232,8 +1455,11 @@ class AzureFake:
 
     def resources(self, resource_type: str | None = None) -> list[dict]:
         with self._lock:
-            return [self._present(d) for d in self._arm.values()
-                    if resource_type is None or d.get("type", "").lower() == resource_type.lower()]
+            return [
+                self._present(d)
+                for d in self._arm.values()
+                if resource_type is None or d.get("type", "").lower() == resource_type.lower()
+            ]
 
     def resource_history(self, resource_id: str) -> list[dict]:
         """Every stored version of a resource, seed first."""
@@ -1254,9 +1480,12 @@ class AzureFake:
         out = copy.deepcopy(doc)
         if out.get("type", "").lower() == _NSG:
             me = _key(out["id"])
-            nics = [{"id": d["id"]} for d in self._arm.values()
-                    if d.get("type", "").lower() == _NIC
-                    and _key(((d.get("properties") or {}).get("networkSecurityGroup") or {}).get("id") or "/") == me]
+            nics = [
+                {"id": d["id"]}
+                for d in self._arm.values()
+                if d.get("type", "").lower() == _NIC
+                and _key(((d.get("properties") or {}).get("networkSecurityGroup") or {}).get("id") or "/") == me
+            ]
             if nics:
                 out.setdefault("properties", {})["networkInterfaces"] = nics
             else:
@@ -1264,15 +1493,22 @@ class AzureFake:
         return out
 
     def _arm_answer(self, req: RecordedRequest) -> FakeResponse:
-        m = re.match(r"^/subscriptions/[^/]+/providers/[^/]+/locations/[^/]+/(?:operations|operationResults)/([^/]+)$", req.path, re.I)
+        m = re.match(
+            r"^/subscriptions/[^/]+/providers/[^/]+/locations/[^/]+/(?:operations|operationResults)/([^/]+)$",
+            req.path,
+            re.I,
+        )
         if m and req.method == "GET" and m.group(1) in self._operations:
             return self._operation_status(m.group(1))
         ap = parse_arm_path(req.path)
         if req.method == "POST":
             return FakeResponse(204)  # ARM actions (alert dismiss/resolve, ...): recorded, no content
         if ap is None:
-            return _arm_error(404, "InvalidResourceId" if req.method != "GET" else "ResourceNotFound",
-                              f"The resource path '{req.path}' is not a valid ARM resource id.")
+            return _arm_error(
+                404,
+                "InvalidResourceId" if req.method != "GET" else "ResourceNotFound",
+                f"The resource path '{req.path}' is not a valid ARM resource id.",
+            )
         if req.method in ("GET", "HEAD"):
             return self._arm_get(req, ap)
         if req.method == "PUT":
@@ -1286,9 +1522,12 @@ class AzureFake:
     def _not_found(self, ap: ArmPath) -> FakeResponse:
         if ap.type == "Microsoft.Resources/resourceGroups":
             return _arm_error(404, "ResourceGroupNotFound", f"Resource group '{ap.name}' could not be found.")
-        return _arm_error(404, "ResourceNotFound",
-                          f"The Resource '{ap.type}/{ap.name}' under resource group '{ap.resource_group}' was not found. "
-                          "For more details please go to https://aka.ms/ARMResourceNotFoundFix")
+        return _arm_error(
+            404,
+            "ResourceNotFound",
+            f"The Resource '{ap.type}/{ap.name}' under resource group '{ap.resource_group}' was not found. "
+            "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+        )
 
     def _inline_parent(self, ap: ArmPath) -> tuple[dict, str] | None:
         segs = ap.path.strip("/").split("/")
@@ -1318,10 +1557,11 @@ class AzureFake:
             coll = _key(req.path)
             found = []
             for k, d in self._arm.items():
-                if k.rsplit("/", 1)[0] == coll:
-                    found.append(d)
-                elif ap.resource_group is None and d.get("type", "").lower() == ap.type.lower() \
-                        and k.startswith(f"/subscriptions/{ap.subscription.lower()}/"):
+                if k.rsplit("/", 1)[0] == coll or (
+                    ap.resource_group is None
+                    and d.get("type", "").lower() == ap.type.lower()
+                    and k.startswith(f"/subscriptions/{ap.subscription.lower()}/")
+                ):
                     found.append(d)
             return FakeResponse(200, {"value": [self._present(d) for d in found]})
         return self._not_found(ap)
@@ -1329,7 +1569,9 @@ class AzureFake:
     def _precondition(self, req: RecordedRequest, old: dict | None) -> FakeResponse | None:
         if_match = req.header("If-Match")
         if if_match and if_match != "*" and (old is None or old.get("etag") != if_match):
-            return _arm_error(412, "PreconditionFailed", "The condition specified using HTTP conditional header(s) is not met.")
+            return _arm_error(
+                412, "PreconditionFailed", "The condition specified using HTTP conditional header(s) is not met."
+            )
         if if_match == "*" and old is None:
             return self._not_found(parse_arm_path(req.path))  # type: ignore[arg-type]
         if req.header("If-None-Match") == "*" and old is not None:
@@ -1406,17 +1648,25 @@ class AzureFake:
             if nsg_id:
                 nsg = self._arm.get(_key(nsg_id))
                 if nsg is None or _norm_location(nsg.get("location")) != _norm_location(doc.get("location")):
-                    return _arm_error(400, "InvalidResourceReference",
-                                      f"Resource {nsg_id} referenced by resource {doc['id']} was not found. Please make sure "
-                                      "that the referenced resource exists, and that both resources are in the same region.")
+                    return _arm_error(
+                        400,
+                        "InvalidResourceReference",
+                        f"Resource {nsg_id} referenced by resource {doc['id']} was not found. Please make sure "
+                        "that the referenced resource exists, and that both resources are in the same region.",
+                    )
         return None
 
     def _lro_response(self, ap: ArmPath, key: str, kind: str, status: int, body: Any, cfg: dict) -> FakeResponse:
         op_id = str(uuid.uuid4())
         location = _norm_location((self._arm.get(key) or {}).get("location")) or "global"
         namespace = ap.type.split("/")[0]
-        self._operations[op_id] = {"key": key, "kind": kind, "remaining": cfg["polls"], "fail": cfg["fail"],
-                                   "start": _now_iso()}
+        self._operations[op_id] = {
+            "key": key,
+            "kind": kind,
+            "remaining": cfg["polls"],
+            "fail": cfg["fail"],
+            "start": _now_iso(),
+        }
         url = f"{self.url}/subscriptions/{ap.subscription}/providers/{namespace}/locations/{location}/operations/{op_id}?api-version=2024-05-01"
         return FakeResponse(status, body, {"Azure-AsyncOperation": url, "retry-after-ms": str(self.lro_retry_after_ms)})
 
@@ -1448,7 +1698,9 @@ class AzureFake:
         if ap.is_collection or not ap.name:
             return _arm_error(405, "MethodNotAllowed", "PUT needs a resource id, not a collection.")
         if not isinstance(req.body, dict):
-            return _arm_error(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.")
+            return _arm_error(
+                400, "InvalidRequestContent", "The request content was invalid and could not be deserialized."
+            )
         inline = self._inline_parent(ap)
         if inline is not None and _key(req.path) not in self._arm:
             return self._arm_put_inline(req, ap, *inline)
@@ -1503,7 +1755,9 @@ class AzureFake:
         if bad is not None:
             return bad
         if not isinstance(req.body, dict):
-            return _arm_error(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.")
+            return _arm_error(
+                400, "InvalidRequestContent", "The request content was invalid and could not be deserialized."
+            )
         doc = copy.deepcopy(old)
         for k, v in req.body.items():
             if k in ("id", "name", "type", "etag"):
@@ -1537,11 +1791,18 @@ class AzureFake:
                     return FakeResponse(200)
             return FakeResponse(204)
         if old.get("type", "").lower() == _NSG:
-            users = [d["id"] for d in self._arm.values() if d.get("type", "").lower() == _NIC
-                     and _key(((d.get("properties") or {}).get("networkSecurityGroup") or {}).get("id") or "/") == key]
+            users = [
+                d["id"]
+                for d in self._arm.values()
+                if d.get("type", "").lower() == _NIC
+                and _key(((d.get("properties") or {}).get("networkSecurityGroup") or {}).get("id") or "/") == key
+            ]
             if users:
-                return _arm_error(400, "InUseNetworkSecurityGroupCannotBeDeleted",
-                                  f"Network security group {old['id']} cannot be deleted because it is in use by the following resources: {users}.")
+                return _arm_error(
+                    400,
+                    "InUseNetworkSecurityGroupCannotBeDeleted",
+                    f"Network security group {old['id']} cannot be deleted because it is in use by the following resources: {users}.",
+                )
         cfg = self._lro.get(old.get("type", "").lower())
         if cfg and "DELETE" in cfg["methods"]:
             return self._lro_response(ap, key, "delete", 202, None, cfg)
@@ -1549,16 +1810,35 @@ class AzureFake:
         return FakeResponse(200)
 
     # ================================================================== Graph
-    def add_user(self, id: str, upn: str, user_type: str = "Member", enabled: bool = True, forbidden: bool = False,  # noqa: A002
-                 *, display_name: str | None = None, mail: str | None = None, **extra: Any) -> dict:
+    def add_user(
+        self,
+        id: str,
+        upn: str,
+        user_type: str = "Member",
+        enabled: bool = True,
+        forbidden: bool = False,
+        *,
+        display_name: str | None = None,
+        mail: str | None = None,
+        **extra: Any,
+    ) -> dict:
         """Seed an Entra ID user. ``forbidden``: PATCH/revoke answer 403 (a privileged admin
         the app may not touch); GET still works."""
         data = {
-            "id": id, "userPrincipalName": upn, "displayName": display_name or upn.split("@")[0],
-            "givenName": None, "surname": None, "jobTitle": None,
+            "id": id,
+            "userPrincipalName": upn,
+            "displayName": display_name or upn.split("@")[0],
+            "givenName": None,
+            "surname": None,
+            "jobTitle": None,
             "mail": mail if mail is not None else (None if user_type == "Guest" else upn),
-            "mobilePhone": None, "officeLocation": None, "preferredLanguage": None, "businessPhones": [],
-            "userType": user_type, "accountEnabled": enabled, **extra,
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": None,
+            "businessPhones": [],
+            "userType": user_type,
+            "accountEnabled": enabled,
+            **extra,
         }
         with self._lock:
             self._users[id.lower()] = {"data": data, "forbidden": forbidden, "revocations": 0, "patches": []}
@@ -1587,11 +1867,20 @@ class AzureFake:
             rec = self._find_user(id_or_upn)
             return rec["revocations"] if rec else 0
 
-    def add_service_principal(self, id: str, app_id: str, display_name: str, *, enabled: bool = True,  # noqa: A002
-                              forbidden: bool = False, **extra: Any) -> dict:
-        data = {"id": id, "appId": app_id, "displayName": display_name, "accountEnabled": enabled,
-                "servicePrincipalType": "Application", "appDisplayName": display_name,
-                "servicePrincipalNames": [app_id], "tags": [], **extra}
+    def add_service_principal(
+        self, id: str, app_id: str, display_name: str, *, enabled: bool = True, forbidden: bool = False, **extra: Any
+    ) -> dict:
+        data = {
+            "id": id,
+            "appId": app_id,
+            "displayName": display_name,
+            "accountEnabled": enabled,
+            "servicePrincipalType": "Application",
+            "appDisplayName": display_name,
+            "servicePrincipalNames": [app_id],
+            "tags": [],
+            **extra,
+        }
         with self._lock:
             self._sps[id.lower()] = {"data": data, "forbidden": forbidden, "patches": []}
         return copy.deepcopy(data)
@@ -1647,7 +1936,11 @@ class AzureFake:
         m = re.match(r"^/(?:v1\.0|beta)/servicePrincipals(?:/([^/(]+)|\(appId='([^']+)'\))$", p)
         if m:
             return self._graph_sp(req, m.group(1) or m.group(2))
-        return _graph_error(400, "BadRequest", f"Resource not found for the segment in '{req.method} {p}' (azure_fake has no such Graph route).")
+        return _graph_error(
+            400,
+            "BadRequest",
+            f"Resource not found for the segment in '{req.method} {p}' (azure_fake has no such Graph route).",
+        )
 
     def _graph_user(self, req: RecordedRequest, key: str) -> FakeResponse:
         rec = self._find_user(key)
@@ -1671,11 +1964,15 @@ class AzureFake:
         if rec is None:
             return _graph_not_found(key)
         if req.method == "GET":
-            return FakeResponse(200, {"@odata.context": self._graph_context(req, "servicePrincipals/$entity"),
-                                      **copy.deepcopy(rec["data"])})
+            return FakeResponse(
+                200,
+                {"@odata.context": self._graph_context(req, "servicePrincipals/$entity"), **copy.deepcopy(rec["data"])},
+            )
         if req.method == "PATCH":
             return self._graph_patch(req, rec)
-        return _graph_error(405, "Request_BadRequest", f"{req.method} is not supported on a service principal in azure_fake.")
+        return _graph_error(
+            405, "Request_BadRequest", f"{req.method} is not supported on a service principal in azure_fake."
+        )
 
     @staticmethod
     def _graph_patch(req: RecordedRequest, rec: dict) -> FakeResponse:
@@ -1709,13 +2006,21 @@ class AzureFake:
         cols = [c if isinstance(c, dict) else {"name": c[0], "type": c[1]} for c in columns]
         return {"name": name, "columns": cols, "rows": [list(r) for r in rows]}
 
-    def set_log_analytics_tables(self, tables: Iterable[Mapping[str, Any]], *, workspace: str | None = None,
-                                 partial_error: Mapping[str, Any] | str | None = None) -> None:
+    def set_log_analytics_tables(
+        self,
+        tables: Iterable[Mapping[str, Any]],
+        *,
+        workspace: str | None = None,
+        partial_error: Mapping[str, Any] | str | None = None,
+    ) -> None:
         """Answer queries (to ``workspace``, or any) with these tables; ``partial_error``
         adds an "error" beside them (the SDK then returns a LogsQueryPartialResult)."""
         if isinstance(partial_error, str):
-            partial_error = {"code": "PartialError", "message": "There were some errors when processing your query.",
-                             "details": [{"code": "EngineError", "message": partial_error}]}
+            partial_error = {
+                "code": "PartialError",
+                "message": "There were some errors when processing your query.",
+                "details": [{"code": "EngineError", "message": partial_error}],
+            }
         with self._lock:
             self._la_tables[(workspace or "*").lower()] = [copy.deepcopy(dict(t)) for t in tables]
             self._la_error[(workspace or "*").lower()] = copy.deepcopy(dict(partial_error)) if partial_error else None
@@ -1726,11 +2031,25 @@ class AzureFake:
         for r in self.requests(api="logs"):
             m = re.match(r"^/v1/workspaces/([^/]+)/query$", r.path)
             if m and isinstance(r.body, dict):
-                out.append({"workspace": m.group(1), "query": r.body.get("query"), "timespan": r.body.get("timespan"), "body": r.body})
+                out.append(
+                    {
+                        "workspace": m.group(1),
+                        "query": r.body.get("query"),
+                        "timespan": r.body.get("timespan"),
+                        "body": r.body,
+                    }
+                )
             elif r.path == "/v1/$batch" and isinstance(r.body, dict):
                 for item in r.body.get("requests") or []:
                     b = item.get("body") or {}
-                    out.append({"workspace": item.get("workspace"), "query": b.get("query"), "timespan": b.get("timespan"), "body": b})
+                    out.append(
+                        {
+                            "workspace": item.get("workspace"),
+                            "query": b.get("query"),
+                            "timespan": b.get("timespan"),
+                            "body": b,
+                        }
+                    )
         return out
 
     def _la_result(self, workspace: str, body: dict) -> FakeResponse:
@@ -1747,17 +2066,33 @@ class AzureFake:
         m = re.match(r"^/v1/workspaces/([^/]+)/query$", req.path)
         if m and req.method == "POST":
             if not isinstance(req.body, dict) or not req.body.get("query"):
-                return FakeResponse(400, {"error": {"code": "BadArgumentError", "message": "The request had some invalid properties",
-                                                    "details": [{"code": "QueryValidationError", "message": "query is required"}]}})
+                return FakeResponse(
+                    400,
+                    {
+                        "error": {
+                            "code": "BadArgumentError",
+                            "message": "The request had some invalid properties",
+                            "details": [{"code": "QueryValidationError", "message": "query is required"}],
+                        }
+                    },
+                )
             return self._la_result(m.group(1), req.body)
         if req.path == "/v1/$batch" and req.method == "POST":
             responses = []
             for item in (req.body or {}).get("requests") or []:
                 r = self._la_result(item.get("workspace") or "", item.get("body") or {})
-                responses.append({"id": item.get("id"), "status": r.status, "body": r.body,
-                                  "headers": {"Content-Type": "application/json; charset=utf-8"}})
+                responses.append(
+                    {
+                        "id": item.get("id"),
+                        "status": r.status,
+                        "body": r.body,
+                        "headers": {"Content-Type": "application/json; charset=utf-8"},
+                    }
+                )
             return FakeResponse(200, {"responses": responses})
-        return FakeResponse(404, {"error": {"code": "PathNotFoundError", "message": f"The requested path does not exist: {req.path}"}})
+        return FakeResponse(
+            404, {"error": {"code": "PathNotFoundError", "message": f"The requested path does not exist: {req.path}"}}
+        )
 
     # ================================================================== ACS
     def calls(self) -> list[CallRecord]:
@@ -1776,26 +2111,51 @@ class AzureFake:
         call = self.get_call(call_connection_id)
         if call is None:
             raise KeyError(call_connection_id)
-        payload = {"callConnectionId": call.call_connection_id, "serverCallId": call.server_call_id,
-                   "correlationId": call.correlation_id, "operationContext": call.operation_context, **data}
-        return [{"id": str(uuid.uuid4()), "source": f"calling/callConnections/{call_connection_id}",
-                 "type": f"Microsoft.Communication.{event_type}", "data": payload, "time": _now_iso(),
-                 "specversion": "1.0", "datacontenttype": "application/json",
-                 "subject": f"calling/callConnections/{call_connection_id}"}]
+        payload = {
+            "callConnectionId": call.call_connection_id,
+            "serverCallId": call.server_call_id,
+            "correlationId": call.correlation_id,
+            "operationContext": call.operation_context,
+            **data,
+        }
+        return [
+            {
+                "id": str(uuid.uuid4()),
+                "source": f"calling/callConnections/{call_connection_id}",
+                "type": f"Microsoft.Communication.{event_type}",
+                "data": payload,
+                "time": _now_iso(),
+                "specversion": "1.0",
+                "datacontenttype": "application/json",
+                "subject": f"calling/callConnections/{call_connection_id}",
+            }
+        ]
 
     def _acs_answer(self, req: RecordedRequest) -> FakeResponse:
         p = req.path
         if p == "/calling/callConnections" and req.method == "POST":
             body = req.body if isinstance(req.body, dict) else {}
             if not body.get("targets") or not body.get("callbackUri"):
-                return FakeResponse(400, {"error": {"code": "BadRequest", "message": "targets and callbackUri are required."}})
+                return FakeResponse(
+                    400, {"error": {"code": "BadRequest", "message": "targets and callbackUri are required."}}
+                )
             pstn = any((t or {}).get("kind") == "phoneNumber" or (t or {}).get("phoneNumber") for t in body["targets"])
             if pstn and not (body.get("sourceCallerIdNumber") or {}).get("value"):
-                return FakeResponse(400, {"error": {"code": "BadRequest",
-                                                    "message": "sourceCallerIdNumber is required to call a phone number (PSTN)."}})
-            call = CallRecord(call_connection_id=str(uuid.uuid4()),
-                              server_call_id="aHR0cHM6Ly9mYWtl" + secrets.token_urlsafe(24),
-                              correlation_id=str(uuid.uuid4()), request=copy.deepcopy(body))
+                return FakeResponse(
+                    400,
+                    {
+                        "error": {
+                            "code": "BadRequest",
+                            "message": "sourceCallerIdNumber is required to call a phone number (PSTN).",
+                        }
+                    },
+                )
+            call = CallRecord(
+                call_connection_id=str(uuid.uuid4()),
+                server_call_id="aHR0cHM6Ly9mYWtl" + secrets.token_urlsafe(24),
+                correlation_id=str(uuid.uuid4()),
+                request=copy.deepcopy(body),
+            )
             self._calls[call.call_connection_id] = call
             return FakeResponse(201, call.properties())
         m = re.match(r"^/calling/callConnections/([^/:]+)(?::(\w+)|/participants)?$", p)
@@ -1806,8 +2166,15 @@ class AzureFake:
             return FakeResponse(404, {"error": {"code": "8522", "message": "Call not found."}})
         action = m.group(2)
         if p.endswith("/participants") and req.method == "GET":
-            return FakeResponse(200, {"value": [{"identifier": t, "isMuted": False, "isOnHold": False}
-                                                for t in call.request.get("targets") or []]})
+            return FakeResponse(
+                200,
+                {
+                    "value": [
+                        {"identifier": t, "isMuted": False, "isOnHold": False}
+                        for t in call.request.get("targets") or []
+                    ]
+                },
+            )
         if action is None and req.method == "GET":
             return FakeResponse(200, call.properties())
         if action is None and req.method == "DELETE":
@@ -1858,14 +2225,29 @@ def _arm_error(status: int, code: str, message: str) -> FakeResponse:
 
 def _graph_error(status: int, code: str, message: str) -> FakeResponse:
     rid = str(uuid.uuid4())
-    return FakeResponse(status, {"error": {"code": code, "message": message, "innerError": {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "request-id": rid, "client-request-id": rid}}},
-        {"request-id": rid})
+    return FakeResponse(
+        status,
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "request-id": rid,
+                    "client-request-id": rid,
+                },
+            }
+        },
+        {"request-id": rid},
+    )
 
 
 def _graph_not_found(key: str) -> FakeResponse:
-    return _graph_error(404, "Request_ResourceNotFound",
-                        f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.")
+    return _graph_error(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
+    )
 
 
 def _graph_forbidden() -> FakeResponse:
@@ -1900,4 +2282,3 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
-

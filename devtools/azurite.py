@@ -6,6 +6,7 @@ in memory on free loopback ports, in its own process group, waits until the
 blob, queue and table endpoints answer HTTP, and keeps its output in a temp
 file for failure reports. ``stop()`` ends the whole process group.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["Azurite", "AzuriteError", "ACCOUNT_NAME", "ACCOUNT_KEY", "find_azurite"]
+__all__ = ["ACCOUNT_KEY", "ACCOUNT_NAME", "Azurite", "AzuriteError", "find_azurite"]
 
 # The well-known development storage account (public, documented, not a secret).
 ACCOUNT_NAME = "devstoreaccount1"
@@ -56,8 +57,14 @@ def _free_ports(host: str, count: int) -> list[int]:
 class Azurite:
     """One in-memory Azurite (blob, queue, table) on free loopback ports."""
 
-    def __init__(self, *, repo_root: str | os.PathLike | None = None, host: str = "127.0.0.1",
-                 startup_timeout: float = 30.0, executable: str | None = None):
+    def __init__(
+        self,
+        *,
+        repo_root: str | os.PathLike | None = None,
+        host: str = "127.0.0.1",
+        startup_timeout: float = 30.0,
+        executable: str | None = None,
+    ):
         self.host = host
         self.startup_timeout = startup_timeout
         self.executable = executable or find_azurite(repo_root)
@@ -67,12 +74,14 @@ class Azurite:
         self.log_path: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "Azurite":
+    def start(self) -> Azurite:
         if self._proc is not None:
             return self
         if not self.executable:
-            raise AzuriteError("Azurite is not installed: run `npm ci` at the repository root "
-                               "(package.json pins azurite) or set AZURITE_BIN.")
+            raise AzuriteError(
+                "Azurite is not installed: run `npm ci` at the repository root "
+                "(package.json pins azurite) or set AZURITE_BIN."
+            )
         if shutil.which("node") is None:
             raise AzuriteError("node is not on PATH; Azurite needs Node.js.")
         last_error: Exception | None = None
@@ -91,16 +100,33 @@ class Azurite:
         self.blob_port, self.queue_port, self.table_port = _free_ports(self.host, 3)
         fd, self.log_path = tempfile.mkstemp(prefix="azurite-", suffix=".log")
         args = [
-            self.executable, "--inMemoryPersistence", "--silent", "--skipApiVersionCheck", "--disableTelemetry",
-            "--blobHost", self.host, "--blobPort", str(self.blob_port),
-            "--queueHost", self.host, "--queuePort", str(self.queue_port),
-            "--tableHost", self.host, "--tablePort", str(self.table_port),
+            self.executable,
+            "--inMemoryPersistence",
+            "--silent",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--blobHost",
+            self.host,
+            "--blobPort",
+            str(self.blob_port),
+            "--queueHost",
+            self.host,
+            "--queuePort",
+            str(self.queue_port),
+            "--tableHost",
+            self.host,
+            "--tablePort",
+            str(self.table_port),
         ]
         with os.fdopen(fd, "wb") as log:
             log.write(("$ " + " ".join(args) + "\n").encode())
             log.flush()
             self._proc = subprocess.Popen(
-                args, cwd=self._workdir.name, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                args,
+                cwd=self._workdir.name,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop() ends node and all it started
             )
 
@@ -151,7 +177,7 @@ class Azurite:
             os.unlink(self.log_path)
             self.log_path = None
 
-    def __enter__(self) -> "Azurite":
+    def __enter__(self) -> Azurite:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -6,12 +6,13 @@ machine. The deployment runs in ``RESPONSE_MODE=dry-run`` and the demo's copy
 of the partner registry drops the sample partner's ``enforce`` override, so
 every containment is planned and evidenced but nothing is changed.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,11 +21,23 @@ OUT = ROOT / ".demo"
 
 DELIVERIES = [
     ("Defender for Cloud alert, ARM shape (crypto-miner)", "/api/alerts/defender", "defender-alert-arm.json"),
-    ("Defender for Cloud alert, workflow-automation shape (brute force)", "/api/alerts/defender", "defender-alert-connector.json"),
-    ("Sentinel incident, playbook trigger (sign-in + mass download)", "/api/incidents/sentinel", "sentinel-incident-trigger.json"),
+    (
+        "Defender for Cloud alert, workflow-automation shape (brute force)",
+        "/api/alerts/defender",
+        "defender-alert-connector.json",
+    ),
+    (
+        "Sentinel incident, playbook trigger (sign-in + mass download)",
+        "/api/incidents/sentinel",
+        "sentinel-incident-trigger.json",
+    ),
     ("Generic alert with explicit score (FortiGate)", "/api/alerts", "generic-alert.json"),
     ("The crypto-miner alert delivered again (a retry)", "/api/alerts/defender", "defender-alert-arm.json"),
-    ("The Sentinel incident as a bare incident resource", "/api/incidents/sentinel", "sentinel-incident-trigger.json#object"),
+    (
+        "The Sentinel incident as a bare incident resource",
+        "/api/incidents/sentinel",
+        "sentinel-incident-trigger.json#object",
+    ),
 ]
 
 
@@ -58,7 +71,9 @@ def _seed_azure(fake) -> None:
 def _log_analytics_answer(workspace, body):
     sample = json.loads((SAMPLES / "log-analytics-query-response.json").read_text())
     if body["query"].startswith("SecurityIncident"):
-        return {"tables": [{"name": "PrimaryResult", "columns": [{"name": "IncidentName", "type": "string"}], "rows": []}]}
+        return {
+            "tables": [{"name": "PrimaryResult", "columns": [{"name": "IncidentName", "type": "string"}], "rows": []}]
+        }
     return sample
 
 
@@ -82,25 +97,33 @@ def render(incidents: list[dict], deliveries: list[tuple[str, int, dict]], poll:
     for inc in incidents:
         lines.append("-" * 78)
         lines.append(f"{inc['id']}  {inc['priority']} ({inc['score']}/10)  {inc['title']}")
-        lines.append(f"  partner: {inc.get('partnerName') or 'none matched → SOC contacts'}   status: {inc['status']}"
-                     f"   alerts: {inc['alertCount']}")
+        lines.append(
+            f"  partner: {inc.get('partnerName') or 'none matched → SOC contacts'}   status: {inc['status']}"
+            f"   alerts: {inc['alertCount']}"
+        )
         for a in inc["alerts"]:
-            lines.append(f"    · {a['source']}: {a['title']} ({a.get('severity') or 'no severity'}, score {a['score']})")
+            lines.append(
+                f"    · {a['source']}: {a['title']} ({a.get('severity') or 'no severity'}, score {a['score']})"
+            )
         lines.append("  why this priority (rules fired, in order):")
         for hit in inc["triage"]["rulesFired"]:
             lines.append(f"    - {hit['ruleId']}: {hit['description']} → {hit['effect']} (score {hit['scoreAfter']})")
         sla = inc["sla"]
         lines.append(f"  SLA clocks: received {_fmt_time(sla['receivedAt'])}, triaged {_fmt_time(sla['triagedAt'])}")
-        lines.append(f"    triage due {_fmt_time(sla['triageDue'])}; first response due {_fmt_time(sla['firstResponseDue'])};"
-                     f" {inc['priority']} response SLA due {_fmt_time(sla['responseSlaDue'])}")
+        lines.append(
+            f"    triage due {_fmt_time(sla['triageDue'])}; first response due {_fmt_time(sla['firstResponseDue'])};"
+            f" {inc['priority']} response SLA due {_fmt_time(sla['responseSlaDue'])}"
+        )
         if sla.get("firstResponseAt"):
             lines.append(f"    first response at {_fmt_time(sla['firstResponseAt'])}")
         lines.append("  runbook:")
         for ev in inc["timeline"]:
             if ev["phase"] in ("Contain", "Notify", "Investigate", "Recover"):
                 lines.append(_wrap(f"[{ev['phase']}] {ev['summary']}"))
-        lines.append(f"  evidence: {len(inc['timeline'])} timeline events, hash chain "
-                     f"{'verified' if verify[inc['id']]['valid'] else 'BROKEN'}")
+        lines.append(
+            f"  evidence: {len(inc['timeline'])} timeline events, hash chain "
+            f"{'verified' if verify[inc['id']]['valid'] else 'BROKEN'}"
+        )
     lines += ["-" * 78, ""]
     return "\n".join(lines)
 
@@ -114,15 +137,18 @@ def _escalate_and_acknowledge(rt, ctx, fake) -> dict:
     acked = None
     if p1:
         acked = p1[0]
-        resp = rt.http("POST", f"/api/incidents/{acked}/ack",
-                       body={"actor": "analyst@soc.example", "note": "Taking this one"})
+        resp = rt.http(
+            "POST", f"/api/incidents/{acked}/ack", body={"actor": "analyst@soc.example", "note": "Taking this one"}
+        )
         steps.append(f"analyst@soc.example acknowledges {acked}: HTTP {resp.status_code}")
     before = {i: _calls_for(fake, i) for i in p1}
     rt.durable.advance(timedelta(minutes=45))
     after = {i: _calls_for(fake, i) for i in p1}
     for i in p1:
-        steps.append(f"+61 min: {i}: {after[i]} call(s) in all, {after[i] - before[i]} after +16 min"
-                     f"{' (acknowledged: stopped)' if i == acked else ' (not acknowledged: still calling)'}")
+        steps.append(
+            f"+61 min: {i}: {after[i]} call(s) in all, {after[i] - before[i]} after +16 min"
+            f"{' (acknowledged: stopped)' if i == acked else ' (not acknowledged: still calling)'}"
+        )
     return {"steps": steps, "acknowledged": acked}
 
 
@@ -147,11 +173,15 @@ def main() -> int:
     from devtools.local_azure import local_azure
 
     print("Starting Azurite (in memory) and the local Azure fake …", flush=True)
-    settings = {"RESPONSE_MODE": "dry-run", "PARTNERS_FILE": str(_demo_partners()),
-                "SCORING_RULES_FILE": str(ROOT / "config/scoring-rules.json"),
-                "LOG_ANALYTICS_WORKSPACE_ID": "0f8fad5b-d9cb-469f-a165-70867728950e",
-                "MAIL_SENDER": "soc-responder@soc.example", "ACS_CALLER_ID": "+15555550000",
-                "CALLBACK_BASE_URL": "https://soc-responder.example"}
+    settings = {
+        "RESPONSE_MODE": "dry-run",
+        "PARTNERS_FILE": str(_demo_partners()),
+        "SCORING_RULES_FILE": str(ROOT / "config/scoring-rules.json"),
+        "LOG_ANALYTICS_WORKSPACE_ID": "0f8fad5b-d9cb-469f-a165-70867728950e",
+        "MAIL_SENDER": "soc-responder@soc.example",
+        "ACS_CALLER_ID": "+15555550000",
+        "CALLBACK_BASE_URL": "https://soc-responder.example",
+    }
     with local_azure(settings) as (_azurite, fake):
         _seed_azure(fake)
         fake.log_analytics_handler = _log_analytics_answer
@@ -161,7 +191,7 @@ def main() -> int:
         from shared import runtime
 
         deliveries = []
-        with LocalFunctionsRuntime(build_app(), now=datetime.now(timezone.utc), host_json=str(ROOT / "host.json")) as rt:
+        with LocalFunctionsRuntime(build_app(), now=datetime.now(UTC), host_json=str(ROOT / "host.json")) as rt:
             for title, route, name in DELIVERIES:
                 resp = rt.http("POST", route, body=_load(name))
                 deliveries.append((title, resp.status_code, json.loads(resp.get_body())))
@@ -171,8 +201,10 @@ def main() -> int:
             state = ctx.store.get_state("log-analytics-watermark")
             if state:
                 run = state[0]["lastRun"]
-                poll = {"summary": ", ".join(f"{v} {k}" for k, v in run.items())
-                        + f"; watermark now {_fmt_time(state[0]['watermark'])}"}
+                poll = {
+                    "summary": ", ".join(f"{v} {k}" for k, v in run.items())
+                    + f"; watermark now {_fmt_time(state[0]['watermark'])}"
+                }
             else:
                 poll = {"summary": "no watermark stored"}
             ids = sorted({inc.id for inc in ctx.store.iter_incidents()})
@@ -183,12 +215,14 @@ def main() -> int:
             writes = fake.writes(api="arm") + fake.writes(api="graph")
             containment_writes = [w for w in writes if "sendMail" not in w.path]
         report = render(incidents, deliveries, poll, verify) + _render_notifications(fake, escalation)
-        report += (f"Dry-run check: {len(containment_writes)} containment write request(s) reached ARM/Graph "
-                   f"(expected 0).\n")
+        report += (
+            f"Dry-run check: {len(containment_writes)} containment write request(s) reached ARM/Graph (expected 0).\n"
+        )
         print(report)
         (OUT / "report.txt").write_text(report)
-        (OUT / "report.json").write_text(json.dumps({"deliveries": deliveries, "incidents": incidents,
-                                                     "verify": verify}, indent=2, default=str))
+        (OUT / "report.json").write_text(
+            json.dumps({"deliveries": deliveries, "incidents": incidents, "verify": verify}, indent=2, default=str)
+        )
         print(f"Full report: {OUT / 'report.txt'} and {OUT / 'report.json'}")
         return 0 if not containment_writes and all(v["valid"] for v in verify.values()) else 1
 

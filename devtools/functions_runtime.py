@@ -85,9 +85,10 @@ import threading
 import traceback
 import uuid
 import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Union
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import azure.functions as func
@@ -97,11 +98,11 @@ from azure.functions.timer import TimerRequest
 logger = logging.getLogger("devtools.functions_runtime")
 
 __all__ = [
-    "LocalFunctionsRuntime",
-    "FunctionIndex",
     "FunctionEntry",
-    "function_index",
+    "FunctionIndex",
+    "LocalFunctionsRuntime",
     "background_loop",
+    "function_index",
     "run_coroutine",
 ]
 
@@ -121,14 +122,14 @@ _ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTI
 
 _DURABLE_CREATE_LOCK = threading.Lock()
 
+
 class _LoopThread:
     """A daemon thread running one asyncio loop for the whole process."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="functions-runtime-loop",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._run, name="functions-runtime-loop", daemon=True)
         self.thread.start()
         self._ready.wait()
 
@@ -147,6 +148,7 @@ class _LoopThread:
         async def _shutdown() -> None:
             try:  # close the durable SDK's shared aiohttp session, if any
                 from azure.durable_functions.models.utils import http_utils
+
                 await http_utils._close_session()
             except Exception:  # pragma: no cover - best effort at exit
                 pass
@@ -159,7 +161,7 @@ class _LoopThread:
         self.thread.join(5)
 
 
-_LOOP: Optional[_LoopThread] = None
+_LOOP: _LoopThread | None = None
 _LOOP_LOCK = threading.Lock()
 
 
@@ -189,7 +191,7 @@ def _forget_foreign_durable_session(loop: asyncio.AbstractEventLoop) -> None:
         http_utils._client_session = None
 
 
-def run_coroutine(coro, timeout: Optional[float] = 120.0) -> Any:
+def run_coroutine(coro, timeout: float | None = 120.0) -> Any:
     """Run ``coro`` on the shared loop from a non-loop thread and wait for it."""
     loop = background_loop()
     if threading.current_thread() is _LOOP.thread:  # type: ignore[union-attr]
@@ -197,7 +199,8 @@ def run_coroutine(coro, timeout: Optional[float] = 120.0) -> Any:
         raise RuntimeError(
             "devtools: a function running on the runtime's event loop called the "
             "runtime synchronously (this would deadlock). Call it from a test/driver "
-            "thread instead.")
+            "thread instead."
+        )
     _forget_foreign_durable_session(loop)
     return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
@@ -206,14 +209,15 @@ def run_coroutine(coro, timeout: Optional[float] = 120.0) -> Any:
 # Function index
 # --------------------------------------------------------------------------
 
+
 @dataclass
 class _RouteSegment:
     # precedence: 0 literal, 1 complex, 2 constrained, 3 param, 4 optional, 5 catch-all
     kind: int
     literal: str = ""
     name: str = ""
-    regex: Optional[re.Pattern] = None
-    names: Tuple[str, ...] = ()
+    regex: re.Pattern | None = None
+    names: tuple[str, ...] = ()
 
 
 _CONSTRAINTS = {
@@ -236,7 +240,7 @@ class RouteTemplate:
 
     def __init__(self, template: str) -> None:
         self.template = template.strip("/")
-        self.segments: List[_RouteSegment] = []
+        self.segments: list[_RouteSegment] = []
         for raw in [s for s in self.template.split("/") if s]:
             m = _PARAM_RE.match(raw)
             if m:
@@ -256,7 +260,7 @@ class RouteTemplate:
                 else:
                     self.segments.append(_RouteSegment(3, name=name))
             elif "{" in raw:
-                names: List[str] = []
+                names: list[str] = []
                 pattern = ""
                 for piece in re.split(r"(\{[^}]+\})", raw):
                     pm = _PARAM_RE.match(piece) if piece.startswith("{") else None
@@ -265,17 +269,16 @@ class RouteTemplate:
                         pattern += f"(?P<{pm.group(2)}>.+?)"
                     else:
                         pattern += re.escape(piece)
-                self.segments.append(_RouteSegment(1, regex=re.compile(pattern, re.I),
-                                                   names=tuple(names)))
+                self.segments.append(_RouteSegment(1, regex=re.compile(pattern, re.I), names=tuple(names)))
             else:
                 self.segments.append(_RouteSegment(0, literal=raw.lower()))
 
     @property
-    def precedence(self) -> Tuple[int, ...]:
+    def precedence(self) -> tuple[int, ...]:
         return tuple(s.kind for s in self.segments)
 
-    def match(self, segments: List[str]) -> Optional[Dict[str, str]]:
-        params: Dict[str, str] = {}
+    def match(self, segments: list[str]) -> dict[str, str] | None:
+        params: dict[str, str] = {}
         i = 0
         for seg in self.segments:
             if seg.kind == 5:
@@ -307,15 +310,15 @@ class FunctionEntry:
     """One indexed function and what the runtime needs to call it."""
 
     name: str
-    function: Any                      # azure.functions.decorators.function_app.Function
+    function: Any  # azure.functions.decorators.function_app.Function
     trigger_type: str
     trigger: Any
     user_function: Callable[..., Any]
-    bindings: List[Any] = field(default_factory=list)
+    bindings: list[Any] = field(default_factory=list)
     #: (parameter name, task_hub, connection_name) of each durable client binding
-    client_bindings: List[Tuple[str, Optional[str], Optional[str]]] = field(default_factory=list)
-    route: Optional[RouteTemplate] = None
-    methods: Optional[frozenset] = None
+    client_bindings: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    route: RouteTemplate | None = None
+    methods: frozenset | None = None
 
     @property
     def trigger_name(self) -> str:
@@ -327,12 +330,14 @@ class FunctionEntry:
 
     def accepts_any_keyword(self) -> bool:
         try:
-            return any(p.kind is inspect.Parameter.VAR_KEYWORD
-                       for p in inspect.signature(self.user_function).parameters.values())
+            return any(
+                p.kind is inspect.Parameter.VAR_KEYWORD
+                for p in inspect.signature(self.user_function).parameters.values()
+            )
         except (TypeError, ValueError):  # pragma: no cover
             return True
 
-    def parameter_names(self) -> List[str]:
+    def parameter_names(self) -> list[str]:
         try:
             return list(inspect.signature(self.user_function).parameters)
         except (TypeError, ValueError):  # pragma: no cover
@@ -343,8 +348,8 @@ class FunctionIndex:
     """The app's functions indexed by name, trigger type and HTTP route."""
 
     def __init__(self, functions: Iterable[Any]) -> None:
-        self.entries: Dict[str, FunctionEntry] = {}
-        self._aliases: Dict[Tuple[str, str], str] = {}
+        self.entries: dict[str, FunctionEntry] = {}
+        self._aliases: dict[tuple[str, str], str] = {}
         for fn in functions:
             entry = self._entry(fn)
             if entry.name in self.entries:
@@ -352,8 +357,7 @@ class FunctionIndex:
             self.entries[entry.name] = entry
         # Orchestrations/activities can carry an explicit name on the trigger
         for entry in self.entries.values():
-            alias = getattr(entry.trigger, "orchestration", None) or \
-                getattr(entry.trigger, "activity", None)
+            alias = getattr(entry.trigger, "orchestration", None) or getattr(entry.trigger, "activity", None)
             if alias and alias != entry.name:
                 self._aliases.setdefault((entry.trigger_type, alias), entry.name)
 
@@ -362,29 +366,33 @@ class FunctionIndex:
         trigger = fn.get_trigger()
         trigger_type = trigger.get_binding_name() if trigger is not None else ""
         entry = FunctionEntry(
-            name=fn.get_function_name(), function=fn, trigger_type=trigger_type,
-            trigger=trigger, user_function=fn.get_user_function(),
-            bindings=list(fn.get_bindings()))
+            name=fn.get_function_name(),
+            function=fn,
+            trigger_type=trigger_type,
+            trigger=trigger,
+            user_function=fn.get_user_function(),
+            bindings=list(fn.get_bindings()),
+        )
         for b in entry.bindings:
             if getattr(b, "type", None) == DURABLE_CLIENT:
                 entry.client_bindings.append(
-                    (b.name, getattr(b, "task_hub", None), getattr(b, "connection_name", None)))
+                    (b.name, getattr(b, "task_hub", None), getattr(b, "connection_name", None))
+                )
         if trigger_type == HTTP_TRIGGER:
             entry.route = RouteTemplate(getattr(trigger, "route", None) or entry.name)
             methods = getattr(trigger, "methods", None)
             if methods:
-                entry.methods = frozenset(
-                    (m.value if hasattr(m, "value") else str(m)).upper() for m in methods)
+                entry.methods = frozenset((m.value if hasattr(m, "value") else str(m)).upper() for m in methods)
         return entry
 
     # -- lookups ---------------------------------------------------------
-    def get(self, name: str) -> Optional[FunctionEntry]:
+    def get(self, name: str) -> FunctionEntry | None:
         return self.entries.get(name)
 
-    def by_trigger(self, trigger_type: str) -> List[FunctionEntry]:
+    def by_trigger(self, trigger_type: str) -> list[FunctionEntry]:
         return [e for e in self.entries.values() if e.trigger_type == trigger_type]
 
-    def _typed(self, trigger_type: str, name: str) -> Optional[FunctionEntry]:
+    def _typed(self, trigger_type: str, name: str) -> FunctionEntry | None:
         entry = self.entries.get(name)
         if entry is None:
             alias = self._aliases.get((trigger_type, name))
@@ -398,19 +406,21 @@ class FunctionIndex:
             return entry
         return None
 
-    def orchestrator(self, name: str) -> Optional[FunctionEntry]:
+    def orchestrator(self, name: str) -> FunctionEntry | None:
         return self._typed(ORCHESTRATION_TRIGGER, name)
 
-    def activity(self, name: str) -> Optional[FunctionEntry]:
+    def activity(self, name: str) -> FunctionEntry | None:
         return self._typed(ACTIVITY_TRIGGER, name)
 
-    def routes(self) -> List[Tuple[str, str, str]]:
+    def routes(self) -> list[tuple[str, str, str]]:
         """(methods, route template, function name) for every HTTP function."""
-        return [(",".join(sorted(e.methods or _ALL_METHODS)), e.route.template, e.name)
-                for e in self.by_trigger(HTTP_TRIGGER) if e.route is not None]
+        return [
+            (",".join(sorted(e.methods or _ALL_METHODS)), e.route.template, e.name)
+            for e in self.by_trigger(HTTP_TRIGGER)
+            if e.route is not None
+        ]
 
-    def match_route(self, method: str, segments: List[str]
-                    ) -> Tuple[Optional[FunctionEntry], Dict[str, str], bool]:
+    def match_route(self, method: str, segments: list[str]) -> tuple[FunctionEntry | None, dict[str, str], bool]:
         """Best route for ``segments``: (entry, route params, path_matched)."""
         candidates = []
         for order, entry in enumerate(self.by_trigger(HTTP_TRIGGER)):
@@ -426,10 +436,14 @@ class FunctionIndex:
         return allowed[0][2], allowed[0][3], True
 
     # -- calling -----------------------------------------------------------
-    def invoke(self, entry: FunctionEntry, kwargs: Dict[str, Any],
-               client_binding: Optional[Callable[[Optional[str], Optional[str]], str]] = None,
-               outputs: Optional[List[Tuple[str, str, Any]]] = None,
-               timeout: Optional[float] = 120.0) -> Any:
+    def invoke(
+        self,
+        entry: FunctionEntry,
+        kwargs: dict[str, Any],
+        client_binding: Callable[[str | None, str | None], str] | None = None,
+        outputs: list[tuple[str, str, Any]] | None = None,
+        timeout: float | None = 120.0,
+    ) -> Any:
         """Call ``entry``'s user function the way the Python worker does."""
         kwargs = dict(kwargs)
         params = entry.parameter_names()
@@ -437,10 +451,10 @@ class FunctionIndex:
             if name not in kwargs:
                 if client_binding is None:
                     raise RuntimeError(
-                        f"function {entry.name!r} has a durable client binding but no "
-                        "durable host is available")
+                        f"function {entry.name!r} has a durable client binding but no durable host is available"
+                    )
                 kwargs[name] = client_binding(task_hub, connection)
-        out_objects: List[Tuple[str, _Out]] = []
+        out_objects: list[tuple[str, _Out]] = []
         for b in entry.bindings:
             if b is entry.trigger or b.name in kwargs or b.name == "$return":
                 continue
@@ -456,7 +470,8 @@ class FunctionIndex:
                 raise RuntimeError(
                     f"function {entry.name!r}: input binding {b.name!r} of type "
                     f"{getattr(b, 'type', '?')!r} is not provided by LocalFunctionsRuntime; "
-                    "pass it explicitly with runtime.invoke(name, **{...})")
+                    "pass it explicitly with runtime.invoke(name, **{...})"
+                )
         if "context" in params and "context" not in kwargs:
             kwargs["context"] = InvocationContext(entry.name)
         if not entry.accepts_any_keyword():
@@ -465,15 +480,16 @@ class FunctionIndex:
                 raise TypeError(
                     f"function {entry.name!r} has no parameter named {unknown} for its "
                     f"binding(s); parameters are {params}. The Python worker matches "
-                    "bindings to parameters by name and would refuse to index it.")
+                    "bindings to parameters by name and would refuse to index it."
+                )
         fn = entry.user_function
         wrapped = getattr(fn, "client_function", None)
-        if entry.client_bindings and wrapped is not None and \
-                not inspect.iscoroutinefunction(wrapped):
+        if entry.client_bindings and wrapped is not None and not inspect.iscoroutinefunction(wrapped):
             raise TypeError(
                 f"function {entry.name!r} has a durable client binding but is not "
                 "'async def': the durable SDK's client wrapper awaits it, which fails on "
-                "the real worker too. Declare it 'async def' and await the client calls.")
+                "the real worker too. Declare it 'async def' and await the client calls."
+            )
         if inspect.iscoroutinefunction(fn):
             result = run_coroutine(fn(**kwargs), timeout)
         else:
@@ -519,7 +535,7 @@ class _TraceContext(func_abc.TraceContext):
         return self._parent
 
     @property
-    def attributes(self) -> Dict[str, str]:
+    def attributes(self) -> dict[str, str]:
         return {}
 
 
@@ -572,7 +588,7 @@ class InvocationContext(func_abc.Context):
         return self._retry
 
 
-_INDEX_CACHE: "weakref.WeakKeyDictionary[Any, FunctionIndex]" = weakref.WeakKeyDictionary()
+_INDEX_CACHE: weakref.WeakKeyDictionary[Any, FunctionIndex] = weakref.WeakKeyDictionary()
 _INDEX_LOCK = threading.Lock()
 
 
@@ -596,7 +612,8 @@ def function_index(app_or_functions: Any) -> FunctionIndex:
             raise RuntimeError(
                 "app.get_functions() was already called on this app object elsewhere "
                 "(a second call raises 'does not have a unique function name'). "
-                "Pass the list it returned instead: LocalFunctionsRuntime(functions).")
+                "Pass the list it returned instead: LocalFunctionsRuntime(functions)."
+            )
         index = FunctionIndex(app.get_functions())
         _INDEX_CACHE[app] = index
         return index
@@ -635,13 +652,21 @@ class LocalFunctionsRuntime:
         ``overridableExistingInstanceStates`` are honoured (nothing else).
     """
 
-    def __init__(self, app: Any, *, now: Optional[datetime] = None,
-                 durable_state: Optional[dict] = None, auto_run: bool = True,
-                 base_url: str = "http://localhost:7071", route_prefix: str = "api",
-                 raise_errors: bool = False, task_hub: str = "TestHubName",
-                 invoke_timeout: float = 120.0,
-                 durable_options: Optional[Dict[str, Any]] = None,
-                 host_json: Optional[Union[str, "os.PathLike[str]"]] = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        now: datetime | None = None,
+        durable_state: dict | None = None,
+        auto_run: bool = True,
+        base_url: str = "http://localhost:7071",
+        route_prefix: str = "api",
+        raise_errors: bool = False,
+        task_hub: str = "TestHubName",
+        invoke_timeout: float = 120.0,
+        durable_options: dict[str, Any] | None = None,
+        host_json: str | os.PathLike[str] | None = None,
+    ) -> None:
         durable_options = dict(durable_options or {})
         if host_json is not None:
             with open(host_json, encoding="utf-8") as fh:
@@ -651,16 +676,16 @@ class LocalFunctionsRuntime:
             task_hub = durable_task.get("hubName", task_hub)
             if "overridableExistingInstanceStates" in durable_task:
                 durable_options.setdefault(
-                    "overridable_existing_instance_states",
-                    durable_task["overridableExistingInstanceStates"])
+                    "overridable_existing_instance_states", durable_task["overridableExistingInstanceStates"]
+                )
         self.functions = function_index(app)
         self.base_url = base_url.rstrip("/")
         self.route_prefix = route_prefix.strip("/")
         self.auto_run = auto_run
         self.raise_errors = raise_errors
         self.invoke_timeout = invoke_timeout
-        self.errors: List[BaseException] = []
-        self.outputs: List[Tuple[str, str, Any]] = []
+        self.errors: list[BaseException] = []
+        self.outputs: list[tuple[str, str, Any]] = []
         self._now = now
         self._durable_state = durable_state
         self._task_hub = task_hub
@@ -682,16 +707,16 @@ class LocalFunctionsRuntime:
             if self._closed:
                 raise RuntimeError("runtime is closed")
             from .durable_host import LocalDurableHost
+
             options = dict(self._durable_options)
             options.setdefault("task_hub", self._task_hub)
             if self._durable_state is not None:
-                self._durable = LocalDurableHost.from_state(
-                    self._durable_state, self.functions, **options)
+                self._durable = LocalDurableHost.from_state(self._durable_state, self.functions, **options)
             else:
                 self._durable = LocalDurableHost(self.functions, now=self._now, **options)
         return self._durable
 
-    def _client_binding(self, task_hub: Optional[str], connection: Optional[str]) -> str:
+    def _client_binding(self, task_hub: str | None, connection: str | None) -> str:
         return self.durable.client_binding_json(task_hub=task_hub, connection_name=connection)
 
     def _after_call(self) -> None:
@@ -708,8 +733,7 @@ class LocalFunctionsRuntime:
         if entry is None:
             raise KeyError(f"no function named {name!r}; known: {sorted(self.functions.entries)}")
         try:
-            return self.functions.invoke(entry, kwargs, self._client_binding, self.outputs,
-                                         self.invoke_timeout)
+            return self.functions.invoke(entry, kwargs, self._client_binding, self.outputs, self.invoke_timeout)
         finally:
             self._after_call()
 
@@ -722,19 +746,24 @@ class LocalFunctionsRuntime:
             raise KeyError(f"no timer function named {name!r}; timer functions: {timers}")
         request = TimerRequest(past_due=past_due)
         try:
-            return self.functions.invoke(entry, {entry.trigger_name: request},
-                                         self._client_binding, self.outputs,
-                                         self.invoke_timeout)
+            return self.functions.invoke(
+                entry, {entry.trigger_name: request}, self._client_binding, self.outputs, self.invoke_timeout
+            )
         finally:
             self._after_call()
 
     # -- http ------------------------------------------------------------------
-    def routes(self) -> List[Tuple[str, str, str]]:
+    def routes(self) -> list[tuple[str, str, str]]:
         return self.functions.routes()
 
-    def http(self, method: str, path: str, body: BodyType = None,
-             headers: Optional[Mapping[str, str]] = None,
-             params: Optional[Mapping[str, str]] = None) -> func.HttpResponse:
+    def http(
+        self,
+        method: str,
+        path: str,
+        body: BodyType = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> func.HttpResponse:
         """Send one HTTP request to the app and return its ``HttpResponse``.
 
         ``path`` is ``/api/...`` (or a full URL on any origin, e.g. a
@@ -745,9 +774,9 @@ class LocalFunctionsRuntime:
         method = method.upper()
         parts = urlsplit(path)
         raw_path = parts.path or "/"
-        query: Dict[str, str] = dict(parse_qsl(parts.query, keep_blank_values=True))
+        query: dict[str, str] = dict(parse_qsl(parts.query, keep_blank_values=True))
         query.update(params or {})
-        hdrs: Dict[str, str] = dict(headers or {})
+        hdrs: dict[str, str] = dict(headers or {})
         lower = {k.lower() for k in hdrs}
         if isinstance(body, (dict, list)):
             data = json.dumps(body).encode("utf-8")
@@ -763,16 +792,17 @@ class LocalFunctionsRuntime:
         webhook_prefix = "/runtime/webhooks/durabletask"
         if raw_path.lower().startswith(webhook_prefix):
             status, resp_headers, resp_body = self.durable.handle_api_request(
-                method, raw_path[len(webhook_prefix):], query, hdrs, data)
+                method, raw_path[len(webhook_prefix) :], query, hdrs, data
+            )
             response = func.HttpResponse(resp_body, status_code=status, headers=resp_headers)
             self._after_call()
             return response
 
         segments = [unquote(s) for s in raw_path.split("/") if s]
         prefix = [s for s in self.route_prefix.split("/") if s]
-        if [s.lower() for s in segments[:len(prefix)]] != [p.lower() for p in prefix]:
+        if [s.lower() for s in segments[: len(prefix)]] != [p.lower() for p in prefix]:
             return func.HttpResponse("Not Found", status_code=404)
-        segments = segments[len(prefix):]
+        segments = segments[len(prefix) :]
         entry, route_params, path_matched = self.functions.match_route(method, segments)
         if entry is None:
             if path_matched:
@@ -780,23 +810,24 @@ class LocalFunctionsRuntime:
             return func.HttpResponse("Not Found", status_code=404)
 
         url = self.base_url + raw_path + (("?" + urlencode(query)) if query else "")
-        request = func.HttpRequest(method=method, url=url, headers=hdrs, params=query,
-                                   route_params=route_params, body=data)
+        request = func.HttpRequest(
+            method=method, url=url, headers=hdrs, params=query, route_params=route_params, body=data
+        )
         try:
-            result = self.functions.invoke(entry, {entry.trigger_name: request},
-                                           self._client_binding, self.outputs,
-                                           self.invoke_timeout)
+            result = self.functions.invoke(
+                entry, {entry.trigger_name: request}, self._client_binding, self.outputs, self.invoke_timeout
+            )
             response = _to_http_response(result, entry.name)
         except Exception as exc:
             self.errors.append(exc)
             if self.raise_errors:
                 self._after_call()
                 raise
-            logger.error("Executed 'Functions.%s' (Failed): %s\n%s", entry.name, exc,
-                         traceback.format_exc())
+            logger.error("Executed 'Functions.%s' (Failed): %s\n%s", entry.name, exc, traceback.format_exc())
             response = func.HttpResponse(
-                f"Exception while executing function: Functions.{entry.name}. "
-                f"{type(exc).__name__}: {exc}", status_code=500)
+                f"Exception while executing function: Functions.{entry.name}. {type(exc).__name__}: {exc}",
+                status_code=500,
+            )
         self._after_call()
         return response
 
@@ -807,7 +838,7 @@ class LocalFunctionsRuntime:
         if self._durable is not None:
             self._durable.close()
 
-    def __enter__(self) -> "LocalFunctionsRuntime":
+    def __enter__(self) -> LocalFunctionsRuntime:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -818,11 +849,13 @@ def _to_http_response(result: Any, name: str) -> func.HttpResponse:
     if isinstance(result, func.HttpResponse):
         return result
     if isinstance(result, func_abc.HttpResponse):  # pragma: no cover - other impls
-        return func.HttpResponse(result.get_body(), status_code=result.status_code,
-                                 headers=dict(result.headers), mimetype=result.mimetype)
+        return func.HttpResponse(
+            result.get_body(), status_code=result.status_code, headers=dict(result.headers), mimetype=result.mimetype
+        )
     if isinstance(result, (str, bytes)):
         return func.HttpResponse(result, status_code=200)
     if result is None:
         return func.HttpResponse(status_code=204)
-    raise TypeError(f"function {name!r} returned {type(result).__name__}; "
-                    "the HTTP output binding accepts HttpResponse or str")
+    raise TypeError(
+        f"function {name!r} returned {type(result).__name__}; the HTTP output binding accepts HttpResponse or str"
+    )

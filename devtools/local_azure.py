@@ -1,10 +1,11 @@
 """Azurite plus the HTTPS fake of Azure, with the app's settings pointed at them (demo and benchmarks)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,9 +25,15 @@ def local_azure(settings: dict[str, str] | None = None) -> Iterator[tuple]:
     from shared.adapters.clients import reset_clients
 
     with Azurite() as azurite, AzureFake() as fake:
-        os.environ.update({**fake.environment(), "EvidenceStorage": azurite.connection_string,
-                           "AzureWebJobsStorage": azurite.connection_string,
-                           "PARTNERS_FILE": str(ROOT / "config/partners.json"), **(settings or {})})
+        os.environ.update(
+            {
+                **fake.environment(),
+                "EvidenceStorage": azurite.connection_string,
+                "AzureWebJobsStorage": azurite.connection_string,
+                "PARTNERS_FILE": str(ROOT / "config/partners.json"),
+                **(settings or {}),
+            }
+        )
         runtime.reset()
         reset_clients()
         yield azurite, fake

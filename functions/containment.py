@@ -8,6 +8,7 @@ is retried with a pause). A final failure is recorded, evidenced
 escalate to people. The runbook calls it for P1 plans; an approval starts it
 for the approved actions.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,9 @@ log = logging.getLogger("soc_responder.containment")
 # Each attempt already includes the SDKs' own retries (429/5xx/timeouts); three attempts 15 s apart
 # ride out a short ARM/Graph outage and still escalate well inside the 30-minute response target.
 # (ATTEMPTS and RETRY_INTERVAL live in shared.containment: release derives its "stuck" bound from them.)
-RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=int(RETRY_INTERVAL.total_seconds() * 1000),
-                        max_number_of_attempts=ATTEMPTS)
+RETRY = df.RetryOptions(
+    first_retry_interval_in_milliseconds=int(RETRY_INTERVAL.total_seconds() * 1000), max_number_of_attempts=ATTEMPTS
+)
 
 
 # -- orchestration -------------------------------------------------------------------------------
@@ -44,50 +46,81 @@ def containment_orchestrator(context: df.DurableOrchestrationContext):
     request = context.get_input() or {}
     incident_id = request.get("incidentId")
     actions = request.get("actions") or []
-    base = {"incidentId": incident_id, "epoch": int(request.get("epoch") or 1),
-            "trigger": request.get("trigger") or "runbook", "approvalId": request.get("approvalId")}
+    base = {
+        "incidentId": incident_id,
+        "epoch": int(request.get("epoch") or 1),
+        "trigger": request.get("trigger") or "runbook",
+        "approvalId": request.get("approvalId"),
+    }
     results: list[dict] = []
     for done, action in enumerate(actions):
-        context.set_custom_status({"step": "containing", "incidentId": incident_id, "done": done,
-                                   "of": len(actions), "action": action.get("actionId")})
+        context.set_custom_status(
+            {
+                "step": "containing",
+                "incidentId": incident_id,
+                "done": done,
+                "of": len(actions),
+                "action": action.get("actionId"),
+            }
+        )
         step = {**base, "action": action}
         try:
             summary = yield context.call_activity_with_retry("containment_execute", RETRY, step)
-        except Exception as exc:  # noqa: BLE001 — retries exhausted: record, evidence, escalate
+        except Exception as exc:
             try:
                 summary = yield context.call_activity_with_retry(
-                    "containment_record_failure", RETRY, {**step, "error": str(exc)[:4000], "attempts": ATTEMPTS})
-            except Exception as exc2:  # noqa: BLE001 — even the store is failing: people must still hear of it
+                    "containment_record_failure", RETRY, {**step, "error": str(exc)[:4000], "attempts": ATTEMPTS}
+                )
+            except Exception as exc2:
                 summary = _unrecorded_failure(action, str(exc), str(exc2))
         results.append(summary)
-    context.set_custom_status({"step": "concluding", "incidentId": incident_id, "done": len(actions),
-                               "of": len(actions)})
+    context.set_custom_status(
+        {"step": "concluding", "incidentId": incident_id, "done": len(actions), "of": len(actions)}
+    )
     try:
-        concluded = yield context.call_activity_with_retry("containment_conclude", RETRY,
-                                                           {**base, "results": results})
-    except Exception as exc:  # noqa: BLE001 — the actions ran; only the status update failed
+        concluded = yield context.call_activity_with_retry("containment_conclude", RETRY, {**base, "results": results})
+    except Exception as exc:
         concluded = {"incidentStatus": None, "error": _first_line(str(exc))}
     output = containment_result(base, results, concluded)
     if base["trigger"] == "approval" and output["failures"]:
         # A runbook run is reported by the runbook's notify step; an approval run reports its own failures.
         try:
             output["notification"] = yield context.call_activity_with_retry(
-                "containment_notify_failures", RETRY, {**base, "failures": output["failures"]})
-        except Exception as exc:  # noqa: BLE001 — the failures stay evidenced (containment.failed)
+                "containment_notify_failures", RETRY, {**base, "failures": output["failures"]}
+            )
+        except Exception as exc:
             output["notification"] = {"error": _first_line(str(exc))}
-    context.set_custom_status({"step": "done", "incidentId": incident_id, "status": output["status"],
-                               "failures": len(output["failures"])})
+    context.set_custom_status(
+        {"step": "done", "incidentId": incident_id, "status": output["status"], "failures": len(output["failures"])}
+    )
     return output
 
 
 def containment_result(base: dict, results: list[dict], concluded: dict) -> dict[str, Any]:
     """The sub-orchestration's output: every action, the failures to escalate, the held ones."""
-    failures = [{"actionId": r.get("actionId"), "kind": r.get("kind"), "target": r.get("target"),
-                 "targetDisplay": r.get("targetDisplay"), **(r.get("failure") or {"reason": r.get("result")})}
-                for r in results if r.get("status") == "failed"]
-    held = [{"actionId": r.get("actionId"), "kind": r.get("kind"), "targetDisplay": r.get("targetDisplay"),
-             "guardrail": r.get("guardrail"), "reason": r.get("reason"), "risk": r.get("risk")}
-            for r in results if r.get("status") == "held"]
+    failures = [
+        {
+            "actionId": r.get("actionId"),
+            "kind": r.get("kind"),
+            "target": r.get("target"),
+            "targetDisplay": r.get("targetDisplay"),
+            **(r.get("failure") or {"reason": r.get("result")}),
+        }
+        for r in results
+        if r.get("status") == "failed"
+    ]
+    held = [
+        {
+            "actionId": r.get("actionId"),
+            "kind": r.get("kind"),
+            "targetDisplay": r.get("targetDisplay"),
+            "guardrail": r.get("guardrail"),
+            "reason": r.get("reason"),
+            "risk": r.get("risk"),
+        }
+        for r in results
+        if r.get("status") == "held"
+    ]
     statuses = {r.get("status") for r in results}
     effective = bool(statuses & {"contained", "already-contained"})
     if failures:
@@ -100,18 +133,32 @@ def containment_result(base: dict, results: list[dict], concluded: dict) -> dict
         overall = "dry-run"
     else:
         overall = "no-action"
-    return {**{k: v for k, v in base.items() if v is not None}, "status": overall, "actions": results,
-            "failures": failures, "held": held, "incidentStatus": concluded.get("incidentStatus"),
-            **({"concludeError": concluded["error"]} if concluded.get("error") else {})}
+    return {
+        **{k: v for k, v in base.items() if v is not None},
+        "status": overall,
+        "actions": results,
+        "failures": failures,
+        "held": held,
+        "incidentStatus": concluded.get("incidentStatus"),
+        **({"concludeError": concluded["error"]} if concluded.get("error") else {}),
+    }
 
 
 def _unrecorded_failure(action: dict, error: str, record_error: str) -> dict[str, Any]:
-    return {"actionId": action.get("actionId"), "kind": action.get("kind"), "target": action.get("target"),
-            "targetDisplay": action.get("targetDisplay"), "status": "failed",
-            "result": f"{action.get('targetDisplay')}: FAILED, escalated to people",
-            "failure": {"reason": f"gave up after {ATTEMPTS} attempts: {_first_line(error)}; the failure could "
-                                  f"not be recorded either: {_first_line(record_error)}",
-                        "final": True, "code": "RetriesExhausted"}}
+    return {
+        "actionId": action.get("actionId"),
+        "kind": action.get("kind"),
+        "target": action.get("target"),
+        "targetDisplay": action.get("targetDisplay"),
+        "status": "failed",
+        "result": f"{action.get('targetDisplay')}: FAILED, escalated to people",
+        "failure": {
+            "reason": f"gave up after {ATTEMPTS} attempts: {_first_line(error)}; the failure could "
+            f"not be recorded either: {_first_line(record_error)}",
+            "final": True,
+            "code": "RetriesExhausted",
+        },
+    }
 
 
 def _first_line(text: str) -> str:
@@ -144,11 +191,15 @@ def containment_notify_failures(request: dict) -> dict:
     """Email people about actions an approval run could not carry out (once per approval)."""
     from shared.notify.templates import NotifyEvent
 
-    reasons = "; ".join(f"{f.get('targetDisplay') or f.get('target')}: {f.get('reason')}"
-                        for f in request.get("failures") or [])
+    reasons = "; ".join(
+        f"{f.get('targetDisplay') or f.get('target')}: {f.get('reason')}" for f in request.get("failures") or []
+    )
     return runtime.context().notifications.notify_event(
-        request["incidentId"], NotifyEvent.CONTAINMENT_FAILED, f"containment-failed-{request.get('approvalId')}",
-        reason=reasons[:2000])
+        request["incidentId"],
+        NotifyEvent.CONTAINMENT_FAILED,
+        f"containment-failed-{request.get('approvalId')}",
+        reason=reasons[:2000],
+    )
 
 
 def _notify_release(ctx, incident_id: str, actor: str, reason: str, result: dict) -> None:
@@ -158,9 +209,10 @@ def _notify_release(ctx, incident_id: str, actor: str, reason: str, result: dict
     from shared.notify.templates import NotifyEvent
 
     try:
-        ctx.notifications.notify_event(incident_id, NotifyEvent.RELEASED, f"released-{result['releasedAt']}",
-                                       actor=actor, reason=reason)
-    except Exception:  # noqa: BLE001 — the notification service evidences its own delivery failures
+        ctx.notifications.notify_event(
+            incident_id, NotifyEvent.RELEASED, f"released-{result['releasedAt']}", actor=actor, reason=reason
+        )
+    except Exception:
         log.exception("release notification for %s failed", incident_id)
 
 
@@ -178,8 +230,7 @@ async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestra
 
     body = parse_request(ApprovalRequest, read_json(req))
     ctx = runtime.context()
-    outcome = await asyncio.to_thread(ctx.containment.decide, _incident_id(req), body.actor, body.decision,
-                                      body.reason)
+    outcome = await asyncio.to_thread(ctx.containment.decide, _incident_id(req), body.actor, body.decision, body.reason)
     started = []
     for run in outcome.pop("runs"):
         instance_id = approval_instance_id(outcome["incidentId"], run["approvalId"])
@@ -187,11 +238,25 @@ async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestra
         # Never started (a crash after the approval was recorded), or died: (re)start it. A running or
         # completed run is left alone, so a repeated approval never executes twice.
         if state is None or state in ENDED_UNFINISHED:
-            await client.start_new(ORCHESTRATOR, instance_id, {
-                "incidentId": outcome["incidentId"], "epoch": run["epoch"], "actions": run["actions"],
-                "trigger": "approval", "approvalId": run["approvalId"]})
-        started.append({"instanceId": instance_id, "approvalId": run["approvalId"],
-                        "actions": [a.get("actionId") for a in run["actions"]], "resumed": run["resumed"]})
+            await client.start_new(
+                ORCHESTRATOR,
+                instance_id,
+                {
+                    "incidentId": outcome["incidentId"],
+                    "epoch": run["epoch"],
+                    "actions": run["actions"],
+                    "trigger": "approval",
+                    "approvalId": run["approvalId"],
+                },
+            )
+        started.append(
+            {
+                "instanceId": instance_id,
+                "approvalId": run["approvalId"],
+                "actions": [a.get("actionId") for a in run["actions"]],
+                "resumed": run["resumed"],
+            }
+        )
     outcome["executions"] = started
     return json_response(202 if started else 200, outcome)
 
@@ -210,10 +275,12 @@ async def release_containment(req: func.HttpRequest, client: df.DurableOrchestra
     ctx = runtime.context()
     incident_id = _incident_id(req)
     checked_at = ctx.containment.clock()
-    running = [iid for iid in await asyncio.to_thread(ctx.containment.release_runs, incident_id)
-               if await _run_alive(client, iid)]
-    result = await asyncio.to_thread(ctx.containment.release, incident_id, body.actor, body.reason,
-                                     running, checked_at)
+    running = [
+        iid
+        for iid in await asyncio.to_thread(ctx.containment.release_runs, incident_id)
+        if await _run_alive(client, iid)
+    ]
+    result = await asyncio.to_thread(ctx.containment.release, incident_id, body.actor, body.reason, running, checked_at)
     await asyncio.to_thread(_notify_release, ctx, result["incidentId"], body.actor, body.reason, result)
     return json_response(200, result)
 

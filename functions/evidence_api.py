@@ -11,13 +11,14 @@
 - Timer ``review_overdue_watch`` (daily): flags each overdue post-incident review once.
 - Activity ``investigate_incident``: Log Analytics enrichment, called by the runbook's Investigate step.
 """
+
 from __future__ import annotations
 
 import asyncio
 import csv
 import io
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import azure.durable_functions as df
@@ -47,20 +48,28 @@ def _int_param(req: func.HttpRequest, name: str, default: int) -> int:
     try:
         return int(raw.strip())
     except ValueError:
-        raise ValidationError(f"invalid query parameter {name}", [{"field": name, "message": "expected a whole number"}]) from None
+        raise ValidationError(
+            f"invalid query parameter {name}", [{"field": name, "message": "expected a whole number"}]
+        ) from None
 
 
 def _text_response(body: str | bytes, mimetype: str, headers: dict[str, str]) -> func.HttpResponse:
     """A 200 with a UTF-8 body of ``mimetype`` (Content-Type also in the headers, as clients see it)."""
-    return func.HttpResponse(body, status_code=200, mimetype=mimetype, charset="utf-8",
-                             headers={**_SECURITY_HEADERS, **headers, "Content-Type": f"{mimetype}; charset=utf-8"})
+    return func.HttpResponse(
+        body,
+        status_code=200,
+        mimetype=mimetype,
+        charset="utf-8",
+        headers={**_SECURITY_HEADERS, **headers, "Content-Type": f"{mimetype}; charset=utf-8"},
+    )
 
 
 def _next_link(req: func.HttpRequest, token: str) -> str:
     """This request's URL with the next token; a function key given as ``code=`` is not echoed back."""
     parts = urlsplit(req.url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k not in ("continuationToken", "code")]
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("continuationToken", "code")
+    ]
     query.append(("continuationToken", token))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
@@ -72,7 +81,9 @@ async def export_evidence(req: func.HttpRequest) -> func.HttpResponse:
     """One page of the evidence export (all of it when it fits in ``limit`` rows)."""
     from shared.export import COLUMNS, DEFAULT_PAGE_SIZE, ExportQuery, decode_cursor, export_page, parse_format
 
-    query = ExportQuery.from_params({k: _param(req, k) or "" for k in ("from", "to", "partner", "priority", "incident")})
+    query = ExportQuery.from_params(
+        {k: _param(req, k) or "" for k in ("from", "to", "partner", "priority", "incident")}
+    )
     fmt = parse_format(_param(req, "format"))
     limit = _int_param(req, "limit", DEFAULT_PAGE_SIZE)
     token = _param(req, "continuationToken")
@@ -82,9 +93,11 @@ async def export_evidence(req: func.HttpRequest) -> func.HttpResponse:
     page = await asyncio.to_thread(export_page, ctx.store, query, fmt, limit, after, bom=bom)
     span = f"{_param(req, 'from') or 'start'}-{_param(req, 'to') or 'now'}"
     safe_span = "".join(c for c in span if c.isalnum() or c in "-_")[:60]
-    headers = {"X-Evidence-Rows": str(page.rows),
-               "X-Evidence-Columns": ",".join(COLUMNS),
-               "Content-Disposition": f'attachment; filename="evidence-{safe_span}.{fmt}"'}
+    headers = {
+        "X-Evidence-Rows": str(page.rows),
+        "X-Evidence-Columns": ",".join(COLUMNS),
+        "Content-Disposition": f'attachment; filename="evidence-{safe_span}.{fmt}"',
+    }
     if page.continuation_token:
         headers["X-Continuation-Token"] = page.continuation_token
         headers["Link"] = f'<{_next_link(req, page.continuation_token)}>; rel="next"'
@@ -100,8 +113,9 @@ async def get_review(req: func.HttpRequest) -> func.HttpResponse:
 
     fmt = (_param(req, "format") or "markdown").strip().lower()
     if fmt not in ("markdown", "md", "html", "json"):
-        raise ValidationError("invalid query parameter format",
-                              [{"field": "format", "message": "expected markdown, html or json"}])
+        raise ValidationError(
+            "invalid query parameter format", [{"field": "format", "message": "expected markdown, html or json"}]
+        )
     review = await asyncio.to_thread(runtime.context().reviews.review, req.route_params.get("id", ""))
     if fmt == "json":
         return json_response(200, review.wire(), headers=_SECURITY_HEADERS)
@@ -117,20 +131,34 @@ async def submit_review(req: func.HttpRequest) -> func.HttpResponse:
     from shared.review import ReviewSubmission
 
     submission = ReviewSubmission.parse(read_json(req))
-    review, event = await asyncio.to_thread(runtime.context().reviews.submit, req.route_params.get("id", ""),
-                                            submission)
-    return json_response(200, {"incidentId": review.incident_id, "complete": review.complete,
-                               "missing": review.missing, "dueAt": review.due_at,
-                               "recorded": {"seq": event.seq, "eventType": event.event_type, "hash": event.hash},
-                               "review": review.wire()})
+    review, event = await asyncio.to_thread(
+        runtime.context().reviews.submit, req.route_params.get("id", ""), submission
+    )
+    return json_response(
+        200,
+        {
+            "incidentId": review.incident_id,
+            "complete": review.complete,
+            "missing": review.missing,
+            "dueAt": review.due_at,
+            "recorded": {"seq": event.seq, "eventType": event.event_type, "hash": event.hash},
+            "review": review.wire(),
+        },
+    )
 
 
 @bp.timer_trigger(schedule="0 0 6 * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
 def review_overdue_watch(timer: func.TimerRequest) -> None:
     """Daily: flag (once) every post-incident review past its 5-business-day due date and incomplete."""
     report = runtime.context().reviews.flag_overdue()
-    log.info("review watch: %d checked, %d flagged, %d complete, %d not due, %d errors", report.checked,
-             len(report.flagged), report.complete, report.not_due, len(report.errors))
+    log.info(
+        "review watch: %d checked, %d flagged, %d complete, %d not due, %d errors",
+        report.checked,
+        len(report.flagged),
+        report.complete,
+        report.not_due,
+        len(report.errors),
+    )
 
 
 # -- SLA report ------------------------------------------------------------------------------------
@@ -143,12 +171,14 @@ async def sla_report(req: func.HttpRequest) -> func.HttpResponse:
 
     fmt = (_param(req, "format") or "json").strip().lower()
     if fmt not in ("json", "csv"):
-        raise ValidationError("invalid query parameter format", [{"field": "format", "message": "expected json or csv"}])
-    now = datetime.now(timezone.utc)
+        raise ValidationError(
+            "invalid query parameter format", [{"field": "format", "message": "expected json or csv"}]
+        )
+    now = datetime.now(UTC)
     stop = parse_time_bound(_param(req, "to"), "to", end=True) if _param(req, "to") else now
     if _param(req, "from"):
         start = parse_time_bound(_param(req, "from"), "from", end=False)
-    elif stop - datetime.min.replace(tzinfo=timezone.utc) > timedelta(days=30):
+    elif stop - datetime.min.replace(tzinfo=UTC) > timedelta(days=30):
         start = stop - timedelta(days=30)
     else:
         raise ValidationError("invalid query parameter to", [{"field": "to", "message": "too early"}])

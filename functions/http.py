@@ -1,4 +1,5 @@
 """HTTP plumbing shared by every route: body rules (SPEC 2) and the one error → status map."""
+
 from __future__ import annotations
 
 import functools
@@ -6,20 +7,33 @@ import inspect
 import json
 import logging
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
 
-from shared.errors import (ConfigurationError, ConflictError, EvidenceChainBrokenError, IncidentNotFoundError,
-                           PayloadTooLargeError, UnauthorizedError, UnsupportedMediaTypeError, ValidationError)
+from shared.errors import (
+    ConfigurationError,
+    ConflictError,
+    EvidenceChainBrokenError,
+    IncidentNotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
 
 MAX_BODY_BYTES = 1024 * 1024
 log = logging.getLogger("soc_responder.http")
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, ensure_ascii=False, default=str), status_code=status,
-                             mimetype="application/json", headers=headers)
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False, default=str),
+        status_code=status,
+        mimetype="application/json",
+        headers=headers,
+    )
 
 
 def error_body(error: str, details: list[dict] | None = None) -> dict:
@@ -44,10 +58,19 @@ def read_json(req: func.HttpRequest) -> Any:
     except UnicodeDecodeError:
         raise ValidationError("request body is not UTF-8", [{"field": "body", "message": "invalid UTF-8"}]) from None
     except RecursionError:
-        raise ValidationError("request body is nested too deeply", [{"field": "body", "message": "too deeply nested"}]) from None
+        raise ValidationError(
+            "request body is nested too deeply", [{"field": "body", "message": "too deeply nested"}]
+        ) from None
     except ValueError as exc:
-        raise ValidationError("request body is not valid JSON",
-                              [{"field": "body", "message": f"invalid JSON at line {getattr(exc, 'lineno', '?')} column {getattr(exc, 'colno', '?')}"}]) from None
+        raise ValidationError(
+            "request body is not valid JSON",
+            [
+                {
+                    "field": "body",
+                    "message": f"invalid JSON at line {getattr(exc, 'lineno', '?')} column {getattr(exc, 'colno', '?')}",
+                }
+            ],
+        ) from None
 
 
 def error_response(exc: BaseException) -> func.HttpResponse:
@@ -57,9 +80,17 @@ def error_response(exc: BaseException) -> func.HttpResponse:
     if isinstance(exc, UnauthorizedError):
         return json_response(401, error_body(exc.message, exc.details))
     if isinstance(exc, PayloadTooLargeError):
-        return json_response(413, error_body("request body is larger than 1 MiB", [{"field": "body", "message": "too large"}]))
+        return json_response(
+            413, error_body("request body is larger than 1 MiB", [{"field": "body", "message": "too large"}])
+        )
     if isinstance(exc, UnsupportedMediaTypeError):
-        return json_response(415, error_body("content type must be application/json", [{"field": "content-type", "message": "expected application/json"}]))
+        return json_response(
+            415,
+            error_body(
+                "content type must be application/json",
+                [{"field": "content-type", "message": "expected application/json"}],
+            ),
+        )
     if isinstance(exc, IncidentNotFoundError):
         return json_response(404, error_body("incident not found"))
     if isinstance(exc, ConflictError):
@@ -69,35 +100,52 @@ def error_response(exc: BaseException) -> func.HttpResponse:
     ref = uuid.uuid4().hex[:12]
     if isinstance(exc, ConfigurationError):
         log.error("configuration error (ref %s): %s", ref, exc)
-        return json_response(500, error_body("the service is misconfigured", [{"field": "configuration", "message": f"see logs, reference {ref}"}]))
+        return json_response(
+            500,
+            error_body(
+                "the service is misconfigured", [{"field": "configuration", "message": f"see logs, reference {ref}"}]
+            ),
+        )
     if isinstance(exc, RecursionError):
-        return json_response(400, error_body("request body is nested too deeply", [{"field": "body", "message": "too deeply nested"}]))
+        return json_response(
+            400, error_body("request body is nested too deeply", [{"field": "body", "message": "too deeply nested"}])
+        )
     log.exception("unhandled error (ref %s)", ref, exc_info=exc)
     status = 503 if _is_dependency_error(exc) else 500
-    return json_response(status, error_body("the request could not be completed; retry later" if status == 503 else "internal error",
-                                            [{"field": "server", "message": f"reference {ref}"}]))
+    return json_response(
+        status,
+        error_body(
+            "the request could not be completed; retry later" if status == 503 else "internal error",
+            [{"field": "server", "message": f"reference {ref}"}],
+        ),
+    )
 
 
 def _is_dependency_error(exc: BaseException) -> bool:
     mod = type(exc).__module__
-    return mod.startswith(("azure.", "aiohttp", "requests", "urllib3", "httpx")) or isinstance(exc, (ConnectionError, TimeoutError))
+    return mod.startswith(("azure.", "aiohttp", "requests", "urllib3", "httpx")) or isinstance(
+        exc, (ConnectionError, TimeoutError)
+    )
 
 
 def handle_errors(fn: Callable) -> Callable:
     """Decorator: any exception becomes the mapped error response."""
     if inspect.iscoroutinefunction(fn):
+
         @functools.wraps(fn)
         async def async_wrapper(*args, **kwargs):
             try:
                 return await fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 — mapped in one place
+            except Exception as exc:
                 return error_response(exc)
+
         return async_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return error_response(exc)
+
     return wrapper

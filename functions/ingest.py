@@ -1,10 +1,12 @@
 """Ingest routes (SPEC 2): Defender alerts, Sentinel incidents, generic alerts, and the timer poll."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -20,40 +22,51 @@ log = logging.getLogger("soc_responder.ingest")
 RUNBOOK = "incident_runbook"
 
 
-async def start_runbook(client: df.DurableOrchestrationClient, outcome: "IngestOutcome") -> None:
+async def start_runbook(client: df.DurableOrchestrationClient, outcome: IngestOutcome) -> None:
     """Start the incident's runbook; a failure is evidenced, never hidden, and never loses the incident."""
     if outcome.runbook is None:
         return
     try:
         await client.start_new(RUNBOOK, outcome.runbook.instance_id, outcome.runbook.input)
-    except Exception as exc:  # noqa: BLE001 — the incident is recorded; the SLA watchdog re-drives it
+    except Exception as exc:
         log.error("could not start runbook %s: %s", outcome.runbook.instance_id, exc)
         from shared.evidence import EventDraft, now_ms
         from shared.models import Phase
 
-        await asyncio.to_thread(runtime.context().store.append_events, outcome.incident_id, [EventDraft(
-            event_type="runbook.start-failed", phase=Phase.TRIAGE, occurred_at=now_ms(),
-            summary="The response runbook could not be started; it will be retried by the SLA watchdog",
-            data={"instanceId": outcome.runbook.instance_id, "error": type(exc).__name__})])
+        await asyncio.to_thread(
+            runtime.context().store.append_events,
+            outcome.incident_id,
+            [
+                EventDraft(
+                    event_type="runbook.start-failed",
+                    phase=Phase.TRIAGE,
+                    occurred_at=now_ms(),
+                    summary="The response runbook could not be started; it will be retried by the SLA watchdog",
+                    data={"instanceId": outcome.runbook.instance_id, "error": type(exc).__name__},
+                )
+            ],
+        )
 
 
-async def stop_escalation(client: df.DurableOrchestrationClient, outcome: "IngestOutcome") -> None:
+async def stop_escalation(client: df.DurableOrchestrationClient, outcome: IngestOutcome) -> None:
     """Stop the incident's phone escalation at once (a priority lowered at the source)."""
     if not outcome.stop_escalation:
         return
     from shared.notify.names import STOP_EVENT, escalation_instance_id
 
     try:
-        await client.raise_event(escalation_instance_id(outcome.incident_id), STOP_EVENT,
-                                 {"actor": "sentinel", "reason": f"priority lowered to {outcome.priority.value}"})
-    except Exception as exc:  # noqa: BLE001 - no escalation running: nothing to stop
+        await client.raise_event(
+            escalation_instance_id(outcome.incident_id),
+            STOP_EVENT,
+            {"actor": "sentinel", "reason": f"priority lowered to {outcome.priority.value}"},
+        )
+    except Exception as exc:
         log.info("no escalation to stop for %s: %s", outcome.incident_id, exc)
 
 
-async def _ingest(req: func.HttpRequest, client: df.DurableOrchestrationClient,
-                  parse: Callable) -> func.HttpResponse:
+async def _ingest(req: func.HttpRequest, client: df.DurableOrchestrationClient, parse: Callable) -> func.HttpResponse:
     payload = read_json(req)
-    alert = parse(payload, datetime.now(timezone.utc))
+    alert = parse(payload, datetime.now(UTC))
     ctx = runtime.context()
     outcome = await asyncio.to_thread(ctx.ingest.ingest, alert)
     await start_runbook(client, outcome)
@@ -106,6 +119,14 @@ async def poll_log_analytics(timer: func.TimerRequest, client: df.DurableOrchest
     report = await asyncio.to_thread(poller.poll)
     for outcome in report.outcomes:
         await start_runbook(client, outcome)
-    log.info("poll: %d rows, %d created, %d grouped, %d duplicates, %d rejected, %d failed; watermark %s → %s",
-             report.rows, report.created, report.grouped, report.duplicates, report.rejected, report.failed,
-             report.watermark_before, report.watermark_after)
+    log.info(
+        "poll: %d rows, %d created, %d grouped, %d duplicates, %d rejected, %d failed; watermark %s → %s",
+        report.rows,
+        report.created,
+        report.grouped,
+        report.duplicates,
+        report.rejected,
+        report.failed,
+        report.watermark_before,
+        report.watermark_after,
+    )

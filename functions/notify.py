@@ -10,13 +10,14 @@
 - Timers ``sla_watchdog`` (every minute) and ``p4_daily_digest`` (hourly;
   each partner's digest goes out once a day at its local digest hour).
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -26,8 +27,8 @@ from functions.http import handle_errors, json_response, read_json
 from functions.orchestrations import ENDED_UNFINISHED, RUNNING, status_name
 from shared import runtime
 from shared.errors import ConflictError, ValidationError
-from shared.notify.schedule import call_time, next_attempt
 from shared.notify.names import ACK_EVENT, ESCALATION_ORCHESTRATOR, STOP_EVENT, escalation_instance_id
+from shared.notify.schedule import call_time, next_attempt
 
 bp = df.Blueprint()
 log = logging.getLogger("soc_responder.notify")
@@ -37,6 +38,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # -- the escalation orchestration -------------------------------------------------------------------
+
 
 def _event_data(value: Any) -> dict:
     """External event payloads arrive as JSON text from the Python client (double encoding) or as objects."""
@@ -69,10 +71,17 @@ def call_escalation(context: df.DurableOrchestrationContext):
     outcome, reason, by = "exhausted", f"limit of {limit} attempt(s) reached", None
 
     def show(state: str, next_call: datetime | None = None) -> None:
-        context.set_custom_status({"incidentId": incident_id, "state": state, "attempts": attempts,
-                                   "maxAttempts": limit, "startedAt": started.isoformat(),
-                                   "nextCallAt": next_call.isoformat() if next_call else None,
-                                   "trigger": request.get("trigger")})
+        context.set_custom_status(
+            {
+                "incidentId": incident_id,
+                "state": state,
+                "attempts": attempts,
+                "maxAttempts": limit,
+                "startedAt": started.isoformat(),
+                "nextCallAt": next_call.isoformat() if next_call else None,
+                "trigger": request.get("trigger"),
+            }
+        )
 
     while True:
         due = call_time(started, min(attempt, limit + 1), tz)
@@ -90,14 +99,17 @@ def call_escalation(context: df.DurableOrchestrationContext):
             break  # the last call's window passed without an acknowledgement
         show("calling")
         try:
-            placed = yield context.call_activity("place_escalation_call", {
-                **request, "attempt": attempt, "scheduledAt": due.isoformat(), "instanceId": context.instance_id})
-        except Exception as exc:  # noqa: BLE001 - a failed attempt is evidenced by the activity; keep calling
+            placed = yield context.call_activity(
+                "place_escalation_call",
+                {**request, "attempt": attempt, "scheduledAt": due.isoformat(), "instanceId": context.instance_id},
+            )
+        except Exception as exc:
             placed = {"error": str(exc)[:300]}
         if placed.get("stop"):
             stop = placed["stop"]
-            outcome = "impossible" if placed.get("impossible") else (
-                "acknowledged" if stop == "acknowledged" else "stopped")
+            outcome = (
+                "impossible" if placed.get("impossible") else ("acknowledged" if stop == "acknowledged" else "stopped")
+            )
             reason = stop
             break
         attempts += 1
@@ -106,24 +118,38 @@ def call_escalation(context: df.DurableOrchestrationContext):
         attempt = min(attempt, limit + 1)
 
     show(outcome)
-    summary = {"incidentId": incident_id, "outcome": outcome, "attempts": attempts, "reason": reason, "by": by,
-               "startedAt": started.isoformat(), "requestKey": request.get("requestKey"),
-               "instanceId": context.instance_id, "skippedSlots": skipped}
+    summary = {
+        "incidentId": incident_id,
+        "outcome": outcome,
+        "attempts": attempts,
+        "reason": reason,
+        "by": by,
+        "startedAt": started.isoformat(),
+        "requestKey": request.get("requestKey"),
+        "instanceId": context.instance_id,
+        "skippedSlots": skipped,
+    }
     try:
         yield context.call_activity("end_call_escalation", summary)
-    except Exception as exc:  # noqa: BLE001 - the outcome is still the orchestration's output
+    except Exception as exc:
         summary["endError"] = str(exc)[:300]
     return summary
 
 
 # -- activities ------------------------------------------------------------------------------------
 
+
 @bp.activity_trigger(input_name="request")
 def notify_incident(request: dict) -> dict:
     """The runbook's notify step: incident email (or P4 digest queue) and whether to phone."""
     return runtime.context().notifications.notify_runbook(
-        request["incidentId"], int(request.get("epoch") or 1), request.get("containment"),
-        request.get("reason"), request.get("previousPriority"), request.get("actor"))
+        request["incidentId"],
+        int(request.get("epoch") or 1),
+        request.get("containment"),
+        request.get("reason"),
+        request.get("previousPriority"),
+        request.get("actor"),
+    )
 
 
 async def ensure_escalation(client: df.DurableOrchestrationClient, request: dict) -> dict:
@@ -131,7 +157,7 @@ async def ensure_escalation(client: df.DurableOrchestrationClient, request: dict
     instance_id = escalation_instance_id(request["incidentId"])
     try:
         status = await client.get_status(instance_id, show_input=True)
-    except Exception as exc:  # noqa: BLE001 - the start below decides
+    except Exception as exc:
         log.warning("status of %s unavailable: %s", instance_id, exc)
         status = None
     state = status_name(status)
@@ -141,15 +167,22 @@ async def ensure_escalation(client: df.DurableOrchestrationClient, request: dict
         return {"instanceId": instance_id, "state": "already-done"}
     try:
         await client.start_new(ESCALATION_ORCHESTRATOR, instance_id, request)
-    except Exception as exc:  # noqa: BLE001 - "already exists" is the one-per-incident rule doing its job
+    except Exception as exc:
         if "already exists" in str(exc).lower():
             return {"instanceId": instance_id, "state": "already-running"}
         raise
     return {"instanceId": instance_id, "state": "started"}
 
 
-async def _start_escalation(client: df.DurableOrchestrationClient, incident_id: str, trigger: str, request_key: str,
-                            reason: str, actor: str | None = None, epoch: int | None = None) -> dict:
+async def _start_escalation(
+    client: df.DurableOrchestrationClient,
+    incident_id: str,
+    trigger: str,
+    request_key: str,
+    reason: str,
+    actor: str | None = None,
+    epoch: int | None = None,
+) -> dict:
     from shared.models import ActorType, Phase
     from shared.notify.incidents import load_incident
 
@@ -157,14 +190,28 @@ async def _start_escalation(client: df.DurableOrchestrationClient, incident_id: 
     incident = await asyncio.to_thread(load_incident, notifier.store, incident_id)
     request = notifier.escalation_request(incident, trigger, request_key, reason, actor, epoch)
     result = await ensure_escalation(client, request)
-    words = {"started": "started", "already-running": "already running: not started twice",
-             "already-done": "already done for this request"}[result["state"]]
+    words = {
+        "started": "started",
+        "already-running": "already running: not started twice",
+        "already-done": "already done for this request",
+    }[result["state"]]
     await asyncio.to_thread(
-        notifier.record_evidence, incident_id, f"escalation.{result['state']}",
+        notifier.record_evidence,
+        incident_id,
+        f"escalation.{result['state']}",
         f"Phone escalation {words} ({reason})",
-        {"instanceId": result["instanceId"], "trigger": trigger, "requestKey": request_key, "reason": reason,
-         "maxAttempts": request["maxAttempts"], "timezone": request["timezone"]},
-        Phase.NOTIFY, actor or "soc-responder", ActorType.ANALYST if actor else ActorType.APP)
+        {
+            "instanceId": result["instanceId"],
+            "trigger": trigger,
+            "requestKey": request_key,
+            "reason": reason,
+            "maxAttempts": request["maxAttempts"],
+            "timezone": request["timezone"],
+        },
+        Phase.NOTIFY,
+        actor or "soc-responder",
+        ActorType.ANALYST if actor else ActorType.APP,
+    )
     return result
 
 
@@ -173,8 +220,14 @@ async def _start_escalation(client: df.DurableOrchestrationClient, incident_id: 
 async def start_call_escalation(request: dict, client: df.DurableOrchestrationClient) -> dict:
     """Start ``escalation-{incidentId}`` for the runbook (async: it needs the durable client)."""
     epoch = int(request.get("epoch") or 1)
-    return await _start_escalation(client, request["incidentId"], request.get("trigger") or "p1",
-                                   f"runbook-e{epoch}", request.get("reason") or "P1 runbook", epoch=epoch)
+    return await _start_escalation(
+        client,
+        request["incidentId"],
+        request.get("trigger") or "p1",
+        f"runbook-e{epoch}",
+        request.get("reason") or "P1 runbook",
+        epoch=epoch,
+    )
 
 
 @bp.activity_trigger(input_name="request")
@@ -191,11 +244,13 @@ def end_call_escalation(request: dict) -> dict:
 
 # -- operator routes (SPEC 9) ------------------------------------------------------------------------
 
+
 def _body(req: func.HttpRequest) -> dict:
     body = read_json(req)
     if not isinstance(body, dict):
-        raise ValidationError("request body must be a JSON object",
-                              [{"field": "body", "message": "expected an object"}])
+        raise ValidationError(
+            "request body must be a JSON object", [{"field": "body", "message": "expected an object"}]
+        )
     return body
 
 
@@ -223,7 +278,7 @@ async def _signal(client: df.DurableOrchestrationClient, incident_id: str, event
     """Raise ``event`` on the incident's escalation: "signalled", or "not running"."""
     try:
         await client.raise_event(escalation_instance_id(incident_id), event, data)
-    except Exception as exc:  # noqa: BLE001 - no escalation (or already over): nothing to stop
+    except Exception as exc:
         log.info("%s not delivered to %s: %s", event, escalation_instance_id(incident_id), exc)
         return "not running"
     return "signalled"
@@ -247,17 +302,23 @@ async def acknowledge_incident(req: func.HttpRequest, client: df.DurableOrchestr
     notifier = runtime.context().notifications
     incident, first = await asyncio.to_thread(notifier.acknowledge, incident_id, actor, ActorType.ANALYST, "api", note)
     escalation = await _signal(client, incident_id, ACK_EVENT, {"actor": actor, "via": "api", "reason": "acknowledged"})
-    return json_response(200, {"incidentId": incident.id, "status": incident.status.value,
-                               "acknowledgedAt": isoformat(incident.acknowledged_at),
-                               "acknowledgedBy": incident.acknowledged_by, "firstAcknowledgement": first,
-                               "escalation": "stopped" if escalation == "signalled" else "not running"})
+    return json_response(
+        200,
+        {
+            "incidentId": incident.id,
+            "status": incident.status.value,
+            "acknowledgedAt": isoformat(incident.acknowledged_at),
+            "acknowledgedBy": incident.acknowledged_by,
+            "firstAcknowledgement": first,
+            "escalation": "stopped" if escalation == "signalled" else "not running",
+        },
+    )
 
 
 @bp.route(route="incidents/{id}/priority", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 @handle_errors
-async def change_incident_priority(req: func.HttpRequest,
-                                   client: df.DurableOrchestrationClient) -> func.HttpResponse:
+async def change_incident_priority(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Raise or lower the priority. Body ``{"actor", "priority": "P1".."P4", "reason"}``."""
     from shared.models import Phase, Priority
     from shared.notify.priority import change_priority
@@ -266,8 +327,9 @@ async def change_incident_priority(req: func.HttpRequest,
     incident_id, body, actor = _operator_request(req)
     raw = body.get("priority")
     if not isinstance(raw, str) or raw.strip().upper() not in Priority.__members__:
-        raise ValidationError("priority must be one of P1, P2, P3, P4",
-                              [{"field": "priority", "message": "expected P1, P2, P3 or P4"}])
+        raise ValidationError(
+            "priority must be one of P1, P2, P3, P4", [{"field": "priority", "message": "expected P1, P2, P3 or P4"}]
+        )
     priority = Priority(raw.strip().upper())
     reason = _text(body, "reason", max_len=2000)
     ctx = runtime.context()
@@ -281,26 +343,39 @@ async def change_incident_priority(req: func.HttpRequest,
             await client.start_new(RUNBOOK, change.runbook.instance_id, change.runbook.input)
             runbook_started = True
             out["runbook"] = change.runbook.instance_id
-        except Exception as exc:  # noqa: BLE001 - evidenced; the email below still tells the partner
+        except Exception as exc:
             log.error("could not start runbook %s: %s", change.runbook.instance_id, exc)
-            await asyncio.to_thread(ctx.notifications.record_evidence, incident_id, "runbook.start-failed",
-                                    "The P1 runbook could not be started; it will be retried by the SLA watchdog",
-                                    {"instanceId": change.runbook.instance_id, "error": type(exc).__name__},
-                                    Phase.TRIAGE)
+            await asyncio.to_thread(
+                ctx.notifications.record_evidence,
+                incident_id,
+                "runbook.start-failed",
+                "The P1 runbook could not be started; it will be retried by the SLA watchdog",
+                {"instanceId": change.runbook.instance_id, "error": type(exc).__name__},
+                Phase.TRIAGE,
+            )
     if change.lowered:
-        out["escalation"] = await _signal(client, incident_id, STOP_EVENT,
-                                          {"actor": actor, "reason": f"priority lowered to {priority.value}"})
+        out["escalation"] = await _signal(
+            client, incident_id, STOP_EVENT, {"actor": actor, "reason": f"priority lowered to {priority.value}"}
+        )
         out["containment"] = "unchanged: lowering the priority never releases containment"
     elif priority == Priority.P2:
         why = ctx.notifications.p2_call_reason(change.incident)
         if why:
-            out["escalation"] = (await _start_escalation(client, incident_id, "p2-rule",
-                                                         f"p2-{_stamp(change.incident.updated_at)}", why))["state"]
+            out["escalation"] = (
+                await _start_escalation(client, incident_id, "p2-rule", f"p2-{_stamp(change.incident.updated_at)}", why)
+            )["state"]
     if not runbook_started:  # a raise to P1 is announced by the runbook's email, with the actions it took
-        out["email"] = (await asyncio.to_thread(
-            ctx.notifications.notify_event, incident_id, NotifyEvent.PRIORITY_CHANGED,
-            f"priority-{_stamp(change.incident.updated_at)}", actor=actor, reason=reason,
-            previous_priority=change.previous.value))["status"]
+        out["email"] = (
+            await asyncio.to_thread(
+                ctx.notifications.notify_event,
+                incident_id,
+                NotifyEvent.PRIORITY_CHANGED,
+                f"priority-{_stamp(change.incident.updated_at)}",
+                actor=actor,
+                reason=reason,
+                previous_priority=change.previous.value,
+            )
+        )["status"]
     return json_response(200, out)
 
 
@@ -319,25 +394,43 @@ async def request_call_escalation(req: func.HttpRequest, client: df.DurableOrche
     incident = await asyncio.to_thread(load_incident, ctx.store, incident_id)
     refusal = None
     if incident.priority not in (Priority.P1, Priority.P2):
-        refusal = (f"phone escalation is for P1 and P2 incidents; this one is {incident.priority.value}: "
-                   "raise its priority first")
+        refusal = (
+            f"phone escalation is for P1 and P2 incidents; this one is {incident.priority.value}: "
+            "raise its priority first"
+        )
     elif not incident.status.is_open:
         refusal = f"the incident is {incident.status.value}"
     if refusal:
         from shared.models import ActorType, Phase
 
-        await asyncio.to_thread(ctx.notifications.record_evidence, incident_id, "escalation.refused",
-                                f"Call request by {actor} refused: {refusal}", {"reason": reason, "refusal": refusal},
-                                Phase.NOTIFY, actor, ActorType.ANALYST)
+        await asyncio.to_thread(
+            ctx.notifications.record_evidence,
+            incident_id,
+            "escalation.refused",
+            f"Call request by {actor} refused: {refusal}",
+            {"reason": reason, "refusal": refusal},
+            Phase.NOTIFY,
+            actor,
+            ActorType.ANALYST,
+        )
         raise ConflictError(refusal)
-    result = await _start_escalation(client, incident_id, "operator", f"op-{_stamp(now_ms())}",
-                                     f"requested by {actor}: {reason}", actor)
+    result = await _start_escalation(
+        client, incident_id, "operator", f"op-{_stamp(now_ms())}", f"requested by {actor}: {reason}", actor
+    )
     started = result["state"] == "started"
-    return json_response(202 if started else 200, {"incidentId": incident_id, "priority": incident.priority.value,
-                                                   "escalation": result["state"], "instanceId": result["instanceId"]})
+    return json_response(
+        202 if started else 200,
+        {
+            "incidentId": incident_id,
+            "priority": incident.priority.value,
+            "escalation": result["state"],
+            "instanceId": result["instanceId"],
+        },
+    )
 
 
 # -- ACS call events ---------------------------------------------------------------------------------
+
 
 @bp.route(route="callbacks/acs", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
@@ -351,16 +444,25 @@ async def acs_call_events(req: func.HttpRequest, client: df.DurableOrchestration
     try:
         outcome = await asyncio.to_thread(notifier.handle_call_events, dict(req.params), body)
     except (CallbackRejectedError, CallbackUnauthorizedError) as exc:
-        log.warning("rejected ACS callback (incidentId=%r callId=%r): %s", req.params.get("incidentId", "")[:80],
-                    req.params.get("callId", "")[:120], exc.reason)
+        log.warning(
+            "rejected ACS callback (incidentId=%r callId=%r): %s",
+            req.params.get("incidentId", "")[:80],
+            req.params.get("callId", "")[:120],
+            exc.reason,
+        )
         raise
     if outcome.acknowledged_by:
-        await _signal(client, outcome.incident_id, ACK_EVENT,
-                      {"actor": outcome.acknowledged_by, "via": "phone", "reason": "acknowledged on the call"})
+        await _signal(
+            client,
+            outcome.incident_id,
+            ACK_EVENT,
+            {"actor": outcome.acknowledged_by, "via": "phone", "reason": "acknowledged on the call"},
+        )
     return json_response(200, outcome.response())
 
 
 # -- timers ---------------------------------------------------------------------------------------
+
 
 @bp.timer_trigger(schedule="30 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
 @bp.durable_client_input(client_name="client")
@@ -370,26 +472,33 @@ async def sla_watchdog(timer: func.TimerRequest, client: df.DurableOrchestration
     from shared.notify.watchdog import SlaWatchdog
 
     notifier = runtime.context().notifications
-    report = await asyncio.to_thread(SlaWatchdog(notifier).run, datetime.now(timezone.utc))
+    report = await asyncio.to_thread(SlaWatchdog(notifier).run, datetime.now(UTC))
     for incident_id, epoch in report.redrive:
         instance_id = runbook_instance_id(incident_id, epoch)
         try:
             status = await client.get_status(instance_id)
-        except Exception:  # noqa: BLE001 - an unknown instance may answer without a status body
+        except Exception:
             status = None
         state = status_name(status)
         if state is not None and state not in ENDED_UNFINISHED:
             continue  # it exists and is running or completed; its own steps are evidenced
         try:
-            await client.start_new(RUNBOOK, instance_id, {"incidentId": incident_id, "epoch": epoch,
-                                                          "reason": "re-driven by the SLA watchdog"})
-        except Exception as exc:  # noqa: BLE001 - retried next minute
+            await client.start_new(
+                RUNBOOK,
+                instance_id,
+                {"incidentId": incident_id, "epoch": epoch, "reason": "re-driven by the SLA watchdog"},
+            )
+        except Exception as exc:
             log.warning("could not re-drive %s: %s", instance_id, exc)
             continue
-        await asyncio.to_thread(notifier.record_evidence, incident_id, "runbook.redriven",
-                                f"The runbook had {'failed' if state else 'not run'}: started again by the SLA watchdog",
-                                {"instanceId": instance_id, "previousStatus": str(state) if state else None},
-                                Phase.TRIAGE)
+        await asyncio.to_thread(
+            notifier.record_evidence,
+            incident_id,
+            "runbook.redriven",
+            f"The runbook had {'failed' if state else 'not run'}: started again by the SLA watchdog",
+            {"instanceId": instance_id, "previousStatus": str(state) if state else None},
+            Phase.TRIAGE,
+        )
     if report.breaches or report.redrive:
         log.warning("SLA watchdog: %s", report.wire())
 
@@ -397,5 +506,5 @@ async def sla_watchdog(timer: func.TimerRequest, client: df.DurableOrchestration
 @bp.timer_trigger(schedule="0 5 * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
 def p4_daily_digest(timer: func.TimerRequest) -> None:
     """Hourly: each partner's P4 digest goes out once a day, at or after its local digest hour."""
-    report = runtime.context().notifications.send_p4_digests(datetime.now(timezone.utc))
+    report = runtime.context().notifications.send_p4_digests(datetime.now(UTC))
     log.info("P4 digest: %s", report)

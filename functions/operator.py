@@ -3,6 +3,7 @@
 State-changing operator routes (ack, priority, approve, release, call) live
 with the features they drive.
 """
+
 from __future__ import annotations
 
 import asyncio

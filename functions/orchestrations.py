@@ -1,4 +1,5 @@
 """Reading durable instance statuses the same way in every trigger."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -9,6 +9,7 @@
   release) change incidents without knowing about Sentinel — and retries
   failed write-backs when their backoff is due.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -22,6 +22,7 @@ Investigate-phase evidence event; a failure is recorded, never raised, and
 the investigation goes on with the next query. Re-running (an activity retried
 after a host crash) skips the queries already evidenced for that runbook epoch.
 """
+
 from __future__ import annotations
 
 import base64
@@ -30,9 +31,10 @@ import ipaddress
 import logging
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Mapping, Protocol
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 
 from shared.errors import IncidentNotFoundError
 from shared.evidence import EventDraft, now_ms
@@ -55,8 +57,9 @@ EVENT_PREFIX = "investigation."
 
 _PARAM_NAME = re.compile(r"^p_[a-z0-9_]{1,40}$")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
-_VAULT = re.compile(r"^(/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.keyvault/vaults/[^/]+)",
-                    re.IGNORECASE)
+_VAULT = re.compile(
+    r"^(/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.keyvault/vaults/[^/]+)", re.IGNORECASE
+)
 
 
 # -- the one way a value enters KQL ---------------------------------------------------------
@@ -80,7 +83,7 @@ def kql_datetime(moment: datetime) -> str:
     """A KQL datetime literal from a datetime object (formatted by us, never caller text)."""
     if not isinstance(moment, datetime):
         raise TypeError("expected a datetime")
-    return f"datetime({moment.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')})"
+    return f"datetime({moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')})"
 
 
 def bind(template: str, strings: Mapping[str, str], times: Mapping[str, datetime] | None = None) -> str:
@@ -157,10 +160,10 @@ unusual
 class PlannedQuery:
     """One lookup: what it is about, its bound KQL and its time span."""
 
-    key: str            # stable per (kind, entity): de-duplicates re-runs
-    kind: str           # signins | directory-audit | ip-activity | keyvault-operations
-    entity_kind: str    # account | ip | keyVault
-    entity: str         # what the evidence names (UPN, address, vault id)
+    key: str  # stable per (kind, entity): de-duplicates re-runs
+    kind: str  # signins | directory-audit | ip-activity | keyvault-operations
+    entity_kind: str  # account | ip | keyVault
+    entity: str  # what the evidence names (UPN, address, vault id)
     kql: str
     start: datetime
     end: datetime
@@ -225,17 +228,36 @@ def plan_queries(incident: Incident, now: datetime) -> list[PlannedQuery]:
     for upn, object_id in _accounts(incident.entities):
         shown = upn or object_id
         params = {"p_upn": upn, "p_object_id": object_id}
-        plans.append(PlannedQuery(_key("signins", shown), "signins", "account", shown, bind(SIGNINS, params),
-                                  start, end))
-        plans.append(PlannedQuery(_key("directory-audit", shown), "directory-audit", "account", shown,
-                                  bind(DIRECTORY_AUDIT, params), start, end))
+        plans.append(
+            PlannedQuery(_key("signins", shown), "signins", "account", shown, bind(SIGNINS, params), start, end)
+        )
+        plans.append(
+            PlannedQuery(
+                _key("directory-audit", shown),
+                "directory-audit",
+                "account",
+                shown,
+                bind(DIRECTORY_AUDIT, params),
+                start,
+                end,
+            )
+        )
     for ip in _ips(incident.entities):
-        plans.append(PlannedQuery(_key("ip-activity", ip), "ip-activity", "ip", ip,
-                                  bind(IP_ACTIVITY, {"p_ip": ip}), start, end))
+        plans.append(
+            PlannedQuery(_key("ip-activity", ip), "ip-activity", "ip", ip, bind(IP_ACTIVITY, {"p_ip": ip}), start, end)
+        )
     for vault in _vaults(incident.entities):
-        plans.append(PlannedQuery(_key("keyvault-operations", vault), "keyvault-operations", "keyVault", vault,
-                                  bind(KEY_VAULT, {"p_vault": vault}, {"p_window_start": start}),
-                                  start - KEY_VAULT_BASELINE, end))
+        plans.append(
+            PlannedQuery(
+                _key("keyvault-operations", vault),
+                "keyvault-operations",
+                "keyVault",
+                vault,
+                bind(KEY_VAULT, {"p_vault": vault}, {"p_window_start": start}),
+                start - KEY_VAULT_BASELINE,
+                end,
+            )
+        )
     return plans
 
 
@@ -258,7 +280,7 @@ class InvestigationSource(Protocol):
 
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
-        return isoformat(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+        return isoformat(value if value.tzinfo else value.replace(tzinfo=UTC))
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
@@ -275,8 +297,11 @@ def _cell(value: Any) -> Any:
 def summarise(plan: PlannedQuery, outcome: QueryOutcome, epoch: int, occurred_at: datetime) -> EventDraft:
     """The Investigate-phase evidence event for one query's outcome (pure)."""
     summary_row = next((r for r in outcome.rows if r.get("RowKind") == "summary"), None)
-    top = [{k: _cell(v) for k, v in r.items() if k != "RowKind" and v not in (None, "")}
-           for r in outcome.rows if r.get("RowKind") != "summary"][:TOP_ROWS]
+    top = [
+        {k: _cell(v) for k, v in r.items() if k != "RowKind" and v not in (None, "")}
+        for r in outcome.rows
+        if r.get("RowKind") != "summary"
+    ][:TOP_ROWS]
     counts = {k: _cell(v) for k, v in (summary_row or {}).items() if k != "RowKind"}
     events = counts.get("Events") if isinstance(counts.get("Events"), int) else None
     if events is None and summary_row is None and outcome.status == "ok":
@@ -294,22 +319,42 @@ def summarise(plan: PlannedQuery, outcome: QueryOutcome, epoch: int, occurred_at
         if isinstance(counts.get("UnusualPairs"), int):
             details.append(f"{counts['UnusualPairs']} unusual caller/operation pair(s)")
         text = f"{title}: {events if events is not None else 'unknown'} event(s)" + (
-            f" ({', '.join(details)})" if details else "")
+            f" ({', '.join(details)})" if details else ""
+        )
         if outcome.status == "partial":
             text += f" — PARTIAL result ({outcome.error or 'the service returned only part of the data'})"
     return EventDraft(
-        event_type=plan.event_type, phase=Phase.INVESTIGATE, occurred_at=occurred_at, summary=text,
-        data={"queryKey": plan.key, "epoch": epoch, "entityKind": plan.entity_kind, "entity": plan.entity,
-              "status": outcome.status, "window": {"from": isoformat(plan.start), "to": isoformat(plan.end)},
-              "events": events, "counts": counts, "topRows": top, "error": outcome.error})
+        event_type=plan.event_type,
+        phase=Phase.INVESTIGATE,
+        occurred_at=occurred_at,
+        summary=text,
+        data={
+            "queryKey": plan.key,
+            "epoch": epoch,
+            "entityKind": plan.entity_kind,
+            "entity": plan.entity,
+            "status": outcome.status,
+            "window": {"from": isoformat(plan.start), "to": isoformat(plan.end)},
+            "events": events,
+            "counts": counts,
+            "topRows": top,
+            "error": outcome.error,
+        },
+    )
 
 
 class IncidentInvestigator:
     """Runs the lookups of an incident and evidences each outcome (never raises for a query failure)."""
 
-    def __init__(self, store: EvidenceStore, source: InvestigationSource,
-                 clock: Callable[[], datetime] = now_ms, timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
-                 budget_seconds: int = DEFAULT_BUDGET_SECONDS, timer: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        store: EvidenceStore,
+        source: InvestigationSource,
+        clock: Callable[[], datetime] = now_ms,
+        timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+        budget_seconds: int = DEFAULT_BUDGET_SECONDS,
+        timer: Callable[[], float] = time.monotonic,
+    ):
         self.store, self.source, self.clock, self.timeout_seconds = store, source, clock, timeout_seconds
         self.budget_seconds, self.timer = budget_seconds, timer
 
@@ -320,8 +365,11 @@ class IncidentInvestigator:
             raise IncidentNotFoundError(incident_id)
         incident = got[0]
         plans = plan_queries(incident, self.clock())
-        done = {(ev.data.get("epoch"), ev.data.get("queryKey")) for ev in self.store.list_events(incident_id)
-                if ev.event_type.startswith(EVENT_PREFIX)}
+        done = {
+            (ev.data.get("epoch"), ev.data.get("queryKey"))
+            for ev in self.store.list_events(incident_id)
+            if ev.event_type.startswith(EVENT_PREFIX)
+        }
         statuses: dict[str, int] = {}
         deadline = self.timer() + self.budget_seconds
         for plan in plans:
@@ -330,11 +378,13 @@ class IncidentInvestigator:
                 continue
             remaining = int(deadline - self.timer())
             if remaining < 1:
-                outcome = QueryOutcome("skipped", error=f"the investigation's {self.budget_seconds} s budget was used up")
+                outcome = QueryOutcome(
+                    "skipped", error=f"the investigation's {self.budget_seconds} s budget was used up"
+                )
             else:
                 try:
                     outcome = self.source.run(plan.kql, plan.start, plan.end, min(self.timeout_seconds, remaining))
-                except Exception as exc:  # noqa: BLE001 — an adapter bug must not stop the runbook either
+                except Exception as exc:
                     log.warning("investigation query %s failed: %s", plan.kind, exc)
                     outcome = QueryOutcome("failed", error=type(exc).__name__)
             statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
@@ -344,14 +394,28 @@ class IncidentInvestigator:
         return {"incidentId": incident_id, "epoch": epoch, "queries": len(plans), "statuses": statuses}
 
     def _completed(self, plans: list[PlannedQuery], statuses: dict[str, int], epoch: int) -> EventDraft:
-        kinds = {k: sum(1 for p in plans if p.entity_kind == k and p.kind != "directory-audit")
-                 for k in ("account", "ip", "keyVault")}
+        kinds = {
+            k: sum(1 for p in plans if p.entity_kind == k and p.kind != "directory-audit")
+            for k in ("account", "ip", "keyVault")
+        }
         if not plans:
             text = "Investigation: no account, IP address or Key Vault in the incident to look up"
         else:
             shown = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
-            text = (f"Investigation: {len(plans)} Log Analytics lookup(s) for {kinds['account']} account(s), "
-                    f"{kinds['ip']} IP address(es), {kinds['keyVault']} Key Vault(s): {shown}")
-        return EventDraft(event_type=EVENT_PREFIX + "completed", phase=Phase.INVESTIGATE, occurred_at=self.clock(),
-                          summary=text, data={"queryKey": "completed", "epoch": epoch, "queries": len(plans),
-                                              "statuses": statuses, "entities": kinds})
+            text = (
+                f"Investigation: {len(plans)} Log Analytics lookup(s) for {kinds['account']} account(s), "
+                f"{kinds['ip']} IP address(es), {kinds['keyVault']} Key Vault(s): {shown}"
+            )
+        return EventDraft(
+            event_type=EVENT_PREFIX + "completed",
+            phase=Phase.INVESTIGATE,
+            occurred_at=self.clock(),
+            summary=text,
+            data={
+                "queryKey": "completed",
+                "epoch": epoch,
+                "queries": len(plans),
+                "statuses": statuses,
+                "entities": kinds,
+            },
+        )

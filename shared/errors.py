@@ -1,4 +1,5 @@
 """Errors the domain raises; the HTTP layer maps them to statuses in one place."""
+
 from __future__ import annotations
 
 
@@ -46,3 +47,53 @@ class ConflictError(SocResponderError):
 
 class EvidenceChainBrokenError(SocResponderError):
     """A timeline's hash chain does not verify."""
+
+
+class ConcurrencyError(SocResponderError):
+    """A conditional write lost a race (stale ETag, or the row was created meanwhile): re-read and try again."""
+
+
+# -- adapter failures ----------------------------------------------------------------------------
+# One vocabulary for every adapter that changes something in Azure (containment, write-back, ...):
+# adapters translate each SDK failure into one of these, so the domain never sees azure-core, msgraph
+# or HTTP, and one rule decides what happens next: ``final`` failures are evidenced and escalated to
+# people; the others are retried (with backoff, by the durable retry options or a timer).
+class AdapterError(SocResponderError):
+    """An Azure call failed after the SDK's own retries. ``final``: retrying the same request cannot succeed."""
+
+    final = True
+
+    def __init__(self, reason: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.code = code
+
+    def evidence(self) -> dict[str, object]:
+        """What the timeline records about the failure: no tokens, no request internals, no response bodies."""
+        return {"reason": self.reason[:500], "status": self.status, "code": self.code, "final": self.final}
+
+
+class TargetNotFoundError(AdapterError):
+    """The VM, NIC, account, service principal, Sentinel incident or Defender alert does not exist (404)."""
+
+
+class AccessDeniedError(AdapterError):
+    """The app's identity may not do this (403), e.g. disabling a privileged administrator."""
+
+
+class RequestRejectedError(AdapterError):
+    """The service refused the request for a reason retrying cannot fix (400, 401, configuration)."""
+
+
+class TransientError(AdapterError):
+    """Throttled, unavailable or timed out (429, 5xx, a dropped connection) after the SDK's own retries."""
+
+    final = False
+
+
+class ConcurrentEditError(AdapterError):
+    """The resource changed between our read and our write (HTTP 412 on If-Match, or 409 on a stale etag):
+    re-read, merge again and retry."""
+
+    final = False

@@ -4,12 +4,14 @@ Each event carries the hash of the previous event of its incident; the hash
 covers every field of the event (canonical JSON), so a changed, removed or
 re-ordered event breaks the chain at a position ``verify_chain`` names.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import Field
 
@@ -49,10 +51,17 @@ class EvidenceEvent(SocModel):
 
     def hash_material(self) -> dict[str, Any]:
         return {
-            "incidentId": self.incident_id, "seq": self.seq, "occurredAt": self.occurred_at,
-            "phase": self.phase.value, "criterion": self.criterion, "actor": self.actor,
-            "actorType": self.actor_type.value, "eventType": self.event_type, "summary": self.summary,
-            "data": self.data, "prevHash": self.prev_hash,
+            "incidentId": self.incident_id,
+            "seq": self.seq,
+            "occurredAt": self.occurred_at,
+            "phase": self.phase.value,
+            "criterion": self.criterion,
+            "actor": self.actor,
+            "actorType": self.actor_type.value,
+            "eventType": self.event_type,
+            "summary": self.summary,
+            "data": self.data,
+            "prevHash": self.prev_hash,
         }
 
     def compute_hash(self) -> str:
@@ -73,9 +82,17 @@ def chain(incident_id: str, drafts: Iterable[EventDraft], last_seq: int, last_ha
         # Round-trip data through JSON so what is hashed is what is stored.
         data = json.loads(canonical_json(d.data))
         ev = EvidenceEvent(
-            incident_id=incident_id, seq=seq, occurred_at=isoformat(d.occurred_at), phase=d.phase,
-            criterion=d.phase.criterion, actor=d.actor, actor_type=d.actor_type, event_type=d.event_type,
-            summary=d.summary, data=data, prev_hash=prev,
+            incident_id=incident_id,
+            seq=seq,
+            occurred_at=isoformat(d.occurred_at),
+            phase=d.phase,
+            criterion=d.phase.criterion,
+            actor=d.actor,
+            actor_type=d.actor_type,
+            event_type=d.event_type,
+            summary=d.summary,
+            data=data,
+            prev_hash=prev,
         )
         ev.hash = ev.compute_hash()
         events.append(ev)
@@ -95,11 +112,16 @@ def verify_chain(events: list[EvidenceEvent]) -> ChainVerdict:
     prev = GENESIS_HASH
     for position, ev in enumerate(events, start=1):
         if ev.seq != position:
-            return ChainVerdict(valid=False, events=len(events), broken_at=position,
-                                reason=f"expected event {position}, found {ev.seq} (missing or re-ordered)")
+            return ChainVerdict(
+                valid=False,
+                events=len(events),
+                broken_at=position,
+                reason=f"expected event {position}, found {ev.seq} (missing or re-ordered)",
+            )
         if ev.prev_hash != prev:
-            return ChainVerdict(valid=False, events=len(events), broken_at=ev.seq,
-                                reason="previous-hash link does not match")
+            return ChainVerdict(
+                valid=False, events=len(events), broken_at=ev.seq, reason="previous-hash link does not match"
+            )
         if ev.compute_hash() != ev.hash:
             return ChainVerdict(valid=False, events=len(events), broken_at=ev.seq, reason="event content altered")
         prev = ev.hash
@@ -108,5 +130,5 @@ def verify_chain(events: list[EvidenceEvent]) -> ChainVerdict:
 
 def now_ms() -> datetime:
     """Current UTC time truncated to milliseconds (the evidence precision)."""
-    n = datetime.now(timezone.utc)
+    n = datetime.now(UTC)
     return n.replace(microsecond=n.microsecond // 1000 * 1000)

@@ -15,6 +15,7 @@ CSV cells that a spreadsheet would read as a formula (starting with ``=``,
 starts with ``'`` gets one more, so the guard is reversible: a reader strips
 exactly one leading ``'`` (``restore_cell``) and gets the stored value back.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,17 +24,32 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Iterable, Iterator, Mapping, TextIO
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TextIO
 
 from shared.errors import ValidationError
 from shared.evidence import EvidenceEvent, canonical_json
 from shared.models import Priority, isoformat
 from shared.store import EvidenceStore, IncidentIndexRow
 
-COLUMNS: tuple[str, ...] = ("incidentId", "seq", "occurredAt", "phase", "criterion", "actor", "actorType",
-                            "eventType", "summary", "data", "prevHash", "hash", "partner", "priority")
+COLUMNS: tuple[str, ...] = (
+    "incidentId",
+    "seq",
+    "occurredAt",
+    "phase",
+    "criterion",
+    "actor",
+    "actorType",
+    "eventType",
+    "summary",
+    "data",
+    "prevHash",
+    "hash",
+    "partner",
+    "priority",
+)
 HASHED_COLUMNS: tuple[str, ...] = COLUMNS[:12]
 # Media types (always UTF-8).
 FORMATS: dict[str, str] = {"csv": "text/csv", "json": "application/json", "jsonl": "application/x-ndjson"}
@@ -73,15 +89,17 @@ def parse_time_bound(value: str, name: str, *, end: bool) -> datetime:
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             day = date.fromisoformat(text)
-            start = datetime.combine(day, time(0), tzinfo=timezone.utc)
+            start = datetime.combine(day, time(0), tzinfo=UTC)
             return start + timedelta(days=1) if end else start
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         # Evidence times have millisecond precision: an inclusive end becomes "before the next millisecond".
         moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
         return moment + timedelta(milliseconds=1) if end else moment
     except (ValueError, OverflowError):  # OverflowError: a bound at the edge of the calendar (9999-12-31)
-        raise _field_error(name, "expected a date (YYYY-MM-DD) or an ISO 8601 UTC time between years 1 and 9999") from None
+        raise _field_error(
+            name, "expected a date (YYYY-MM-DD) or an ISO 8601 UTC time between years 1 and 9999"
+        ) from None
 
 
 def parse_format(value: str | None, default: str = "json", name: str = "format") -> str:
@@ -135,14 +153,19 @@ class ExportQuery:
     incident_id: str | None = None
 
     @classmethod
-    def from_params(cls, params: Mapping[str, str]) -> "ExportQuery":
+    def from_params(cls, params: Mapping[str, str]) -> ExportQuery:
         """Validate ``from``, ``to``, ``partner``, ``priority``, ``incident``; 400 names the field."""
         start = parse_time_bound(params["from"], "from", end=False) if params.get("from") else None
         stop = parse_time_bound(params["to"], "to", end=True) if params.get("to") else None
         if start and stop and stop <= start:
             raise _field_error("to", "must not be before from")
-        return cls(start, stop, parse_partner(params.get("partner")), parse_priorities(params.get("priority")),
-                   parse_incident_id(params.get("incident")))
+        return cls(
+            start,
+            stop,
+            parse_partner(params.get("partner")),
+            parse_priorities(params.get("priority")),
+            parse_incident_id(params.get("incident")),
+        )
 
     @property
     def store_partner(self) -> str | None:
@@ -150,9 +173,13 @@ class ExportQuery:
         return "" if self.partner == NO_PARTNER else self.partner
 
     def describe(self) -> dict[str, Any]:
-        return {"from": isoformat(self.occurred_from) if self.occurred_from else None,
-                "before": isoformat(self.occurred_before) if self.occurred_before else None,
-                "partner": self.partner, "priority": list(self.priorities), "incident": self.incident_id}
+        return {
+            "from": isoformat(self.occurred_from) if self.occurred_from else None,
+            "before": isoformat(self.occurred_before) if self.occurred_before else None,
+            "partner": self.partner,
+            "priority": list(self.priorities),
+            "incident": self.incident_id,
+        }
 
     def fingerprint(self) -> str:
         """Short digest of the query, bound into continuation tokens."""
@@ -184,25 +211,43 @@ def decode_cursor(token: str, query: ExportQuery, name: str = "continuationToken
 # -- rows --------------------------------------------------------------------------------
 def event_row(ev: EvidenceEvent, incident: IncidentIndexRow | None) -> dict[str, Any]:
     """One export row (``COLUMNS``); ``data`` stays a JSON object here."""
-    return {"incidentId": ev.incident_id, "seq": ev.seq, "occurredAt": ev.occurred_at, "phase": ev.phase.value,
-            "criterion": ev.criterion, "actor": ev.actor, "actorType": ev.actor_type.value,
-            "eventType": ev.event_type, "summary": ev.summary, "data": ev.data, "prevHash": ev.prev_hash,
-            "hash": ev.hash, "partner": (incident.partner_id or "") if incident else "",
-            "priority": incident.priority if incident else ""}
+    return {
+        "incidentId": ev.incident_id,
+        "seq": ev.seq,
+        "occurredAt": ev.occurred_at,
+        "phase": ev.phase.value,
+        "criterion": ev.criterion,
+        "actor": ev.actor,
+        "actorType": ev.actor_type.value,
+        "eventType": ev.event_type,
+        "summary": ev.summary,
+        "data": ev.data,
+        "prevHash": ev.prev_hash,
+        "hash": ev.hash,
+        "partner": (incident.partner_id or "") if incident else "",
+        "priority": incident.priority if incident else "",
+    }
 
 
-def export_rows(store: EvidenceStore, query: ExportQuery,
-                after: tuple[str, int] | None = None) -> Iterator[dict[str, Any]]:
+def export_rows(
+    store: EvidenceStore, query: ExportQuery, after: tuple[str, int] | None = None
+) -> Iterator[dict[str, Any]]:
     """Rows of the range in (incident id, seq) order, resuming after ``after``; memory-flat."""
-    incidents = store.iter_incident_index(partner_id=query.store_partner, priorities=query.priorities,
-                                          incident_id=query.incident_id,
-                                          from_incident=after[0] if after else None)
+    incidents = store.iter_incident_index(
+        partner_id=query.store_partner,
+        priorities=query.priorities,
+        incident_id=query.incident_id,
+        from_incident=after[0] if after else None,
+    )
     current = next(incidents, None)
     if current is None:
         return
-    events = store.scan_events(isoformat(query.occurred_from) if query.occurred_from else None,
-                               isoformat(query.occurred_before) if query.occurred_before else None,
-                               after=after, incident_id=query.incident_id)
+    events = store.scan_events(
+        isoformat(query.occurred_from) if query.occurred_from else None,
+        isoformat(query.occurred_before) if query.occurred_before else None,
+        after=after,
+        incident_id=query.incident_id,
+    )
     for ev in events:
         while current is not None and current.incident_id < ev.incident_id:
             current = next(incidents, None)
@@ -276,8 +321,15 @@ class ExportPage:
         return encode_cursor(self.query, self.next_after) if self.next_after else None
 
 
-def export_page(store: EvidenceStore, query: ExportQuery, fmt: str, limit: int = DEFAULT_PAGE_SIZE,
-                after: tuple[str, int] | None = None, *, bom: bool = False) -> ExportPage:
+def export_page(
+    store: EvidenceStore,
+    query: ExportQuery,
+    fmt: str,
+    limit: int = DEFAULT_PAGE_SIZE,
+    after: tuple[str, int] | None = None,
+    *,
+    bom: bool = False,
+) -> ExportPage:
     """Up to ``limit`` rows after ``after`` rendered as ``fmt``; ``next_after`` is set when more remain.
 
     Memory is bounded by ``limit`` (the Functions Python worker needs a whole body per response), never

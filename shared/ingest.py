@@ -5,17 +5,28 @@ store (no in-process locks), so any number of instances may ingest the same
 alert at once: exactly one of them creates the incident and asks for the
 runbook to start.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 from shared.errors import ConflictError
 from shared.evidence import EventDraft, now_ms
-from shared.models import (Alert, AlertSummary, Incident, IncidentStatus, Phase, Priority, TriageDecision,
-                           incident_id_for, isoformat, runbook_instance_id)
+from shared.models import (
+    Alert,
+    AlertSummary,
+    Incident,
+    IncidentStatus,
+    Phase,
+    Priority,
+    TriageDecision,
+    incident_id_for,
+    isoformat,
+    runbook_instance_id,
+)
 from shared.partners import Partner, PartnerRegistry
 from shared.scoring import ScoringRules, score_alert
 from shared.settings import Settings
@@ -59,31 +70,64 @@ class IngestOutcome:
 
     def response(self) -> dict:
         """The 202 body (SPEC 2), extended with the outcome."""
-        return {"incidentId": self.incident_id, "priority": self.priority.value, "status": self.incident_status,
-                "outcome": self.outcome, "score": self.score}
+        return {
+            "incidentId": self.incident_id,
+            "priority": self.priority.value,
+            "status": self.incident_status,
+            "outcome": self.outcome,
+            "score": self.score,
+        }
 
 
 def alert_summary(alert: Alert, decision: TriageDecision, received: datetime) -> AlertSummary:
-    return AlertSummary(key=alert.primary_key, source=alert.source, source_id=alert.source_id, title=alert.title,
-                        alert_type=alert.alert_type, severity=alert.severity, score=decision.score,
-                        priority=decision.priority, observed_at=alert.observed_at, received_at=received,
-                        link=alert.link)
-
-
-def open_incident(incident_id: str, alert: Alert, decision: TriageDecision, partner: Partner | None,
-                  tz: str, received: datetime, triaged: datetime) -> Incident:
-    """A new incident opened by its first alert."""
-    return Incident(
-        id=incident_id, partner_id=partner.id if partner else None, partner_name=partner.name if partner else None,
-        title=alert.title, priority=decision.priority, score=decision.score, created_at=received,
-        updated_at=triaged, first_seen_at=alert.observed_at, last_seen_at=alert.observed_at,
-        alerts=[alert_summary(alert, decision, received)], alert_count=1, entities=list(alert.entities),
-        triage=decision, sla=start_clocks(decision.priority, received, triaged, tz), tactics=list(alert.tactics),
+    return AlertSummary(
+        key=alert.primary_key,
+        source=alert.source,
+        source_id=alert.source_id,
+        title=alert.title,
+        alert_type=alert.alert_type,
+        severity=alert.severity,
+        score=decision.score,
+        priority=decision.priority,
+        observed_at=alert.observed_at,
+        received_at=received,
+        link=alert.link,
     )
 
 
-def merge_alert(incident: Incident, alert: Alert, decision: TriageDecision, tz: str,
-                received: datetime) -> tuple[Incident, Priority | None]:
+def open_incident(
+    incident_id: str,
+    alert: Alert,
+    decision: TriageDecision,
+    partner: Partner | None,
+    tz: str,
+    received: datetime,
+    triaged: datetime,
+) -> Incident:
+    """A new incident opened by its first alert."""
+    return Incident(
+        id=incident_id,
+        partner_id=partner.id if partner else None,
+        partner_name=partner.name if partner else None,
+        title=alert.title,
+        priority=decision.priority,
+        score=decision.score,
+        created_at=received,
+        updated_at=triaged,
+        first_seen_at=alert.observed_at,
+        last_seen_at=alert.observed_at,
+        alerts=[alert_summary(alert, decision, received)],
+        alert_count=1,
+        entities=list(alert.entities),
+        triage=decision,
+        sla=start_clocks(decision.priority, received, triaged, tz),
+        tactics=list(alert.tactics),
+    )
+
+
+def merge_alert(
+    incident: Incident, alert: Alert, decision: TriageDecision, tz: str, received: datetime
+) -> tuple[Incident, Priority | None]:
     """The incident with one more alert; its priority is the highest of its alerts.
 
     Returns (updated incident, new priority if it was raised). A raise starts a
@@ -95,15 +139,22 @@ def merge_alert(incident: Incident, alert: Alert, decision: TriageDecision, tz: 
     tactics = incident.tactics + [t for t in alert.tactics if t not in incident.tactics]
     update: dict = {
         "alerts": incident.alerts + [alert_summary(alert, decision, received)],
-        "alert_count": incident.alert_count + 1, "entities": entities[:200], "tactics": tactics,
+        "alert_count": incident.alert_count + 1,
+        "entities": entities[:200],
+        "tactics": tactics,
         "first_seen_at": min(incident.first_seen_at, alert.observed_at),
-        "last_seen_at": max(incident.last_seen_at, alert.observed_at), "updated_at": received,
+        "last_seen_at": max(incident.last_seen_at, alert.observed_at),
+        "updated_at": received,
     }
     raised = None
     if decision.priority.rank < incident.priority.rank:
         raised = decision.priority
-        update.update(priority=decision.priority, score=max(incident.score, decision.score), triage=decision,
-                      sla=reprioritise(incident.sla, decision.priority, tz))
+        update.update(
+            priority=decision.priority,
+            score=max(incident.score, decision.score),
+            triage=decision,
+            sla=reprioritise(incident.sla, decision.priority, tz),
+        )
         update["runbook_epoch"] = incident.runbook_epoch + 1
     elif decision.score > incident.score and decision.priority == incident.priority:
         update["score"] = decision.score
@@ -117,8 +168,15 @@ SourceUpdateHandler = Callable[[Incident, Alert, datetime], "IngestOutcome | Non
 class IngestService:
     """Turns alerts into incidents in the evidence store."""
 
-    def __init__(self, store: EvidenceStore, rules: ScoringRules, partners: PartnerRegistry, settings: Settings,
-                 clock: Callable[[], datetime] = now_ms, source_updates: SourceUpdateHandler | None = None):
+    def __init__(
+        self,
+        store: EvidenceStore,
+        rules: ScoringRules,
+        partners: PartnerRegistry,
+        settings: Settings,
+        clock: Callable[[], datetime] = now_ms,
+        source_updates: SourceUpdateHandler | None = None,
+    ):
         self.store, self.rules, self.partners, self.settings, self.clock = store, rules, partners, settings, clock
         # Sentinel incident updates (objectEventType "Update") of a known incident: shared.writeback.updates.
         self.source_updates = source_updates
@@ -164,14 +222,16 @@ class IngestService:
         if not won:
             got = self.store.get_incident(owner)
             if got is None:  # a concurrent identical delivery is creating it right now
-                return IngestOutcome(owner, decision.priority, IncidentStatus.OPEN.value, "duplicate", decision.score,
-                                     alert_key=primary)
+                return IngestOutcome(
+                    owner, decision.priority, IncidentStatus.OPEN.value, "duplicate", decision.score, alert_key=primary
+                )
             return self._duplicate(got[0], alert, decision, received)
         return self._create(new_id, alert, decision, partner, matched_by, received)
 
     # -- paths ------------------------------------------------------------------
-    def _duplicate_or_finish(self, incident: Incident, alert: Alert, decision: TriageDecision,
-                             partner: Partner | None, received: datetime) -> IngestOutcome:
+    def _duplicate_or_finish(
+        self, incident: Incident, alert: Alert, decision: TriageDecision, partner: Partner | None, received: datetime
+    ) -> IngestOutcome:
         """A delivery of an alert already claimed for ``incident``: a duplicate once the alert's evidence
         exists; otherwise the delivery that claimed it failed part-way (its sender was told to retry)
         and this one finishes the join, so no alert, priority raise or runbook start is lost."""
@@ -184,23 +244,41 @@ class IngestService:
         got = self.store.get_incident(incident.id)
         incident = got[0] if got else incident
         if all(a.key != key for a in incident.alerts):
-            outcome = self._join(incident.id, alert, decision, partner, received, reason="completed on retry",
-                                 claimed=True)
+            outcome = self._join(
+                incident.id, alert, decision, partner, received, reason="completed on retry", claimed=True
+            )
             if outcome is not None:
                 return outcome
         # Merged into the incident, but its evidence (and runbook start) were lost with the failed delivery.
-        drafts = [EventDraft(event_type="alert.grouped", phase=Phase.DETECT, occurred_at=received,
-                             summary=f"{alert.source} alert joined the incident (recorded on retry): {alert.title}",
-                             data={"alert": _alert_evidence(alert), "reason": "recorded on retry",
-                                   "triage": decision.wire()})]
+        drafts = [
+            EventDraft(
+                event_type="alert.grouped",
+                phase=Phase.DETECT,
+                occurred_at=received,
+                summary=f"{alert.source} alert joined the incident (recorded on retry): {alert.title}",
+                data={"alert": _alert_evidence(alert), "reason": "recorded on retry", "triage": decision.wire()},
+            )
+        ]
         runbook = None
         if incident.runbook_epoch > 1 and decision.priority == incident.priority:
-            runbook = RunbookStart(incident.runbook_instance_id,
-                                   {"incidentId": incident.id, "epoch": incident.runbook_epoch,
-                                    "reason": f"priority raised to {incident.priority.value} (recorded on retry)"})
+            runbook = RunbookStart(
+                incident.runbook_instance_id,
+                {
+                    "incidentId": incident.id,
+                    "epoch": incident.runbook_epoch,
+                    "reason": f"priority raised to {incident.priority.value} (recorded on retry)",
+                },
+            )
         self.store.append_events(incident.id, drafts)
-        return IngestOutcome(incident.id, incident.priority, incident.status.value, "grouped", incident.score,
-                             runbook=runbook, alert_key=key)
+        return IngestOutcome(
+            incident.id,
+            incident.priority,
+            incident.status.value,
+            "grouped",
+            incident.score,
+            runbook=runbook,
+            alert_key=key,
+        )
 
     def _await_incident(self, incident_id: str, attempts: int = 15, pause: float = 0.1) -> tuple[Incident, str] | None:
         """The incident once a concurrent delivery has written it, or None if it does not appear."""
@@ -211,15 +289,34 @@ class IngestService:
                 return got
         return None
 
-    def _duplicate(self, incident: Incident, alert: Alert, decision: TriageDecision, received: datetime) -> IngestOutcome:
-        self.store.append_events(incident.id, [EventDraft(
-            event_type="alert.duplicate", phase=Phase.DETECT, occurred_at=received,
-            summary=f"Same alert delivered again ({alert.source}); no new action",
-            data={"alertKey": alert.primary_key, "source": alert.source, "sourceId": alert.source_id,
-                  **({"refs": refs} if (refs := alert_refs(alert.extended_properties)) else {})},
-        )])
-        return IngestOutcome(incident.id, incident.priority, incident.status.value, "duplicate", incident.score,
-                             alert_key=alert.primary_key)
+    def _duplicate(
+        self, incident: Incident, alert: Alert, decision: TriageDecision, received: datetime
+    ) -> IngestOutcome:
+        self.store.append_events(
+            incident.id,
+            [
+                EventDraft(
+                    event_type="alert.duplicate",
+                    phase=Phase.DETECT,
+                    occurred_at=received,
+                    summary=f"Same alert delivered again ({alert.source}); no new action",
+                    data={
+                        "alertKey": alert.primary_key,
+                        "source": alert.source,
+                        "sourceId": alert.source_id,
+                        **({"refs": refs} if (refs := alert_refs(alert.extended_properties)) else {}),
+                    },
+                )
+            ],
+        )
+        return IngestOutcome(
+            incident.id,
+            incident.priority,
+            incident.status.value,
+            "duplicate",
+            incident.score,
+            alert_key=alert.primary_key,
+        )
 
     def _claim_rest(self, alert: Alert, incident_id: str, received: datetime) -> list[str]:
         """Claim the alert's secondary keys; returns notes on keys owned by other incidents."""
@@ -234,8 +331,10 @@ class IngestService:
         keys = [e.grouping_key for e in alert.entities if e.grouping_key]
         if keys:
             seen = isoformat(alert.observed_at)
-            self.store.upsert_entities(incident.partner_id or SOC_PARTITION,
-                                       [EntityIndexRow(k, incident.id, seen) for k in dict.fromkeys(keys)])
+            self.store.upsert_entities(
+                incident.partner_id or SOC_PARTITION,
+                [EntityIndexRow(k, incident.id, seen) for k in dict.fromkeys(keys)],
+            )
 
     def _grouping_candidate(self, alert: Alert, partner: Partner | None) -> str | None:
         window = timedelta(minutes=self.settings.grouping_window_minutes)
@@ -249,45 +348,93 @@ class IngestService:
                 best = (seen, row.incident_id)
         return best[1] if best else None
 
-    def _create(self, incident_id: str, alert: Alert, decision: TriageDecision, partner: Partner | None,
-                matched_by: str, received: datetime, recovered: bool = False) -> IngestOutcome:
+    def _create(
+        self,
+        incident_id: str,
+        alert: Alert,
+        decision: TriageDecision,
+        partner: Partner | None,
+        matched_by: str,
+        received: datetime,
+        recovered: bool = False,
+    ) -> IngestOutcome:
         triaged = self.clock()
         incident = open_incident(incident_id, alert, decision, partner, self._tz(partner), received, triaged)
         notes = self._claim_rest(alert, incident_id, received)
         # The timeline is written before the incident becomes visible, so a concurrent
         # duplicate that finds the incident always appends after its first events.
-        self.store.append_events(incident_id, [
-            EventDraft(event_type="alert.received", phase=Phase.DETECT, occurred_at=received,
-                       summary=f"{alert.source} alert received: {alert.title}",
-                       data={"alert": _alert_evidence(alert), "partner": {"id": incident.partner_id,
-                             "matchedBy": matched_by}, "notes": notes, "recovered": recovered}),
-            EventDraft(event_type="incident.triaged", phase=Phase.TRIAGE, occurred_at=triaged,
-                       summary=_triage_summary(decision),
-                       data={"triage": decision.wire(), "sla": incident.sla.wire()}),
-        ], new_chain=not recovered)
+        self.store.append_events(
+            incident_id,
+            [
+                EventDraft(
+                    event_type="alert.received",
+                    phase=Phase.DETECT,
+                    occurred_at=received,
+                    summary=f"{alert.source} alert received: {alert.title}",
+                    data={
+                        "alert": _alert_evidence(alert),
+                        "partner": {"id": incident.partner_id, "matchedBy": matched_by},
+                        "notes": notes,
+                        "recovered": recovered,
+                    },
+                ),
+                EventDraft(
+                    event_type="incident.triaged",
+                    phase=Phase.TRIAGE,
+                    occurred_at=triaged,
+                    summary=_triage_summary(decision),
+                    data={"triage": decision.wire(), "sla": incident.sla.wire()},
+                ),
+            ],
+            new_chain=not recovered,
+        )
         try:
             self.store.create_incident(incident)
         except ConflictError:
             got = self.store.get_incident(incident_id)
             return self._duplicate(got[0], alert, decision, received)
         self._index_entities(incident, alert)
-        return IngestOutcome(incident_id, incident.priority, incident.status.value, "created", decision.score,
-                             runbook=RunbookStart(incident.runbook_instance_id,
-                                                  {"incidentId": incident_id, "epoch": incident.runbook_epoch,
-                                                   "reason": "new incident"}),
-                             alert_key=alert.primary_key, notes=notes)
+        return IngestOutcome(
+            incident_id,
+            incident.priority,
+            incident.status.value,
+            "created",
+            decision.score,
+            runbook=RunbookStart(
+                incident.runbook_instance_id,
+                {"incidentId": incident_id, "epoch": incident.runbook_epoch, "reason": "new incident"},
+            ),
+            alert_key=alert.primary_key,
+            notes=notes,
+        )
 
-    def _join(self, incident_id: str, alert: Alert, decision: TriageDecision, partner: Partner | None,
-              received: datetime, reason: str, claimed: bool = False) -> IngestOutcome | None:
+    def _join(
+        self,
+        incident_id: str,
+        alert: Alert,
+        decision: TriageDecision,
+        partner: Partner | None,
+        received: datetime,
+        reason: str,
+        claimed: bool = False,
+    ) -> IngestOutcome | None:
         current = self.store.get_incident(incident_id)
         if reason == "shared entity" and (current is None or not current[0].status.is_open):
             return None  # a closed incident is not reopened by a look-alike: open a new one
-        owner, won = (incident_id, True) if claimed else self.store.claim_alert(alert.primary_key, incident_id, received)
+        owner, won = (
+            (incident_id, True) if claimed else self.store.claim_alert(alert.primary_key, incident_id, received)
+        )
         if not won:
             got = self.store.get_incident(owner)
             if got is None:
-                return IngestOutcome(owner, decision.priority, IncidentStatus.OPEN.value, "duplicate", decision.score,
-                                     alert_key=alert.primary_key)
+                return IngestOutcome(
+                    owner,
+                    decision.priority,
+                    IncidentStatus.OPEN.value,
+                    "duplicate",
+                    decision.score,
+                    alert_key=alert.primary_key,
+                )
             return self._duplicate(got[0], alert, decision, received)
         for attempt in range(20):
             # The first attempt uses the read above; after an ETag conflict, read again.
@@ -305,24 +452,51 @@ class IngestService:
             raise ConcurrencyError(f"incident {incident_id} is changing too fast to join")
         notes = self._claim_rest(alert, incident_id, received)
         self._index_entities(updated, alert)
-        drafts = [EventDraft(event_type="alert.grouped", phase=Phase.DETECT, occurred_at=received,
-                             summary=f"{alert.source} alert joined the incident ({reason}): {alert.title}",
-                             data={"alert": _alert_evidence(alert), "reason": reason, "notes": notes,
-                                   "triage": decision.wire()})]
+        drafts = [
+            EventDraft(
+                event_type="alert.grouped",
+                phase=Phase.DETECT,
+                occurred_at=received,
+                summary=f"{alert.source} alert joined the incident ({reason}): {alert.title}",
+                data={"alert": _alert_evidence(alert), "reason": reason, "notes": notes, "triage": decision.wire()},
+            )
+        ]
         runbook = None
         if raised:
-            drafts.append(EventDraft(
-                event_type="priority.changed", phase=Phase.TRIAGE, occurred_at=received,
-                summary=f"Priority raised {incident.priority.value} → {raised.value} by a new alert",
-                data={"from": incident.priority.value, "to": raised.value, "reason": f"alert {alert.primary_key}",
-                      "triage": decision.wire()}))
-            runbook = RunbookStart(runbook_instance_id(incident_id, updated.runbook_epoch),
-                                   {"incidentId": incident_id, "epoch": updated.runbook_epoch,
-                                    "reason": f"priority raised to {raised.value}",
-                                    "previousPriority": incident.priority.value})
+            drafts.append(
+                EventDraft(
+                    event_type="priority.changed",
+                    phase=Phase.TRIAGE,
+                    occurred_at=received,
+                    summary=f"Priority raised {incident.priority.value} → {raised.value} by a new alert",
+                    data={
+                        "from": incident.priority.value,
+                        "to": raised.value,
+                        "reason": f"alert {alert.primary_key}",
+                        "triage": decision.wire(),
+                    },
+                )
+            )
+            runbook = RunbookStart(
+                runbook_instance_id(incident_id, updated.runbook_epoch),
+                {
+                    "incidentId": incident_id,
+                    "epoch": updated.runbook_epoch,
+                    "reason": f"priority raised to {raised.value}",
+                    "previousPriority": incident.priority.value,
+                },
+            )
         self.store.append_events(incident_id, drafts)
-        return IngestOutcome(incident_id, updated.priority, updated.status.value, "grouped", updated.score,
-                             runbook=runbook, alert_key=alert.primary_key, notes=notes)
+        return IngestOutcome(
+            incident_id,
+            updated.priority,
+            updated.status.value,
+            "grouped",
+            updated.score,
+            runbook=runbook,
+            alert_key=alert.primary_key,
+            notes=notes,
+        )
 
 
 def _alert_keys_of(event) -> list[str]:
@@ -343,10 +517,19 @@ def _triage_summary(d: TriageDecision) -> str:
 
 def _alert_evidence(alert: Alert) -> dict:
     return {
-        "key": alert.primary_key, "keys": alert.dedupe_keys, "source": alert.source, "sourceId": alert.source_id,
-        "title": alert.title, "alertType": alert.alert_type, "severity": alert.severity,
-        "explicitScore": alert.explicit_score, "tactics": alert.tactics, "observedAt": isoformat(alert.observed_at),
-        "entities": [e.wire() for e in alert.entities[:50]], "link": alert.link, "product": alert.product,
+        "key": alert.primary_key,
+        "keys": alert.dedupe_keys,
+        "source": alert.source,
+        "sourceId": alert.source_id,
+        "title": alert.title,
+        "alertType": alert.alert_type,
+        "severity": alert.severity,
+        "explicitScore": alert.explicit_score,
+        "tactics": alert.tactics,
+        "observedAt": isoformat(alert.observed_at),
+        "entities": [e.wire() for e in alert.entities[:50]],
+        "link": alert.link,
+        "product": alert.product,
         # Where the write-back goes (the Sentinel incident's / Defender alert's ARM id), when the source has one.
         **({"refs": refs} if (refs := alert_refs(alert.extended_properties)) else {}),
     }

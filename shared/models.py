@@ -3,10 +3,11 @@
 Models are pydantic so that what crosses a boundary (HTTP body, durable
 activity input, table row) is validated and serialised the same way.
 """
+
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -45,7 +46,7 @@ class Priority(StrEnum):
         return {"P1": "Critical", "P2": "Major", "P3": "Minor", "P4": "Minor"}[self.value]
 
     @classmethod
-    def from_score(cls, score: int) -> "Priority":
+    def from_score(cls, score: int) -> Priority:
         """Map a 1–10 score to a priority (SPEC 3)."""
         if score >= 9:
             return cls.P1
@@ -56,7 +57,7 @@ class Priority(StrEnum):
         return cls.P4
 
     @staticmethod
-    def highest(*priorities: "Priority") -> "Priority":
+    def highest(*priorities: Priority) -> Priority:
         return min(priorities, key=lambda p: p.rank)
 
 
@@ -182,7 +183,7 @@ class Alert(SocModel):
     @field_validator("observed_at")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
     @property
     def primary_key(self) -> str:
@@ -288,13 +289,13 @@ def runbook_instance_id(incident_id: str, epoch: int) -> str:
 def incident_id_for(primary_key: str, observed_at: datetime) -> str:
     """Deterministic incident id from the alert that opened it (so retries converge)."""
     digest = hashlib.sha256(primary_key.encode("utf-8")).hexdigest()[:12]
-    return f"INC-{observed_at.astimezone(timezone.utc):%Y%m%d}-{digest}"
+    return f"INC-{observed_at.astimezone(UTC):%Y%m%d}-{digest}"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def isoformat(dt: datetime) -> str:
     """UTC ISO 8601 with a Z, millisecond precision (evidence timestamps)."""
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

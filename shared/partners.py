@@ -5,6 +5,7 @@ validated at load. Extensions to the sample shape are optional fields:
 ``workspaceIds`` on a partner, ``assetCriticality`` rules, and a top-level
 ``soc`` block with the SOC's own contacts (for alerts that match no partner).
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -127,7 +128,7 @@ class PartnerRegistryFile(_Config):
     soc: SocContacts = Field(default_factory=SocContacts)
 
     @model_validator(mode="after")
-    def _unique(self) -> "PartnerRegistryFile":
+    def _unique(self) -> PartnerRegistryFile:
         seen: dict[str, str] = {}
         for p in self.partners:
             if p.id in seen:
@@ -153,7 +154,7 @@ class PartnerRegistry:
         self._by_tenant = {t: p for p in data.partners for t in p.tenantIds}
 
     @classmethod
-    def load(cls, path: str | Path) -> "PartnerRegistry":
+    def load(cls, path: str | Path) -> PartnerRegistry:
         """Load and validate a registry file; ConfigurationError says which field is wrong."""
         return cls(_load_json_model(path, PartnerRegistryFile, "PARTNERS_FILE"))
 

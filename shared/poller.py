@@ -5,12 +5,14 @@ past a row once that row is recorded, so a failed row is queried again next
 run (duplicates are harmless: ingest de-duplicates). A row that can never be
 parsed is recorded as rejected and skipped, so it cannot block the poll.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from shared.errors import ValidationError
 from shared.ingest import IngestOutcome, IngestService
@@ -24,11 +26,15 @@ STATE_NAME = "log-analytics-watermark"
 SETTLE = timedelta(minutes=2)
 PAGE = 2000
 
-_COLUMNS_ALERT = ("TimeGenerated, SystemAlertId, AlertName, DisplayName, AlertSeverity, Description, ProviderName, "
-                  "ProductName, AlertType, CompromisedEntity, Tactics, Entities, ExtendedProperties, ResourceId, "
-                  "TenantId, VendorOriginalId, AlertLink, IngestedAt")
-_COLUMNS_INCIDENT = ("TimeGenerated, IncidentName, IncidentNumber, Title, Description, Severity, Status, AlertIds, "
-                     "AdditionalData, FirstActivityTime, CreatedTime, IncidentUrl, TenantId, IngestedAt")
+_COLUMNS_ALERT = (
+    "TimeGenerated, SystemAlertId, AlertName, DisplayName, AlertSeverity, Description, ProviderName, "
+    "ProductName, AlertType, CompromisedEntity, Tactics, Entities, ExtendedProperties, ResourceId, "
+    "TenantId, VendorOriginalId, AlertLink, IngestedAt"
+)
+_COLUMNS_INCIDENT = (
+    "TimeGenerated, IncidentName, IncidentNumber, Title, Description, Severity, Status, AlertIds, "
+    "AdditionalData, FirstActivityTime, CreatedTime, IncidentUrl, TenantId, IngestedAt"
+)
 
 
 class SecurityEventSource(Protocol):
@@ -39,19 +45,23 @@ class SecurityEventSource(Protocol):
 
 def _kql_time(dt: datetime) -> str:
     # Built from our own datetime, never from caller input.
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def build_queries(since: datetime, until: datetime) -> dict[str, str]:
     """The two KQL queries for the window (since, until]."""
-    window = (f"| extend IngestedAt = ingestion_time()\n"
-              f"| where IngestedAt > datetime({_kql_time(since)}) and IngestedAt <= datetime({_kql_time(until)})\n")
+    window = (
+        f"| extend IngestedAt = ingestion_time()\n"
+        f"| where IngestedAt > datetime({_kql_time(since)}) and IngestedAt <= datetime({_kql_time(until)})\n"
+    )
     return {
-        "SecurityIncident": ("SecurityIncident\n" + window +
-                             "| summarize arg_max(TimeGenerated, *) by IncidentName\n"
-                             f"| project {_COLUMNS_INCIDENT}\n| order by IngestedAt asc\n| take {PAGE}"),
-        "SecurityAlert": ("SecurityAlert\n" + window +
-                          f"| project {_COLUMNS_ALERT}\n| order by IngestedAt asc\n| take {PAGE}"),
+        "SecurityIncident": (
+            "SecurityIncident\n" + window + "| summarize arg_max(TimeGenerated, *) by IncidentName\n"
+            f"| project {_COLUMNS_INCIDENT}\n| order by IngestedAt asc\n| take {PAGE}"
+        ),
+        "SecurityAlert": (
+            "SecurityAlert\n" + window + f"| project {_COLUMNS_ALERT}\n| order by IngestedAt asc\n| take {PAGE}"
+        ),
     }
 
 
@@ -73,7 +83,7 @@ def _row_time(row: dict[str, Any]) -> datetime | None:
     for col in ("IngestedAt", "TimeGenerated"):
         v = row.get(col)
         if isinstance(v, datetime):
-            return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+            return v if v.tzinfo else v.replace(tzinfo=UTC)
         if isinstance(v, str) and v:
             try:
                 return datetime.fromisoformat(v.replace("Z", "+00:00"))
@@ -92,8 +102,12 @@ def _page_limit(rows: list[dict[str, Any]], since: datetime) -> datetime:
         return since
     first, last = min(times), max(times)
     if first == last:
-        log.warning("Log Analytics returned a full page of %d rows ingested at one instant (%s); rows beyond "
-                    "the page at that instant are not polled", len(rows), last.isoformat())
+        log.warning(
+            "Log Analytics returned a full page of %d rows ingested at one instant (%s); rows beyond "
+            "the page at that instant are not polled",
+            len(rows),
+            last.isoformat(),
+        )
         return last
     return last - timedelta(microseconds=1)
 
@@ -101,8 +115,14 @@ def _page_limit(rows: list[dict[str, Any]], since: datetime) -> datetime:
 class LogAnalyticsPoller:
     """Catches up on what no push delivered."""
 
-    def __init__(self, store: EvidenceStore, ingest: IngestService, source: SecurityEventSource, settings: Settings,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+    def __init__(
+        self,
+        store: EvidenceStore,
+        ingest: IngestService,
+        source: SecurityEventSource,
+        settings: Settings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
         self.store, self.ingest, self.source, self.settings, self.clock = store, ingest, source, settings, clock
 
     def poll(self) -> PollReport:
@@ -125,7 +145,7 @@ class LogAnalyticsPoller:
             parse = log_analytics.parse_incident_row if table == "SecurityIncident" else log_analytics.parse_alert_row
             try:
                 rows = self.source.query(kql, since, until)
-            except Exception as exc:  # noqa: BLE001 — a failed query must not move the watermark
+            except Exception as exc:
                 log.warning("Log Analytics query of %s failed: %s", table, exc)
                 report.errors.append(f"{table}: query failed ({type(exc).__name__})")
                 first_failure = since
@@ -142,7 +162,7 @@ class LogAnalyticsPoller:
                     report.rejected += 1
                     report.errors.append(f"{table}: row rejected ({exc.message})")
                     continue
-                except Exception as exc:  # noqa: BLE001 — retried next run
+                except Exception as exc:
                     report.failed += 1
                     report.errors.append(f"{table}: ingest failed ({type(exc).__name__})")
                     first_failure = at if first_failure is None else min(first_failure, at)
@@ -159,10 +179,18 @@ class LogAnalyticsPoller:
         report.watermark_after = new_mark.isoformat()
         if new_mark > since:
             try:
-                self.store.set_state(STATE_NAME, {"watermark": new_mark.isoformat(), "updatedAt": now.isoformat(),
-                                                  "lastRun": {k: getattr(report, k) for k in (
-                                                      "rows", "created", "grouped", "duplicates", "rejected", "failed")}},
-                                     state[1] if state else None)
+                self.store.set_state(
+                    STATE_NAME,
+                    {
+                        "watermark": new_mark.isoformat(),
+                        "updatedAt": now.isoformat(),
+                        "lastRun": {
+                            k: getattr(report, k)
+                            for k in ("rows", "created", "grouped", "duplicates", "rejected", "failed")
+                        },
+                    },
+                    state[1] if state else None,
+                )
             except ConcurrencyError:
                 # Another instance polled at the same time; its watermark stands.
                 report.errors.append("watermark changed by a concurrent run")

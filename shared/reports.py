@@ -13,12 +13,14 @@ hold, a skip or a failure). A clock with no response yet is "pending" until its 
 time passes, then a breach. Breaches the SLA watchdog recorded on the incident are
 listed too.
 """
+
 from __future__ import annotations
 
 import math
 import statistics
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import Field
 
@@ -30,8 +32,19 @@ from shared.sla import FIRST_RESPONSE_TARGET, RESPONSE_SLA, TRIAGE_TARGET
 from shared.store import EvidenceStore
 
 # Event types that record an intention or a non-action, not a response.
-_NOT_A_RESPONSE = (".planned", ".held", ".skipped", ".failed", ".kept", ".pending", ".scheduled", ".unchanged",
-                   ".rejected", ".withdrawn", ".start-failed")
+_NOT_A_RESPONSE = (
+    ".planned",
+    ".held",
+    ".skipped",
+    ".failed",
+    ".kept",
+    ".pending",
+    ".scheduled",
+    ".unchanged",
+    ".rejected",
+    ".withdrawn",
+    ".start-failed",
+)
 _MARGIN = timedelta(days=1)  # the store filters createdAt as text: widen, then filter on parsed times
 
 
@@ -111,12 +124,17 @@ class SlaReport(SocModel):
 def _clock(due: datetime, at: datetime | None, start: datetime, now: datetime) -> ClockResult:
     if at is None:
         return ClockResult(due_at=isoformat(due), state="breached" if now > due else "pending")
-    return ClockResult(due_at=isoformat(due), at=isoformat(at), seconds=round((at - start).total_seconds(), 3),
-                       state="met" if at <= due else "breached")
+    return ClockResult(
+        due_at=isoformat(due),
+        at=isoformat(at),
+        seconds=round((at - start).total_seconds(), 3),
+        state="met" if at <= due else "breached",
+    )
 
 
-def incident_sla(incident: Incident, now: datetime, first_response: datetime | None = None,
-                 source: str = "incident") -> IncidentSla:
+def incident_sla(
+    incident: Incident, now: datetime, first_response: datetime | None = None, source: str = "incident"
+) -> IncidentSla:
     """The three clocks of one incident (pure)."""
     sla = incident.sla
     received = sla.received_at
@@ -124,60 +142,117 @@ def incident_sla(incident: Incident, now: datetime, first_response: datetime | N
     if sla.first_response_at is None:
         source = source if first_response else "none"
     return IncidentSla(
-        incident_id=incident.id, partner_id=incident.partner_id, partner_name=incident.partner_name,
-        priority=incident.priority.value, status=incident.status.value, title=incident.title,
-        received_at=isoformat(received), triage=_clock(sla.triage_due, sla.triaged_at, received, now),
+        incident_id=incident.id,
+        partner_id=incident.partner_id,
+        partner_name=incident.partner_name,
+        priority=incident.priority.value,
+        status=incident.status.value,
+        title=incident.title,
+        received_at=isoformat(received),
+        triage=_clock(sla.triage_due, sla.triaged_at, received, now),
         first_response=_clock(sla.first_response_due, responded, received, now),
         response_sla=_clock(sla.response_sla_due, responded, received, now),
-        first_response_source=source, recorded_breaches=list(sla.breaches))
+        first_response_source=source,
+        recorded_breaches=list(sla.breaches),
+    )
 
 
 def _breaches(row: IncidentSla) -> Iterator[Breach]:
-    names = {"triage": "triage within 15 minutes", "first-response": "first response within 30 minutes",
-             "response-sla": f"{row.priority} response SLA"}
-    for clock, result in (("triage", row.triage), ("first-response", row.first_response),
-                          ("response-sla", row.response_sla)):
+    names = {
+        "triage": "triage within 15 minutes",
+        "first-response": "first response within 30 minutes",
+        "response-sla": f"{row.priority} response SLA",
+    }
+    for clock, result in (
+        ("triage", row.triage),
+        ("first-response", row.first_response),
+        ("response-sla", row.response_sla),
+    ):
         if result.state != "breached":
             continue
         late = None
         if result.at:
-            late = round((datetime.fromisoformat(result.at.replace("Z", "+00:00"))
-                          - datetime.fromisoformat(result.due_at.replace("Z", "+00:00"))).total_seconds(), 3)
-        detail = (f"{names[clock]} missed by {late:.0f} s" if late is not None
-                  else f"{names[clock]}: no response recorded by {result.due_at}")
-        yield Breach(incident_id=row.incident_id, partner_id=row.partner_id, priority=row.priority, clock=clock,
-                     due_at=result.due_at, at=result.at, late_by_seconds=late, detail=detail)
+            late = round(
+                (
+                    datetime.fromisoformat(result.at.replace("Z", "+00:00"))
+                    - datetime.fromisoformat(result.due_at.replace("Z", "+00:00"))
+                ).total_seconds(),
+                3,
+            )
+        detail = (
+            f"{names[clock]} missed by {late:.0f} s"
+            if late is not None
+            else f"{names[clock]}: no response recorded by {result.due_at}"
+        )
+        yield Breach(
+            incident_id=row.incident_id,
+            partner_id=row.partner_id,
+            priority=row.priority,
+            clock=clock,
+            due_at=result.due_at,
+            at=result.at,
+            late_by_seconds=late,
+            detail=detail,
+        )
     for text in row.recorded_breaches:
-        yield Breach(incident_id=row.incident_id, partner_id=row.partner_id, priority=row.priority,
-                     clock="recorded", detail=f"recorded by the SLA watchdog: {text}")
+        yield Breach(
+            incident_id=row.incident_id,
+            partner_id=row.partner_id,
+            priority=row.priority,
+            clock="recorded",
+            detail=f"recorded by the SLA watchdog: {text}",
+        )
 
 
 def _summary(results: list[ClockResult]) -> ClockSummary:
     secs = sorted(r.seconds for r in results if r.seconds is not None)
     p90 = secs[math.ceil(0.9 * len(secs)) - 1] if secs else None  # nearest rank
-    return ClockSummary(incidents=len(results), met=sum(r.state == "met" for r in results),
-                        breached=sum(r.state == "breached" for r in results),
-                        pending=sum(r.state == "pending" for r in results),
-                        median_seconds=statistics.median(secs) if secs else None, p90_seconds=p90)
+    return ClockSummary(
+        incidents=len(results),
+        met=sum(r.state == "met" for r in results),
+        breached=sum(r.state == "breached" for r in results),
+        pending=sum(r.state == "pending" for r in results),
+        median_seconds=statistics.median(secs) if secs else None,
+        p90_seconds=p90,
+    )
 
 
 def _partner_summary(partner_id: str | None, name: str, rows: list[IncidentSla]) -> PartnerSla:
-    by_priority = {p.value: _summary([r.response_sla for r in rows if r.priority == p.value])
-                   for p in Priority if any(r.priority == p.value for r in rows)}
-    return PartnerSla(partner_id=partner_id, partner_name=name, incidents=len(rows),
-                      triage=_summary([r.triage for r in rows]),
-                      first_response=_summary([r.first_response for r in rows]), response_sla=by_priority)
+    by_priority = {
+        p.value: _summary([r.response_sla for r in rows if r.priority == p.value])
+        for p in Priority
+        if any(r.priority == p.value for r in rows)
+    }
+    return PartnerSla(
+        partner_id=partner_id,
+        partner_name=name,
+        incidents=len(rows),
+        triage=_summary([r.triage for r in rows]),
+        first_response=_summary([r.first_response for r in rows]),
+        response_sla=by_priority,
+    )
 
 
 def targets() -> dict[str, Any]:
     """The service commitments the report measures against."""
-    return {"triageSeconds": TRIAGE_TARGET.total_seconds(), "firstResponseSeconds": FIRST_RESPONSE_TARGET.total_seconds(),
-            "responseSla": {**{p.value: f"{int(d.total_seconds())} s" for p, d in RESPONSE_SLA.items()},
-                            "P4": "next business day (close of business, partner time zone)"}}
+    return {
+        "triageSeconds": TRIAGE_TARGET.total_seconds(),
+        "firstResponseSeconds": FIRST_RESPONSE_TARGET.total_seconds(),
+        "responseSla": {
+            **{p.value: f"{int(d.total_seconds())} s" for p, d in RESPONSE_SLA.items()},
+            "P4": "next business day (close of business, partner time zone)",
+        },
+    }
 
 
-def build_report(rows: list[IncidentSla], period_from: datetime, period_to: datetime, partner: str | None,
-                 registry: PartnerRegistry | None, now: datetime) -> SlaReport:
+def build_report(
+    rows: list[IncidentSla],
+    period_from: datetime,
+    period_to: datetime,
+    partner: str | None,
+    registry: PartnerRegistry | None,
+    now: datetime,
+) -> SlaReport:
     """Summaries per partner and overall, and the breach list (pure)."""
     groups: dict[str | None, list[IncidentSla]] = {}
     for r in rows:
@@ -192,10 +267,17 @@ def build_report(rows: list[IncidentSla], period_from: datetime, period_to: date
         return registry.soc.name if registry else "SOC (no partner)"
 
     partners = [_partner_summary(pid, name(pid), groups[pid]) for pid in sorted(groups, key=lambda k: k or "")]
-    return SlaReport(period_from=isoformat(period_from), period_to=isoformat(period_to), partner=partner,
-                     generated_at=isoformat(now), targets=targets(),
-                     totals=_partner_summary(None, "all", rows), partners=partners,
-                     breaches=[b for r in rows for b in _breaches(r)], incidents=rows)
+    return SlaReport(
+        period_from=isoformat(period_from),
+        period_to=isoformat(period_to),
+        partner=partner,
+        generated_at=isoformat(now),
+        targets=targets(),
+        totals=_partner_summary(None, "all", rows),
+        partners=partners,
+        breaches=[b for r in rows for b in _breaches(r)],
+        incidents=rows,
+    )
 
 
 class SlaReporter:
@@ -208,9 +290,12 @@ class SlaReporter:
         """Incidents received in [from, to), optionally of one partner (``""`` = no partner)."""
         now = self.clock()
         rows: list[IncidentSla] = []
-        for inc in self.store.find_incidents(partner_id=partner, created_from=isoformat(period_from - _MARGIN),
-                                             created_before=isoformat(period_to + _MARGIN)):
-            received = inc.sla.received_at.astimezone(timezone.utc)
+        for inc in self.store.find_incidents(
+            partner_id=partner,
+            created_from=isoformat(period_from - _MARGIN),
+            created_before=isoformat(period_to + _MARGIN),
+        ):
+            received = inc.sla.received_at.astimezone(UTC)
             if not period_from <= received < period_to:
                 continue
             responded, source = None, "incident"
@@ -222,9 +307,23 @@ class SlaReporter:
         return build_report(rows, period_from, period_to, partner, self.partners, now)
 
 
-CSV_COLUMNS = ("incidentId", "partner", "priority", "status", "receivedAt", "triageAt", "triageSeconds", "triage",
-               "firstResponseAt", "firstResponseSeconds", "firstResponse", "responseSlaDue", "responseSla",
-               "firstResponseSource", "breaches")
+CSV_COLUMNS = (
+    "incidentId",
+    "partner",
+    "priority",
+    "status",
+    "receivedAt",
+    "triageAt",
+    "triageSeconds",
+    "triage",
+    "firstResponseAt",
+    "firstResponseSeconds",
+    "firstResponse",
+    "responseSlaDue",
+    "responseSla",
+    "firstResponseSource",
+    "breaches",
+)
 
 
 def report_csv_rows(report: SlaReport) -> Iterator[list[str]]:
@@ -234,10 +333,21 @@ def report_csv_rows(report: SlaReport) -> Iterator[list[str]]:
     for b in report.breaches:
         breaches.setdefault(b.incident_id, []).append(b.detail)
     for r in report.incidents:
-        cells = [r.incident_id, r.partner_id or "", r.priority, r.status, r.received_at, r.triage.at or "",
-                 "" if r.triage.seconds is None else str(r.triage.seconds), r.triage.state,
-                 r.first_response.at or "",
-                 "" if r.first_response.seconds is None else str(r.first_response.seconds),
-                 r.first_response.state, r.response_sla.due_at, r.response_sla.state, r.first_response_source,
-                 "; ".join(breaches.get(r.incident_id, []))]
+        cells = [
+            r.incident_id,
+            r.partner_id or "",
+            r.priority,
+            r.status,
+            r.received_at,
+            r.triage.at or "",
+            "" if r.triage.seconds is None else str(r.triage.seconds),
+            r.triage.state,
+            r.first_response.at or "",
+            "" if r.first_response.seconds is None else str(r.first_response.seconds),
+            r.first_response.state,
+            r.response_sla.due_at,
+            r.response_sla.state,
+            r.first_response_source,
+            "; ".join(breaches.get(r.incident_id, [])),
+        ]
         yield [neutralise_cell(c) for c in cells]

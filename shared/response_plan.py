@@ -4,6 +4,7 @@ The plan is decided from the incident, its partner and the settings alone;
 guardrails that need live state (VM tags, the blast-radius counter, the
 account's current state) are applied when an action is executed.
 """
+
 from __future__ import annotations
 
 from enum import StrEnum
@@ -23,11 +24,11 @@ class ActionKind(StrEnum):
 
 
 class ActionDecision(StrEnum):
-    EXECUTE = "execute"      # enforce mode: do it now
-    HOLD = "hold"            # approve mode (or a guardrail): wait for POST /approve
+    EXECUTE = "execute"  # enforce mode: do it now
+    HOLD = "hold"  # approve mode (or a guardrail): wait for POST /approve
     PLAN_ONLY = "plan-only"  # dry-run: record, change nothing
-    SKIP = "skip"            # a guardrail forbids it (protected identity)
-    NONE = "none"            # nothing to do by us (firewall: the partner acts)
+    SKIP = "skip"  # a guardrail forbids it (protected identity)
+    NONE = "none"  # nothing to do by us (firewall: the partner acts)
 
 
 class ContainmentAction(SocModel):
@@ -62,45 +63,88 @@ class ResponsePlan(SocModel):
 
 def effective_mode(partner: Partner | None, settings: Settings) -> str:
     """The partner's response mode where it sets one, else the deployment's."""
-    return (partner.responseMode if partner and partner.responseMode else settings.response_mode)
+    return partner.responseMode if partner and partner.responseMode else settings.response_mode
 
 
 def _action_for(entity: Entity, partner: Partner | None, protected: list[str], mode: str) -> ContainmentAction | None:
-    default = {"enforce": ActionDecision.EXECUTE, "approve": ActionDecision.HOLD, "dry-run": ActionDecision.PLAN_ONLY}[mode]
-    reason = {"enforce": "P1 runbook, enforce mode", "approve": "P1 runbook, approve mode: held for approval",
-              "dry-run": "P1 runbook, dry-run: plan recorded, nothing changed"}[mode]
-    if entity.kind == EntityKind.HOST and entity.azure_resource_id and \
-            "/microsoft.compute/virtualmachines/" in entity.azure_resource_id.lower():
+    default = {"enforce": ActionDecision.EXECUTE, "approve": ActionDecision.HOLD, "dry-run": ActionDecision.PLAN_ONLY}[
+        mode
+    ]
+    reason = {
+        "enforce": "P1 runbook, enforce mode",
+        "approve": "P1 runbook, approve mode: held for approval",
+        "dry-run": "P1 runbook, dry-run: plan recorded, nothing changed",
+    }[mode]
+    if (
+        entity.kind == EntityKind.HOST
+        and entity.azure_resource_id
+        and "/microsoft.compute/virtualmachines/" in entity.azure_resource_id.lower()
+    ):
         target = entity.azure_resource_id
-        return ContainmentAction(action_id=_action_id("isolate-vm", target), kind=ActionKind.ISOLATE_VM, target=target,
-                                 target_display=entity.name or target.rsplit("/", 1)[-1], entity=entity,
-                                 decision=default, reason=reason)
+        return ContainmentAction(
+            action_id=_action_id("isolate-vm", target),
+            kind=ActionKind.ISOLATE_VM,
+            target=target,
+            target_display=entity.name or target.rsplit("/", 1)[-1],
+            entity=entity,
+            decision=default,
+            reason=reason,
+        )
     if entity.kind == EntityKind.ACCOUNT and (entity.object_id or entity.upn):
         target = entity.object_id or entity.upn
         ids = {i.lower() for i in (entity.object_id, entity.upn) if i}
         if ids & set(protected):
-            return ContainmentAction(action_id=_action_id("disable-user", target), kind=ActionKind.DISABLE_USER,
-                                     target=target, target_display=entity.upn or target, entity=entity,
-                                     decision=ActionDecision.SKIP, reason="protected identity: never disabled")
-        return ContainmentAction(action_id=_action_id("disable-user", target), kind=ActionKind.DISABLE_USER,
-                                 target=target, target_display=entity.upn or entity.name or target, entity=entity,
-                                 decision=default, reason=reason)
+            return ContainmentAction(
+                action_id=_action_id("disable-user", target),
+                kind=ActionKind.DISABLE_USER,
+                target=target,
+                target_display=entity.upn or target,
+                entity=entity,
+                decision=ActionDecision.SKIP,
+                reason="protected identity: never disabled",
+            )
+        return ContainmentAction(
+            action_id=_action_id("disable-user", target),
+            kind=ActionKind.DISABLE_USER,
+            target=target,
+            target_display=entity.upn or entity.name or target,
+            entity=entity,
+            decision=default,
+            reason=reason,
+        )
     if entity.kind == EntityKind.SERVICE_PRINCIPAL and (entity.object_id or entity.app_id):
         target = entity.object_id or entity.app_id
         ids = {i.lower() for i in (entity.object_id, entity.app_id, entity.name) if i}
         if ids & set(protected):
-            return ContainmentAction(action_id=_action_id("disable-service-principal", target),
-                                     kind=ActionKind.DISABLE_SERVICE_PRINCIPAL, target=target,
-                                     target_display=entity.name or target, entity=entity,
-                                     decision=ActionDecision.SKIP, reason="protected identity: never disabled")
-        return ContainmentAction(action_id=_action_id("disable-service-principal", target),
-                                 kind=ActionKind.DISABLE_SERVICE_PRINCIPAL, target=target,
-                                 target_display=entity.name or target, entity=entity, decision=default, reason=reason)
+            return ContainmentAction(
+                action_id=_action_id("disable-service-principal", target),
+                kind=ActionKind.DISABLE_SERVICE_PRINCIPAL,
+                target=target,
+                target_display=entity.name or target,
+                entity=entity,
+                decision=ActionDecision.SKIP,
+                reason="protected identity: never disabled",
+            )
+        return ContainmentAction(
+            action_id=_action_id("disable-service-principal", target),
+            kind=ActionKind.DISABLE_SERVICE_PRINCIPAL,
+            target=target,
+            target_display=entity.name or target,
+            entity=entity,
+            decision=default,
+            reason=reason,
+        )
     if entity.kind == EntityKind.NETWORK_DEVICE:
         target = entity.name or entity.address or "network device"
-        return ContainmentAction(action_id=_action_id("partner-finding", target), kind=ActionKind.PARTNER_FINDING,
-                                 target=target, target_display=target, entity=entity, decision=ActionDecision.NONE,
-                                 reason="network device: findings go to the partner, who acts")
+        return ContainmentAction(
+            action_id=_action_id("partner-finding", target),
+            kind=ActionKind.PARTNER_FINDING,
+            target=target,
+            target_display=target,
+            entity=entity,
+            decision=ActionDecision.NONE,
+            reason="network device: findings go to the partner, who acts",
+        )
     return None
 
 
@@ -135,13 +179,22 @@ def plan_response(incident: Incident, partners: PartnerRegistry, settings: Setti
         emails += [c.email for c in contacts.emergencyContacts if c.email and c.email not in emails]
         phones = [c.phone for c in contacts.emergencyContacts if c.phone]
     notification = NotificationPlan(
-        email_to=emails, phone_escalation=incident.priority == Priority.P1, phone_numbers=phones,
-        digest=incident.priority == Priority.P4, routed_to_soc=partner is None,
+        email_to=emails,
+        phone_escalation=incident.priority == Priority.P1,
+        phone_numbers=phones,
+        digest=incident.priority == Priority.P4,
+        routed_to_soc=partner is None,
     )
     if partner is None:
         notes.append("no partner matched: the SOC's own contacts are notified")
     if not emails:
         notes.append("no email contacts configured for this incident")
-    return ResponsePlan(incident_id=incident.id, priority=incident.priority.value, response_mode=mode,
-                        partner_id=incident.partner_id, containment=containment, notification=notification,
-                        notes=notes)
+    return ResponsePlan(
+        incident_id=incident.id,
+        priority=incident.priority.value,
+        response_mode=mode,
+        partner_id=incident.partner_id,
+        containment=containment,
+        notification=notification,
+        notes=notes,
+    )

@@ -13,13 +13,14 @@ Run by hand, from a maintenance shell with the app's settings::
     python -m shared.retention                 # list what is eligible (changes nothing)
     python -m shared.retention --purge --actor alice@soc.example
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from shared.errors import ConflictError
 from shared.evidence import now_ms
@@ -36,7 +37,7 @@ class RetentionViolation(ConflictError):
 
 def retention_cutoff(now: datetime) -> datetime:
     """The instant 3 calendar years before ``now`` (29 February maps to 28 February)."""
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     try:
         return now.replace(year=now.year - RETENTION_YEARS)
     except ValueError:
@@ -44,7 +45,7 @@ def retention_cutoff(now: datetime) -> datetime:
 
 
 def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def check_purgeable(store: EvidenceStore, incident_id: str, now: datetime) -> datetime:
@@ -60,20 +61,26 @@ def check_purgeable(store: EvidenceStore, incident_id: str, now: datetime) -> da
             raise RetentionViolation(f"{incident_id} is still {incident.status.value}: its evidence is kept")
         recorded = [incident.created_at, incident.updated_at, incident.last_seen_at]
         recorded += [t for t in (incident.resolved_at, incident.acknowledged_at) if t is not None]
-        newest_recorded = max(t.astimezone(timezone.utc) for t in recorded)
+        newest_recorded = max(t.astimezone(UTC) for t in recorded)
         if newest_recorded >= cutoff:
-            raise RetentionViolation(f"{incident_id} was last updated {isoformat(newest_recorded)}: evidence is kept "
-                                     f"at least {RETENTION_YEARS} years (until after {isoformat(_add_years(newest_recorded))})")
+            raise RetentionViolation(
+                f"{incident_id} was last updated {isoformat(newest_recorded)}: evidence is kept "
+                f"at least {RETENTION_YEARS} years (until after {isoformat(_add_years(newest_recorded))})"
+            )
     events = store.list_events(incident_id)
     if events:
         last = max(_parse(ev.occurred_at) for ev in events)
         if last >= cutoff:
-            raise RetentionViolation(f"{incident_id} has evidence from {isoformat(last)}: kept at least "
-                                     f"{RETENTION_YEARS} years (until after {isoformat(_add_years(last))})")
+            raise RetentionViolation(
+                f"{incident_id} has evidence from {isoformat(last)}: kept at least "
+                f"{RETENTION_YEARS} years (until after {isoformat(_add_years(last))})"
+            )
     written = store.newest_write(incident_id)
     if written is not None and written >= cutoff:
-        raise RetentionViolation(f"{incident_id} has evidence written {isoformat(written)}: kept at least "
-                                 f"{RETENTION_YEARS} years (until after {isoformat(_add_years(written))})")
+        raise RetentionViolation(
+            f"{incident_id} has evidence written {isoformat(written)}: kept at least "
+            f"{RETENTION_YEARS} years (until after {isoformat(_add_years(written))})"
+        )
     return cutoff
 
 
@@ -92,8 +99,9 @@ class PurgeResult:
     actor: str
 
 
-def purge_incident(store: EvidenceStore, incident_id: str, actor: str,
-                   clock: Callable[[], datetime] = now_ms) -> PurgeResult:
+def purge_incident(
+    store: EvidenceStore, incident_id: str, actor: str, clock: Callable[[], datetime] = now_ms
+) -> PurgeResult:
     """Delete one incident's evidence if, and only if, all of it is older than 3 years."""
     if not actor or not actor.strip():
         raise ValueError("a purge names the person doing it (actor)")
@@ -101,9 +109,18 @@ def purge_incident(store: EvidenceStore, incident_id: str, actor: str,
     cutoff = check_purgeable(store, incident_id, now)
     deleted = store.delete_incident_evidence(incident_id, written_before=cutoff)
     result = PurgeResult(incident_id, deleted, isoformat(cutoff), actor.strip())
-    store.put_record("IngestState", PURGE_LOG_PARTITION, incident_id,
-                     {"incidentId": incident_id, "rowsDeleted": deleted, "cutoff": result.cutoff,
-                      "actor": result.actor, "purgedAt": isoformat(now)})
+    store.put_record(
+        "IngestState",
+        PURGE_LOG_PARTITION,
+        incident_id,
+        {
+            "incidentId": incident_id,
+            "rowsDeleted": deleted,
+            "cutoff": result.cutoff,
+            "actor": result.actor,
+            "purgedAt": isoformat(now),
+        },
+    )
     return result
 
 
@@ -132,8 +149,10 @@ def eligible_incidents(store: EvidenceStore, clock: Callable[[], datetime] = now
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover — an operator's tool
-    parser = argparse.ArgumentParser(prog="python -m shared.retention",
-                                     description="List (default) or purge evidence older than the retention period.")
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.retention",
+        description="List (default) or purge evidence older than the retention period.",
+    )
     parser.add_argument("--purge", action="store_true", help="delete the eligible incidents' evidence")
     parser.add_argument("--actor", help="who is purging (UPN or email); required with --purge")
     args = parser.parse_args(argv)

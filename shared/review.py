@@ -18,14 +18,16 @@ Rendering: Markdown and HTML from one document model. Every value from the
 evidence (titles, summaries, actors, analyst text) is escaped for the target
 format — nothing a caller wrote can add markup, links or HTML.
 """
+
 from __future__ import annotations
 
 import html
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import pydantic
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -125,7 +127,7 @@ class ReviewSubmission(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _something(self) -> "ReviewSubmission":
+    def _something(self) -> ReviewSubmission:
         if not self.fields():
             raise ValueError("give at least one of " + ", ".join(ANALYST_FIELDS))
         return self
@@ -136,10 +138,12 @@ class ReviewSubmission(_Strict):
         return {k: doc[k] for k in ANALYST_FIELDS if doc.get(k) is not None}
 
     @classmethod
-    def parse(cls, body: Any) -> "ReviewSubmission":
+    def parse(cls, body: Any) -> ReviewSubmission:
         """Validate a request body; ValidationError (400) names each bad field."""
         if not isinstance(body, dict):
-            raise ValidationError("the body must be a JSON object", [{"field": "body", "message": "expected an object"}])
+            raise ValidationError(
+                "the body must be a JSON object", [{"field": "body", "message": "expected an object"}]
+            )
         try:
             return cls.model_validate(body)
         except pydantic.ValidationError as exc:
@@ -245,20 +249,31 @@ def resolution_time(incident: Incident) -> datetime | None:
 
 
 def _entry(ev: EvidenceEvent) -> ReviewEntry:
-    return ReviewEntry(at=ev.occurred_at, seq=ev.seq, phase=ev.phase.value, criterion=ev.criterion, actor=ev.actor,
-                       event_type=ev.event_type, summary=ev.summary)
+    return ReviewEntry(
+        at=ev.occurred_at,
+        seq=ev.seq,
+        phase=ev.phase.value,
+        criterion=ev.criterion,
+        actor=ev.actor,
+        event_type=ev.event_type,
+        summary=ev.summary,
+    )
 
 
 def _record_entry(rec: dict[str, Any]) -> ReviewEntry:
     what = rec.get("kind") or rec.get("channel") or "record"
     target = rec.get("targetDisplay") or rec.get("target") or rec.get("recipient") or ""
     status = rec.get("status") or "unknown"
-    return ReviewEntry(at=rec.get("updatedAt") or rec.get("createdAt"), event_type=str(what),
-                       summary=f"{what} {target}: {status}".strip())
+    return ReviewEntry(
+        at=rec.get("updatedAt") or rec.get("createdAt"),
+        event_type=str(what),
+        summary=f"{what} {target}: {status}".strip(),
+    )
 
 
-def build_review(incident: Incident, events: list[EvidenceEvent], containment_records: list[dict[str, Any]],
-                 tz: str, now: datetime) -> PostIncidentReview:
+def build_review(
+    incident: Incident, events: list[EvidenceEvent], containment_records: list[dict[str, Any]], tz: str, now: datetime
+) -> PostIncidentReview:
     """The review from the evidence (pure)."""
     fields: dict[str, Any] = {}
     contributions: list[Contribution] = []
@@ -271,46 +286,79 @@ def build_review(incident: Incident, events: list[EvidenceEvent], containment_re
         if ev.event_type == SUBMITTED:
             submitted = ev.data.get("fields") or {}
             fields.update({k: v for k, v in submitted.items() if k in ANALYST_FIELDS})
-            contributions.append(Contribution(at=ev.occurred_at, actor=ev.actor, seq=ev.seq,
-                                              fields=[k for k in ANALYST_FIELDS if k in submitted]))
+            contributions.append(
+                Contribution(
+                    at=ev.occurred_at, actor=ev.actor, seq=ev.seq, fields=[k for k in ANALYST_FIELDS if k in submitted]
+                )
+            )
         elif ev.event_type == "incident.triaged" and initial is None:
-            initial = ((ev.data.get("triage") or {}).get("priority"))
+            initial = (ev.data.get("triage") or {}).get("priority")
         elif ev.event_type == "priority.changed":
-            changes.append(SeverityChange(at=ev.occurred_at, from_priority=ev.data.get("from"),
-                                          to_priority=ev.data.get("to"), actor=ev.actor,
-                                          reason=ev.data.get("reason")))
+            changes.append(
+                SeverityChange(
+                    at=ev.occurred_at,
+                    from_priority=ev.data.get("from"),
+                    to_priority=ev.data.get("to"),
+                    actor=ev.actor,
+                    reason=ev.data.get("reason"),
+                )
+            )
         elif ev.event_type == OVERDUE and flagged_at is None:
             flagged_at = ev.occurred_at
     due, basis = review_due(incident, tz)
     items = [ActionItem.model_validate(i) for i in fields.get("actionItems") or []]
-    missing = [name for name, ok in (("root cause", bool(fields.get("rootCause"))), ("action items", bool(items)))
-               if not ok]
+    missing = [
+        name for name, ok in (("root cause", bool(fields.get("rootCause"))), ("action items", bool(items))) if not ok
+    ]
     verdict = verify_chain(events)
     resolved = resolution_time(incident)
     sla = incident.sla
     return PostIncidentReview(
-        incident_id=incident.id, title=incident.title, partner_id=incident.partner_id,
-        partner_name=incident.partner_name, status=incident.status.value, priority=incident.priority.value,
-        priority_label=incident.priority.label, partner_severity=incident.priority.partner_severity,
+        incident_id=incident.id,
+        title=incident.title,
+        partner_id=incident.partner_id,
+        partner_name=incident.partner_name,
+        status=incident.status.value,
+        priority=incident.priority.value,
+        priority_label=incident.priority.label,
+        partner_severity=incident.priority.partner_severity,
         initial_priority=initial or (changes[0].from_priority if changes else incident.priority.value),
-        severity_changes=changes, first_activity_at=isoformat(incident.first_seen_at),
-        detected_at=isoformat(incident.created_at), triaged_at=isoformat(sla.triaged_at),
+        severity_changes=changes,
+        first_activity_at=isoformat(incident.first_seen_at),
+        detected_at=isoformat(incident.created_at),
+        triaged_at=isoformat(sla.triaged_at),
         first_response_at=isoformat(sla.first_response_at) if sla.first_response_at else None,
         acknowledged_at=isoformat(incident.acknowledged_at) if incident.acknowledged_at else None,
-        acknowledged_by=incident.acknowledged_by, resolved_at=isoformat(resolved) if resolved else None,
-        due_at=isoformat(due), due_basis=basis, time_zone=tz, complete=not missing,
-        overdue=bool(missing) and now > due, missing=missing,
-        root_cause=fields.get("rootCause"), impact=fields.get("impact"), eradication=fields.get("eradication"),
-        recovery=fields.get("recovery"), customer_notification=fields.get("customerNotification"),
-        action_items=items, containment=sections[Phase.CONTAIN],
+        acknowledged_by=incident.acknowledged_by,
+        resolved_at=isoformat(resolved) if resolved else None,
+        due_at=isoformat(due),
+        due_basis=basis,
+        time_zone=tz,
+        complete=not missing,
+        overdue=bool(missing) and now > due,
+        missing=missing,
+        root_cause=fields.get("rootCause"),
+        impact=fields.get("impact"),
+        eradication=fields.get("eradication"),
+        recovery=fields.get("recovery"),
+        customer_notification=fields.get("customerNotification"),
+        action_items=items,
+        containment=sections[Phase.CONTAIN],
         containment_state=[_record_entry(r) for r in containment_records],
         recovery_events=sections[Phase.RECOVER],
-        investigation=sections[Phase.INVESTIGATE], notifications=sections[Phase.NOTIFY],
-        sla={"triageDue": isoformat(sla.triage_due), "firstResponseDue": isoformat(sla.first_response_due),
-             "responseSlaDue": isoformat(sla.response_sla_due), "breaches": list(sla.breaches)},
-        contributions=contributions, timeline=[_entry(ev) for ev in events],
+        investigation=sections[Phase.INVESTIGATE],
+        notifications=sections[Phase.NOTIFY],
+        sla={
+            "triageDue": isoformat(sla.triage_due),
+            "firstResponseDue": isoformat(sla.first_response_due),
+            "responseSlaDue": isoformat(sla.response_sla_due),
+            "breaches": list(sla.breaches),
+        },
+        contributions=contributions,
+        timeline=[_entry(ev) for ev in events],
         chain=ChainStamp(valid=verdict.valid, events=verdict.events, broken_at=verdict.broken_at),
-        overdue_flagged_at=flagged_at, generated_at=isoformat(now),
+        overdue_flagged_at=flagged_at,
+        generated_at=isoformat(now),
     )
 
 
@@ -332,8 +380,9 @@ def md_block(value: Any) -> str:
     for line in _CONTROL.sub("", "" if value is None else str(value)).replace("\r\n", "\n").split("\n"):
         escaped = _MD_SPECIAL.sub(r"\\\1", line.strip())
         # "-", "=", ">" and "1." open lists, headings, quotes; a backslash before the punctuation keeps them text.
-        out.append(_MD_LINE_START.sub(lambda m: "\\" + m.group(1) if m.group(1) else m.group(2) + "\\" + m.group(3),
-                                      escaped))
+        out.append(
+            _MD_LINE_START.sub(lambda m: "\\" + m.group(1) if m.group(1) else m.group(2) + "\\" + m.group(3), escaped)
+        )
     return "  \n".join(out)
 
 
@@ -352,21 +401,34 @@ def _sections(r: PostIncidentReview) -> list[_Section]:
     state = "complete" if r.complete else "incomplete — missing " + " and ".join(r.missing)
     if r.overdue:
         state += " — OVERDUE"
-    chain = (f"intact ({r.chain.events} events)" if r.chain.valid
-             else f"BROKEN at event {r.chain.broken_at} — see GET /api/incidents/{r.incident_id}/verify")
-    facts = [["Incident", r.incident_id], ["Title", r.title],
-             ["Partner", r.partner_name or r.partner_id or "none (SOC's own contacts)"],
-             ["Status", r.status],
-             ["Priority", f"{r.priority} {r.priority_label} (partner severity {r.partner_severity})"],
-             ["First activity", r.first_activity_at], ["Detected", r.detected_at],
-             ["Triaged", r.triaged_at or "—"], ["First response", r.first_response_at or "—"],
-             ["Acknowledged", f"{r.acknowledged_at} by {r.acknowledged_by}" if r.acknowledged_at else "—"],
-             ["Resolved", r.resolved_at or "not resolved yet"], ["Review due", f"{r.due_at} ({due_note})"],
-             ["Review", state], ["Evidence chain", chain]]
+    chain = (
+        f"intact ({r.chain.events} events)"
+        if r.chain.valid
+        else f"BROKEN at event {r.chain.broken_at} — see GET /api/incidents/{r.incident_id}/verify"
+    )
+    facts = [
+        ["Incident", r.incident_id],
+        ["Title", r.title],
+        ["Partner", r.partner_name or r.partner_id or "none (SOC's own contacts)"],
+        ["Status", r.status],
+        ["Priority", f"{r.priority} {r.priority_label} (partner severity {r.partner_severity})"],
+        ["First activity", r.first_activity_at],
+        ["Detected", r.detected_at],
+        ["Triaged", r.triaged_at or "—"],
+        ["First response", r.first_response_at or "—"],
+        ["Acknowledged", f"{r.acknowledged_at} by {r.acknowledged_by}" if r.acknowledged_at else "—"],
+        ["Resolved", r.resolved_at or "not resolved yet"],
+        ["Review due", f"{r.due_at} ({due_note})"],
+        ["Review", state],
+        ["Evidence chain", chain],
+    ]
     sev = [["initial", r.initial_priority or "—", "", "triage"]] + [
-        [c.at, f"{c.from_priority} → {c.to_priority}", c.actor, c.reason or ""] for c in r.severity_changes]
-    items = [[i + 1, a.description, a.owner or "", a.due.isoformat() if a.due else "", a.status]
-             for i, a in enumerate(r.action_items)]
+        [c.at, f"{c.from_priority} → {c.to_priority}", c.actor, c.reason or ""] for c in r.severity_changes
+    ]
+    items = [
+        [i + 1, a.description, a.owner or "", a.due.isoformat() if a.due else "", a.status]
+        for i, a in enumerate(r.action_items)
+    ]
 
     def events(entries: list[ReviewEntry]) -> list[list[Any]]:
         return [[e.at or "", e.actor or "", e.event_type or "", e.summary] for e in entries]
@@ -378,24 +440,47 @@ def _sections(r: PostIncidentReview) -> list[_Section]:
         _Section("Root cause", "text", text=r.root_cause, empty="Not recorded yet (required)."),
         _Section("Impact", "text", text=r.impact, empty="Not recorded yet."),
         _Section("Containment actions", "table", events(r.containment), ev_header),
-        _Section("Containment state", "table", [[e.at or "", e.summary] for e in r.containment_state],
-                 ["Updated (UTC)", "Action and state"]),
+        _Section(
+            "Containment state",
+            "table",
+            [[e.at or "", e.summary] for e in r.containment_state],
+            ["Updated (UTC)", "Action and state"],
+        ),
         _Section("Eradication", "text", text=r.eradication, empty="Not recorded yet."),
         _Section("Recovery", "text", text=r.recovery, empty="Not recorded yet."),
         _Section("Recovery events", "table", events(r.recovery_events), ev_header),
         _Section("Investigation", "table", events(r.investigation), ev_header),
         _Section("Notification record", "table", events(r.notifications), ev_header),
         _Section("Customer notification", "text", text=r.customer_notification, empty="Not recorded yet."),
-        _Section("Action items", "table", items, ["#", "Action", "Owner", "Due", "Status"],
-                 empty="None recorded yet (required)."),
-        _Section("SLA", "kv", [["Triage due", r.sla.get("triageDue")], ["First response due", r.sla.get("firstResponseDue")],
-                               ["Response SLA due", r.sla.get("responseSlaDue")],
-                               ["Breaches recorded", ", ".join(r.sla.get("breaches") or []) or "none"]]),
-        _Section("Review contributions", "table", [[c.at, c.actor, c.seq, ", ".join(c.fields)] for c in r.contributions],
-                 ["Time (UTC)", "Actor", "Event", "Fields"]),
-        _Section("Timeline", "table", [[e.seq, e.at, e.phase, e.criterion, e.actor, e.event_type, e.summary]
-                                       for e in r.timeline],
-                 ["#", "Time (UTC)", "Phase", "SOC 2", "Actor", "Event", "Summary"]),
+        _Section(
+            "Action items",
+            "table",
+            items,
+            ["#", "Action", "Owner", "Due", "Status"],
+            empty="None recorded yet (required).",
+        ),
+        _Section(
+            "SLA",
+            "kv",
+            [
+                ["Triage due", r.sla.get("triageDue")],
+                ["First response due", r.sla.get("firstResponseDue")],
+                ["Response SLA due", r.sla.get("responseSlaDue")],
+                ["Breaches recorded", ", ".join(r.sla.get("breaches") or []) or "none"],
+            ],
+        ),
+        _Section(
+            "Review contributions",
+            "table",
+            [[c.at, c.actor, c.seq, ", ".join(c.fields)] for c in r.contributions],
+            ["Time (UTC)", "Actor", "Event", "Fields"],
+        ),
+        _Section(
+            "Timeline",
+            "table",
+            [[e.seq, e.at, e.phase, e.criterion, e.actor, e.event_type, e.summary] for e in r.timeline],
+            ["#", "Time (UTC)", "Phase", "SOC 2", "Actor", "Event", "Summary"],
+        ),
     ]
 
 
@@ -414,38 +499,51 @@ def render_markdown(r: PostIncidentReview) -> str:
             out += ["| " + " | ".join(s.header) + " |", "|" + "---|" * len(s.header)]
             out += ["| " + " | ".join(md_inline(c) for c in row) + " |" for row in s.rows]
         out.append("")
-    out.append(f"_Generated {md_inline(r.generated_at)} from the incident's evidence timeline "
-               f"(SOC 2 CC7.3 evaluation, CC7.4 response, CC7.5 recovery)._")
+    out.append(
+        f"_Generated {md_inline(r.generated_at)} from the incident's evidence timeline "
+        f"(SOC 2 CC7.3 evaluation, CC7.4 response, CC7.5 recovery)._"
+    )
     return "\n".join(out) + "\n"
 
 
-_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#1b1b1b}table{border-collapse:collapse;"
-        "margin:.5em 0 1.5em}th,td{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:top}"
-        "th{background:#f0f0f0}.empty{color:#666;font-style:italic}.text{white-space:pre-wrap}")
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em;color:#1b1b1b}table{border-collapse:collapse;"
+    "margin:.5em 0 1.5em}th,td{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:top}"
+    "th{background:#f0f0f0}.empty{color:#666;font-style:italic}.text{white-space:pre-wrap}"
+)
 
 
 def render_html(r: PostIncidentReview) -> str:
     """The review as a standalone HTML page (every value escaped; no script, no external resources)."""
     e = html.escape
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>Post-incident review {e(r.incident_id)}</title><style>{_CSS}</style></head><body>",
-           f"<h1>Post-incident review: {e(r.title)}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Post-incident review {e(r.incident_id)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Post-incident review: {e(r.title)}</h1>",
+    ]
     for s in _sections(r):
         out.append(f"<h2>{e(s.title)}</h2>")
         if s.kind == "text":
             out.append(f'<div class="text">{e(s.text)}</div>' if s.text else f'<p class="empty">{e(s.empty)}</p>')
         elif s.kind == "kv":
-            out.append("<table>" + "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in s.rows)
-                       + "</table>")
+            out.append(
+                "<table>"
+                + "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in s.rows)
+                + "</table>"
+            )
         elif not s.rows:
             out.append(f'<p class="empty">{e(s.empty)}</p>')
         else:
             head = "".join(f"<th>{e(h)}</th>" for h in s.header)
-            body = "".join("<tr>" + "".join(f"<td>{e('' if c is None else str(c))}</td>" for c in row) + "</tr>"
-                           for row in s.rows)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{e('' if c is None else str(c))}</td>" for c in row) + "</tr>" for row in s.rows
+            )
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-    out.append(f'<p class="empty">Generated {e(r.generated_at)} from the incident\'s evidence timeline '
-               "(SOC 2 CC7.3 evaluation, CC7.4 response, CC7.5 recovery).</p></body></html>")
+    out.append(
+        f'<p class="empty">Generated {e(r.generated_at)} from the incident\'s evidence timeline '
+        "(SOC 2 CC7.3 evaluation, CC7.4 response, CC7.5 recovery).</p></body></html>"
+    )
     return "\n".join(out) + "\n"
 
 
@@ -483,18 +581,29 @@ class ReviewService:
         load_incident(self.store, incident_id)
         fields = submission.fields()
         names = ", ".join(fields)
-        [event] = self.store.append_events(incident_id, [EventDraft(
-            event_type=SUBMITTED, phase=Phase.REVIEW, occurred_at=self.clock(), actor=submission.actor,
-            actor_type=ActorType.ANALYST, summary=f"Post-incident review updated by {submission.actor[:256]}: {names}",
-            data={"fields": fields})])
+        [event] = self.store.append_events(
+            incident_id,
+            [
+                EventDraft(
+                    event_type=SUBMITTED,
+                    phase=Phase.REVIEW,
+                    occurred_at=self.clock(),
+                    actor=submission.actor,
+                    actor_type=ActorType.ANALYST,
+                    summary=f"Post-incident review updated by {submission.actor[:256]}: {names}",
+                    data={"fields": fields},
+                )
+            ],
+        )
         review = self.review(incident_id)
         if review.complete:
             self._settle(incident_id, "complete")
         return review, event
 
     def _settle(self, incident_id: str, state: str) -> None:
-        self.store.put_record("IngestState", WATCH_PARTITION, incident_id,
-                              {"state": state, "updatedAt": isoformat(self.clock())})
+        self.store.put_record(
+            "IngestState", WATCH_PARTITION, incident_id, {"state": state, "updatedAt": isoformat(self.clock())}
+        )
 
     def flag_overdue(self) -> OverdueWatchReport:
         """Flag, once, every review past its due date and still incomplete (daily timer)."""
@@ -516,14 +625,28 @@ class ReviewService:
                     # The timer is a singleton: checking the timeline first is enough to flag once, also
                     # after a run that stopped between the event and the marker.
                     if review.overdue_flagged_at is None:
-                        self.store.append_events(row.incident_id, [EventDraft(
-                            event_type=OVERDUE, phase=Phase.REVIEW, occurred_at=self.clock(),
-                            summary=(f"Post-incident review overdue: due {review.due_at}, missing "
-                                     + " and ".join(review.missing)),
-                            data={"dueAt": review.due_at, "dueBasis": review.due_basis, "missing": review.missing})])
+                        self.store.append_events(
+                            row.incident_id,
+                            [
+                                EventDraft(
+                                    event_type=OVERDUE,
+                                    phase=Phase.REVIEW,
+                                    occurred_at=self.clock(),
+                                    summary=(
+                                        f"Post-incident review overdue: due {review.due_at}, missing "
+                                        + " and ".join(review.missing)
+                                    ),
+                                    data={
+                                        "dueAt": review.due_at,
+                                        "dueBasis": review.due_basis,
+                                        "missing": review.missing,
+                                    },
+                                )
+                            ],
+                        )
                         report.flagged.append(row.incident_id)
                     self._settle(row.incident_id, "flagged")
-            except Exception as exc:  # noqa: BLE001 — one bad incident must not stop the watch
+            except Exception as exc:
                 log.warning("review watch: %s failed: %s", row.incident_id, exc)
                 report.errors.append(f"{row.incident_id}: {type(exc).__name__}")
         return report

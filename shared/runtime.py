@@ -3,6 +3,7 @@
 Everything here is lazy so a cold start pays only for what the first
 invocation needs. ``reset()`` drops the cache (tests change settings).
 """
+
 from __future__ import annotations
 
 import threading
@@ -54,8 +55,13 @@ class AppContext:
         from shared.ingest import IngestService
 
         # Sentinel updates of known incidents go to the write-back's handler (built on the first one).
-        return IngestService(self.store, self.rules, self.partners, self.settings,
-                             source_updates=lambda incident, alert, at: self.sentinel_updates.handle(incident, alert, at))
+        return IngestService(
+            self.store,
+            self.rules,
+            self.partners,
+            self.settings,
+            source_updates=lambda incident, alert, at: self.sentinel_updates.handle(incident, alert, at),
+        )
 
     @cached_property
     def network_isolation(self):

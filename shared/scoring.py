@@ -4,6 +4,7 @@ Pure: a function of the alert, the partner and the rules. The rules live in
 ``SCORING_RULES_FILE`` (default ``config/scoring-rules.json``, documented in
 docs/scoring.md); every decision lists the rules that fired.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -32,7 +33,7 @@ class RuleMatch(_Config):
     assetCriticality: list[Literal["low", "medium", "high", "critical"]] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "RuleMatch":
+    def _not_empty(self) -> RuleMatch:
         if not any(getattr(self, f) for f in type(self).model_fields):
             raise ValueError("a rule must have at least one condition")
         return self
@@ -47,7 +48,7 @@ class ScoringRule(_Config):
     ceiling: int | None = Field(None, ge=1, le=10)
 
     @model_validator(mode="after")
-    def _has_effect(self) -> "ScoringRule":
+    def _has_effect(self) -> ScoringRule:
         if not self.adjust and self.floor is None and self.ceiling is None:
             raise ValueError(f"rule {self.id!r} has no effect: give adjust, floor or ceiling")
         if self.floor is not None and self.ceiling is not None and self.floor > self.ceiling:
@@ -65,7 +66,7 @@ class ScoringRules(_Config):
     rules: list[ScoringRule] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _check(self) -> "ScoringRules":
+    def _check(self) -> ScoringRules:
         for sev, score in self.severityScores.items():
             if not 1 <= score <= 10:
                 raise ValueError(f"severityScores.{sev} must be 1–10")
@@ -76,7 +77,7 @@ class ScoringRules(_Config):
         return self
 
     @classmethod
-    def load(cls, path: str | Path) -> "ScoringRules":
+    def load(cls, path: str | Path) -> ScoringRules:
         """Load and validate; ConfigurationError names the file and field."""
         return load_json_model(path, cls, "SCORING_RULES_FILE")
 
@@ -120,18 +121,37 @@ def score_alert(alert: Alert, rules: ScoringRules, partner: Partner | None = Non
     """Score an alert and map it to a priority, recording every rule that fired."""
     if alert.explicit_score is not None:
         score = _clamp(alert.explicit_score)
-        hits = [RuleHit(rule_id="explicit-score", description="score given by the sender",
-                        effect=f"score {score}", score_after=score)]
-        return TriageDecision(score=score, priority=Priority.from_score(score), rules_fired=hits,
-                              rules_version=rules.version)
+        hits = [
+            RuleHit(
+                rule_id="explicit-score",
+                description="score given by the sender",
+                effect=f"score {score}",
+                score_after=score,
+            )
+        ]
+        return TriageDecision(
+            score=score, priority=Priority.from_score(score), rules_fired=hits, rules_version=rules.version
+        )
     if alert.severity and alert.severity in rules.severityScores:
         score = rules.severityScores[alert.severity]
-        hits = [RuleHit(rule_id="severity-base", description=f"source severity {alert.severity}",
-                        effect=f"base {score}", score_after=score)]
+        hits = [
+            RuleHit(
+                rule_id="severity-base",
+                description=f"source severity {alert.severity}",
+                effect=f"base {score}",
+                score_after=score,
+            )
+        ]
     else:
         score = rules.defaultScore
-        hits = [RuleHit(rule_id="default-base", description="no usable source severity",
-                        effect=f"base {score}", score_after=score)]
+        hits = [
+            RuleHit(
+                rule_id="default-base",
+                description="no usable source severity",
+                effect=f"base {score}",
+                score_after=score,
+            )
+        ]
     crit = _criticalities(alert, partner)
     for rule in rules.rules:
         if not _matches(rule.match, alert, crit):
@@ -149,5 +169,6 @@ def score_alert(alert: Alert, rules: ScoringRules, partner: Partner | None = Non
             score = min(score, rule.ceiling)
         effect = ", ".join(effects) + ("" if score != before else " (already met)")
         hits.append(RuleHit(rule_id=rule.id, description=rule.description, effect=effect, score_after=score))
-    return TriageDecision(score=score, priority=Priority.from_score(score), rules_fired=hits,
-                          rules_version=rules.version)
+    return TriageDecision(
+        score=score, priority=Priority.from_score(score), rules_fired=hits, rules_version=rules.version
+    )

@@ -4,11 +4,12 @@ Every setting the code reads is declared in ``SETTINGS``; ``Settings.from_env``
 is the only place that reads the environment. The infrastructure test checks
 that ``infra/main.bicep`` sets exactly these names.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from shared.errors import ConfigurationError
 
@@ -30,32 +31,91 @@ class SettingSpec:
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("AzureWebJobsStorage", None, "Functions host and Durable task hub storage (connection string locally; identity-based `AzureWebJobsStorage__*` in Azure).", read_by_host=True),
+    SettingSpec(
+        "AzureWebJobsStorage",
+        None,
+        "Functions host and Durable task hub storage (connection string locally; identity-based `AzureWebJobsStorage__*` in Azure).",
+        read_by_host=True,
+    ),
     SettingSpec("EvidenceStorage", None, "Evidence tables: a connection string (local, Azurite)."),
-    SettingSpec("EvidenceStorage__tableServiceUri", None, "Evidence tables: the table service URI, reached with the managed identity (Azure)."),
-    SettingSpec("ARM_ENDPOINT", "https://management.azure.com", "Azure Resource Manager endpoint (sovereign clouds differ)."),
+    SettingSpec(
+        "EvidenceStorage__tableServiceUri",
+        None,
+        "Evidence tables: the table service URI, reached with the managed identity (Azure).",
+    ),
+    SettingSpec(
+        "ARM_ENDPOINT", "https://management.azure.com", "Azure Resource Manager endpoint (sovereign clouds differ)."
+    ),
     SettingSpec("GRAPH_ENDPOINT", "https://graph.microsoft.com", "Microsoft Graph endpoint."),
     SettingSpec("LOG_ANALYTICS_ENDPOINT", "https://api.loganalytics.io", "Log Analytics query endpoint."),
-    SettingSpec("LOG_ANALYTICS_WORKSPACE_ID", None, "Log Analytics (Sentinel) workspace id (GUID) polled by `poll_log_analytics`; unset disables polling and enrichment."),
+    SettingSpec(
+        "LOG_ANALYTICS_WORKSPACE_ID",
+        None,
+        "Log Analytics (Sentinel) workspace id (GUID) polled by `poll_log_analytics`; unset disables polling and enrichment.",
+    ),
     SettingSpec("ACS_ENDPOINT", None, "Azure Communication Services endpoint for calls; unset disables calls."),
-    SettingSpec("RESPONSE_MODE", "dry-run", "`enforce`, `approve` or `dry-run`; a partner's `responseMode` overrides it."),
+    SettingSpec(
+        "RESPONSE_MODE", "dry-run", "`enforce`, `approve` or `dry-run`; a partner's `responseMode` overrides it."
+    ),
     SettingSpec("PARTNERS_FILE", "config/partners.json", "Partner registry (JSON, shape of samples/partners.json)."),
-    SettingSpec("SCORING_RULES_FILE", "config/scoring-rules.json", "Scoring rules (SPEC 3); the shipped default is documented in docs/scoring.md."),
+    SettingSpec(
+        "SCORING_RULES_FILE",
+        "config/scoring-rules.json",
+        "Scoring rules (SPEC 3); the shipped default is documented in docs/scoring.md.",
+    ),
     SettingSpec("MAIL_SENDER", None, "Mailbox (UPN) that Graph sendMail sends from; unset disables email."),
     SettingSpec("ACS_CALLER_ID", None, "E.164 number calls come from."),
     SettingSpec("CALLBACK_BASE_URL", None, "Public base URL of this app (call events, links in emails)."),
-    SettingSpec("GROUPING_WINDOW_MINUTES", "60", "Alerts sharing an entity within this many minutes join one incident."),
+    SettingSpec(
+        "GROUPING_WINDOW_MINUTES", "60", "Alerts sharing an entity within this many minutes join one incident."
+    ),
     SettingSpec("LOG_ANALYTICS_LOOKBACK_MINUTES", "1440", "How far back the first poll (no watermark yet) looks."),
-    SettingSpec("QUARANTINE_RESOURCE_GROUP", "rg-soc-quarantine", "Resource group (in each protected subscription) that holds the per-region quarantine NSGs."),
-    SettingSpec("SOC_INVESTIGATION_SOURCE", None, "Optional CIDR of the SOC investigation subnet, allowed through the quarantine NSG."),
-    SettingSpec("BLAST_RADIUS_MAX", "5", "More than this many automatic containments within the window holds further ones for approval."),
+    SettingSpec(
+        "QUARANTINE_RESOURCE_GROUP",
+        "rg-soc-quarantine",
+        "Resource group (in each protected subscription) that holds the per-region quarantine NSGs.",
+    ),
+    SettingSpec(
+        "SOC_INVESTIGATION_SOURCE",
+        None,
+        "Optional CIDR of the SOC investigation subnet, allowed through the quarantine NSG.",
+    ),
+    SettingSpec(
+        "BLAST_RADIUS_MAX",
+        "5",
+        "More than this many automatic containments within the window holds further ones for approval.",
+    ),
     SettingSpec("BLAST_RADIUS_WINDOW_MINUTES", "15", "Window of the blast-radius breaker."),
-    SettingSpec("ESCALATION_MAX_ATTEMPTS", "12", "Phone escalation: call attempts (schedule slots 0/+15/+30/+45 min, then hourly) before the escalation is declared exhausted and people are emailed."),
-    SettingSpec("P2_CALL_RULE", "never", "When a P2 incident starts the phone escalation by itself: `never` (only `POST /api/incidents/{id}/call`), `always`, or `out-of-hours` (received outside 08:00–18:00 Mon–Fri in the partner's time zone)."),
-    SettingSpec("P4_DIGEST_HOUR", "8", "Local hour (0–23, partner's time zone) of the daily P4 digest email; `off` emails each P4 at once."),
-    SettingSpec("ACS_COGNITIVE_SERVICES_ENDPOINT", None, "Azure AI services endpoint connected to the ACS resource, used for the calls' text-to-speech prompt; unset: ACS default."),
-    SettingSpec("CONTAINMENT_RETRY_BACKOFF_SECONDS", "1", "Base backoff (seconds) of the ARM and Graph clients' own retries on 429/5xx/timeouts during containment and release; a Retry-After header wins."),
-    SettingSpec("WRITEBACK_TARGETS", "sentinel,defender", "Where soc-responder writes back what it did (issue 7): `sentinel` (incident comment, labels, severity, status; needs Microsoft Sentinel Responder), `defender` (alert state; needs the alert-state role), both comma-separated, or `none`."),
+    SettingSpec(
+        "ESCALATION_MAX_ATTEMPTS",
+        "12",
+        "Phone escalation: call attempts (schedule slots 0/+15/+30/+45 min, then hourly) before the escalation is declared exhausted and people are emailed.",
+    ),
+    SettingSpec(
+        "P2_CALL_RULE",
+        "never",
+        "When a P2 incident starts the phone escalation by itself: `never` (only `POST /api/incidents/{id}/call`), `always`, or `out-of-hours` (received outside 08:00–18:00 Mon–Fri in the partner's time zone).",
+    ),
+    SettingSpec(
+        "P4_DIGEST_HOUR",
+        "8",
+        "Local hour (0–23, partner's time zone) of the daily P4 digest email; `off` emails each P4 at once.",
+    ),
+    SettingSpec(
+        "ACS_COGNITIVE_SERVICES_ENDPOINT",
+        None,
+        "Azure AI services endpoint connected to the ACS resource, used for the calls' text-to-speech prompt; unset: ACS default.",
+    ),
+    SettingSpec(
+        "CONTAINMENT_RETRY_BACKOFF_SECONDS",
+        "1",
+        "Base backoff (seconds) of the ARM and Graph clients' own retries on 429/5xx/timeouts during containment and release; a Retry-After header wins.",
+    ),
+    SettingSpec(
+        "WRITEBACK_TARGETS",
+        "sentinel,defender",
+        "Where soc-responder writes back what it did (issue 7): `sentinel` (incident comment, labels, severity, status; needs Microsoft Sentinel Responder), `defender` (alert state; needs the alert-state role), both comma-separated, or `none`.",
+    ),
     SettingSpec("AZURE_CLIENT_ID", None, "Client id of the user-assigned managed identity (read by azure-identity)."),
 )
 
@@ -106,8 +166,9 @@ def _writeback_targets(env: Mapping[str, str]) -> frozenset[str]:
         return frozenset()
     unknown = items - set(WRITEBACK_KINDS)
     if unknown or not items:
-        raise ConfigurationError(f"WRITEBACK_TARGETS must be 'none' or a comma-separated list of "
-                                 f"{', '.join(WRITEBACK_KINDS)}, got {raw!r}")
+        raise ConfigurationError(
+            f"WRITEBACK_TARGETS must be 'none' or a comma-separated list of {', '.join(WRITEBACK_KINDS)}, got {raw!r}"
+        )
     return frozenset(items)
 
 
@@ -152,7 +213,7 @@ class Settings:
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and validate the settings; raises ConfigurationError naming the setting."""
         env = os.environ if environ is None else environ
         mode = (_get(env, "RESPONSE_MODE") or "dry-run").lower()

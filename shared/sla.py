@@ -1,7 +1,8 @@
 """SLA clocks (SPEC 3): pure functions of priority, receipt time and time zone."""
+
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from shared.models import Priority, SlaClocks
@@ -19,7 +20,7 @@ def next_business_day_end(moment: datetime, tz: str) -> datetime:
     day = local.date() + timedelta(days=1)
     while day.weekday() >= 5:
         day += timedelta(days=1)
-    return datetime.combine(day, BUSINESS_DAY_END, tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+    return datetime.combine(day, BUSINESS_DAY_END, tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
 def add_business_days(moment: datetime, days: int, tz: str) -> datetime:
@@ -30,7 +31,7 @@ def add_business_days(moment: datetime, days: int, tz: str) -> datetime:
         day += timedelta(days=1)
         if day.weekday() < 5:
             added += 1
-    return datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+    return datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
 def response_due(priority: Priority, received_at: datetime, tz: str) -> datetime:
@@ -43,8 +44,10 @@ def response_due(priority: Priority, received_at: datetime, tz: str) -> datetime
 def start_clocks(priority: Priority, received_at: datetime, triaged_at: datetime, tz: str) -> SlaClocks:
     """The clocks stamped on a new incident."""
     return SlaClocks(
-        received_at=received_at, triaged_at=triaged_at,
-        triage_due=received_at + TRIAGE_TARGET, first_response_due=received_at + FIRST_RESPONSE_TARGET,
+        received_at=received_at,
+        triaged_at=triaged_at,
+        triage_due=received_at + TRIAGE_TARGET,
+        first_response_due=received_at + FIRST_RESPONSE_TARGET,
         response_sla_due=response_due(priority, received_at, tz),
     )
 

@@ -12,6 +12,7 @@ Tables (SPEC 6):
 - ``EntityIndex``       PK partner, RK sha256(entity key) — grouping.
 - ``IngestState``       watermarks and counters.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,23 +21,27 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from shared.errors import ConfigurationError, ConflictError, SocResponderError
+from shared.errors import ConcurrencyError, ConfigurationError, ConflictError, SocResponderError
 from shared.evidence import GENESIS_HASH, EventDraft, EvidenceEvent, chain
 from shared.models import Incident
 
-TABLES = ("Incidents", "IncidentTimeline", "ContainmentActions", "Notifications", "AlertIndex", "EntityIndex",
-          "IngestState")
+TABLES = (
+    "Incidents",
+    "IncidentTimeline",
+    "ContainmentActions",
+    "Notifications",
+    "AlertIndex",
+    "EntityIndex",
+    "IngestState",
+)
 HEAD_ROW = "~head"
 _CHUNK = 30_000  # characters per string property (Table Storage caps a property at 64 KiB of UTF-16)
 _MAX_CHUNKS = 15
-
-
-class ConcurrencyError(SocResponderError):
-    """Someone else changed the row since it was read (ETag mismatch)."""
 
 
 class StoreUnavailableError(SocResponderError):
@@ -75,7 +80,7 @@ def key_hash(value: str) -> str:
 
 def _put_json(entity: dict[str, Any], name: str, value: Any) -> None:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    chunks = [text[i:i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+    chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
     if len(chunks) > _MAX_CHUNKS:
         raise StoreUnavailableError(f"{name} too large to store ({len(text)} characters)")
     entity[f"{name}Chunks"] = len(chunks)
@@ -92,7 +97,7 @@ class EvidenceStore(ABC):
     """What the domain needs from evidence storage."""
 
     @abstractmethod
-    def get_alert_claims(self, keys: list[str]) -> dict[str, "AlertClaim"]:
+    def get_alert_claims(self, keys: list[str]) -> dict[str, AlertClaim]:
         """Alert key → its claim, for the keys already claimed."""
 
     @abstractmethod
@@ -132,8 +137,13 @@ class EvidenceStore(ABC):
     def iter_incidents(self, filter_expr: str | None = None) -> Iterator[Incident]: ...
 
     # -- evidence reads for export, review and retention (not abstract: defaults are correct, not fast) --
-    def scan_events(self, occurred_from: str | None = None, occurred_before: str | None = None,
-                    after: tuple[str, int] | None = None, incident_id: str | None = None) -> Iterator[EvidenceEvent]:
+    def scan_events(
+        self,
+        occurred_from: str | None = None,
+        occurred_before: str | None = None,
+        after: tuple[str, int] | None = None,
+        incident_id: str | None = None,
+    ) -> Iterator[EvidenceEvent]:
         """Events ordered by (incident id, seq): ``occurred_from`` inclusive, ``occurred_before`` exclusive
         (ISO strings as ``isoformat`` writes them), resuming strictly after the ``after`` (incident id, seq)
         cursor, optionally one incident only."""
@@ -150,21 +160,32 @@ class EvidenceStore(ABC):
                 continue
             yield ev
 
-    def iter_incident_index(self, partner_id: str | None = None, priorities: Iterable[str] | None = None,
-                            incident_id: str | None = None, from_incident: str | None = None,
-                            touched_since: str | None = None) -> Iterator[IncidentIndexRow]:
+    def iter_incident_index(
+        self,
+        partner_id: str | None = None,
+        priorities: Iterable[str] | None = None,
+        incident_id: str | None = None,
+        from_incident: str | None = None,
+        touched_since: str | None = None,
+    ) -> Iterator[IncidentIndexRow]:
         """Light incident rows ordered by id, filtered by partner ("" = no partner), priorities, one id,
         ids >= ``from_incident``, and created or updated at/after ``touched_since``."""
         wanted = set(priorities or ())
         for inc in sorted(self.iter_incidents(), key=lambda i: i.id):
             doc = inc.wire()
-            row = IncidentIndexRow(inc.id, inc.partner_id, inc.priority.value, inc.status.value,
-                                   doc["createdAt"], doc["updatedAt"])
+            row = IncidentIndexRow(
+                inc.id, inc.partner_id, inc.priority.value, inc.status.value, doc["createdAt"], doc["updatedAt"]
+            )
             if _index_row_matches(row, partner_id, wanted, incident_id, from_incident, touched_since):
                 yield row
 
-    def find_incidents(self, partner_id: str | None = None, priorities: Iterable[str] | None = None,
-                       created_from: str | None = None, created_before: str | None = None) -> Iterator[Incident]:
+    def find_incidents(
+        self,
+        partner_id: str | None = None,
+        priorities: Iterable[str] | None = None,
+        created_from: str | None = None,
+        created_before: str | None = None,
+    ) -> Iterator[Incident]:
         """Incidents filtered by partner ("" = no partner), priorities and a coarse ``createdAt`` window
         (string comparison: callers widen the window and filter exactly on parsed times)."""
         wanted = set(priorities or ())
@@ -193,8 +214,15 @@ class EvidenceStore(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    def put_record(self, table: str, incident_id: str, record_id: str, data: dict[str, Any], etag: str | None = None,
-                   create_only: bool = False) -> str:
+    def put_record(
+        self,
+        table: str,
+        incident_id: str,
+        record_id: str,
+        data: dict[str, Any],
+        etag: str | None = None,
+        create_only: bool = False,
+    ) -> str:
         """Write a containment action or notification row (JSON document)."""
 
     @abstractmethod
@@ -223,7 +251,7 @@ class TableEvidenceStore(EvidenceStore):
         self._ensure_tables()
 
     @classmethod
-    def from_settings(cls, settings) -> "TableEvidenceStore":
+    def from_settings(cls, settings) -> TableEvidenceStore:
         from shared.adapters.clients import table_service
 
         if not (settings.evidence_connection_string or settings.evidence_table_service_uri):
@@ -253,14 +281,14 @@ class TableEvidenceStore(EvidenceStore):
         return e
 
     # -- alert index ------------------------------------------------------------
-    def get_alert_claims(self, keys: list[str]) -> dict[str, "AlertClaim"]:
+    def get_alert_claims(self, keys: list[str]) -> dict[str, AlertClaim]:
         if not keys:
             return {}
         hashes = {key_hash(k): k for k in keys}
         claims: dict[str, AlertClaim] = {}
         hash_list = list(hashes)
         for i in range(0, len(hash_list), 14):  # the service allows 15 comparisons per filter
-            flt = " or ".join(f"PartitionKey eq '{h}'" for h in hash_list[i:i + 14])
+            flt = " or ".join(f"PartitionKey eq '{h}'" for h in hash_list[i : i + 14])
             for r in self._t("AlertIndex").query_entities(flt, select=["PartitionKey", "incidentId", "receivedAt"]):
                 if r["PartitionKey"] in hashes:
                     claims[hashes[r["PartitionKey"]]] = AlertClaim(r["incidentId"], r.get("receivedAt") or "")
@@ -268,8 +296,13 @@ class TableEvidenceStore(EvidenceStore):
 
     def claim_alert(self, key: str, incident_id: str, received_at: datetime) -> tuple[str, bool]:
         e = self._errors()
-        entity = {"PartitionKey": key_hash(key), "RowKey": "", "alertKey": key[:1000], "incidentId": incident_id,
-                  "receivedAt": received_at.isoformat()}
+        entity = {
+            "PartitionKey": key_hash(key),
+            "RowKey": "",
+            "alertKey": key[:1000],
+            "incidentId": incident_id,
+            "receivedAt": received_at.isoformat(),
+        }
         try:
             self._t("AlertIndex").create_entity(entity)
             return incident_id, True
@@ -284,30 +317,55 @@ class TableEvidenceStore(EvidenceStore):
         rows: list[EntityIndexRow] = []
         # Keep each filter well under the service's limit of 15 comparisons.
         for i in range(0, len(keys), 14):
-            part = keys[i:i + 14]
+            part = keys[i : i + 14]
             hashes = {key_hash(k): k for k in part}
-            flt = f"PartitionKey eq '{key_hash(partition)}' and (" + " or ".join(
-                f"RowKey eq '{h}'" for h in hashes) + ")"
+            flt = (
+                f"PartitionKey eq '{key_hash(partition)}' and (" + " or ".join(f"RowKey eq '{h}'" for h in hashes) + ")"
+            )
             for r in self._t("EntityIndex").query_entities(flt):
-                rows.append(EntityIndexRow(key=hashes.get(r["RowKey"], r.get("entityKey", "")),
-                                           incident_id=r["incidentId"], last_seen=r["lastSeen"]))
+                rows.append(
+                    EntityIndexRow(
+                        key=hashes.get(r["RowKey"], r.get("entityKey", "")),
+                        incident_id=r["incidentId"],
+                        last_seen=r["lastSeen"],
+                    )
+                )
         return rows
 
     def upsert_entities(self, partition: str, rows: list[EntityIndexRow]) -> None:
         pk = key_hash(partition)
-        ops = [("upsert", {"PartitionKey": pk, "RowKey": key_hash(r.key), "entityKey": r.key[:1000],
-                           "incidentId": r.incident_id, "lastSeen": r.last_seen, "partner": partition})
-               for r in rows]
+        ops = [
+            (
+                "upsert",
+                {
+                    "PartitionKey": pk,
+                    "RowKey": key_hash(r.key),
+                    "entityKey": r.key[:1000],
+                    "incidentId": r.incident_id,
+                    "lastSeen": r.last_seen,
+                    "partner": partition,
+                },
+            )
+            for r in rows
+        ]
         for i in range(0, len(ops), 100):
-            self._t("EntityIndex").submit_transaction(ops[i:i + 100])
+            self._t("EntityIndex").submit_transaction(ops[i : i + 100])
 
     # -- incidents ------------------------------------------------------------------
     def _incident_entity(self, incident: Incident) -> dict[str, Any]:
         doc = incident.wire()
         alerts = doc.pop("alerts")
-        entity = {"PartitionKey": incident.id, "RowKey": "incident", "partnerId": incident.partner_id or "",
-                  "priority": incident.priority.value, "status": incident.status.value, "score": incident.score,
-                  "createdAt": doc["createdAt"], "updatedAt": doc["updatedAt"], "title": incident.title[:512]}
+        entity = {
+            "PartitionKey": incident.id,
+            "RowKey": "incident",
+            "partnerId": incident.partner_id or "",
+            "priority": incident.priority.value,
+            "status": incident.status.value,
+            "score": incident.score,
+            "createdAt": doc["createdAt"],
+            "updatedAt": doc["updatedAt"],
+            "title": incident.title[:512],
+        }
         _put_json(entity, "doc", doc)
         # Keep the most recent alerts if an incident grows very large; alertCount keeps the total.
         _put_json(entity, "alerts", alerts[-200:])
@@ -341,8 +399,12 @@ class TableEvidenceStore(EvidenceStore):
 
         e = self._errors()
         try:
-            meta = self._t("Incidents").update_entity(self._incident_entity(incident), mode=UpdateMode.REPLACE,
-                                                      etag=etag, match_condition=MatchConditions.IfNotModified)
+            meta = self._t("Incidents").update_entity(
+                self._incident_entity(incident),
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
         except (e.ResourceModifiedError, e.ResourceNotFoundError):
             raise ConcurrencyError(f"incident {incident.id} changed since read") from None
         return meta["etag"]
@@ -355,20 +417,38 @@ class TableEvidenceStore(EvidenceStore):
     # -- timeline -------------------------------------------------------------------
     @staticmethod
     def _event_entity(ev: EvidenceEvent) -> dict[str, Any]:
-        entity = {"PartitionKey": ev.incident_id, "RowKey": f"{ev.seq:010d}", "seq": ev.seq,
-                  "occurredAt": ev.occurred_at, "phase": ev.phase.value, "criterion": ev.criterion,
-                  "actor": ev.actor, "actorType": ev.actor_type.value, "eventType": ev.event_type,
-                  "summary": ev.summary, "prevHash": ev.prev_hash, "hash": ev.hash}
+        entity = {
+            "PartitionKey": ev.incident_id,
+            "RowKey": f"{ev.seq:010d}",
+            "seq": ev.seq,
+            "occurredAt": ev.occurred_at,
+            "phase": ev.phase.value,
+            "criterion": ev.criterion,
+            "actor": ev.actor,
+            "actorType": ev.actor_type.value,
+            "eventType": ev.event_type,
+            "summary": ev.summary,
+            "prevHash": ev.prev_hash,
+            "hash": ev.hash,
+        }
         _put_json(entity, "data", ev.data)
         return entity
 
     @staticmethod
     def _event_from(entity: dict[str, Any]) -> EvidenceEvent:
         return EvidenceEvent(
-            incident_id=entity["PartitionKey"], seq=int(entity["seq"]), occurred_at=entity["occurredAt"],
-            phase=entity["phase"], criterion=entity["criterion"], actor=entity["actor"],
-            actor_type=entity["actorType"], event_type=entity["eventType"], summary=entity["summary"],
-            data=_get_json(entity, "data") or {}, prev_hash=entity["prevHash"], hash=entity["hash"],
+            incident_id=entity["PartitionKey"],
+            seq=int(entity["seq"]),
+            occurred_at=entity["occurredAt"],
+            phase=entity["phase"],
+            criterion=entity["criterion"],
+            actor=entity["actor"],
+            actor_type=entity["actorType"],
+            event_type=entity["eventType"],
+            summary=entity["summary"],
+            data=_get_json(entity, "data") or {},
+            prev_hash=entity["prevHash"],
+            hash=entity["hash"],
         )
 
     def append_events(self, incident_id: str, drafts: list[EventDraft], new_chain: bool = False) -> list[EvidenceEvent]:
@@ -381,7 +461,7 @@ class TableEvidenceStore(EvidenceStore):
         if len(drafts) > 99:
             out: list[EvidenceEvent] = []
             for i in range(0, len(drafts), 99):
-                out += self.append_events(incident_id, drafts[i:i + 99], new_chain and i == 0)
+                out += self.append_events(incident_id, drafts[i : i + 99], new_chain and i == 0)
             return out
         table = self._t("IncidentTimeline")
         for attempt in range(40):
@@ -394,14 +474,23 @@ class TableEvidenceStore(EvidenceStore):
                 except e.ResourceNotFoundError:
                     last_seq, last_hash, etag = 0, GENESIS_HASH, None
             events = chain(incident_id, drafts, last_seq, last_hash)
-            head_entity = {"PartitionKey": incident_id, "RowKey": HEAD_ROW, "lastSeq": events[-1].seq,
-                           "lastHash": events[-1].hash}
+            head_entity = {
+                "PartitionKey": incident_id,
+                "RowKey": HEAD_ROW,
+                "lastSeq": events[-1].seq,
+                "lastHash": events[-1].hash,
+            }
             ops: list[tuple] = [("create", self._event_entity(ev)) for ev in events]
             if etag is None:
                 ops.append(("create", head_entity))
             else:
-                ops.append(("update", head_entity, {"mode": UpdateMode.REPLACE, "etag": etag,
-                                                    "match_condition": MatchConditions.IfNotModified}))
+                ops.append(
+                    (
+                        "update",
+                        head_entity,
+                        {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified},
+                    )
+                )
             try:
                 table.submit_transaction(ops)
                 return events
@@ -416,8 +505,9 @@ class TableEvidenceStore(EvidenceStore):
 
     def list_events(self, incident_id: str) -> list[EvidenceEvent]:
         flt = f"PartitionKey eq '{_q(incident_id)}' and RowKey lt '{HEAD_ROW}'"
-        return sorted((self._event_from(r) for r in self._t("IncidentTimeline").query_entities(flt)),
-                      key=lambda ev: ev.seq)
+        return sorted(
+            (self._event_from(r) for r in self._t("IncidentTimeline").query_entities(flt)), key=lambda ev: ev.seq
+        )
 
     def iter_events(self, occurred_from: str | None, occurred_to: str | None) -> Iterator[EvidenceEvent]:
         parts = [f"RowKey lt '{HEAD_ROW}'"]
@@ -428,8 +518,13 @@ class TableEvidenceStore(EvidenceStore):
         for entity in self._t("IncidentTimeline").query_entities(" and ".join(parts), results_per_page=1000):
             yield self._event_from(entity)
 
-    def scan_events(self, occurred_from: str | None = None, occurred_before: str | None = None,
-                    after: tuple[str, int] | None = None, incident_id: str | None = None) -> Iterator[EvidenceEvent]:
+    def scan_events(
+        self,
+        occurred_from: str | None = None,
+        occurred_before: str | None = None,
+        after: tuple[str, int] | None = None,
+        incident_id: str | None = None,
+    ) -> Iterator[EvidenceEvent]:
         # Table Storage returns rows in (PartitionKey, RowKey) order, i.e. (incident id, seq): the
         # cursor is a key range, so a page resumes without re-reading what came before. The range is
         # split in two queries (rest of the cursor's partition, then later partitions) because an
@@ -467,21 +562,37 @@ class TableEvidenceStore(EvidenceStore):
         url = f"{client.url.rstrip('/')}/{quote(table)}()"
         params = {"$filter": flt, "$top": str(page_size)}
         while True:
-            request = HttpRequest("GET", url, params=params, headers={
-                "Accept": "application/json;odata=nometadata", "DataServiceVersion": "3.0",
-                "MaxDataServiceVersion": "3.0;NetFx", "x-ms-version": "2019-02-02"})
+            request = HttpRequest(
+                "GET",
+                url,
+                params=params,
+                headers={
+                    "Accept": "application/json;odata=nometadata",
+                    "DataServiceVersion": "3.0",
+                    "MaxDataServiceVersion": "3.0;NetFx",
+                    "x-ms-version": "2019-02-02",
+                },
+            )
             response = client._client.send_request(request)
             response.raise_for_status()
             yield from response.json().get("value", [])
             next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
             if not next_pk:
                 return
-            params = {"$filter": flt, "$top": str(page_size), "NextPartitionKey": next_pk,
-                      "NextRowKey": response.headers.get("x-ms-continuation-NextRowKey") or ""}
+            params = {
+                "$filter": flt,
+                "$top": str(page_size),
+                "NextPartitionKey": next_pk,
+                "NextRowKey": response.headers.get("x-ms-continuation-NextRowKey") or "",
+            }
 
     @staticmethod
-    def _incident_filter(partner_id: str | None, priorities: Iterable[str] | None, incident_id: str | None = None,
-                         from_incident: str | None = None) -> list[str]:
+    def _incident_filter(
+        partner_id: str | None,
+        priorities: Iterable[str] | None,
+        incident_id: str | None = None,
+        from_incident: str | None = None,
+    ) -> list[str]:
         parts = ["RowKey eq 'incident'"]
         if incident_id is not None:
             parts.append(f"PartitionKey eq '{_q(incident_id)}'")
@@ -494,21 +605,39 @@ class TableEvidenceStore(EvidenceStore):
             parts.append("(" + " or ".join(f"priority eq '{_q(p)}'" for p in wanted) + ")")
         return parts
 
-    def iter_incident_index(self, partner_id: str | None = None, priorities: Iterable[str] | None = None,
-                            incident_id: str | None = None, from_incident: str | None = None,
-                            touched_since: str | None = None) -> Iterator[IncidentIndexRow]:
+    def iter_incident_index(
+        self,
+        partner_id: str | None = None,
+        priorities: Iterable[str] | None = None,
+        incident_id: str | None = None,
+        from_incident: str | None = None,
+        touched_since: str | None = None,
+    ) -> Iterator[IncidentIndexRow]:
         parts = self._incident_filter(partner_id, priorities, incident_id, from_incident)
         if touched_since:
             parts.append(f"(createdAt ge '{_q(touched_since)}' or updatedAt ge '{_q(touched_since)}')")
         rows = self._t("Incidents").query_entities(
-            " and ".join(parts), results_per_page=1000,
-            select=["PartitionKey", "partnerId", "priority", "status", "createdAt", "updatedAt"])
+            " and ".join(parts),
+            results_per_page=1000,
+            select=["PartitionKey", "partnerId", "priority", "status", "createdAt", "updatedAt"],
+        )
         for r in rows:
-            yield IncidentIndexRow(r["PartitionKey"], r.get("partnerId") or None, r.get("priority", ""),
-                                   r.get("status", ""), r.get("createdAt", ""), r.get("updatedAt", ""))
+            yield IncidentIndexRow(
+                r["PartitionKey"],
+                r.get("partnerId") or None,
+                r.get("priority", ""),
+                r.get("status", ""),
+                r.get("createdAt", ""),
+                r.get("updatedAt", ""),
+            )
 
-    def find_incidents(self, partner_id: str | None = None, priorities: Iterable[str] | None = None,
-                       created_from: str | None = None, created_before: str | None = None) -> Iterator[Incident]:
+    def find_incidents(
+        self,
+        partner_id: str | None = None,
+        priorities: Iterable[str] | None = None,
+        created_from: str | None = None,
+        created_before: str | None = None,
+    ) -> Iterator[Incident]:
         parts = self._incident_filter(partner_id, priorities) + _range("createdAt", created_from, created_before)
         for entity in self._t("Incidents").query_entities(" and ".join(parts), results_per_page=1000):
             yield self._incident_from(entity)
@@ -526,8 +655,9 @@ class TableEvidenceStore(EvidenceStore):
     def newest_write(self, incident_id: str) -> datetime | None:
         newest: datetime | None = None
         for name in self._EVIDENCE_TABLES:
-            for r in self._t(name).query_entities(f"PartitionKey eq '{_q(incident_id)}'",
-                                                  select=["RowKey", "Timestamp"]):
+            for r in self._t(name).query_entities(
+                f"PartitionKey eq '{_q(incident_id)}'", select=["RowKey", "Timestamp"]
+            ):
                 stamp = r.metadata.get("timestamp")
                 if stamp is not None and (newest is None or stamp > newest):
                     newest = stamp
@@ -536,23 +666,34 @@ class TableEvidenceStore(EvidenceStore):
     def delete_incident_evidence(self, incident_id: str, *, written_before: datetime) -> int:
         newest = self.newest_write(incident_id)
         if newest is not None and newest >= written_before:
-            raise ConflictError(f"evidence of {incident_id} was written at {newest.isoformat()}, "
-                                f"after {written_before.isoformat()}: refusing to delete")
+            raise ConflictError(
+                f"evidence of {incident_id} was written at {newest.isoformat()}, "
+                f"after {written_before.isoformat()}: refusing to delete"
+            )
         deleted = 0
         # The incident row goes last, so an interrupted purge can be run again and finish.
         for name in ("IncidentTimeline", "ContainmentActions", "Notifications", "Incidents"):
             table = self._t(name)
-            keys = [r["RowKey"] for r in table.query_entities(f"PartitionKey eq '{_q(incident_id)}'",
-                                                              select=["RowKey"])]
+            keys = [
+                r["RowKey"] for r in table.query_entities(f"PartitionKey eq '{_q(incident_id)}'", select=["RowKey"])
+            ]
             for i in range(0, len(keys), 100):
-                table.submit_transaction([("delete", {"PartitionKey": incident_id, "RowKey": k})
-                                          for k in keys[i:i + 100]])
+                table.submit_transaction(
+                    [("delete", {"PartitionKey": incident_id, "RowKey": k}) for k in keys[i : i + 100]]
+                )
             deleted += len(keys)
         return deleted
 
     # -- containment actions, notifications -----------------------------------------------
-    def put_record(self, table: str, incident_id: str, record_id: str, data: dict[str, Any], etag: str | None = None,
-                   create_only: bool = False) -> str:
+    def put_record(
+        self,
+        table: str,
+        incident_id: str,
+        record_id: str,
+        data: dict[str, Any],
+        etag: str | None = None,
+        create_only: bool = False,
+    ) -> str:
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
@@ -567,8 +708,9 @@ class TableEvidenceStore(EvidenceStore):
             if create_only:
                 return client.create_entity(entity)["etag"]
             if etag:
-                return client.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,
-                                            match_condition=MatchConditions.IfNotModified)["etag"]
+                return client.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )["etag"]
             return client.upsert_entity(entity, mode=UpdateMode.REPLACE)["etag"]
         except e.ResourceExistsError:
             raise ConflictError(f"{table} {record_id} exists") from None
@@ -595,8 +737,14 @@ class TableEvidenceStore(EvidenceStore):
         return self.put_record("IngestState", "state", name, value, etag=etag)
 
 
-def _index_row_matches(row: IncidentIndexRow, partner_id: str | None, priorities: set[str], incident_id: str | None,
-                       from_incident: str | None, touched_since: str | None) -> bool:
+def _index_row_matches(
+    row: IncidentIndexRow,
+    partner_id: str | None,
+    priorities: set[str],
+    incident_id: str | None,
+    from_incident: str | None,
+    touched_since: str | None,
+) -> bool:
     if partner_id is not None and (row.partner_id or "") != partner_id:
         return False
     if priorities and row.priority not in priorities:

@@ -13,15 +13,17 @@ checked) and the report says so; ``--require-complete`` makes that a failure.
 Rows of one incident may be interleaved with other incidents' rows (a file
 re-sorted by time), but must stay in ``seq`` order.
 """
+
 from __future__ import annotations
 
 import argparse
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 from shared.evidence import GENESIS_HASH, ChainVerdict, EvidenceEvent, verify_chain
 from shared.export import COLUMNS, HASHED_COLUMNS, restore_cell
@@ -74,10 +76,16 @@ class VerifyReport:
         return sorted((i, c.first_seq) for i, c in self.incidents.items() if c.first_seq > 1)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"valid": self.valid, "rows": self.rows, "incidents": len(self.incidents),
-                "broken": [{"incidentId": b.incident_id, "brokenAt": b.seq, "row": b.row, "line": b.line,
-                            "reason": b.reason} for b in self.breaks],
-                "anchored": [{"incidentId": i, "firstSeq": s} for i, s in self.anchored]}
+        return {
+            "valid": self.valid,
+            "rows": self.rows,
+            "incidents": len(self.incidents),
+            "broken": [
+                {"incidentId": b.incident_id, "brokenAt": b.seq, "row": b.row, "line": b.line, "reason": b.reason}
+                for b in self.breaks
+            ],
+            "anchored": [{"incidentId": i, "firstSeq": s} for i, s in self.anchored],
+        }
 
 
 # -- the stored chain (GET /api/incidents/{id}/verify) -------------------------------------
@@ -90,22 +98,38 @@ def verify_stored(events: list[EvidenceEvent], head: tuple[int, str] | None) -> 
     if not events or head is None:
         # An incident is only created after its first events and the chain head exist, so an
         # empty or headless timeline means evidence was removed.
-        return ChainVerdict(valid=False, events=len(events), broken_at=1 if not events else events[-1].seq + 1,
-                            reason="the timeline is empty" if not events else "the chain head is missing")
+        return ChainVerdict(
+            valid=False,
+            events=len(events),
+            broken_at=1 if not events else events[-1].seq + 1,
+            reason="the timeline is empty" if not events else "the chain head is missing",
+        )
     verdict = verify_chain(events)
     if not verdict.valid:
         return verdict
     last_seq, last_hash = (events[-1].seq, events[-1].hash) if events else (0, GENESIS_HASH)
     head_seq, head_hash = head
     if head_seq > last_seq:
-        return ChainVerdict(valid=False, events=len(events), broken_at=last_seq + 1,
-                            reason=f"the chain head records {head_seq} events; events after {last_seq} are missing")
+        return ChainVerdict(
+            valid=False,
+            events=len(events),
+            broken_at=last_seq + 1,
+            reason=f"the chain head records {head_seq} events; events after {last_seq} are missing",
+        )
     if head_seq < last_seq:
-        return ChainVerdict(valid=False, events=len(events), broken_at=head_seq + 1,
-                            reason=f"events after {head_seq} were not written through the evidence store")
+        return ChainVerdict(
+            valid=False,
+            events=len(events),
+            broken_at=head_seq + 1,
+            reason=f"events after {head_seq} were not written through the evidence store",
+        )
     if head_hash != last_hash:
-        return ChainVerdict(valid=False, events=len(events), broken_at=last_seq,
-                            reason="the last event's hash differs from the chain head (events rewritten)")
+        return ChainVerdict(
+            valid=False,
+            events=len(events),
+            broken_at=last_seq,
+            reason="the last event's hash differs from the chain head (events rewritten)",
+        )
     return verdict
 
 
@@ -198,7 +222,7 @@ def _json_array_records(fp: TextIO) -> Iterator[tuple[dict[str, Any] | None, int
                 return
 
     skip_ws()
-    if buf[pos:pos + 1] != "[":
+    if buf[pos : pos + 1] != "[":
         raise ExportFormatError("the JSON file is not an array of events")
     pos += 1
     expect_value = True
@@ -233,8 +257,9 @@ def _event(rec: dict[str, Any]) -> EvidenceEvent:
 
 
 # -- checking --------------------------------------------------------------------------
-def verify_records(records: Iterator[tuple[dict[str, Any] | None, int | None, str | None]], *,
-                   require_complete: bool = False) -> VerifyReport:
+def verify_records(
+    records: Iterator[tuple[dict[str, Any] | None, int | None, str | None]], *, require_complete: bool = False
+) -> VerifyReport:
     """Check every incident's chain in the records (file order)."""
     report = VerifyReport()
     for row_number, (rec, line, problem) in enumerate(records, start=1):
@@ -268,8 +293,11 @@ def verify_records(records: Iterator[tuple[dict[str, Any] | None, int | None, st
             reason = f"event {ev.seq} comes after event {chain.last_seq} (re-ordered or duplicated)"
         elif ev.seq > chain.last_seq + 1:
             broken_at = chain.last_seq + 1
-            missing = (f"event {chain.last_seq + 1} is" if ev.seq == chain.last_seq + 2
-                       else f"events {chain.last_seq + 1} to {ev.seq - 1} are")
+            missing = (
+                f"event {chain.last_seq + 1} is"
+                if ev.seq == chain.last_seq + 2
+                else f"events {chain.last_seq + 1} to {ev.seq - 1} are"
+            )
             reason = f"{missing} missing or out of order (found event {ev.seq} next)"
         elif ev.prev_hash != chain.last_hash:
             reason = "its previous-hash link does not match the event before it"
@@ -296,11 +324,16 @@ def verify_file(path: str | Path, *, require_complete: bool = False) -> VerifyRe
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.verify_export",
-                                     description="Verify the hash chains in an exported evidence file, offline.")
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.verify_export",
+        description="Verify the hash chains in an exported evidence file, offline.",
+    )
     parser.add_argument("file", help="CSV, JSON Lines or JSON file from GET /api/evidence")
-    parser.add_argument("--require-complete", action="store_true",
-                        help="fail when an incident's exported events do not start at event 1")
+    parser.add_argument(
+        "--require-complete",
+        action="store_true",
+        help="fail when an incident's exported events do not start at event 1",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     try:
@@ -315,14 +348,19 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for b in report.breaks:
             print(b.describe())
-        status = ("chains intact" if not report.breaks
-                  else f"{len(report.breaks)} of {len(report.incidents)} incident chain(s) BROKEN")
+        status = (
+            "chains intact"
+            if not report.breaks
+            else f"{len(report.breaks)} of {len(report.incidents)} incident chain(s) BROKEN"
+        )
         print(f"{args.file}: {report.rows} event(s) of {len(report.incidents)} incident(s) checked: {status}")
         if report.anchored:
             shown = ", ".join(f"{i} (from event {s})" for i, s in report.anchored[:20])
             more = f" and {len(report.anchored) - 20} more" if len(report.anchored) > 20 else ""
-            print(f"note: {len(report.anchored)} incident(s) start after event 1 (earlier events are outside "
-                  f"the exported range; the first exported event is the anchor): {shown}{more}")
+            print(
+                f"note: {len(report.anchored)} incident(s) start after event 1 (earlier events are outside "
+                f"the exported range; the first exported event is the anchor): {shown}{more}"
+            )
     if report.rows == 0:
         return 2
     return 0 if report.valid else 1

@@ -10,9 +10,10 @@ Fixtures:
 
 App fixtures belong in tests/functional/conftest.py, not here.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,9 +22,21 @@ from devtools.azurite import Azurite, AzuriteError
 
 # Settings a developer's shell (or CI) may carry that would point the app elsewhere.
 _APP_ENV = (
-    "AzureWebJobsStorage", "ARM_ENDPOINT", "GRAPH_ENDPOINT", "LOG_ANALYTICS_ENDPOINT", "LOG_ANALYTICS_WORKSPACE_ID", "ACS_ENDPOINT",
-    "EvidenceStorage", "EvidenceStorage__tableServiceUri", "AZURE_CLIENT_ID", "AZURE_TENANT_ID",
-    "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT",
+    "AzureWebJobsStorage",
+    "ARM_ENDPOINT",
+    "GRAPH_ENDPOINT",
+    "LOG_ANALYTICS_ENDPOINT",
+    "LOG_ANALYTICS_WORKSPACE_ID",
+    "ACS_ENDPOINT",
+    "EvidenceStorage",
+    "EvidenceStorage__tableServiceUri",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IMDS_ENDPOINT",
     "IDENTITY_SERVER_THUMBPRINT",
 )
 
@@ -121,8 +134,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         if _azurite_instance is not None and {"azurite", "azure_env"} & set(fixtures):
             report.sections.append(("Azurite log (tail)", _azurite_instance.read_log(8000) or "(empty)"))
         if _fake_instance is not None and {"fake", "fake_env", "azure_env", "azure_fake"} & set(fixtures):
-            lines = [f"{r.method} {r.raw_path} -> {r.status}{' (fault)' if r.fault else ''}"
-                     for r in _fake_instance.requests(include_tokens=True)[-60:]]
+            lines = [
+                f"{r.method} {r.raw_path} -> {r.status}{' (fault)' if r.fault else ''}"
+                for r in _fake_instance.requests(include_tokens=True)[-60:]
+            ]
             if _fake_instance.errors:
                 lines.append("fake errors:")
                 lines.extend(_fake_instance.errors[-3:])

@@ -5,6 +5,7 @@ the callback URL given at creation. When the callee answers, the domain asks
 for a key press with a spoken prompt (text to speech + DTMF recognition), and
 says goodbye / hangs up at the end.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,42 +74,50 @@ class AcsCaller:
 
     def place_call(self, target: str, callback_url: str, operation_context: str) -> PlacedCall:
         """Dial ``target`` (E.164); ACS posts the call's events to ``callback_url``."""
-        from azure.core.exceptions import AzureError
         from azure.communication.callautomation import PhoneNumberIdentifier
+        from azure.core.exceptions import AzureError
 
-        kwargs: dict[str, Any] = {"source_caller_id_number": PhoneNumberIdentifier(self.settings.acs_caller_id),
-                                  "operation_context": operation_context}
+        kwargs: dict[str, Any] = {
+            "source_caller_id_number": PhoneNumberIdentifier(self.settings.acs_caller_id),
+            "operation_context": operation_context,
+        }
         if self.settings.acs_cognitive_services_endpoint:
             kwargs["cognitive_services_endpoint"] = self.settings.acs_cognitive_services_endpoint
         try:
             props = self._acs().create_call(PhoneNumberIdentifier(target), callback_url, **kwargs)
         except AzureError as exc:
             raise _call_error(exc, "createCall") from None
-        return PlacedCall(props.call_connection_id, getattr(props, "correlation_id", None),
-                          getattr(props, "server_call_id", None))
+        return PlacedCall(
+            props.call_connection_id, getattr(props, "correlation_id", None), getattr(props, "server_call_id", None)
+        )
 
     def prompt_for_key(self, call_connection_id: str, target: str, text: str, operation_context: str) -> None:
         """Speak ``text`` and collect one DTMF key from ``target`` (barge-in allowed)."""
-        from azure.core.exceptions import AzureError
         from azure.communication.callautomation import PhoneNumberIdentifier, RecognizeInputType, TextSource
+        from azure.core.exceptions import AzureError
 
         try:
             self._acs().get_call_connection(call_connection_id).start_recognizing_media(
-                RecognizeInputType.DTMF, PhoneNumberIdentifier(target),
-                play_prompt=TextSource(text=text, voice_name=VOICE), interrupt_prompt=True,
-                initial_silence_timeout=PROMPT_SILENCE_SECONDS, dtmf_max_tones_to_collect=1,
-                operation_context=operation_context)
+                RecognizeInputType.DTMF,
+                PhoneNumberIdentifier(target),
+                play_prompt=TextSource(text=text, voice_name=VOICE),
+                interrupt_prompt=True,
+                initial_silence_timeout=PROMPT_SILENCE_SECONDS,
+                dtmf_max_tones_to_collect=1,
+                operation_context=operation_context,
+            )
         except AzureError as exc:
             raise _call_error(exc, "recognize") from None
 
     def say(self, call_connection_id: str, text: str, operation_context: str) -> None:
         """Speak ``text`` to everyone on the call."""
-        from azure.core.exceptions import AzureError
         from azure.communication.callautomation import TextSource
+        from azure.core.exceptions import AzureError
 
         try:
             self._acs().get_call_connection(call_connection_id).play_media(
-                TextSource(text=text, voice_name=VOICE), operation_context=operation_context)
+                TextSource(text=text, voice_name=VOICE), operation_context=operation_context
+            )
         except AzureError as exc:
             raise _call_error(exc, "play") from None
 

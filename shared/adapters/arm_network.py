@@ -17,21 +17,42 @@
   (a few retries, a bounded total time) and the durable activity retries
   what is left.
 """
+
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from shared.containment.ports import (AccessDeniedError, ContainmentError, NetworkIsolation, NicState,
-                                      PreconditionFailedError, QuarantineNsg, RequestRejectedError,
-                                      TargetNotFoundError, TransientError, VmState, parse_resource_id)
+from shared.containment.ports import (
+    AccessDeniedError,
+    ContainmentError,
+    NetworkIsolation,
+    NicState,
+    PreconditionFailedError,
+    QuarantineNsg,
+    RequestRejectedError,
+    TargetNotFoundError,
+    TransientError,
+    VmState,
+    parse_resource_id,
+)
 from shared.settings import Settings
 
 NSG_PREFIX = "soc-quarantine-"
 NSG_TAGS = {"managed-by": "soc-responder", "purpose": "soc-quarantine"}
-_RULE_KEYS = ("direction", "access", "priority", "protocol", "sourcePortRange", "destinationPortRange",
-              "sourceAddressPrefix", "destinationAddressPrefix", "sourceAddressPrefixes",
-              "destinationAddressPrefixes")
+_RULE_KEYS = (
+    "direction",
+    "access",
+    "priority",
+    "protocol",
+    "sourcePortRange",
+    "destinationPortRange",
+    "sourceAddressPrefix",
+    "destinationAddressPrefix",
+    "sourceAddressPrefixes",
+    "destinationAddressPrefixes",
+)
 
 
 def region_key(location: str) -> str:
@@ -49,8 +70,9 @@ def investigation_sources(value: str | None) -> list[str]:
         try:
             out.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError:
-            raise RequestRejectedError(f"SOC_INVESTIGATION_SOURCE: {item!r} is not an IP address or CIDR",
-                                       code="InvalidConfiguration") from None
+            raise RequestRejectedError(
+                f"SOC_INVESTIGATION_SOURCE: {item!r} is not an IP address or CIDR", code="InvalidConfiguration"
+            ) from None
     return out
 
 
@@ -59,11 +81,24 @@ def quarantine_rules(soc_source: str | None) -> list[dict[str, Any]]:
     with an investigation source, its allow rules take 100 and the deny rules 110."""
     sources = investigation_sources(soc_source)
 
-    def rule(name: str, direction: str, access: str, priority: int, src: list[str] | str,
-             dst: list[str] | str, description: str) -> dict[str, Any]:
-        props: dict[str, Any] = {"description": description, "protocol": "*", "sourcePortRange": "*",
-                                 "destinationPortRange": "*", "access": access, "priority": priority,
-                                 "direction": direction}
+    def rule(
+        name: str,
+        direction: str,
+        access: str,
+        priority: int,
+        src: list[str] | str,
+        dst: list[str] | str,
+        description: str,
+    ) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "description": description,
+            "protocol": "*",
+            "sourcePortRange": "*",
+            "destinationPortRange": "*",
+            "access": access,
+            "priority": priority,
+            "direction": direction,
+        }
         for side, value in (("source", src), ("destination", dst)):
             if isinstance(value, list) and len(value) > 1:
                 props[f"{side}AddressPrefixes"] = value
@@ -75,13 +110,30 @@ def quarantine_rules(soc_source: str | None) -> list[dict[str, Any]]:
     deny = 100
     if sources:
         deny = 110
-        rules += [rule("soc-allow-investigation-in", "Inbound", "Allow", 100, sources, "*",
-                       "SOC investigation source may reach the quarantined VM"),
-                  rule("soc-allow-investigation-out", "Outbound", "Allow", 100, "*", sources,
-                       "Quarantined VM may reach the SOC investigation source")]
-    rules += [rule("soc-deny-all-in", "Inbound", "Deny", deny, "*", "*", "soc-responder quarantine: deny all inbound"),
-              rule("soc-deny-all-out", "Outbound", "Deny", deny, "*", "*",
-                   "soc-responder quarantine: deny all outbound")]
+        rules += [
+            rule(
+                "soc-allow-investigation-in",
+                "Inbound",
+                "Allow",
+                100,
+                sources,
+                "*",
+                "SOC investigation source may reach the quarantined VM",
+            ),
+            rule(
+                "soc-allow-investigation-out",
+                "Outbound",
+                "Allow",
+                100,
+                "*",
+                sources,
+                "Quarantined VM may reach the SOC investigation source",
+            ),
+        ]
+    rules += [
+        rule("soc-deny-all-in", "Inbound", "Deny", deny, "*", "*", "soc-responder quarantine: deny all inbound"),
+        rule("soc-deny-all-out", "Outbound", "Deny", deny, "*", "*", "soc-responder quarantine: deny all outbound"),
+    ]
     return rules
 
 
@@ -135,9 +187,16 @@ def translate(exc: BaseException, what: str) -> ContainmentError:
 class ArmNetworkIsolation(NetworkIsolation):
     """``NetworkIsolation`` on Azure Resource Manager."""
 
-    def __init__(self, settings: Settings, network_client: Callable[[str], Any] | None = None,
-                 compute_client: Callable[[str], Any] | None = None, *, retries: int = 3,
-                 backoff_seconds: float | None = None, timeout_seconds: int = 120):
+    def __init__(
+        self,
+        settings: Settings,
+        network_client: Callable[[str], Any] | None = None,
+        compute_client: Callable[[str], Any] | None = None,
+        *,
+        retries: int = 3,
+        backoff_seconds: float | None = None,
+        timeout_seconds: int = 120,
+    ):
         """``network_client`` / ``compute_client``: subscription id → SDK client (default: ``clients.py``)."""
         self._settings = settings
         self._network = network_client
@@ -145,11 +204,18 @@ class ArmNetworkIsolation(NetworkIsolation):
         backoff = settings.containment_retry_backoff_seconds if backoff_seconds is None else backoff_seconds
         # Per-call azure-core options: a few retries with exponential backoff (Retry-After wins when sent),
         # connect/read timeouts, and a ceiling on the time one call may spend retrying.
-        self._lro = {"retry_total": retries, "retry_status": retries, "retry_connect": retries,
-                     "retry_read": retries, "retry_backoff_factor": backoff, "retry_backoff_max": 30,
-                     "connection_timeout": 10, "read_timeout": 60,
-                     # Poll every 2 s unless ARM's Retry-After says otherwise (the SDK default is 30 s).
-                     "polling_interval": 2}
+        self._lro = {
+            "retry_total": retries,
+            "retry_status": retries,
+            "retry_connect": retries,
+            "retry_read": retries,
+            "retry_backoff_factor": backoff,
+            "retry_backoff_max": 30,
+            "connection_timeout": 10,
+            "read_timeout": 60,
+            # Poll every 2 s unless ARM's Retry-After says otherwise (the SDK default is 30 s).
+            "polling_interval": 2,
+        }
         # ``timeout`` bounds the time one call may spend retrying; LRO pollers take it as their interval,
         # so it is only given to plain calls.
         self._call = {k: v for k, v in self._lro.items() if k != "polling_interval"}
@@ -185,32 +251,44 @@ class ArmNetworkIsolation(NetworkIsolation):
         p = self._parts(vm_id, "microsoft.compute/virtualmachines")
         try:
             vm = self._comp(p["subscription"]).virtual_machines.get(p["resourceGroup"], p["name"], **self._call)
-        except Exception as exc:  # noqa: BLE001 — translated to the domain's errors
+        except Exception as exc:
             raise translate(exc, f"read VM {p['name']}") from None
         profile = getattr(vm, "network_profile", None)
         nic_ids = tuple(n.id for n in (getattr(profile, "network_interfaces", None) or []) if getattr(n, "id", None))
-        return VmState(id=vm.id or vm_id, name=vm.name or p["name"], location=vm.location,
-                       tags=dict(vm.tags or {}), nic_ids=nic_ids)
+        return VmState(
+            id=vm.id or vm_id,
+            name=vm.name or p["name"],
+            location=vm.location,
+            tags=dict(vm.tags or {}),
+            nic_ids=nic_ids,
+        )
 
     def get_nic(self, nic_id: str) -> NicState:
         p = self._parts(nic_id, "microsoft.network/networkinterfaces")
         try:
             nic = self._net(p["subscription"]).network_interfaces.get(p["resourceGroup"], p["name"], **self._call)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise translate(exc, f"read NIC {p['name']}") from None
         return self._nic_state(nic, nic_id)
 
     @staticmethod
     def _nic_state(nic: Any, fallback_id: str) -> NicState:
         nsg = getattr(nic, "network_security_group", None)
-        return NicState(id=nic.id or fallback_id, location=nic.location,
-                        nsg_id=getattr(nsg, "id", None) if nsg else None, etag=nic.etag, document=nic.as_dict(),
-                        handle=nic)
+        return NicState(
+            id=nic.id or fallback_id,
+            location=nic.location,
+            nsg_id=getattr(nsg, "id", None) if nsg else None,
+            etag=nic.etag,
+            document=nic.as_dict(),
+            handle=nic,
+        )
 
     # -- quarantine NSG --------------------------------------------------------------------
     def quarantine_nsg_id(self, subscription_id: str, location: str) -> str:
-        return (f"/subscriptions/{subscription_id}/resourceGroups/{self._settings.quarantine_resource_group}"
-                f"/providers/Microsoft.Network/networkSecurityGroups/{NSG_PREFIX}{region_key(location)}")
+        return (
+            f"/subscriptions/{subscription_id}/resourceGroups/{self._settings.quarantine_resource_group}"
+            f"/providers/Microsoft.Network/networkSecurityGroups/{NSG_PREFIX}{region_key(location)}"
+        )
 
     def ensure_quarantine_nsg(self, subscription_id: str, location: str) -> QuarantineNsg:
         from azure.mgmt.network.models import NetworkSecurityGroup, SecurityRule
@@ -223,7 +301,7 @@ class ArmNetworkIsolation(NetworkIsolation):
         for _ in range(3):
             try:
                 nsg = client.network_security_groups.get(rg, name, **self._call)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 err = translate(exc, f"read quarantine NSG {name}")
                 if not isinstance(err, TargetNotFoundError):
                     raise err from None
@@ -231,14 +309,18 @@ class ArmNetworkIsolation(NetworkIsolation):
                     raise RequestRejectedError(
                         f"quarantine resource group {rg} does not exist in subscription {subscription_id}: "
                         "deploy it (see docs/containment.md) or set QUARANTINE_RESOURCE_GROUP",
-                        status=404, code="ResourceGroupNotFound") from None
-                body = NetworkSecurityGroup({"location": location, "tags": dict(NSG_TAGS),
-                                             "properties": {"securityRules": desired}})
+                        status=404,
+                        code="ResourceGroupNotFound",
+                    ) from None
+                body = NetworkSecurityGroup(
+                    {"location": location, "tags": dict(NSG_TAGS), "properties": {"securityRules": desired}}
+                )
                 try:
                     nsg = client.network_security_groups.begin_create_or_update(
-                        rg, name, body, headers={"If-None-Match": "*"}, **self._lro).result()
+                        rg, name, body, headers={"If-None-Match": "*"}, **self._lro
+                    ).result()
                     created = True
-                except Exception as exc2:  # noqa: BLE001
+                except Exception as exc2:
                     err = translate(exc2, f"create quarantine NSG {name}")
                     if isinstance(err, PreconditionFailedError):
                         continue  # another instance created it first: read theirs
@@ -246,19 +328,24 @@ class ArmNetworkIsolation(NetworkIsolation):
                         raise RequestRejectedError(
                             f"quarantine resource group {rg} does not exist in subscription {subscription_id}: "
                             "deploy it (see docs/containment.md) or set QUARANTINE_RESOURCE_GROUP",
-                            status=404, code=err.code) from None
+                            status=404,
+                            code=err.code,
+                        ) from None
                     raise err from None
             if region_key(nsg.location) != region_key(location):
-                raise RequestRejectedError(f"NSG {name} exists in region {nsg.location}, not {location}: "
-                                           "rename or remove it", code="QuarantineNsgRegionMismatch")
+                raise RequestRejectedError(
+                    f"NSG {name} exists in region {nsg.location}, not {location}: rename or remove it",
+                    code="QuarantineNsgRegionMismatch",
+                )
             actual = (nsg.as_dict().get("properties") or {}).get("securityRules") or []
             if rules_drifted(actual, desired):
                 nsg.security_rules = [SecurityRule(r) for r in desired]
                 nsg.tags = {**(nsg.tags or {}), **NSG_TAGS}
                 try:
                     nsg = client.network_security_groups.begin_create_or_update(
-                        rg, name, nsg, headers={"If-Match": nsg.etag}, **self._lro).result()
-                except Exception as exc:  # noqa: BLE001
+                        rg, name, nsg, headers={"If-Match": nsg.etag}, **self._lro
+                    ).result()
+                except Exception as exc:
                     err = translate(exc, f"repair quarantine NSG {name}")
                     if isinstance(err, PreconditionFailedError):
                         continue
@@ -279,8 +366,13 @@ class ArmNetworkIsolation(NetworkIsolation):
         model.network_security_group = NetworkSecurityGroup(id=nsg_id) if nsg_id else None
         headers = {"If-Match": nic.etag} if nic.etag else {}
         try:
-            after = self._net(p["subscription"]).network_interfaces.begin_create_or_update(
-                p["resourceGroup"], p["name"], model, headers=headers, **self._lro).result()
-        except Exception as exc:  # noqa: BLE001
+            after = (
+                self._net(p["subscription"])
+                .network_interfaces.begin_create_or_update(
+                    p["resourceGroup"], p["name"], model, headers=headers, **self._lro
+                )
+                .result()
+            )
+        except Exception as exc:
             raise translate(exc, f"update NIC {p['name']}") from None
         return self._nic_state(after, nic.id)

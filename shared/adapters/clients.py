@@ -29,13 +29,15 @@ honoured. ``set_client_defaults(...)`` overrides them process-wide (tests:
 ``reset_clients()`` drops every cached client and the credential (tests use
 it when they point the environment somewhere else).
 """
+
 from __future__ import annotations
 
 import asyncio
 import threading
 import weakref
+from collections.abc import Callable
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError
@@ -70,19 +72,21 @@ __all__ = [
 T = TypeVar("T")
 
 _lock = threading.RLock()
-_credential: "TokenCredential | None" = None
+_credential: TokenCredential | None = None
 _cache: dict[tuple, Any] = {}
-_graph_cache: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]]" = weakref.WeakKeyDictionary()
+_graph_cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]] = weakref.WeakKeyDictionary()
 
 #: Keyword arguments every azure-core client (ARM, Log Analytics, ACS, Tables) is built with
 #: unless the caller passes its own (azure-core RetryPolicy and transport settings).
-DEFAULT_CLIENT_KWARGS = MappingProxyType({
-    "retry_total": 4,
-    "retry_backoff_factor": 0.8,
-    "retry_backoff_max": 30,
-    "connection_timeout": 10,
-    "read_timeout": 60,
-})
+DEFAULT_CLIENT_KWARGS = MappingProxyType(
+    {
+        "retry_total": 4,
+        "retry_backoff_factor": 0.8,
+        "retry_backoff_max": 30,
+        "connection_timeout": 10,
+        "read_timeout": 60,
+    }
+)
 _default_overrides: dict[str, Any] = {}
 
 
@@ -100,7 +104,7 @@ def _with_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
         return {**DEFAULT_CLIENT_KWARGS, **_default_overrides, **kwargs}
 
 
-def credential() -> "TokenCredential":
+def credential() -> TokenCredential:
     """The process-wide ``DefaultAzureCredential`` (managed identity in Azure;
     ``AZURE_CLIENT_ID`` selects a user-assigned identity)."""
     global _credential
@@ -126,34 +130,47 @@ def _scope(endpoint: str) -> str:
     return endpoint.rstrip("/") + "/.default"
 
 
-def network_client(settings: "Settings", subscription_id: str, **kwargs: Any) -> "NetworkManagementClient":
+def network_client(settings: Settings, subscription_id: str, **kwargs: Any) -> NetworkManagementClient:
     """``NetworkManagementClient`` for ``subscription_id`` at ``ARM_ENDPOINT``."""
-    def build() -> "NetworkManagementClient":
+
+    def build() -> NetworkManagementClient:
         from azure.mgmt.network import NetworkManagementClient
 
-        return NetworkManagementClient(credential(), subscription_id, base_url=settings.arm_endpoint,
-                                       credential_scopes=[_scope(settings.arm_endpoint)], **_with_defaults(kwargs))
+        return NetworkManagementClient(
+            credential(),
+            subscription_id,
+            base_url=settings.arm_endpoint,
+            credential_scopes=[_scope(settings.arm_endpoint)],
+            **_with_defaults(kwargs),
+        )
 
     return _cached(("network", settings.arm_endpoint, subscription_id.lower()), build, kwargs)
 
 
-def compute_client(settings: "Settings", subscription_id: str, **kwargs: Any) -> "ComputeManagementClient":
+def compute_client(settings: Settings, subscription_id: str, **kwargs: Any) -> ComputeManagementClient:
     """``ComputeManagementClient`` for ``subscription_id`` at ``ARM_ENDPOINT``."""
-    def build() -> "ComputeManagementClient":
+
+    def build() -> ComputeManagementClient:
         from azure.mgmt.compute import ComputeManagementClient
 
-        return ComputeManagementClient(credential(), subscription_id, base_url=settings.arm_endpoint,
-                                       credential_scopes=[_scope(settings.arm_endpoint)], **_with_defaults(kwargs))
+        return ComputeManagementClient(
+            credential(),
+            subscription_id,
+            base_url=settings.arm_endpoint,
+            credential_scopes=[_scope(settings.arm_endpoint)],
+            **_with_defaults(kwargs),
+        )
 
     return _cached(("compute", settings.arm_endpoint, subscription_id.lower()), build, kwargs)
 
 
-def arm_pipeline_client(settings: "Settings", **kwargs: Any) -> "ARMPipelineClient":
+def arm_pipeline_client(settings: Settings, **kwargs: Any) -> ARMPipelineClient:
     """azure-mgmt-core's ``ARMPipelineClient`` at ``ARM_ENDPOINT``: the management pipeline the generated
     SDKs use (bearer token for ``<ARM_ENDPOINT>/.default`` with ARM's claims challenge, retries with
     Retry-After, request ids, ARM logging), for REST calls at an API version no pinned SDK covers
     (Sentinel incidents, Defender for Cloud alert state)."""
-    def build() -> "ARMPipelineClient":
+
+    def build() -> ARMPipelineClient:
         from azure.core.configuration import Configuration
         from azure.core.pipeline import policies
         from azure.mgmt.core import ARMPipelineClient
@@ -167,7 +184,8 @@ def arm_pipeline_client(settings: "Settings", **kwargs: Any) -> "ARMPipelineClie
         config.redirect_policy = policies.RedirectPolicy(**options)
         config.retry_policy = policies.RetryPolicy(**options)
         config.authentication_policy = ARMChallengeAuthenticationPolicy(
-            credential(), _scope(settings.arm_endpoint), **options)
+            credential(), _scope(settings.arm_endpoint), **options
+        )
         config.custom_hook_policy = policies.CustomHookPolicy(**options)
         config.logging_policy = policies.NetworkTraceLoggingPolicy(**options)
         config.http_logging_policy = ARMHttpLoggingPolicy(**options)
@@ -176,25 +194,30 @@ def arm_pipeline_client(settings: "Settings", **kwargs: Any) -> "ARMPipelineClie
     return _cached(("arm-pipeline", settings.arm_endpoint), build, kwargs)
 
 
-def logs_client(settings: "Settings", **kwargs: Any) -> "LogsQueryClient":
+def logs_client(settings: Settings, **kwargs: Any) -> LogsQueryClient:
     """``LogsQueryClient`` at ``LOG_ANALYTICS_ENDPOINT`` (token audience = that endpoint)."""
-    def build() -> "LogsQueryClient":
+
+    def build() -> LogsQueryClient:
         from azure.monitor.query import LogsQueryClient
 
-        return LogsQueryClient(credential(), endpoint=settings.log_analytics_endpoint,
-                               audience=settings.log_analytics_endpoint, **_with_defaults(kwargs))
+        return LogsQueryClient(
+            credential(),
+            endpoint=settings.log_analytics_endpoint,
+            audience=settings.log_analytics_endpoint,
+            **_with_defaults(kwargs),
+        )
 
     return _cached(("logs", settings.log_analytics_endpoint), build, kwargs)
 
 
-def call_automation_client(settings: "Settings", **kwargs: Any) -> "CallAutomationClient":
+def call_automation_client(settings: Settings, **kwargs: Any) -> CallAutomationClient:
     """ACS ``CallAutomationClient`` at ``ACS_ENDPOINT`` with the managed identity
     (the SDK asks for a ``https://communication.azure.com//.default`` token)."""
     endpoint = settings.acs_endpoint
     if not endpoint:
         raise ConfigurationError("ACS_ENDPOINT is not set: calls are disabled")
 
-    def build() -> "CallAutomationClient":
+    def build() -> CallAutomationClient:
         from azure.communication.callautomation import CallAutomationClient
 
         return CallAutomationClient(endpoint, credential(), **_with_defaults(kwargs))
@@ -202,15 +225,17 @@ def call_automation_client(settings: "Settings", **kwargs: Any) -> "CallAutomati
     return _cached(("acs", endpoint), build, kwargs)
 
 
-def table_service(settings: "Settings", **kwargs: Any) -> "TableServiceClient":
+def table_service(settings: Settings, **kwargs: Any) -> TableServiceClient:
     """``TableServiceClient`` from the ``EvidenceStorage`` connection string, else from
     ``EvidenceStorage__tableServiceUri`` with the managed identity."""
     conn = settings.evidence_connection_string
     uri = settings.evidence_table_service_uri
     if not conn and not uri:
-        raise ConfigurationError("EvidenceStorage or EvidenceStorage__tableServiceUri must be set for the evidence tables")
+        raise ConfigurationError(
+            "EvidenceStorage or EvidenceStorage__tableServiceUri must be set for the evidence tables"
+        )
 
-    def build() -> "TableServiceClient":
+    def build() -> TableServiceClient:
         from azure.data.tables import TableServiceClient
 
         if conn:
@@ -220,8 +245,13 @@ def table_service(settings: "Settings", **kwargs: Any) -> "TableServiceClient":
     return _cached(("tables", conn or uri), build, kwargs)
 
 
-def graph_client(settings: "Settings", *, timeout: float | None = None, max_retries: int | None = None,
-                 retry_delay: float | None = None) -> "GraphServiceClient":
+def graph_client(
+    settings: Settings,
+    *,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    retry_delay: float | None = None,
+) -> GraphServiceClient:
     """``GraphServiceClient`` at ``<GRAPH_ENDPOINT>/v1.0``.
 
     The token scope is ``<GRAPH_ENDPOINT>/.default`` and the authentication
@@ -246,8 +276,9 @@ def graph_client(settings: "Settings", *, timeout: float | None = None, max_retr
         return client
 
 
-def _build_graph(settings: "Settings", timeout: float | None, max_retries: int | None,
-                 retry_delay: float | None) -> "GraphServiceClient":
+def _build_graph(
+    settings: Settings, timeout: float | None, max_retries: int | None, retry_delay: float | None
+) -> GraphServiceClient:
     from msgraph import GraphRequestAdapter, GraphServiceClient
     from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 
@@ -290,7 +321,7 @@ class _GraphLoop:
     and its connections are shared by the directory and mail adapters.
     """
 
-    _instance: "_GraphLoop | None" = None
+    _instance: _GraphLoop | None = None
     _lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -306,7 +337,7 @@ class _GraphLoop:
         ready.wait()
 
     @classmethod
-    def get(cls) -> "_GraphLoop":
+    def get(cls) -> _GraphLoop:
         with cls._lock:
             if cls._instance is None or cls._instance.loop.is_closed():
                 cls._instance = _GraphLoop()
@@ -331,10 +362,10 @@ def reset_clients() -> None:
         if callable(close):
             try:
                 close()
-            except Exception:  # noqa: BLE001 - closing is best effort
+            except Exception:
                 pass
     if cred is not None:
         try:
             cred.close()  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass

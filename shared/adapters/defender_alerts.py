@@ -11,6 +11,7 @@ rather than ``azure-mgmt-security`` for two calls:
   is resource-group- or subscription-level, as the alert came in. These POSTs
   are idempotent, so they are retried like PUTs (429/5xx/timeouts).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,13 +32,18 @@ class ArmDefenderAlerts:
         self.api_version = api_version
 
     def get_status(self, alert_id: str) -> str | None:
-        _, payload, _ = self.rest.send("GET", self.rest.url(alert_id, self.api_version),
-                                       what="read the Defender for Cloud alert")
+        _, payload, _ = self.rest.send(
+            "GET", self.rest.url(alert_id, self.api_version), what="read the Defender for Cloud alert"
+        )
         status = ((payload or {}).get("properties") or {}).get("status")
         return str(status) if status else None
 
     def set_state(self, alert_id: str, action: str) -> None:
         if action not in ACTIONS:
             raise RequestRejectedError(f"unknown alert action {action!r}", code="InvalidAction")
-        self.rest.send("POST", self.rest.url(alert_id, self.api_version, f"/{action}"), retry_post=True,
-                       what=f"set the Defender for Cloud alert to {action}")
+        self.rest.send(
+            "POST",
+            self.rest.url(alert_id, self.api_version, f"/{action}"),
+            retry_post=True,
+            what=f"set the Defender for Cloud alert to {action}",
+        )

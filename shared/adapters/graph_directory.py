@@ -17,13 +17,22 @@
   transport errors and timeouts become ``TransientError`` for the durable
   activity to retry.
 """
+
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from shared.containment.ports import (AccessDeniedError, ContainmentError, Directory, DirectoryAccount,
-                                      RequestRejectedError, TargetNotFoundError, TransientError)
+from shared.containment.ports import (
+    AccessDeniedError,
+    ContainmentError,
+    Directory,
+    DirectoryAccount,
+    RequestRejectedError,
+    TargetNotFoundError,
+    TransientError,
+)
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -62,8 +71,15 @@ def translate(exc: BaseException, what: str) -> ContainmentError:
 class GraphDirectory(Directory):
     """``Directory`` on Microsoft Graph v1.0."""
 
-    def __init__(self, settings: Settings, client: Any = None, *, retries: int = 3,
-                 backoff_seconds: float | None = None, timeout_seconds: float = 30.0):
+    def __init__(
+        self,
+        settings: Settings,
+        client: Any = None,
+        *,
+        retries: int = 3,
+        backoff_seconds: float | None = None,
+        timeout_seconds: float = 30.0,
+    ):
         """``client``: a ``GraphServiceClient`` (default: built from ``clients.py`` on first use)."""
         self._settings = settings
         self._client = client
@@ -76,8 +92,9 @@ class GraphDirectory(Directory):
         if self._client is None:
             from shared.adapters.clients import graph_client
 
-            self._client = graph_client(self._settings, timeout=self._timeout, max_retries=self._retries,
-                                        retry_delay=self._backoff)
+            self._client = graph_client(
+                self._settings, timeout=self._timeout, max_retries=self._retries, retry_delay=self._backoff
+            )
         return self._client
 
     def _run(self, what: str, call: Callable[[Any], Awaitable[T]]) -> T:
@@ -90,7 +107,7 @@ class GraphDirectory(Directory):
         try:
             # Bounded even if the service hangs: per-request timeout x attempts, plus the retry delays.
             return future.result(timeout=self._timeout * (self._retries + 1) + 200)
-        except Exception as exc:  # noqa: BLE001 — translated to the domain's errors
+        except Exception as exc:
             future.cancel()
             raise translate(exc, what) from None
 
@@ -100,57 +117,83 @@ class GraphDirectory(Directory):
         from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
         config = RequestConfiguration(
-            query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=_USER_FIELDS))
-        user = self._run(f"read account {id_or_upn}",
-                         lambda c: c.users.by_user_id(id_or_upn).get(request_configuration=config))
+            query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=_USER_FIELDS)
+        )
+        user = self._run(
+            f"read account {id_or_upn}", lambda c: c.users.by_user_id(id_or_upn).get(request_configuration=config)
+        )
         if user is None:
             raise TargetNotFoundError(f"account {id_or_upn} not found", status=404)
-        return DirectoryAccount(kind="user", id=user.id, display_name=user.display_name,
-                                upn=user.user_principal_name, user_type=user.user_type, enabled=user.account_enabled)
+        return DirectoryAccount(
+            kind="user",
+            id=user.id,
+            display_name=user.display_name,
+            upn=user.user_principal_name,
+            user_type=user.user_type,
+            enabled=user.account_enabled,
+        )
 
     def set_user_enabled(self, user_id: str, enabled: bool) -> None:
         from msgraph.generated.models.user import User
 
-        self._run(f"{'enable' if enabled else 'disable'} account {user_id}",
-                  lambda c: c.users.by_user_id(user_id).patch(User(account_enabled=enabled)))
+        self._run(
+            f"{'enable' if enabled else 'disable'} account {user_id}",
+            lambda c: c.users.by_user_id(user_id).patch(User(account_enabled=enabled)),
+        )
 
     def revoke_sign_in_sessions(self, user_id: str) -> None:
-        result = self._run(f"revoke sign-in sessions of {user_id}",
-                           lambda c: c.users.by_user_id(user_id).revoke_sign_in_sessions.post())
+        result = self._run(
+            f"revoke sign-in sessions of {user_id}",
+            lambda c: c.users.by_user_id(user_id).revoke_sign_in_sessions.post(),
+        )
         if result is not None and getattr(result, "value", True) is False:
             raise TransientError(f"revoke sign-in sessions of {user_id}: Graph answered false")
 
     # -- service principals --------------------------------------------------------------
     def get_service_principal(self, object_id: str | None = None, app_id: str | None = None) -> DirectoryAccount:
         from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.service_principals.item.service_principal_item_request_builder import \
-            ServicePrincipalItemRequestBuilder
+        from msgraph.generated.service_principals.item.service_principal_item_request_builder import (
+            ServicePrincipalItemRequestBuilder,
+        )
 
         if not (object_id or app_id):
             raise RequestRejectedError("a service principal needs an object id or an app id", code="NoIdentifier")
         params_cls = ServicePrincipalItemRequestBuilder.ServicePrincipalItemRequestBuilderGetQueryParameters
         config = RequestConfiguration(query_parameters=params_cls(select=_SP_FIELDS))
         if object_id:
-            sp = self._run(f"read service principal {object_id}",
-                           lambda c: c.service_principals.by_service_principal_id(object_id).get(
-                               request_configuration=config))
+            sp = self._run(
+                f"read service principal {object_id}",
+                lambda c: c.service_principals.by_service_principal_id(object_id).get(request_configuration=config),
+            )
         else:
-            from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder \
-                import ServicePrincipalsWithAppIdRequestBuilder
+            from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder import (
+                ServicePrincipalsWithAppIdRequestBuilder,
+            )
 
             by_app = ServicePrincipalsWithAppIdRequestBuilder
             app_config = RequestConfiguration(
-                query_parameters=by_app.ServicePrincipalsWithAppIdRequestBuilderGetQueryParameters(select=_SP_FIELDS))
-            sp = self._run(f"read service principal appId {app_id}",
-                           lambda c: c.service_principals_with_app_id(app_id).get(request_configuration=app_config))
+                query_parameters=by_app.ServicePrincipalsWithAppIdRequestBuilderGetQueryParameters(select=_SP_FIELDS)
+            )
+            sp = self._run(
+                f"read service principal appId {app_id}",
+                lambda c: c.service_principals_with_app_id(app_id).get(request_configuration=app_config),
+            )
         if sp is None:
             raise TargetNotFoundError(f"service principal {object_id or app_id} not found", status=404)
-        return DirectoryAccount(kind="servicePrincipal", id=sp.id, display_name=sp.display_name, app_id=sp.app_id,
-                                enabled=sp.account_enabled)
+        return DirectoryAccount(
+            kind="servicePrincipal",
+            id=sp.id,
+            display_name=sp.display_name,
+            app_id=sp.app_id,
+            enabled=sp.account_enabled,
+        )
 
     def set_service_principal_enabled(self, sp_id: str, enabled: bool) -> None:
         from msgraph.generated.models.service_principal import ServicePrincipal
 
-        self._run(f"{'enable' if enabled else 'disable'} service principal {sp_id}",
-                  lambda c: c.service_principals.by_service_principal_id(sp_id).patch(
-                      ServicePrincipal(account_enabled=enabled)))
+        self._run(
+            f"{'enable' if enabled else 'disable'} service principal {sp_id}",
+            lambda c: c.service_principals.by_service_principal_id(sp_id).patch(
+                ServicePrincipal(account_enabled=enabled)
+            ),
+        )

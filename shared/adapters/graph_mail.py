@@ -7,6 +7,7 @@ same one the directory adapter uses). The Graph client is cached per event
 loop by ``shared.adapters.clients.graph_client``, so every email reuses the
 same client and connection pool. From async code use ``send_async`` directly.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -82,9 +83,13 @@ class GraphMailer:
             return [Recipient(email_address=EmailAddress(address=a)) for a in addresses]
 
         importance = {"high": Importance.High, "low": Importance.Low}.get(mail.importance, Importance.Normal)
-        message = Message(subject=mail.subject, body=ItemBody(content_type=BodyType.Html, content=mail.html),
-                          to_recipients=recipients(mail.to), cc_recipients=recipients(mail.cc) or None,
-                          importance=importance)
+        message = Message(
+            subject=mail.subject,
+            body=ItemBody(content_type=BodyType.Html, content=mail.html),
+            to_recipients=recipients(mail.to),
+            cc_recipients=recipients(mail.cc) or None,
+            importance=importance,
+        )
         return SendMailPostRequestBody(message=message, save_to_sent_items=True)
 
     async def send_async(self, mail: OutgoingMail) -> None:
@@ -100,8 +105,9 @@ class GraphMailer:
             err = getattr(exc, "error", None)
             code = getattr(err, "code", None)
             message = getattr(err, "message", None) or getattr(exc, "message", None) or type(exc).__name__
-            raise MailDeliveryError(f"Graph sendMail refused: {message}", getattr(exc, "response_status_code", None),
-                                    code) from None
+            raise MailDeliveryError(
+                f"Graph sendMail refused: {message}", getattr(exc, "response_status_code", None), code
+            ) from None
         except httpx.HTTPError as exc:
             raise MailDeliveryError(f"Graph sendMail unreachable: {type(exc).__name__}", None, "Network") from None
 
@@ -118,5 +124,6 @@ class GraphMailer:
             future.result(self.timeout)
         except TimeoutError:
             future.cancel()
-            raise MailDeliveryError(f"Graph sendMail did not answer within {self.timeout:.0f} s", None,
-                                    "Timeout") from None
+            raise MailDeliveryError(
+                f"Graph sendMail did not answer within {self.timeout:.0f} s", None, "Timeout"
+            ) from None

@@ -1,4 +1,5 @@
 """Log Analytics adapter (azure-monitor-query), behind ``SecurityEventSource``."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -56,9 +57,14 @@ class LogAnalyticsSource:
 
         try:
             result = self.client.query_workspace(
-                self._settings.log_analytics_workspace_id, kql, timespan=(start, end),
-                server_timeout=max(1, min(int(timeout_seconds), 600)), read_timeout=timeout_seconds,
-                connection_timeout=min(timeout_seconds, 30), retry_total=1)
+                self._settings.log_analytics_workspace_id,
+                kql,
+                timespan=(start, end),
+                server_timeout=max(1, min(int(timeout_seconds), 600)),
+                read_timeout=timeout_seconds,
+                connection_timeout=min(timeout_seconds, 30),
+                retry_total=1,
+            )
         except ServiceResponseError as exc:  # no answer in time (read timeout, dropped connection)
             return QueryOutcome("timeout", error=f"no answer within {timeout_seconds} s ({type(exc).__name__})")
         except ServiceRequestError as exc:

@@ -17,14 +17,23 @@ are never dropped by a PUT, and no extra package is needed.
   which honour Retry-After), other 4xx rejected. Response bodies are not
   copied into errors beyond the service's error code and message.
 """
+
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import quote
 
 from shared.settings import Settings
-from shared.writeback.ports import (AccessDeniedError, ConcurrentEditError, RequestRejectedError, SentinelComment,
-                                    SentinelIncident, TargetNotFoundError, TransientWritebackError, WritebackError)
+from shared.writeback.ports import (
+    AccessDeniedError,
+    ConcurrentEditError,
+    RequestRejectedError,
+    SentinelComment,
+    SentinelIncident,
+    TargetNotFoundError,
+    TransientWritebackError,
+    WritebackError,
+)
 
 SENTINEL_API_VERSION = "2025-06-01"
 _MAX_PAGES = 20
@@ -49,8 +58,16 @@ class ArmRest:
         path = quote("/" + resource_id.strip("/") + suffix, safe="/")
         return f"{self.settings.arm_endpoint.rstrip('/')}{path}?api-version={api_version}"
 
-    def send(self, method: str, url: str, *, body: Any = None, headers: dict[str, str] | None = None,
-             what: str, retry_post: bool = False) -> tuple[int, Any, dict[str, str]]:
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        what: str,
+        retry_post: bool = False,
+    ) -> tuple[int, Any, dict[str, str]]:
         """(status, JSON body or None, headers) of a 2xx answer; a ``WritebackError`` otherwise."""
         from azure.core.exceptions import AzureError
         from azure.core.rest import HttpRequest
@@ -62,8 +79,9 @@ class ArmRest:
         try:
             response = self.client.send_request(request, **kwargs)
         except AzureError as exc:
-            raise TransientWritebackError(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-                                          code=type(exc).__name__) from None
+            raise TransientWritebackError(
+                f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", code=type(exc).__name__
+            ) from None
         status = response.status_code
         try:
             payload = response.json() if response.content else None
@@ -103,14 +121,20 @@ class ArmSentinelIncidents:
         return SentinelIncident(id=incident_id, document=doc, etag=etag)
 
     def get_incident(self, incident_id: str) -> SentinelIncident:
-        _, payload, headers = self.rest.send("GET", self.rest.url(incident_id, self.api_version),
-                                             what="read the Sentinel incident")
+        _, payload, headers = self.rest.send(
+            "GET", self.rest.url(incident_id, self.api_version), what="read the Sentinel incident"
+        )
         return self._incident(incident_id, payload, headers)
 
     def replace_incident(self, incident_id: str, document: dict[str, Any], etag: str | None) -> SentinelIncident:
         headers = {"If-Match": etag} if etag else {}
-        _, payload, headers_out = self.rest.send("PUT", self.rest.url(incident_id, self.api_version), body=document,
-                                                 headers=headers, what="update the Sentinel incident")
+        _, payload, headers_out = self.rest.send(
+            "PUT",
+            self.rest.url(incident_id, self.api_version),
+            body=document,
+            headers=headers,
+            what="update the Sentinel incident",
+        )
         return self._incident(incident_id, payload, headers_out)
 
     def find_comment(self, incident_id: str, comment_id: str) -> tuple[SentinelComment | None, int]:
@@ -129,5 +153,9 @@ class ArmSentinelIncidents:
         return found, count
 
     def put_comment(self, incident_id: str, comment_id: str, message: str) -> None:
-        self.rest.send("PUT", self.rest.url(incident_id, self.api_version, f"/comments/{comment_id}"),
-                       body={"properties": {"message": message}}, what="write the soc-responder comment")
+        self.rest.send(
+            "PUT",
+            self.rest.url(incident_id, self.api_version, f"/comments/{comment_id}"),
+            body={"properties": {"message": message}},
+            what="write the soc-responder comment",
+        )

@@ -7,6 +7,7 @@
 - ``service``: ``ContainmentService`` (execute, record a final failure,
   conclude, approve/reject, release) and ``list_actions``.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -18,12 +18,14 @@ Order of precedence (first match wins), for an action the plan wanted:
 In ``dry-run`` every outcome is wrapped as ``dry-run`` with ``would`` saying
 what enforce mode would have done; nothing is changed.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any
 
 from shared.models import IncidentStatus
 from shared.response_plan import ActionDecision, ActionKind
@@ -76,8 +78,13 @@ class Verdict:
     would: Outcome | None = None  # dry-run: what enforce mode would have done
 
     def wire(self) -> dict[str, Any]:
-        return {"outcome": self.outcome.value, "guardrail": self.guardrail.value, "reason": self.reason,
-                "risk": self.risk, "would": self.would.value if self.would else None}
+        return {
+            "outcome": self.outcome.value,
+            "guardrail": self.guardrail.value,
+            "reason": self.reason,
+            "risk": self.risk,
+            "would": self.would.value if self.would else None,
+        }
 
 
 def isolation_tag(tags: dict[str, str] | None) -> str | None:
@@ -97,46 +104,67 @@ def is_protected(protected: Iterable[str], *identifiers: str | None) -> bool:
 def evaluate(facts: Facts) -> Verdict:
     """What to do with one action, and which guardrail decided (see the module docstring for the order)."""
     if facts.kind == ActionKind.PARTNER_FINDING or facts.planned == ActionDecision.NONE:
-        return Verdict(Outcome.PARTNER_ACTION, Guardrail.PARTNER_ACTION,
-                       "network device: no action by the app; the findings go to the partner, who acts")
+        return Verdict(
+            Outcome.PARTNER_ACTION,
+            Guardrail.PARTNER_ACTION,
+            "network device: no action by the app; the findings go to the partner, who acts",
+        )
     verdict = _enforce_verdict(facts)
     if facts.planned == ActionDecision.PLAN_ONLY and not facts.approved:
-        return Verdict(Outcome.DRY_RUN, Guardrail.RESPONSE_MODE,
-                       f"dry-run: nothing changed; enforce mode would {verdict.outcome.value} ({verdict.reason})",
-                       risk=verdict.risk, would=verdict.outcome)
+        return Verdict(
+            Outcome.DRY_RUN,
+            Guardrail.RESPONSE_MODE,
+            f"dry-run: nothing changed; enforce mode would {verdict.outcome.value} ({verdict.reason})",
+            risk=verdict.risk,
+            would=verdict.outcome,
+        )
     return verdict
 
 
 def _enforce_verdict(facts: Facts) -> Verdict:
     tag = facts.isolation_tag
     if facts.planned == ActionDecision.SKIP or facts.protected:
-        return Verdict(Outcome.SKIP, Guardrail.PROTECTED_IDENTITY,
-                       "protected identity (break-glass / emergency access): never disabled by the app")
+        return Verdict(
+            Outcome.SKIP,
+            Guardrail.PROTECTED_IDENTITY,
+            "protected identity (break-glass / emergency access): never disabled by the app",
+        )
     if tag == "never":
-        return Verdict(Outcome.SKIP, Guardrail.ISOLATION_NEVER,
-                       "VM tagged soc-isolation=never: never isolated by the app",
-                       risk="the VM stays reachable; the partner must contain it by hand")
+        return Verdict(
+            Outcome.SKIP,
+            Guardrail.ISOLATION_NEVER,
+            "VM tagged soc-isolation=never: never isolated by the app",
+            risk="the VM stays reachable; the partner must contain it by hand",
+        )
     if facts.guest:
-        return Verdict(Outcome.FAIL, Guardrail.GUEST_ACCOUNT,
-                       "guest account: its home tenant owns it, so the app does not disable it here; "
-                       "block it with conditional access or ask its home tenant")
+        return Verdict(
+            Outcome.FAIL,
+            Guardrail.GUEST_ACCOUNT,
+            "guest account: its home tenant owns it, so the app does not disable it here; "
+            "block it with conditional access or ask its home tenant",
+        )
     if tag is not None and not facts.approved:
         shown = "approval" if tag == "approval" else f"{tag!r} (not a known value: treated as approval)"
-        return Verdict(Outcome.HOLD, Guardrail.ISOLATION_APPROVAL,
-                       f"VM tagged soc-isolation={shown}: held for approval",
-                       risk="isolating this VM (e.g. the sole domain controller or DNS resolver) may stop "
-                            "authentication or name resolution for other machines")
+        return Verdict(
+            Outcome.HOLD,
+            Guardrail.ISOLATION_APPROVAL,
+            f"VM tagged soc-isolation={shown}: held for approval",
+            risk="isolating this VM (e.g. the sole domain controller or DNS resolver) may stop "
+            "authentication or name resolution for other machines",
+        )
     if facts.planned == ActionDecision.HOLD and not facts.approved:
-        return Verdict(Outcome.HOLD, Guardrail.RESPONSE_MODE,
-                       "approve mode: held until POST /api/incidents/{id}/approve")
+        return Verdict(
+            Outcome.HOLD, Guardrail.RESPONSE_MODE, "approve mode: held until POST /api/incidents/{id}/approve"
+        )
     if facts.approved:
         return Verdict(Outcome.EXECUTE, Guardrail.APPROVED, "approved by an analyst")
     return Verdict(Outcome.EXECUTE, Guardrail.RESPONSE_MODE, "enforce mode")
 
 
 # -- blast-radius breaker ------------------------------------------------------------------
-def breaker_reserve(slots: list[dict[str, str]], key: str, now: datetime, limit: int,
-                    window: timedelta) -> tuple[bool, list[dict[str, str]]]:
+def breaker_reserve(
+    slots: list[dict[str, str]], key: str, now: datetime, limit: int, window: timedelta
+) -> tuple[bool, list[dict[str, str]]]:
     """Try to take one of ``limit`` automatic-containment slots in the sliding ``window``.
 
     ``slots`` are ``{"key", "at"}`` (ISO 8601 UTC). Returns (allowed, slots to store).

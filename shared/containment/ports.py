@@ -16,6 +16,7 @@ Error contract (adapters translate every SDK failure into one of these):
 - ``PreconditionFailedError`` (HTTP 412): the resource changed between read and
   write; the service re-reads and tries again.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -171,11 +172,20 @@ def parse_resource_id(resource_id: str) -> dict[str, str]:
     Raises ValueError for anything that is not ``/subscriptions/{s}/resourceGroups/{g}/providers/{ns}/{type}/{name}``.
     """
     parts = [p for p in resource_id.strip().split("/") if p]
-    if len(parts) < 8 or parts[0].lower() != "subscriptions" or parts[2].lower() != "resourcegroups" \
-            or parts[4].lower() != "providers" or len(parts) % 2:
+    if (
+        len(parts) < 8
+        or parts[0].lower() != "subscriptions"
+        or parts[2].lower() != "resourcegroups"
+        or parts[4].lower() != "providers"
+        or len(parts) % 2
+    ):
         raise ValueError(f"not an ARM resource id: {resource_id!r}")
-    return {"subscription": parts[1], "resourceGroup": parts[3], "type": f"{parts[5]}/{parts[6]}".lower(),
-            "name": parts[-1]}
+    return {
+        "subscription": parts[1],
+        "resourceGroup": parts[3],
+        "type": f"{parts[5]}/{parts[6]}".lower(),
+        "name": parts[-1],
+    }
 
 
 def same_id(a: str | None, b: str | None) -> bool:

@@ -5,11 +5,13 @@ previous NSG, whether *we* disabled the account). Its history is the
 incident's timeline. Pure helpers only; the service reads and writes rows
 through ``EvidenceStore.put_record`` under their ETag.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any
 
 from shared.models import isoformat
 from shared.response_plan import ActionKind, ContainmentAction
@@ -18,39 +20,72 @@ TABLE = "ContainmentActions"
 
 
 class ActionStatus(StrEnum):
-    DRY_RUN = "dry-run"                  # plan recorded, nothing changed
-    HELD = "held"                        # waiting for POST /approve
-    APPROVED = "approved"                # approved; execution scheduled
-    REJECTED = "rejected"                # an analyst said no: never executed for this incident
-    IN_PROGRESS = "in-progress"          # writes under way (before-state already recorded)
-    CONTAINED = "contained"              # done by the app
+    DRY_RUN = "dry-run"  # plan recorded, nothing changed
+    HELD = "held"  # waiting for POST /approve
+    APPROVED = "approved"  # approved; execution scheduled
+    REJECTED = "rejected"  # an analyst said no: never executed for this incident
+    IN_PROGRESS = "in-progress"  # writes under way (before-state already recorded)
+    CONTAINED = "contained"  # done by the app
     ALREADY_CONTAINED = "already-contained"  # nothing to change: already quarantined / disabled
-    SKIPPED = "skipped"                  # a guardrail forbids it (protected identity, soc-isolation=never)
-    PARTNER_ACTION = "partner-action"    # firewall / network device: findings for the partner
-    FAILED = "failed"                    # final failure, escalated to people
-    RELEASED = "released"                # prior state restored
-    WITHDRAWN = "withdrawn"              # held or approved, then released before it ran
+    SKIPPED = "skipped"  # a guardrail forbids it (protected identity, soc-isolation=never)
+    PARTNER_ACTION = "partner-action"  # firewall / network device: findings for the partner
+    FAILED = "failed"  # final failure, escalated to people
+    RELEASED = "released"  # prior state restored
+    WITHDRAWN = "withdrawn"  # held or approved, then released before it ran
 
 
 # States an execution of the same epoch leaves alone (idempotency).
-SETTLED = frozenset({ActionStatus.DRY_RUN, ActionStatus.HELD, ActionStatus.APPROVED, ActionStatus.REJECTED,
-                     ActionStatus.CONTAINED, ActionStatus.ALREADY_CONTAINED, ActionStatus.SKIPPED,
-                     ActionStatus.PARTNER_ACTION, ActionStatus.FAILED, ActionStatus.RELEASED,
-                     ActionStatus.WITHDRAWN})
+SETTLED = frozenset(
+    {
+        ActionStatus.DRY_RUN,
+        ActionStatus.HELD,
+        ActionStatus.APPROVED,
+        ActionStatus.REJECTED,
+        ActionStatus.CONTAINED,
+        ActionStatus.ALREADY_CONTAINED,
+        ActionStatus.SKIPPED,
+        ActionStatus.PARTNER_ACTION,
+        ActionStatus.FAILED,
+        ActionStatus.RELEASED,
+        ActionStatus.WITHDRAWN,
+    }
+)
 # States a later epoch (the incident raised to P1 again) keeps rather than re-running.
-STICKY = frozenset({ActionStatus.HELD, ActionStatus.APPROVED, ActionStatus.REJECTED, ActionStatus.CONTAINED,
-                    ActionStatus.ALREADY_CONTAINED})
+STICKY = frozenset(
+    {
+        ActionStatus.HELD,
+        ActionStatus.APPROVED,
+        ActionStatus.REJECTED,
+        ActionStatus.CONTAINED,
+        ActionStatus.ALREADY_CONTAINED,
+    }
+)
 IN_EFFECT = frozenset({ActionStatus.CONTAINED, ActionStatus.ALREADY_CONTAINED})
 
 
 def new_record(incident_id: str, action: ContainmentAction, epoch: int, now: datetime) -> dict[str, Any]:
     """A fresh row for an action about to be evaluated."""
     stamp = isoformat(now)
-    return {"incidentId": incident_id, "actionId": action.action_id, "kind": action.kind.value,
-            "target": action.target, "targetDisplay": action.target_display, "action": action.wire(),
-            "status": None, "epoch": epoch, "createdAt": stamp, "updatedAt": stamp, "cycle": 1,
-            "verdict": None, "nics": {}, "account": {}, "approval": None, "failure": None, "release": None,
-            "notes": []}
+    return {
+        "incidentId": incident_id,
+        "actionId": action.action_id,
+        "kind": action.kind.value,
+        "target": action.target,
+        "targetDisplay": action.target_display,
+        "action": action.wire(),
+        "status": None,
+        "epoch": epoch,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "cycle": 1,
+        "verdict": None,
+        "nics": {},
+        "account": {},
+        "approval": None,
+        "failure": None,
+        "release": None,
+        "notes": [],
+    }
 
 
 def start_new_cycle(record: dict[str, Any], epoch: int, now: datetime) -> dict[str, Any]:
@@ -58,8 +93,16 @@ def start_new_cycle(record: dict[str, Any], epoch: int, now: datetime) -> dict[s
     restored are kept, so a later release still puts them back."""
     released = record.get("status") == ActionStatus.RELEASED
     out = dict(record)
-    out.update(epoch=epoch, cycle=int(record.get("cycle", 1)) + 1, status=None, verdict=None, failure=None,
-               updatedAt=isoformat(now), notes=[], preview=None)
+    out.update(
+        epoch=epoch,
+        cycle=int(record.get("cycle", 1)) + 1,
+        status=None,
+        verdict=None,
+        failure=None,
+        updatedAt=isoformat(now),
+        notes=[],
+        preview=None,
+    )
     if released:
         out.update(nics={}, account={}, release=None)
     else:
@@ -147,10 +190,17 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     """The public view of one action row (API responses, notification emails, orchestration output)."""
     verdict = record.get("verdict") or {}
     out: dict[str, Any] = {
-        "actionId": record.get("actionId"), "kind": record.get("kind"), "target": record.get("target"),
-        "targetDisplay": record.get("targetDisplay"), "status": record.get("status"),
-        "result": result_text(record), "guardrail": verdict.get("guardrail"), "reason": verdict.get("reason"),
-        "risk": verdict.get("risk"), "epoch": record.get("epoch"), "updatedAt": record.get("updatedAt"),
+        "actionId": record.get("actionId"),
+        "kind": record.get("kind"),
+        "target": record.get("target"),
+        "targetDisplay": record.get("targetDisplay"),
+        "status": record.get("status"),
+        "result": result_text(record),
+        "guardrail": verdict.get("guardrail"),
+        "reason": verdict.get("reason"),
+        "risk": verdict.get("risk"),
+        "epoch": record.get("epoch"),
+        "updatedAt": record.get("updatedAt"),
     }
     if record.get("failure"):
         out["failure"] = record["failure"]
@@ -160,13 +210,33 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         out["release"] = record["release"]
     nics = record.get("nics") or {}
     if nics:
-        out["nics"] = [{"id": n.get("id", nid), **{k: v for k, v in n.items() if k in (
-            "previousNsg", "quarantineNsg", "state", "changedByUs", "restored", "restoreNote", "unexpectedChanges")}}
-            for nid, n in sorted(nics.items())]
+        out["nics"] = [
+            {
+                "id": n.get("id", nid),
+                **{
+                    k: v
+                    for k, v in n.items()
+                    if k
+                    in (
+                        "previousNsg",
+                        "quarantineNsg",
+                        "state",
+                        "changedByUs",
+                        "restored",
+                        "restoreNote",
+                        "unexpectedChanges",
+                    )
+                },
+            }
+            for nid, n in sorted(nics.items())
+        ]
     account = record.get("account") or {}
     if account:
-        out["account"] = {k: account.get(k) for k in ("id", "upn", "enabledBefore", "disabledByUs",
-                                                      "sessionsRevoked", "disablePending", "restored") if k in account}
+        out["account"] = {
+            k: account.get(k)
+            for k in ("id", "upn", "enabledBefore", "disabledByUs", "sessionsRevoked", "disablePending", "restored")
+            if k in account
+        }
     if record.get("preview"):
         out["preview"] = record["preview"]
     return out
@@ -175,10 +245,17 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
 def failure_of(record: dict[str, Any]) -> dict[str, Any]:
     """The escalation entry for a failed action (what people must look at, and why)."""
     failure = record.get("failure") or {}
-    return {"actionId": record.get("actionId"), "kind": record.get("kind"), "target": record.get("target"),
-            "targetDisplay": record.get("targetDisplay"), "reason": failure.get("reason"),
-            "code": failure.get("code"), "status": failure.get("status"), "final": True,
-            "partiallyApplied": changed_by_us(record)}
+    return {
+        "actionId": record.get("actionId"),
+        "kind": record.get("kind"),
+        "target": record.get("target"),
+        "targetDisplay": record.get("targetDisplay"),
+        "reason": failure.get("reason"),
+        "code": failure.get("code"),
+        "status": failure.get("status"),
+        "final": True,
+        "partiallyApplied": changed_by_us(record),
+    }
 
 
 def by_status(records: Iterable[dict[str, Any]], *statuses: ActionStatus) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 Errors name the field and never echo the value sent (it may be anything).
 """
+
 from __future__ import annotations
 
 import re
@@ -43,12 +44,15 @@ class ReleaseRequest(_OperatorRequest):
 def parse_request(model: type[pydantic.BaseModel], payload: Any) -> Any:
     """``payload`` validated as ``model``; ValidationError (→ 400) naming each bad field."""
     if not isinstance(payload, dict):
-        raise ValidationError("request body must be a JSON object",
-                              [{"field": "body", "message": "expected an object"}])
+        raise ValidationError(
+            "request body must be a JSON object", [{"field": "body", "message": "expected an object"}]
+        )
     try:
         return model.model_validate(payload)
     except pydantic.ValidationError as exc:
-        details = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
-                   for e in exc.errors(include_input=False, include_url=False)]
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
         fields = ", ".join(dict.fromkeys(d["field"] for d in details))
         raise ValidationError(f"invalid request body: {fields}", details) from None

@@ -19,22 +19,46 @@ re-runs after a host crash and concurrent operators converge:
   time the first action took effect) is updated once per run, by ``conclude``,
   under the incident's ETag.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from shared.containment import records as rec
-from shared.containment.guardrails import (BREAKER_STATE, Facts, Guardrail, Outcome, Verdict, breaker_reserve,
-                                           evaluate, is_protected, isolation_tag, status_after_containment,
-                                           status_after_release)
-from shared.containment.ports import (AccessDeniedError, ContainmentError, Directory, DirectoryAccount,
-                                      NetworkIsolation, NicState, PreconditionFailedError, RequestRejectedError,
-                                      TargetNotFoundError, TransientError, VmState, parse_resource_id, same_id)
+from shared.containment.guardrails import (
+    BREAKER_STATE,
+    Facts,
+    Guardrail,
+    Outcome,
+    Verdict,
+    breaker_reserve,
+    evaluate,
+    is_protected,
+    isolation_tag,
+    status_after_containment,
+    status_after_release,
+)
+from shared.containment.ports import (
+    AccessDeniedError,
+    ContainmentError,
+    Directory,
+    DirectoryAccount,
+    NetworkIsolation,
+    NicState,
+    PreconditionFailedError,
+    RequestRejectedError,
+    TargetNotFoundError,
+    TransientError,
+    VmState,
+    parse_resource_id,
+    same_id,
+)
 from shared.containment.records import TABLE, ActionStatus
 from shared.errors import ConfigurationError, ConflictError, IncidentNotFoundError
 from shared.evidence import EventDraft, now_ms
@@ -50,10 +74,18 @@ _CONTENTION_TRIES = 8
 _NIC_WRITE_TRIES = 4
 _FINAL = (TargetNotFoundError, AccessDeniedError, RequestRejectedError)
 
-_STATUS_FOR = {Outcome.HOLD: ActionStatus.HELD, Outcome.DRY_RUN: ActionStatus.DRY_RUN,
-               Outcome.SKIP: ActionStatus.SKIPPED, Outcome.PARTNER_ACTION: ActionStatus.PARTNER_ACTION}
-_EVENT_FOR = {Outcome.HOLD: "containment.held", Outcome.DRY_RUN: "containment.dry-run",
-              Outcome.SKIP: "containment.skipped", Outcome.PARTNER_ACTION: "containment.partner-action"}
+_STATUS_FOR = {
+    Outcome.HOLD: ActionStatus.HELD,
+    Outcome.DRY_RUN: ActionStatus.DRY_RUN,
+    Outcome.SKIP: ActionStatus.SKIPPED,
+    Outcome.PARTNER_ACTION: ActionStatus.PARTNER_ACTION,
+}
+_EVENT_FOR = {
+    Outcome.HOLD: "containment.held",
+    Outcome.DRY_RUN: "containment.dry-run",
+    Outcome.SKIP: "containment.skipped",
+    Outcome.PARTNER_ACTION: "containment.partner-action",
+}
 
 
 def list_actions(store: EvidenceStore, incident_id: str) -> list[dict[str, Any]]:
@@ -83,8 +115,15 @@ class _Run:
 class ContainmentService:
     """Contain, approve, release — with the guardrails of SPEC 4, every step evidenced."""
 
-    def __init__(self, store: EvidenceStore, partners: PartnerRegistry, settings: Settings,
-                 network: NetworkIsolation, directory: Directory, clock: Callable[[], datetime] = now_ms):
+    def __init__(
+        self,
+        store: EvidenceStore,
+        partners: PartnerRegistry,
+        settings: Settings,
+        network: NetworkIsolation,
+        directory: Directory,
+        clock: Callable[[], datetime] = now_ms,
+    ):
         self.store, self.partners, self.settings = store, partners, settings
         self.network, self.directory, self.clock = network, directory, clock
 
@@ -117,14 +156,24 @@ class ContainmentService:
                 continue  # someone else moved the row (duplicate run, operator): re-read and decide again
         raise TransientError("the action's row kept changing under us; will retry")
 
-    def _prepare(self, record: dict | None, incident_id: str, action: ContainmentAction, epoch: int, trigger: str,
-                 approval_id: str | None) -> dict | tuple[dict, bool]:
+    def _prepare(
+        self,
+        record: dict | None,
+        incident_id: str,
+        action: ContainmentAction,
+        epoch: int,
+        trigger: str,
+        approval_id: str | None,
+    ) -> dict | tuple[dict, bool]:
         """(row to work on, approved) — or the settled summary when there is nothing to do."""
         if trigger == "approval":
             approval = (record or {}).get("approval") or {}
             if record is None or approval.get("approvalId") != approval_id or approval.get("decision") != "approve":
-                return rec.summary(record) if record else {"actionId": action.action_id, "status": "unknown",
-                                                             "result": "no such held action"}
+                return (
+                    rec.summary(record)
+                    if record
+                    else {"actionId": action.action_id, "status": "unknown", "result": "no such held action"}
+                )
             if record.get("status") in (ActionStatus.APPROVED, ActionStatus.IN_PROGRESS):
                 return record, True
             return rec.summary(record)
@@ -161,10 +210,17 @@ class ContainmentService:
         vm, settled = self._read_target(run, lambda: self.network.get_vm(run.action.target), "the VM")
         if settled is not None:
             return settled
-        verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
-                                 isolation_tag=isolation_tag(vm.tags)))
-        facts = {"vm": {"id": vm.id, "name": vm.name, "location": vm.location, "tags": vm.tags,
-                        "nics": list(vm.nic_ids)}}
+        verdict = evaluate(
+            Facts(
+                kind=run.action.kind,
+                planned=run.action.decision,
+                approved=run.approved,
+                isolation_tag=isolation_tag(vm.tags),
+            )
+        )
+        facts = {
+            "vm": {"id": vm.id, "name": vm.name, "location": vm.location, "tags": vm.tags, "nics": list(vm.nic_ids)}
+        }
         if verdict.outcome == Outcome.DRY_RUN:
             return self._settle(run, verdict, facts, preview=self._vm_preview(vm))
         if verdict.outcome != Outcome.EXECUTE:
@@ -183,14 +239,26 @@ class ContainmentService:
             entry = entries.get(key)
             if same_id(nic.nsg_id, quarantine):
                 if entry is None:
-                    entries[key] = {"id": nic.id, "location": nic.location, "previousNsg": nic.nsg_id,
-                                    "quarantineNsg": quarantine, "state": "already-quarantined", "changedByUs": False}
+                    entries[key] = {
+                        "id": nic.id,
+                        "location": nic.location,
+                        "previousNsg": nic.nsg_id,
+                        "quarantineNsg": quarantine,
+                        "state": "already-quarantined",
+                        "changedByUs": False,
+                    }
                 elif entry.get("state") == "pending":
                     # A previous attempt changed it and stopped before recording that.
                     entry.update(state="quarantined", changedByUs=True)
                 continue
-            entries[key] = {"id": nic.id, "location": nic.location, "previousNsg": nic.nsg_id,
-                            "quarantineNsg": quarantine, "state": "pending", "changedByUs": False}
+            entries[key] = {
+                "id": nic.id,
+                "location": nic.location,
+                "previousNsg": nic.nsg_id,
+                "quarantineNsg": quarantine,
+                "state": "pending",
+                "changedByUs": False,
+            }
             pending.append(nic)
         if not pending:
             if any(e.get("changedByUs") for e in entries.values()):
@@ -210,11 +278,15 @@ class ContainmentService:
                     nsgs[loc_key] = self.network.ensure_quarantine_nsg(sub, nic.location)
                     nsg = nsgs[loc_key]
                     if nsg.created or nsg.repaired:
-                        run.drafts.append(self._draft(
-                            run, "containment.quarantine-nsg-" + ("created" if nsg.created else "repaired"),
-                            f"Quarantine NSG {nsg.id.rsplit('/', 1)[-1]} "
-                            + ("created" if nsg.created else "rules restored to deny-all (they had drifted)"),
-                            {"nsg": nsg.id, "location": nsg.location}))
+                        run.drafts.append(
+                            self._draft(
+                                run,
+                                "containment.quarantine-nsg-" + ("created" if nsg.created else "repaired"),
+                                f"Quarantine NSG {nsg.id.rsplit('/', 1)[-1]} "
+                                + ("created" if nsg.created else "rules restored to deny-all (they had drifted)"),
+                                {"nsg": nsg.id, "location": nsg.location},
+                            )
+                        )
                 self._quarantine_nic(run, nic, nsgs[loc_key].id)
         except _FINAL as exc:
             for entry in entries.values():
@@ -237,17 +309,27 @@ class ContainmentService:
                 entry["previousNsg"] = nic.nsg_id
         else:
             raise TransientError(f"NIC {nic.id.rsplit('/', 1)[-1]} kept changing while being quarantined")
-        unexpected = [p for p in changed_paths(nic.document, after.document)
-                      if not p.startswith("properties.networkSecurityGroup")]
+        unexpected = [
+            p
+            for p in changed_paths(nic.document, after.document)
+            if not p.startswith("properties.networkSecurityGroup")
+        ]
         entry.update(state="quarantined", changedByUs=True, at=isoformat(self.clock()))
         if unexpected:
             entry["unexpectedChanges"] = unexpected
-        run.drafts.append(self._draft(
-            run, "containment.nic-quarantined",
-            f"NIC {nic.id.rsplit('/', 1)[-1]}: NSG {_short(entry['previousNsg'])} → {_short(nsg_id)}",
-            {"nic": nic.id, "before": {"networkSecurityGroup": entry["previousNsg"], "etag": nic.etag},
-             "after": {"networkSecurityGroup": after.nsg_id, "etag": after.etag},
-             "otherChanges": unexpected}))
+        run.drafts.append(
+            self._draft(
+                run,
+                "containment.nic-quarantined",
+                f"NIC {nic.id.rsplit('/', 1)[-1]}: NSG {_short(entry['previousNsg'])} → {_short(nsg_id)}",
+                {
+                    "nic": nic.id,
+                    "before": {"networkSecurityGroup": entry["previousNsg"], "etag": nic.etag},
+                    "after": {"networkSecurityGroup": after.nsg_id, "etag": after.etag},
+                    "otherChanges": unexpected,
+                },
+            )
+        )
 
     def _vm_preview(self, vm: VmState) -> dict[str, Any]:
         """Dry-run: what enforce mode would change (reads only, best effort)."""
@@ -256,8 +338,13 @@ class ContainmentService:
             try:
                 nic = self.network.get_nic(nic_id)
                 sub = parse_resource_id(nic.id)["subscription"]
-                nics.append({"id": nic.id, "currentNsg": nic.nsg_id,
-                             "quarantineNsg": self.network.quarantine_nsg_id(sub, nic.location)})
+                nics.append(
+                    {
+                        "id": nic.id,
+                        "currentNsg": nic.nsg_id,
+                        "quarantineNsg": self.network.quarantine_nsg_id(sub, nic.location),
+                    }
+                )
             except ContainmentError as exc:
                 nics.append({"id": nic_id, "error": exc.reason})
         return {"nics": nics}
@@ -270,22 +357,35 @@ class ContainmentService:
         account, settled = self._read_account(run, read, "the account")
         if settled is not None:
             return settled
-        verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
-                                 protected=self._protected(run, account, entity.upn, entity.object_id),
-                                 guest=account.is_guest))
+        verdict = evaluate(
+            Facts(
+                kind=run.action.kind,
+                planned=run.action.decision,
+                approved=run.approved,
+                protected=self._protected(run, account, entity.upn, entity.object_id),
+                guest=account.is_guest,
+            )
+        )
         return self._lock(run, account, verdict)
 
     # ---------------------------------------------------------------- service principal
     def _run_service_principal(self, run: _Run) -> dict[str, Any]:
         entity = run.action.entity
-        read = lambda: self.directory.get_service_principal(object_id=entity.object_id,  # noqa: E731
-                                                            app_id=entity.app_id)
+        read = lambda: self.directory.get_service_principal(
+            object_id=entity.object_id,  # noqa: E731
+            app_id=entity.app_id,
+        )
         account, settled = self._read_account(run, read, "the service principal")
         if settled is not None:
             return settled
-        verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, approved=run.approved,
-                                 protected=self._protected(run, account, entity.name, entity.object_id,
-                                                           entity.app_id)))
+        verdict = evaluate(
+            Facts(
+                kind=run.action.kind,
+                planned=run.action.decision,
+                approved=run.approved,
+                protected=self._protected(run, account, entity.name, entity.object_id, entity.app_id),
+            )
+        )
         return self._lock(run, account, verdict)
 
     def _lock(self, run: _Run, account: DirectoryAccount, verdict: Verdict) -> dict[str, Any]:
@@ -301,9 +401,15 @@ class ContainmentService:
             return self._settle(run, verdict, facts)
         if account.enabled is None:
             # Graph answered without accountEnabled (read twice): nothing may be claimed either way.
-            return self._fail(run, RequestRejectedError(
-                f"Microsoft Graph did not report whether the {noun} is enabled (accountEnabled missing or "
-                "null): nothing was changed; check the account by hand", code="AccountStateUnknown"), facts)
+            return self._fail(
+                run,
+                RequestRejectedError(
+                    f"Microsoft Graph did not report whether the {noun} is enabled (accountEnabled missing or "
+                    "null): nothing was changed; check the account by hand",
+                    code="AccountStateUnknown",
+                ),
+                facts,
+            )
         state = self._account_state(run, account)
         if account.enabled is False and not state.get("disabledByUs"):
             return self._already(run, verdict, facts, f"{noun} already disabled: nothing changed")
@@ -320,16 +426,25 @@ class ContainmentService:
                     self.directory.set_service_principal_enabled(account.id, False)
                 state["disabledByUs"] = True
                 state.pop("disablePending", None)
-                run.drafts.append(self._draft(
-                    run, "containment.account-disabled" if is_user else "containment.service-principal-disabled",
-                    f"{noun.capitalize()} {who} disabled (accountEnabled=false)",
-                    {"account": account.id, "before": {"accountEnabled": True}, "after": {"accountEnabled": False}}))
+                run.drafts.append(
+                    self._draft(
+                        run,
+                        "containment.account-disabled" if is_user else "containment.service-principal-disabled",
+                        f"{noun.capitalize()} {who} disabled (accountEnabled=false)",
+                        {"account": account.id, "before": {"accountEnabled": True}, "after": {"accountEnabled": False}},
+                    )
+                )
             if is_user and not state.get("sessionsRevoked"):
                 self.directory.revoke_sign_in_sessions(account.id)
                 state["sessionsRevoked"] = True
-                run.drafts.append(self._draft(run, "containment.sessions-revoked",
-                                              f"Sign-in sessions and refresh tokens of {who} revoked",
-                                              {"account": account.id}))
+                run.drafts.append(
+                    self._draft(
+                        run,
+                        "containment.sessions-revoked",
+                        f"Sign-in sessions and refresh tokens of {who} revoked",
+                        {"account": account.id},
+                    )
+                )
         except _FINAL as exc:
             if not state.get("disabledByUs"):
                 state["disablePending"] = False  # read enabled by this attempt, and the PATCH was refused
@@ -337,18 +452,24 @@ class ContainmentService:
                 exc = AccessDeniedError(
                     "403 from Microsoft Graph: the app may not change this account (a privileged administrator "
                     "can only be disabled by a Privileged Authentication Administrator)",
-                    status=exc.status, code=exc.code)
+                    status=exc.status,
+                    code=exc.code,
+                )
             return self._fail(run, exc, facts)
         return self._contained(run, verdict, facts)
 
     def _account_state(self, run: _Run, account: DirectoryAccount) -> dict[str, Any]:
         state = run.record.setdefault("account", {})
-        state.update(id=account.id, kind=account.kind, upn=account.upn, appId=account.app_id,
-                     displayName=account.display_name)
+        state.update(
+            id=account.id, kind=account.kind, upn=account.upn, appId=account.app_id, displayName=account.display_name
+        )
         if "enabledBefore" not in state:
             state["enabledBefore"] = account.enabled
-        if account.enabled is False and run.record.get("status") == ActionStatus.IN_PROGRESS \
-                and state.get("enabledBefore") is True:
+        if (
+            account.enabled is False
+            and run.record.get("status") == ActionStatus.IN_PROGRESS
+            and state.get("enabledBefore") is True
+        ):
             state["disabledByUs"] = True  # an earlier attempt disabled it and stopped before recording that
             state.pop("disablePending", None)
         return state
@@ -359,26 +480,41 @@ class ContainmentService:
         return is_protected(listed, *account.identifiers(), *more)
 
     # ---------------------------------------------------------------- settling
-    def _settle(self, run: _Run, verdict: Verdict, facts: dict | None = None,
-                preview: dict | None = None) -> dict[str, Any]:
+    def _settle(
+        self, run: _Run, verdict: Verdict, facts: dict | None = None, preview: dict | None = None
+    ) -> dict[str, Any]:
         """Record a decision that changes nothing in Azure (held, dry-run, skipped, partner action)."""
         status = _STATUS_FOR[verdict.outcome]
         run.record.update(status=status.value, verdict=verdict.wire())
         if preview is not None:
             run.record["preview"] = preview
-        event = ("containment.breaker-tripped" if verdict.guardrail == Guardrail.BLAST_RADIUS
-                 else _EVENT_FOR[verdict.outcome])
-        run.drafts.append(self._draft(run, event, f"{_verb(run.action)} {run.action.target_display}: "
-                                                  f"{status.value} — {verdict.reason}",
-                                      {"verdict": verdict.wire(), "facts": facts or {}, "preview": preview}))
+        event = (
+            "containment.breaker-tripped"
+            if verdict.guardrail == Guardrail.BLAST_RADIUS
+            else _EVENT_FOR[verdict.outcome]
+        )
+        run.drafts.append(
+            self._draft(
+                run,
+                event,
+                f"{_verb(run.action)} {run.action.target_display}: {status.value} — {verdict.reason}",
+                {"verdict": verdict.wire(), "facts": facts or {}, "preview": preview},
+            )
+        )
         return self._commit(run)
 
     def _already(self, run: _Run, verdict: Verdict, facts: dict, why: str) -> dict[str, Any]:
-        run.record.update(status=ActionStatus.ALREADY_CONTAINED.value, verdict=verdict.wire(),
-                          containedAt=isoformat(self.clock()))
-        run.drafts.append(self._draft(run, "containment.already-contained",
-                                      f"{_verb(run.action)} {run.action.target_display}: {why}",
-                                      {"verdict": verdict.wire(), "facts": facts, "nics": run.record.get("nics")}))
+        run.record.update(
+            status=ActionStatus.ALREADY_CONTAINED.value, verdict=verdict.wire(), containedAt=isoformat(self.clock())
+        )
+        run.drafts.append(
+            self._draft(
+                run,
+                "containment.already-contained",
+                f"{_verb(run.action)} {run.action.target_display}: {why}",
+                {"verdict": verdict.wire(), "facts": facts, "nics": run.record.get("nics")},
+            )
+        )
         return self._commit(run)
 
     def _write_ahead(self, run: _Run, verdict: Verdict, facts: dict) -> None:
@@ -388,36 +524,59 @@ class ContainmentService:
         run.record.update(status=ActionStatus.IN_PROGRESS.value, verdict=verdict.wire())
         # The row alone is written now (it is what a re-run and release rely on); the "started" event goes
         # out with the next batch of evidence — the outcome, the failure or the failed attempt.
-        run.drafts.append(self._draft(run, "containment.started",
-                                      f"{_verb(run.action)} {run.action.target_display}: started ({verdict.reason})",
-                                      {"verdict": verdict.wire(), "before": _before(run.record, facts)}))
+        run.drafts.append(
+            self._draft(
+                run,
+                "containment.started",
+                f"{_verb(run.action)} {run.action.target_display}: started ({verdict.reason})",
+                {"verdict": verdict.wire(), "before": _before(run.record, facts)},
+            )
+        )
         self._save(run)
 
     def _contained(self, run: _Run, verdict: Verdict, facts: dict) -> dict[str, Any]:
-        run.record.update(status=ActionStatus.CONTAINED.value, verdict=verdict.wire(),
-                          containedAt=isoformat(self.clock()))
-        run.drafts.append(self._draft(run, "containment.executed",
-                                      f"{_verb(run.action)} {run.action.target_display}: contained",
-                                      {"verdict": verdict.wire(), "before": _before(run.record, facts),
-                                       "after": _after(run.record)}))
+        run.record.update(
+            status=ActionStatus.CONTAINED.value, verdict=verdict.wire(), containedAt=isoformat(self.clock())
+        )
+        run.drafts.append(
+            self._draft(
+                run,
+                "containment.executed",
+                f"{_verb(run.action)} {run.action.target_display}: contained",
+                {"verdict": verdict.wire(), "before": _before(run.record, facts), "after": _after(run.record)},
+            )
+        )
         return self._commit(run)
 
-    def _fail(self, run: _Run, exc: ContainmentError, facts: dict | None = None,
-              verdict: Verdict | None = None) -> dict[str, Any]:
+    def _fail(
+        self, run: _Run, exc: ContainmentError, facts: dict | None = None, verdict: Verdict | None = None
+    ) -> dict[str, Any]:
         """A final failure: recorded with its reason and escalated to people (never swallowed)."""
         account = run.record.get("account") or {}
         if rec.account_changed(run.record) and not account.get("disabledByUs"):
             account["disablePending"] = True  # possibly disabled (an unrecorded PATCH): kept once no longer in progress
-        failure = {**exc.describe(), "at": isoformat(self.clock()), "final": True,
-                   "partiallyApplied": rec.changed_by_us(run.record)}
+        failure = {
+            **exc.describe(),
+            "at": isoformat(self.clock()),
+            "final": True,
+            "partiallyApplied": rec.changed_by_us(run.record),
+        }
         run.record.update(status=ActionStatus.FAILED.value, failure=failure)
         if verdict is not None:
             run.record["verdict"] = verdict.wire()
-        run.drafts.append(self._draft(
-            run, "containment.failed",
-            f"{_verb(run.action)} {run.action.target_display} FAILED: {exc.reason} — escalated to people",
-            {"failure": failure, "facts": facts or {}, "nics": run.record.get("nics"),
-             "account": run.record.get("account")}))
+        run.drafts.append(
+            self._draft(
+                run,
+                "containment.failed",
+                f"{_verb(run.action)} {run.action.target_display} FAILED: {exc.reason} — escalated to people",
+                {
+                    "failure": failure,
+                    "facts": facts or {},
+                    "nics": run.record.get("nics"),
+                    "account": run.record.get("account"),
+                },
+            )
+        )
         return self._commit(run)
 
     def _read_target(self, run: _Run, read: Callable[[], Any], what: str) -> tuple[Any, dict | None]:
@@ -427,8 +586,9 @@ class ContainmentService:
             return read(), None
         except _FINAL as exc:
             if isinstance(exc, TargetNotFoundError):
-                exc = TargetNotFoundError(f"{what} no longer exists ({run.action.target})", status=exc.status,
-                                          code=exc.code)
+                exc = TargetNotFoundError(
+                    f"{what} no longer exists ({run.action.target})", status=exc.status, code=exc.code
+                )
             if run.dry:
                 return None, self._settle(run, self._dry_verdict(run, exc), preview={"error": exc.reason})
             return None, self._fail(run, exc)
@@ -448,20 +608,32 @@ class ContainmentService:
     @staticmethod
     def _dry_verdict(run: _Run, exc: ContainmentError | None) -> Verdict:
         why = f"enforce mode would fail: {exc.reason}" if exc else "current state could not be read"
-        return Verdict(Outcome.DRY_RUN, Guardrail.RESPONSE_MODE, f"dry-run: nothing changed; {why}",
-                       would=Outcome.FAIL if exc else None)
+        return Verdict(
+            Outcome.DRY_RUN,
+            Guardrail.RESPONSE_MODE,
+            f"dry-run: nothing changed; {why}",
+            would=Outcome.FAIL if exc else None,
+        )
 
     @staticmethod
     def _breaker_verdict() -> Verdict:
-        return Verdict(Outcome.HOLD, Guardrail.BLAST_RADIUS,
-                       "blast-radius breaker: too many automatic containments in the window; held for approval",
-                       risk="a faulty detection rule could otherwise isolate a fleet")
+        return Verdict(
+            Outcome.HOLD,
+            Guardrail.BLAST_RADIUS,
+            "blast-radius breaker: too many automatic containments in the window; held for approval",
+            risk="a faulty detection rule could otherwise isolate a fleet",
+        )
 
     def _attempt_failed(self, run: _Run, exc: ContainmentError) -> None:
         """A transient failure: evidenced, the row saved as far as it got, then retried by the orchestration."""
-        run.drafts.append(self._draft(run, "containment.attempt-failed",
-                                      f"{_verb(run.action)} {run.action.target_display}: attempt failed, "
-                                      f"will retry ({exc.reason})", {"error": exc.describe()}))
+        run.drafts.append(
+            self._draft(
+                run,
+                "containment.attempt-failed",
+                f"{_verb(run.action)} {run.action.target_display}: attempt failed, will retry ({exc.reason})",
+                {"error": exc.describe()},
+            )
+        )
         try:
             self.store.append_events(run.incident.id, run.drafts)
             run.drafts = []
@@ -469,7 +641,7 @@ class ContainmentService:
                 self._save(run)
         except (ConcurrencyError, ConflictError):
             pass
-        except Exception:  # noqa: BLE001 — the retry must not be hidden by a bookkeeping failure
+        except Exception:
             log.exception("could not record a failed containment attempt for %s", run.incident.id)
 
     def _commit(self, run: _Run) -> dict[str, Any]:
@@ -483,17 +655,26 @@ class ContainmentService:
     def _save(self, run: _Run) -> None:
         run.record["updatedAt"] = isoformat(self.clock())
         if run.etag is None:
-            run.etag = self.store.put_record(TABLE, run.incident.id, run.action.action_id, run.record,
-                                             create_only=True)
+            run.etag = self.store.put_record(TABLE, run.incident.id, run.action.action_id, run.record, create_only=True)
         else:
-            run.etag = self.store.put_record(TABLE, run.incident.id, run.action.action_id, run.record,
-                                             etag=run.etag)
+            run.etag = self.store.put_record(TABLE, run.incident.id, run.action.action_id, run.record, etag=run.etag)
 
     def _draft(self, run: _Run, event_type: str, summary: str, data: dict, phase: Phase = Phase.CONTAIN) -> EventDraft:
-        return EventDraft(event_type=event_type, phase=phase, summary=summary, occurred_at=self.clock(),
-                          data={"actionId": run.action.action_id, "kind": run.action.kind.value,
-                                "target": run.action.target, "epoch": run.epoch,
-                                "cycle": run.record.get("cycle", 1), "approved": run.approved, **data})
+        return EventDraft(
+            event_type=event_type,
+            phase=phase,
+            summary=summary,
+            occurred_at=self.clock(),
+            data={
+                "actionId": run.action.action_id,
+                "kind": run.action.kind.value,
+                "target": run.action.target,
+                "epoch": run.epoch,
+                "cycle": run.record.get("cycle", 1),
+                "approved": run.approved,
+                **data,
+            },
+        )
 
     # ---------------------------------------------------------------- breaker
     def _breaker_allows(self, run: _Run) -> bool:
@@ -527,8 +708,12 @@ class ContainmentService:
             raise IncidentNotFoundError(incident_id)
         return got[0]
 
-    def _update_incident(self, incident_id: str, change: Callable[[Incident], Incident | None],
-                         known: tuple[Incident, str | None] | None = None) -> tuple[Incident, Incident | None]:
+    def _update_incident(
+        self,
+        incident_id: str,
+        change: Callable[[Incident], Incident | None],
+        known: tuple[Incident, str | None] | None = None,
+    ) -> tuple[Incident, Incident | None]:
         """ETag-guarded read-modify-write: (incident before, incident after or None if unchanged).
         ``known`` (incident, etag) saves the first read when the caller just read it."""
         for _ in range(20):
@@ -549,10 +734,16 @@ class ContainmentService:
                 continue
         raise TransientError(f"incident {incident_id} is changing too fast to update")
 
-    def _incident_change(self, incident_id: str, *, status: Callable[[Incident], Any] | None = None,
-                         first_response: tuple[datetime, str, str | None] | None = None,
-                         known: tuple[Incident, str | None] | None = None, actor: str | None = None,
-                         reason: str = "") -> tuple[str, list[EventDraft]]:
+    def _incident_change(
+        self,
+        incident_id: str,
+        *,
+        status: Callable[[Incident], Any] | None = None,
+        first_response: tuple[datetime, str, str | None] | None = None,
+        known: tuple[Incident, str | None] | None = None,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> tuple[str, list[EventDraft]]:
         """One ETag-guarded update of the incident: its status (``status(incident)`` → new status) and/or
         the first-response stamp (``(at, what, action id)``, only if not set yet).
         Returns (status after, the evidence drafts describing what changed)."""
@@ -573,27 +764,46 @@ class ContainmentService:
             return before.status.value, []
         drafts = []
         if after.status != before.status:
-            drafts.append(EventDraft(
-                event_type="incident.status-changed",
-                phase=Phase.RECOVER if after.status.value == "released" else Phase.CONTAIN, occurred_at=now,
-                summary=f"Incident status {before.status.value} → {after.status.value}"
-                        + (f" ({reason})" if reason else ""),
-                actor=actor or "soc-responder", actor_type=ActorType.ANALYST if actor else ActorType.APP,
-                data={"from": before.status.value, "to": after.status.value, "reason": reason}))
+            drafts.append(
+                EventDraft(
+                    event_type="incident.status-changed",
+                    phase=Phase.RECOVER if after.status.value == "released" else Phase.CONTAIN,
+                    occurred_at=now,
+                    summary=f"Incident status {before.status.value} → {after.status.value}"
+                    + (f" ({reason})" if reason else ""),
+                    actor=actor or "soc-responder",
+                    actor_type=ActorType.ANALYST if actor else ActorType.APP,
+                    data={"from": before.status.value, "to": after.status.value, "reason": reason},
+                )
+            )
         if first_response is not None and before.sla.first_response_at is None:
             at, what, action_id = first_response
             late = at > after.sla.first_response_due
-            drafts.append(EventDraft(
-                event_type="sla.first-response", phase=Phase.CONTAIN, occurred_at=now,
-                summary=f"First response: {what}" + (" (after the 30-minute target)" if late
-                                                     else " (within the 30-minute target)"),
-                data={"firstResponseAt": isoformat(at), "due": isoformat(after.sla.first_response_due),
-                      "withinTarget": not late, "actionId": action_id}))
+            drafts.append(
+                EventDraft(
+                    event_type="sla.first-response",
+                    phase=Phase.CONTAIN,
+                    occurred_at=now,
+                    summary=f"First response: {what}"
+                    + (" (after the 30-minute target)" if late else " (within the 30-minute target)"),
+                    data={
+                        "firstResponseAt": isoformat(at),
+                        "due": isoformat(after.sla.first_response_due),
+                        "withinTarget": not late,
+                        "actionId": action_id,
+                    },
+                )
+            )
         return after.status.value, drafts
 
-    def _status_from_records(self, incident_id: str, rows: list[dict] | None = None,
-                             known: tuple[Incident, str | None] | None = None, actor: str | None = None,
-                             reason: str = "") -> tuple[str, list[EventDraft]]:
+    def _status_from_records(
+        self,
+        incident_id: str,
+        rows: list[dict] | None = None,
+        known: tuple[Incident, str | None] | None = None,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> tuple[str, list[EventDraft]]:
         """Set the incident's status from its action rows (contained beats held), and stamp its first
         response with the time the first action took effect, if nothing answered it before."""
         rows = self.store.list_records(TABLE, incident_id) if rows is None else rows
@@ -604,10 +814,19 @@ class ContainmentService:
         if effective:
             row = min(effective, key=lambda r: r.get("containedAt") or r.get("updatedAt") or "")
             stamp = row.get("containedAt") or row.get("updatedAt")
-            first = (datetime.fromisoformat(stamp.replace("Z", "+00:00")),
-                     f"{row.get('kind')} {row.get('targetDisplay')}", row.get("actionId"))
-        return self._incident_change(incident_id, status=lambda i: status_after_containment(i.status, contained, held),
-                                     first_response=first, known=known, actor=actor, reason=reason)
+            first = (
+                datetime.fromisoformat(stamp.replace("Z", "+00:00")),
+                f"{row.get('kind')} {row.get('targetDisplay')}",
+                row.get("actionId"),
+            )
+        return self._incident_change(
+            incident_id,
+            status=lambda i: status_after_containment(i.status, contained, held),
+            first_response=first,
+            known=known,
+            actor=actor,
+            reason=reason,
+        )
 
     # ================================================================ after retries (activity)
     def record_failure(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -625,9 +844,16 @@ class ContainmentService:
                 if int(record.get("epoch") or 1) >= epoch or status in rec.STICKY:
                     return rec.summary(record)  # it did settle after all (e.g. finished before a crash)
                 record = rec.start_new_cycle(record, epoch, self.clock())
-            run = _Run(incident, action, record, etag, epoch,
-                       (record.get("approval") or {}).get("decision") == "approve", self.clock())
-            reason = (f"gave up after {attempts} attempts: {error}" if attempts else f"gave up: {error}")
+            run = _Run(
+                incident,
+                action,
+                record,
+                etag,
+                epoch,
+                (record.get("approval") or {}).get("decision") == "approve",
+                self.clock(),
+            )
+            reason = f"gave up after {attempts} attempts: {error}" if attempts else f"gave up: {error}"
             try:
                 return self._fail(run, TransientError(reason, code="RetriesExhausted"))
             except (ConcurrencyError, ConflictError):
@@ -647,12 +873,25 @@ class ContainmentService:
             raise IncidentNotFoundError(incident_id)
         status, drafts = self._status_from_records(incident_id, known=got)
         failures = [r for r in results if r.get("status") == ActionStatus.FAILED]
-        drafts.append(EventDraft(
-            event_type="containment.completed", phase=Phase.CONTAIN, occurred_at=self.clock(),
-            summary=("Containment run finished: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                     + (f"; {len(failures)} failure(s) escalated to people" if failures else "")),
-            data={"trigger": request.get("trigger"), "epoch": request.get("epoch"), "counts": counts,
-                  "incidentStatus": status, "actions": [r.get("actionId") for r in results]}))
+        drafts.append(
+            EventDraft(
+                event_type="containment.completed",
+                phase=Phase.CONTAIN,
+                occurred_at=self.clock(),
+                summary=(
+                    "Containment run finished: "
+                    + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                    + (f"; {len(failures)} failure(s) escalated to people" if failures else "")
+                ),
+                data={
+                    "trigger": request.get("trigger"),
+                    "epoch": request.get("epoch"),
+                    "counts": counts,
+                    "incidentStatus": status,
+                    "actions": [r.get("actionId") for r in results],
+                },
+            )
+        )
         self.store.append_events(incident_id, drafts)
         return {"incidentStatus": status, "counts": counts}
 
@@ -676,46 +915,91 @@ class ContainmentService:
             action_id = row.get("actionId")
             if row.get("status") == ActionStatus.APPROVED and decision == "approve":
                 old = (row.get("approval") or {}).get("approvalId")
-                runs.setdefault(old, {"approvalId": old, "epoch": row.get("epoch") or 1, "actions": [],
-                                      "resumed": True})["actions"].append(row["action"])
+                runs.setdefault(
+                    old, {"approvalId": old, "epoch": row.get("epoch") or 1, "actions": [], "resumed": True}
+                )["actions"].append(row["action"])
                 continue
             if row.get("status") != ActionStatus.HELD:
                 continue
-            updated = self._transition(incident_id, action_id, {ActionStatus.HELD}, lambda r: r.update(
-                status=new_status.value, approval={"decision": decision, "actor": actor, "reason": reason,
-                                                   "at": isoformat(now), "approvalId": approval_id}))
+            updated = self._transition(
+                incident_id,
+                action_id,
+                {ActionStatus.HELD},
+                lambda r: r.update(
+                    status=new_status.value,
+                    approval={
+                        "decision": decision,
+                        "actor": actor,
+                        "reason": reason,
+                        "at": isoformat(now),
+                        "approvalId": approval_id,
+                    },
+                ),
+            )
             if updated is None:
                 continue
             changed.append(updated)
             verdict = updated.get("verdict") or {}
             verb = "approved" if decision == "approve" else "rejected"
-            drafts.append(_analyst(
-                actor, f"containment.{verb}", Phase.CONTAIN, now,
-                f"{actor} {verb} {updated.get('kind')} {updated.get('targetDisplay')}"
-                + (f": {reason}" if reason else ""),
-                {"actionId": action_id, "kind": updated.get("kind"), "target": updated.get("target"),
-                 "decision": decision, "reason": reason, "heldBy": verdict.get("guardrail"),
-                 "approvalId": approval_id}))
+            drafts.append(
+                _analyst(
+                    actor,
+                    f"containment.{verb}",
+                    Phase.CONTAIN,
+                    now,
+                    f"{actor} {verb} {updated.get('kind')} {updated.get('targetDisplay')}"
+                    + (f": {reason}" if reason else ""),
+                    {
+                        "actionId": action_id,
+                        "kind": updated.get("kind"),
+                        "target": updated.get("target"),
+                        "decision": decision,
+                        "reason": reason,
+                        "heldBy": verdict.get("guardrail"),
+                        "approvalId": approval_id,
+                    },
+                )
+            )
             if decision == "approve":
-                runs.setdefault(approval_id, {"approvalId": approval_id, "epoch": updated.get("epoch") or 1,
-                                              "actions": [], "resumed": False})["actions"].append(updated["action"])
+                runs.setdefault(
+                    approval_id,
+                    {"approvalId": approval_id, "epoch": updated.get("epoch") or 1, "actions": [], "resumed": False},
+                )["actions"].append(updated["action"])
         if not drafts:
-            drafts.append(_analyst(actor, "containment.approval-noop", Phase.CONTAIN, now,
-                                   f"{actor} asked to {decision}: nothing is held for approval",
-                                   {"decision": decision, "reason": reason, "pendingRuns": sorted(runs)}))
+            drafts.append(
+                _analyst(
+                    actor,
+                    "containment.approval-noop",
+                    Phase.CONTAIN,
+                    now,
+                    f"{actor} asked to {decision}: nothing is held for approval",
+                    {"decision": decision, "reason": reason, "pendingRuns": sorted(runs)},
+                )
+            )
         status = incident.status.value
         if decision == "reject" and changed:
-            status, more = self._status_from_records(incident_id, actor=actor,
-                                                     reason=f"held containment rejected by {actor}")
+            status, more = self._status_from_records(
+                incident_id, actor=actor, reason=f"held containment rejected by {actor}"
+            )
             drafts += more
         self.store.append_events(incident_id, drafts)
-        message = (f"{len(changed)} held action(s) {'approved: executing' if decision == 'approve' else 'rejected'}"
-                   if changed else "nothing is held for approval")
-        return {"incidentId": incident_id, "decision": decision, "actions": [rec.summary(r) for r in changed],
-                "runs": list(runs.values()), "incidentStatus": status, "message": message}
+        message = (
+            f"{len(changed)} held action(s) {'approved: executing' if decision == 'approve' else 'rejected'}"
+            if changed
+            else "nothing is held for approval"
+        )
+        return {
+            "incidentId": incident_id,
+            "decision": decision,
+            "actions": [rec.summary(r) for r in changed],
+            "runs": list(runs.values()),
+            "incidentStatus": status,
+            "message": message,
+        }
 
-    def _transition(self, incident_id: str, action_id: str, allowed: set[ActionStatus],
-                    mutate: Callable[[dict], Any]) -> dict | None:
+    def _transition(
+        self, incident_id: str, action_id: str, allowed: set[ActionStatus], mutate: Callable[[dict], Any]
+    ) -> dict | None:
         """ETag-guarded change of one row if its status is still in ``allowed``; None otherwise."""
         for _ in range(_CONTENTION_TRIES):
             got = self.store.get_record(TABLE, incident_id, action_id)
@@ -742,8 +1026,9 @@ class ContainmentService:
 
         incident = self._incident(incident_id)
         rows = self.store.list_records(TABLE, incident_id)
-        epochs = {incident.runbook_epoch} | {int(r.get("epoch") or 1)
-                                             for r in rec.by_status(rows, ActionStatus.IN_PROGRESS)}
+        epochs = {incident.runbook_epoch} | {
+            int(r.get("epoch") or 1) for r in rec.by_status(rows, ActionStatus.IN_PROGRESS)
+        }
         ids = [incident.runbook_instance_id] + [containment_instance_id(incident_id, e) for e in sorted(epochs)]
         for row in rec.by_status(rows, ActionStatus.APPROVED, ActionStatus.IN_PROGRESS):
             approval = row.get("approval") or {}
@@ -751,8 +1036,14 @@ class ContainmentService:
                 ids.append(approval_instance_id(incident_id, approval["approvalId"]))
         return list(dict.fromkeys(ids))
 
-    def release(self, incident_id: str, actor: str, reason: str, running: list[str] | None = None,
-                checked_at: datetime | None = None) -> dict[str, Any]:
+    def release(
+        self,
+        incident_id: str,
+        actor: str,
+        reason: str,
+        running: list[str] | None = None,
+        checked_at: datetime | None = None,
+    ) -> dict[str, Any]:
         """Restore exactly what this incident's containment changed; harmless to repeat.
 
         ``running``: runs of ``release_runs`` the durable host reports Pending/Running (any → 409: what
@@ -763,13 +1054,25 @@ class ContainmentService:
         incident = self._incident(incident_id)
         now = self.clock()
         rows = self.store.list_records(TABLE, incident_id)
-        requested = _analyst(actor, "release.requested", Phase.RECOVER, now, f"{actor} asked to release: {reason}",
-                             {"reason": reason})
+        requested = _analyst(
+            actor, "release.requested", Phase.RECOVER, now, f"{actor} asked to release: {reason}", {"reason": reason}
+        )
         busy = [r for r in rec.by_status(rows, ActionStatus.IN_PROGRESS) if not _stuck(r, now, checked_at)]
         if running or busy:
-            self.store.append_events(incident_id, [requested, _analyst(
-                actor, "release.refused", Phase.RECOVER, now, "Release refused: containment is still running",
-                {"running": [r.get("actionId") for r in busy], "runs": list(running or [])})])
+            self.store.append_events(
+                incident_id,
+                [
+                    requested,
+                    _analyst(
+                        actor,
+                        "release.refused",
+                        Phase.RECOVER,
+                        now,
+                        "Release refused: containment is still running",
+                        {"running": [r.get("actionId") for r in busy], "runs": list(running or [])},
+                    ),
+                ],
+            )
             raise ConflictError("containment of this incident is still running; retry once it has finished")
         self.store.append_events(incident_id, [requested])
         results: list[dict] = []
@@ -792,46 +1095,95 @@ class ContainmentService:
             already = bool(rec.by_status(rows, ActionStatus.RELEASED))
             before_us = rec.by_status(rows, ActionStatus.ALREADY_CONTAINED)
             outcome = "already-released" if already else "nothing-contained"
-            message = ("already released: nothing left to restore" if already
-                       else "nothing is contained for this incident: nothing to release")
+            message = (
+                "already released: nothing left to restore"
+                if already
+                else "nothing is contained for this incident: nothing to release"
+            )
             if before_us:
-                message += (f"; {len(before_us)} target(s) were already contained before this incident and are "
-                            "left as they are (release them where they were contained)")
-            self.store.append_events(incident_id, [_analyst(actor, "release.noop", Phase.RECOVER, self.clock(),
-                                                            f"Release: {message}", {"outcome": outcome})])
-            return {"incidentId": incident_id, "status": outcome, "message": message,
-                    "incidentStatus": incident.status.value, "actions": list_actions(self.store, incident_id),
-                    "failures": []}
+                message += (
+                    f"; {len(before_us)} target(s) were already contained before this incident and are "
+                    "left as they are (release them where they were contained)"
+                )
+            self.store.append_events(
+                incident_id,
+                [
+                    _analyst(
+                        actor, "release.noop", Phase.RECOVER, self.clock(), f"Release: {message}", {"outcome": outcome}
+                    )
+                ],
+            )
+            return {
+                "incidentId": incident_id,
+                "status": outcome,
+                "message": message,
+                "incidentStatus": incident.status.value,
+                "actions": list_actions(self.store, incident_id),
+                "failures": [],
+            }
         status = incident.status.value
         if results:
-            status, drafts = self._incident_change(incident_id, status=lambda i: status_after_release(i.status),
-                                                   actor=actor, reason=f"released by {actor}: {reason}")
+            status, drafts = self._incident_change(
+                incident_id,
+                status=lambda i: status_after_release(i.status),
+                actor=actor,
+                reason=f"released by {actor}: {reason}",
+            )
             if drafts:
                 self.store.append_events(incident_id, drafts)
         outcome = "released" if not failures else ("partially-released" if results else "release-failed")
-        message = {"released": "prior state restored",
-                   "partially-released": "some actions could not be released: see failures (retry is safe)",
-                   "release-failed": "nothing could be released: see failures (retry is safe)"}[outcome]
-        return {"incidentId": incident_id, "status": outcome, "message": message, "incidentStatus": status,
-                "releasedAt": isoformat(now), "actions": list_actions(self.store, incident_id),
-                "failures": failures}
+        message = {
+            "released": "prior state restored",
+            "partially-released": "some actions could not be released: see failures (retry is safe)",
+            "release-failed": "nothing could be released: see failures (retry is safe)",
+        }[outcome]
+        return {
+            "incidentId": incident_id,
+            "status": outcome,
+            "message": message,
+            "incidentStatus": status,
+            "releasedAt": isoformat(now),
+            "actions": list_actions(self.store, incident_id),
+            "failures": failures,
+        }
 
     def _withdraw(self, incident_id: str, row: dict, actor: str, reason: str) -> dict | None:
         now = self.clock()
-        updated = self._transition(incident_id, row["actionId"], {ActionStatus.HELD, ActionStatus.APPROVED},
-                                   lambda r: r.update(status=ActionStatus.WITHDRAWN.value, release={
-                                       **{k: v for k, v in (r.get("release") or {}).items() if k in ("notes", "error")},
-                                       "actor": actor, "reason": reason, "at": isoformat(now), "state": "withdrawn"}))
+        updated = self._transition(
+            incident_id,
+            row["actionId"],
+            {ActionStatus.HELD, ActionStatus.APPROVED},
+            lambda r: r.update(
+                status=ActionStatus.WITHDRAWN.value,
+                release={
+                    **{k: v for k, v in (r.get("release") or {}).items() if k in ("notes", "error")},
+                    "actor": actor,
+                    "reason": reason,
+                    "at": isoformat(now),
+                    "state": "withdrawn",
+                },
+            ),
+        )
         if updated is None:
             return None
-        self.store.append_events(incident_id, [_analyst(
-            actor, "containment.withdrawn", Phase.RECOVER, now,
-            f"{row.get('kind')} {row.get('targetDisplay')}: withdrawn before it ran (released by {actor})",
-            {"actionId": row["actionId"], "previousStatus": row.get("status"), "reason": reason})])
+        self.store.append_events(
+            incident_id,
+            [
+                _analyst(
+                    actor,
+                    "containment.withdrawn",
+                    Phase.RECOVER,
+                    now,
+                    f"{row.get('kind')} {row.get('targetDisplay')}: withdrawn before it ran (released by {actor})",
+                    {"actionId": row["actionId"], "previousStatus": row.get("status"), "reason": reason},
+                )
+            ],
+        )
         return updated
 
-    def _restore(self, incident: Incident, row: dict, actor: str, reason: str,
-                 checked_at: datetime | None = None) -> tuple[dict | None, dict | None]:
+    def _restore(
+        self, incident: Incident, row: dict, actor: str, reason: str, checked_at: datetime | None = None
+    ) -> tuple[dict | None, dict | None]:
         """Put back one action's prior state: (released row or None, failure entry or None). A held or
         approved row keeps its status (the caller withdraws it next)."""
         for _ in range(_CONTENTION_TRIES):
@@ -846,9 +1198,14 @@ class ContainmentService:
             if not rec.changed_by_us(row):
                 return None, None  # a concurrent release finished it
             if stuck and not row.get("failure"):
-                row["failure"] = {"reason": "the containment run stopped without recording an outcome; treated "
-                                            "as failed and released", "code": "RunStopped", "final": True,
-                                  "at": isoformat(now), "partiallyApplied": True}
+                row["failure"] = {
+                    "reason": "the containment run stopped without recording an outcome; treated "
+                    "as failed and released",
+                    "code": "RunStopped",
+                    "final": True,
+                    "at": isoformat(now),
+                    "partiallyApplied": True,
+                }
             drafts: list[EventDraft] = []
             notes: list[str] = []
             failure = None
@@ -859,26 +1216,64 @@ class ContainmentService:
                     self._restore_account(incident, row, actor, drafts, notes)
             except ContainmentError as exc:
                 # What was put back so far stays recorded (restored flags), so a retry finishes the rest.
-                failure = {"actionId": row["actionId"], "kind": row.get("kind"), "target": row.get("target"),
-                           "targetDisplay": row.get("targetDisplay"), "reason": exc.reason, "code": exc.code,
-                           "status": exc.status}
-                row["release"] = {"state": "failed", "actor": actor, "reason": reason, "at": isoformat(now),
-                                  "error": exc.describe()}
-                drafts.append(_analyst(
-                    actor, "containment.release-failed", Phase.RECOVER, now,
-                    f"Release of {row.get('targetDisplay')} FAILED: {exc.reason} (retry is safe)",
-                    {"actionId": row["actionId"], "error": exc.describe(), "nics": row.get("nics"),
-                     "account": row.get("account")}))
+                failure = {
+                    "actionId": row["actionId"],
+                    "kind": row.get("kind"),
+                    "target": row.get("target"),
+                    "targetDisplay": row.get("targetDisplay"),
+                    "reason": exc.reason,
+                    "code": exc.code,
+                    "status": exc.status,
+                }
+                row["release"] = {
+                    "state": "failed",
+                    "actor": actor,
+                    "reason": reason,
+                    "at": isoformat(now),
+                    "error": exc.describe(),
+                }
+                drafts.append(
+                    _analyst(
+                        actor,
+                        "containment.release-failed",
+                        Phase.RECOVER,
+                        now,
+                        f"Release of {row.get('targetDisplay')} FAILED: {exc.reason} (retry is safe)",
+                        {
+                            "actionId": row["actionId"],
+                            "error": exc.describe(),
+                            "nics": row.get("nics"),
+                            "account": row.get("account"),
+                        },
+                    )
+                )
             else:
                 if row.get("status") not in (ActionStatus.HELD, ActionStatus.APPROVED):
                     row["status"] = ActionStatus.RELEASED.value
-                row.update(release={"state": "released", "actor": actor, "reason": reason, "at": isoformat(now),
-                                    "notes": notes})
-                drafts.append(_analyst(
-                    actor, "containment.released", Phase.RECOVER, now,
-                    f"{row.get('kind')} {row.get('targetDisplay')}: released, prior state restored",
-                    {"actionId": row["actionId"], "notes": notes, "nics": row.get("nics"),
-                     "account": row.get("account")}))
+                row.update(
+                    release={
+                        "state": "released",
+                        "actor": actor,
+                        "reason": reason,
+                        "at": isoformat(now),
+                        "notes": notes,
+                    }
+                )
+                drafts.append(
+                    _analyst(
+                        actor,
+                        "containment.released",
+                        Phase.RECOVER,
+                        now,
+                        f"{row.get('kind')} {row.get('targetDisplay')}: released, prior state restored",
+                        {
+                            "actionId": row["actionId"],
+                            "notes": notes,
+                            "nics": row.get("nics"),
+                            "account": row.get("account"),
+                        },
+                    )
+                )
             row["updatedAt"] = isoformat(now)
             self.store.append_events(incident.id, drafts)
             try:
@@ -889,8 +1284,9 @@ class ContainmentService:
             return (None, failure) if failure else (row, None)
         raise ConflictError("the action is changing; retry")
 
-    def _restore_nics(self, incident: Incident, row: dict, actor: str, drafts: list[EventDraft],
-                      notes: list[str]) -> None:
+    def _restore_nics(
+        self, incident: Incident, row: dict, actor: str, drafts: list[EventDraft], notes: list[str]
+    ) -> None:
         for entry in (row.get("nics") or {}).values():
             if not rec.nic_changed(entry):  # includes "pending": the live NIC below decides
                 continue
@@ -907,36 +1303,56 @@ class ContainmentService:
                     break
                 if not same_id(nic.nsg_id, entry.get("quarantineNsg")):
                     # Someone changed it since we quarantined it: their change wins, and people are told.
-                    entry.update(restored=True, restoreNote=f"NSG changed by someone else since containment "
-                                                            f"(now {_short(nic.nsg_id)}): left as is")
+                    entry.update(
+                        restored=True,
+                        restoreNote=f"NSG changed by someone else since containment "
+                        f"(now {_short(nic.nsg_id)}): left as is",
+                    )
                     break
                 try:
                     after = self.network.set_nic_nsg(nic, entry.get("previousNsg"))
                 except PreconditionFailedError:
                     nic = self.network.get_nic(entry["id"])
                     continue
-                entry.update(restored=True, restoreNote="previous NSG restored" if entry.get("previousNsg")
-                             else "no NSG, as before containment")
-                drafts.append(_analyst(
-                    actor, "containment.nic-restored", Phase.RECOVER, self.clock(),
-                    f"NIC {name}: NSG {_short(nic.nsg_id)} → {_short(entry.get('previousNsg'))}",
-                    {"actionId": row["actionId"], "nic": entry["id"],
-                     "before": {"networkSecurityGroup": nic.nsg_id, "etag": nic.etag},
-                     "after": {"networkSecurityGroup": after.nsg_id, "etag": after.etag}}))
+                entry.update(
+                    restored=True,
+                    restoreNote="previous NSG restored"
+                    if entry.get("previousNsg")
+                    else "no NSG, as before containment",
+                )
+                drafts.append(
+                    _analyst(
+                        actor,
+                        "containment.nic-restored",
+                        Phase.RECOVER,
+                        self.clock(),
+                        f"NIC {name}: NSG {_short(nic.nsg_id)} → {_short(entry.get('previousNsg'))}",
+                        {
+                            "actionId": row["actionId"],
+                            "nic": entry["id"],
+                            "before": {"networkSecurityGroup": nic.nsg_id, "etag": nic.etag},
+                            "after": {"networkSecurityGroup": after.nsg_id, "etag": after.etag},
+                        },
+                    )
+                )
                 break
             else:
                 raise TransientError(f"NIC {name} kept changing while being released")
             notes.append(f"NIC {name}: {entry['restoreNote']}")
 
-    def _restore_account(self, incident: Incident, row: dict, actor: str, drafts: list[EventDraft],
-                         notes: list[str]) -> None:
+    def _restore_account(
+        self, incident: Incident, row: dict, actor: str, drafts: list[EventDraft], notes: list[str]
+    ) -> None:
         state = row.get("account") or {}
         if not rec.account_changed(row) or not state.get("id"):  # includes a disable never recorded
             return
         is_user = row.get("kind") == ActionKind.DISABLE_USER
         try:
-            current = (self.directory.get_user(state["id"]) if is_user
-                       else self.directory.get_service_principal(object_id=state["id"]))
+            current = (
+                self.directory.get_user(state["id"])
+                if is_user
+                else self.directory.get_service_principal(object_id=state["id"])
+            )
         except TargetNotFoundError:
             state.update(restored=True, restoreNote="the account no longer exists")
             notes.append("account no longer exists")
@@ -949,14 +1365,26 @@ class ContainmentService:
             else:
                 self.directory.set_service_principal_enabled(current.id, True)
             state.update(restored=True, restoreNote="re-enabled")
-            drafts.append(_analyst(
-                actor, "containment.account-enabled", Phase.RECOVER, self.clock(),
-                f"{'Account' if is_user else 'Service principal'} "
-                f"{state.get('upn') or state.get('displayName') or state['id']} re-enabled",
-                {"actionId": row["actionId"], "account": state["id"], "before": {"accountEnabled": False},
-                 "after": {"accountEnabled": True}}))
-        notes.append(f"{'account' if is_user else 'service principal'}: {state['restoreNote']}"
-                     + ("; revoked sessions stay revoked (the user signs in again)" if is_user else ""))
+            drafts.append(
+                _analyst(
+                    actor,
+                    "containment.account-enabled",
+                    Phase.RECOVER,
+                    self.clock(),
+                    f"{'Account' if is_user else 'Service principal'} "
+                    f"{state.get('upn') or state.get('displayName') or state['id']} re-enabled",
+                    {
+                        "actionId": row["actionId"],
+                        "account": state["id"],
+                        "before": {"accountEnabled": False},
+                        "after": {"accountEnabled": True},
+                    },
+                )
+            )
+        notes.append(
+            f"{'account' if is_user else 'service principal'}: {state['restoreNote']}"
+            + ("; revoked sessions stay revoked (the user signs in again)" if is_user else "")
+        )
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -987,8 +1415,15 @@ def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
 
 
 def _account_facts(account: DirectoryAccount) -> dict[str, Any]:
-    return {"id": account.id, "kind": account.kind, "upn": account.upn, "displayName": account.display_name,
-            "userType": account.user_type, "appId": account.app_id, "accountEnabled": account.enabled}
+    return {
+        "id": account.id,
+        "kind": account.kind,
+        "upn": account.upn,
+        "displayName": account.display_name,
+        "userType": account.user_type,
+        "appId": account.app_id,
+        "accountEnabled": account.enabled,
+    }
 
 
 def _before(record: dict, facts: dict) -> dict[str, Any]:
@@ -1002,11 +1437,25 @@ def _before(record: dict, facts: dict) -> dict[str, Any]:
 def _after(record: dict) -> dict[str, Any]:
     nics = record.get("nics") or {}
     if nics:
-        return {"nics": [{"id": n["id"], "networkSecurityGroup": n.get("quarantineNsg"), "state": n.get("state"),
-                          "changedByUs": n.get("changedByUs")} for n in nics.values()]}
+        return {
+            "nics": [
+                {
+                    "id": n["id"],
+                    "networkSecurityGroup": n.get("quarantineNsg"),
+                    "state": n.get("state"),
+                    "changedByUs": n.get("changedByUs"),
+                }
+                for n in nics.values()
+            ]
+        }
     account = record.get("account") or {}
-    return {"account": {"id": account.get("id"), "accountEnabled": False,
-                        "sessionsRevoked": account.get("sessionsRevoked", False)}}
+    return {
+        "account": {
+            "id": account.get("id"),
+            "accountEnabled": False,
+            "sessionsRevoked": account.get("sessionsRevoked", False),
+        }
+    }
 
 
 def _stuck(row: dict, now: datetime, checked_at: datetime | None) -> bool:
@@ -1022,14 +1471,24 @@ def _stuck(row: dict, now: datetime, checked_at: datetime | None) -> bool:
 
 def _analyst(actor: str, event_type: str, phase: Phase, at: datetime, summary: str, data: dict) -> EventDraft:
     """An event an operator's request caused: the person who asked is its actor (SPEC 9)."""
-    return EventDraft(event_type=event_type, phase=phase, occurred_at=at, summary=summary, data=data, actor=actor,
-                      actor_type=ActorType.ANALYST)
+    return EventDraft(
+        event_type=event_type,
+        phase=phase,
+        occurred_at=at,
+        summary=summary,
+        data=data,
+        actor=actor,
+        actor_type=ActorType.ANALYST,
+    )
 
 
 def _verb(action: ContainmentAction) -> str:
-    return {ActionKind.ISOLATE_VM: "Isolate VM", ActionKind.DISABLE_USER: "Disable account",
-            ActionKind.DISABLE_SERVICE_PRINCIPAL: "Disable service principal",
-            ActionKind.PARTNER_FINDING: "Network device"}.get(action.kind, action.kind.value)
+    return {
+        ActionKind.ISOLATE_VM: "Isolate VM",
+        ActionKind.DISABLE_USER: "Disable account",
+        ActionKind.DISABLE_SERVICE_PRINCIPAL: "Disable service principal",
+        ActionKind.PARTNER_FINDING: "Network device",
+    }.get(action.kind, action.kind.value)
 
 
 def _short(resource_id: str | None) -> str:

@@ -1,10 +1,12 @@
 """Helpers shared by the per-source parsers."""
+
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import pydantic
 
@@ -69,7 +71,7 @@ def parse_time(value: Any) -> datetime | None:
         if m:
             text = f"{m.group(1)}.{m.group(2)[:6]}{m.group(3) or ''}"
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def str_dict(value: Any) -> dict[str, str]:
@@ -84,7 +86,9 @@ def validation_error(exc: pydantic.ValidationError, prefix: str = "") -> Validat
     details = []
     for err in exc.errors(include_input=False, include_url=False, include_context=False):
         loc = ".".join(str(p) for p in err.get("loc", ()))
-        details.append({"field": f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", "message": err.get("msg", "invalid")})
+        details.append(
+            {"field": f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", "message": err.get("msg", "invalid")}
+        )
     return ValidationError("request body failed validation", details)
 
 
@@ -106,23 +110,37 @@ def entity_from_mapping(raw: dict[str, Any]) -> Entity | None:
     text = lambda k: clean_text(d.get(k), 1000) if d.get(k) not in (None, "") else None  # noqa: E731
     if kind in ("host", "machine", "vm"):
         rid = text("azureid") or text("resourceid")
-        return Entity(kind=EntityKind.HOST, name=text("hostname") or text("netbiosname") or text("name"), azure_resource_id=rid)
+        return Entity(
+            kind=EntityKind.HOST, name=text("hostname") or text("netbiosname") or text("name"), azure_resource_id=rid
+        )
     if kind == "account":
         name = text("accountname") or text("name")
         suffix = text("upnsuffix")
         upn = text("userprincipalname") or (f"{name}@{suffix}" if name and suffix else None)
-        return Entity(kind=EntityKind.ACCOUNT, name=name, upn=upn, object_id=text("aaduserid") or text("objectid"),
-                      tenant_id=text("aadtenantid"))
+        return Entity(
+            kind=EntityKind.ACCOUNT,
+            name=name,
+            upn=upn,
+            object_id=text("aaduserid") or text("objectid"),
+            tenant_id=text("aadtenantid"),
+        )
     if kind in ("ip", "ipaddress"):
         return Entity(kind=EntityKind.IP, address=text("address"))
     if kind in ("azure-resource", "azureresource"):
         rid = text("resourceid") or text("azureid")
         is_vm = bool(rid and "/microsoft.compute/virtualmachines/" in rid.lower())
-        return Entity(kind=EntityKind.HOST if is_vm else EntityKind.AZURE_RESOURCE, azure_resource_id=rid,
-                      name=rid.rsplit("/", 1)[-1] if rid else None)
+        return Entity(
+            kind=EntityKind.HOST if is_vm else EntityKind.AZURE_RESOURCE,
+            azure_resource_id=rid,
+            name=rid.rsplit("/", 1)[-1] if rid else None,
+        )
     if kind in ("serviceprincipal", "service-principal", "cloud-application", "cloudapplication"):
-        return Entity(kind=EntityKind.SERVICE_PRINCIPAL, name=text("appname") or text("name") or text("friendlyname"),
-                      app_id=text("appid") or text("applicationid"), object_id=text("serviceprincipalobjectid") or text("objectid"))
+        return Entity(
+            kind=EntityKind.SERVICE_PRINCIPAL,
+            name=text("appname") or text("name") or text("friendlyname"),
+            app_id=text("appid") or text("applicationid"),
+            object_id=text("serviceprincipalobjectid") or text("objectid"),
+        )
     if kind == "process":
         return Entity(kind=EntityKind.PROCESS, name=text("processid"), command_line=text("commandline"))
     if kind == "file":
@@ -156,5 +174,9 @@ def entities_from(raw_list: Any, extra_resource_ids: Iterable[str | None] = ()) 
                 entities.append(entity)
     # A host seen both by name and by resource id is one host: keep the resource-id form.
     by_name = {e.name.lower(): e for e in entities if e.kind == EntityKind.HOST and e.azure_resource_id and e.name}
-    entities = [e for e in entities if not (e.kind == EntityKind.HOST and not e.azure_resource_id and e.name and e.name.lower() in by_name)]
+    entities = [
+        e
+        for e in entities
+        if not (e.kind == EntityKind.HOST and not e.azure_resource_id and e.name and e.name.lower() in by_name)
+    ]
     return entities[:MAX_ENTITIES]

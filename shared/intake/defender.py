@@ -4,6 +4,7 @@
   and the REST API.
 - Workflow-automation connector shape (PascalCase at top level).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -13,8 +14,16 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import ValidationError
-from shared.intake.common import (MAX_TITLE, clean_text, dedupe, entities_from, parse_time, str_dict,
-                                  subscription_ids, validation_error)
+from shared.intake.common import (
+    MAX_TITLE,
+    clean_text,
+    dedupe,
+    entities_from,
+    parse_time,
+    str_dict,
+    subscription_ids,
+    validation_error,
+)
 from shared.models import Alert, normalise_severity
 from shared.writeback.targets import defender_refs_from_arm, defender_refs_from_connector
 
@@ -74,8 +83,10 @@ class DefenderConnectorAlert(_Lenient):
 def _severity(value: str, field: str) -> str:
     sev = normalise_severity(value)
     if sev is None:
-        raise ValidationError("request body failed validation",
-                              [{"field": field, "message": "must be one of Informational, Low, Medium, High"}])
+        raise ValidationError(
+            "request body failed validation",
+            [{"field": field, "message": "must be one of Informational, Low, Medium, High"}],
+        )
     return sev
 
 
@@ -83,8 +94,9 @@ def _time(value: str | None, field: str, fallback: datetime) -> datetime:
     try:
         return parse_time(value) or fallback
     except ValueError:
-        raise ValidationError("request body failed validation",
-                              [{"field": field, "message": "must be an ISO 8601 date-time"}]) from None
+        raise ValidationError(
+            "request body failed validation", [{"field": field, "message": "must be an ISO 8601 date-time"}]
+        ) from None
 
 
 def _intent_tactics(intent: str | None) -> list[str]:
@@ -111,7 +123,9 @@ def _identifiers(items: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
 def parse(payload: Any, received_at: datetime) -> Alert:
     """A Defender for Cloud alert (either shape) → ``Alert``; raises ValidationError."""
     if not isinstance(payload, dict):
-        raise ValidationError("request body must be a JSON object", [{"field": "body", "message": "expected an object"}])
+        raise ValidationError(
+            "request body must be a JSON object", [{"field": "body", "message": "expected an object"}]
+        )
     if isinstance(payload.get("properties"), dict):
         try:
             arm = DefenderArmAlert.model_validate(payload)
@@ -120,8 +134,9 @@ def parse(payload: Any, received_at: datetime) -> Alert:
         p = arm.properties
         system_id = p.systemAlertId or arm.name
         if not system_id:
-            raise ValidationError("request body failed validation",
-                                  [{"field": "properties.systemAlertId", "message": "Field required"}])
+            raise ValidationError(
+                "request body failed validation", [{"field": "properties.systemAlertId", "message": "Field required"}]
+            )
         rids, tenants = _identifiers(p.resourceIdentifiers)
         if arm.id and "/providers/microsoft.security/" in arm.id.lower():
             scope_rids = [arm.id]
@@ -129,13 +144,21 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             scope_rids = []
         observed = _time(p.timeGeneratedUtc or p.startTimeUtc, "properties.timeGeneratedUtc", received_at)
         return Alert(
-            source="defender", source_id=system_id, dedupe_keys=[f"alert:{system_id.lower()}"],
-            title=clean_text(p.alertDisplayName, MAX_TITLE), description=clean_text(p.description),
-            alert_type=clean_text(p.alertType, 256), severity=_severity(p.severity, "properties.severity"),
-            tactics=_intent_tactics(p.intent), entities=entities_from(p.entities, rids),
-            tenant_ids=dedupe(tenants), subscription_ids=subscription_ids([*rids, *scope_rids]),
-            resource_ids=dedupe(rids), product=clean_text(p.productName, 256) or "Microsoft Defender for Cloud",
-            link=clean_text(p.alertUri, 2000), observed_at=observed,
+            source="defender",
+            source_id=system_id,
+            dedupe_keys=[f"alert:{system_id.lower()}"],
+            title=clean_text(p.alertDisplayName, MAX_TITLE),
+            description=clean_text(p.description),
+            alert_type=clean_text(p.alertType, 256),
+            severity=_severity(p.severity, "properties.severity"),
+            tactics=_intent_tactics(p.intent),
+            entities=entities_from(p.entities, rids),
+            tenant_ids=dedupe(tenants),
+            subscription_ids=subscription_ids([*rids, *scope_rids]),
+            resource_ids=dedupe(rids),
+            product=clean_text(p.productName, 256) or "Microsoft Defender for Cloud",
+            link=clean_text(p.alertUri, 2000),
+            observed_at=observed,
             # + the alert's ARM id, for the write-back of its state (shared/writeback)
             extended_properties={**str_dict(p.extendedProperties), **defender_refs_from_arm(arm.id)},
         )
@@ -148,19 +171,34 @@ def parse(payload: Any, received_at: datetime) -> Alert:
         rids = dedupe([c.AzureResourceId, *rids])
         observed = _time(c.TimeGenerated or c.StartTimeUtc, "TimeGenerated", received_at)
         return Alert(
-            source="defender", source_id=c.SystemAlertId, dedupe_keys=[f"alert:{c.SystemAlertId.lower()}"],
-            title=clean_text(c.AlertDisplayName, MAX_TITLE), description=clean_text(c.Description),
-            alert_type=clean_text(c.AlertType, 256), severity=_severity(c.Severity, "Severity"),
-            tactics=_intent_tactics(c.Intent), entities=entities_from(c.Entities, rids),
-            tenant_ids=dedupe(tenants), subscription_ids=subscription_ids(rids), resource_ids=rids,
+            source="defender",
+            source_id=c.SystemAlertId,
+            dedupe_keys=[f"alert:{c.SystemAlertId.lower()}"],
+            title=clean_text(c.AlertDisplayName, MAX_TITLE),
+            description=clean_text(c.Description),
+            alert_type=clean_text(c.AlertType, 256),
+            severity=_severity(c.Severity, "Severity"),
+            tactics=_intent_tactics(c.Intent),
+            entities=entities_from(c.Entities, rids),
+            tenant_ids=dedupe(tenants),
+            subscription_ids=subscription_ids(rids),
+            resource_ids=rids,
             product=clean_text(c.ProductName, 256) or "Microsoft Defender for Cloud",
-            link=clean_text(c.AlertUri, 2000), observed_at=observed,
+            link=clean_text(c.AlertUri, 2000),
+            observed_at=observed,
             # + the alert's ARM id when the payload allows building it (shared/writeback)
-            extended_properties={**str_dict(c.ExtendedProperties),
-                                 **defender_refs_from_connector(payload, c.SystemAlertId, rids)},
+            extended_properties={
+                **str_dict(c.ExtendedProperties),
+                **defender_refs_from_connector(payload, c.SystemAlertId, rids),
+            },
         )
     raise ValidationError(
         "not a Defender for Cloud alert",
-        [{"field": "body", "message": "expected the ARM shape (properties.alertDisplayName, …) "
-                                      "or the workflow-automation shape (SystemAlertId, AlertDisplayName, …)"}],
+        [
+            {
+                "field": "body",
+                "message": "expected the ARM shape (properties.alertDisplayName, …) "
+                "or the workflow-automation shape (SystemAlertId, AlertDisplayName, …)",
+            }
+        ],
     )

@@ -2,6 +2,7 @@
 
 Documented in docs/generic-alert.md; example: ``samples/generic-alert.json``.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -11,8 +12,15 @@ import pydantic
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from shared.errors import ValidationError
-from shared.intake.common import (MAX_TITLE, clean_text, dedupe, entities_from, str_dict, subscription_ids,
-                                  validation_error)
+from shared.intake.common import (
+    MAX_TITLE,
+    clean_text,
+    dedupe,
+    entities_from,
+    str_dict,
+    subscription_ids,
+    validation_error,
+)
 from shared.models import Alert, normalise_severity
 
 _Id = pydantic.constr(strip_whitespace=True, min_length=1, max_length=256)
@@ -22,7 +30,9 @@ _Text = pydantic.constr(strip_whitespace=True, min_length=1, max_length=4096)
 class GenericEntity(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    kind: Literal["host", "account", "servicePrincipal", "ip", "networkDevice", "process", "azureResource", "file", "url"]
+    kind: Literal[
+        "host", "account", "servicePrincipal", "ip", "networkDevice", "process", "azureResource", "file", "url"
+    ]
     name: str | None = Field(None, max_length=1024)
     address: str | None = Field(None, max_length=256)
     azureResourceId: str | None = Field(None, max_length=2048)
@@ -66,7 +76,9 @@ def _entity_mapping(e: GenericEntity) -> dict[str, Any]:
 def parse(payload: Any, received_at: datetime) -> Alert:
     """A generic alert → ``Alert``; raises ValidationError naming the field."""
     if not isinstance(payload, dict):
-        raise ValidationError("request body must be a JSON object", [{"field": "body", "message": "expected an object"}])
+        raise ValidationError(
+            "request body must be a JSON object", [{"field": "body", "message": "expected an object"}]
+        )
     try:
         g = GenericAlert.model_validate(payload)
     except pydantic.ValidationError as exc:
@@ -74,13 +86,21 @@ def parse(payload: Any, received_at: datetime) -> Alert:
     rids = [e.azureResourceId for e in g.entities if e.azureResourceId]
     subs = dedupe([*([g.subscriptionId.lower()] if g.subscriptionId else []), *subscription_ids(rids)])
     return Alert(
-        source="generic", source_id=f"{g.source}:{g.id}", dedupe_keys=[f"generic:{g.source.lower()}:{g.id}"],
-        title=clean_text(g.title, MAX_TITLE), description=clean_text(g.description),
+        source="generic",
+        source_id=f"{g.source}:{g.id}",
+        dedupe_keys=[f"generic:{g.source.lower()}:{g.id}"],
+        title=clean_text(g.title, MAX_TITLE),
+        description=clean_text(g.description),
         alert_type=clean_text(g.details.get("signature"), 256) if isinstance(g.details.get("signature"), str) else None,
-        severity=normalise_severity(g.severity), explicit_score=g.score,
+        severity=normalise_severity(g.severity),
+        explicit_score=g.score,
         tactics=[t for t in (clean_text(t, 64) for t in g.tactics) if t],
         entities=entities_from([_entity_mapping(e) for e in g.entities]),
-        tenant_ids=[g.tenantId.lower()] if g.tenantId else [], subscription_ids=subs, resource_ids=rids,
-        product=clean_text(g.source, 128), link=clean_text(g.link, 2000),
-        observed_at=g.observedAt, extended_properties=str_dict(g.details),
+        tenant_ids=[g.tenantId.lower()] if g.tenantId else [],
+        subscription_ids=subs,
+        resource_ids=rids,
+        product=clean_text(g.source, 128),
+        link=clean_text(g.link, 2000),
+        observed_at=g.observedAt,
+        extended_properties=str_dict(g.details),
     )

@@ -1,4 +1,5 @@
 """Microsoft Sentinel incidents: the playbook trigger payload and the bare incident resource."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,8 +9,15 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import ValidationError
-from shared.intake.common import (MAX_TITLE, clean_text, dedupe, entities_from, parse_time, subscription_ids,
-                                  validation_error)
+from shared.intake.common import (
+    MAX_TITLE,
+    clean_text,
+    dedupe,
+    entities_from,
+    parse_time,
+    subscription_ids,
+    validation_error,
+)
 from shared.models import Alert, normalise_severity
 from shared.writeback.mapping import owner_name
 from shared.writeback.targets import SENTINEL_REF, sentinel_incident_id
@@ -86,7 +94,9 @@ class SentinelIncidentTrigger(_Lenient):
 def parse(payload: Any, received_at: datetime) -> Alert:
     """A Sentinel incident (trigger or bare resource) → one ``Alert`` carrying all its alert ids."""
     if not isinstance(payload, dict):
-        raise ValidationError("request body must be a JSON object", [{"field": "body", "message": "expected an object"}])
+        raise ValidationError(
+            "request body must be a JSON object", [{"field": "body", "message": "expected an object"}]
+        )
     try:
         if "object" in payload:
             trigger = SentinelIncidentTrigger.model_validate(payload)
@@ -95,20 +105,31 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             trigger = None
             resource, prefix = SentinelIncidentResource.model_validate(payload), ""
         else:
-            raise ValidationError("not a Sentinel incident", [
-                {"field": "object", "message": "expected the playbook trigger (object.properties) or the incident resource (properties)"}])
+            raise ValidationError(
+                "not a Sentinel incident",
+                [
+                    {
+                        "field": "object",
+                        "message": "expected the playbook trigger (object.properties) or the incident resource (properties)",
+                    }
+                ],
+            )
     except pydantic.ValidationError as exc:
         raise validation_error(exc) from None
     p = resource.properties
     severity = normalise_severity(p.severity)
     if severity is None:
-        raise ValidationError("request body failed validation",
-                              [{"field": f"{prefix}properties.severity", "message": "must be one of Informational, Low, Medium, High"}])
+        raise ValidationError(
+            "request body failed validation",
+            [{"field": f"{prefix}properties.severity", "message": "must be one of Informational, Low, Medium, High"}],
+        )
     try:
         observed = parse_time(p.firstActivityTimeUtc or p.createdTimeUtc) or received_at
     except ValueError:
-        raise ValidationError("request body failed validation",
-                              [{"field": f"{prefix}properties.createdTimeUtc", "message": "must be an ISO 8601 date-time"}]) from None
+        raise ValidationError(
+            "request body failed validation",
+            [{"field": f"{prefix}properties.createdTimeUtc", "message": "must be an ISO 8601 date-time"}],
+        ) from None
     alert_ids = dedupe([a.properties.systemAlertId.lower() for a in p.alerts if a.properties.systemAlertId])
     tactics = dedupe([*p.additionalData.tactics, *(t for a in p.alerts for t in a.properties.tactics)])
     entities = entities_from(p.relatedEntities)
@@ -117,24 +138,36 @@ def parse(payload: Any, received_at: datetime) -> Alert:
     subs = dedupe([*subs, *subscription_ids([resource.id])])
     alert_types = dedupe([a.properties.alertType for a in p.alerts])
     return Alert(
-        source="sentinel", source_id=resource.name,
+        source="sentinel",
+        source_id=resource.name,
         dedupe_keys=[f"sentinel:{resource.name.lower()}", *(f"alert:{a}" for a in alert_ids)],
-        title=clean_text(p.title, MAX_TITLE), description=clean_text(p.description),
-        alert_type=clean_text(",".join(t for t in alert_types if t), 256) or None, severity=severity,
-        tactics=tactics[:30], techniques=p.additionalData.techniques[:50], entities=entities,
-        tenant_ids=tenants, subscription_ids=subs,
+        title=clean_text(p.title, MAX_TITLE),
+        description=clean_text(p.description),
+        alert_type=clean_text(",".join(t for t in alert_types if t), 256) or None,
+        severity=severity,
+        tactics=tactics[:30],
+        techniques=p.additionalData.techniques[:50],
+        entities=entities,
+        tenant_ids=tenants,
+        subscription_ids=subs,
         workspace_id=(trigger.workspaceId.lower() if trigger and trigger.workspaceId else None),
-        product="Microsoft Sentinel", link=clean_text(p.incidentUrl, 2000), observed_at=observed,
-        extended_properties={k: v for k, v in {
-            "incidentNumber": str(p.incidentNumber) if p.incidentNumber is not None else None,
-            "sentinelStatus": clean_text(p.status, 64),
-            "alertProductNames": clean_text(", ".join(p.additionalData.alertProductNames), 500),
-            # What the write-back (shared/writeback) needs: where to write, and what the incident showed.
-            SENTINEL_REF: _incident_resource_id(resource, trigger),
-            "sentinelEtag": clean_text(resource.etag, 200),
-            "sentinelOwner": clean_text(owner_name(p.owner), 320),
-            "sentinelLastModified": clean_text(p.lastModifiedTimeUtc, 64),
-        }.items() if v},
+        product="Microsoft Sentinel",
+        link=clean_text(p.incidentUrl, 2000),
+        observed_at=observed,
+        extended_properties={
+            k: v
+            for k, v in {
+                "incidentNumber": str(p.incidentNumber) if p.incidentNumber is not None else None,
+                "sentinelStatus": clean_text(p.status, 64),
+                "alertProductNames": clean_text(", ".join(p.additionalData.alertProductNames), 500),
+                # What the write-back (shared/writeback) needs: where to write, and what the incident showed.
+                SENTINEL_REF: _incident_resource_id(resource, trigger),
+                "sentinelEtag": clean_text(resource.etag, 200),
+                "sentinelOwner": clean_text(owner_name(p.owner), 320),
+                "sentinelLastModified": clean_text(p.lastModifiedTimeUtc, 64),
+            }.items()
+            if v
+        },
         source_event=(trigger.objectEventType if trigger else None),
     )
 
@@ -142,5 +175,10 @@ def parse(payload: Any, received_at: datetime) -> Alert:
 def _incident_resource_id(resource: SentinelIncidentResource, trigger: SentinelIncidentTrigger | None) -> str | None:
     """The incident's ARM id: its ``id``, else built from the playbook's ``workspaceInfo`` and its name."""
     info = trigger.workspaceInfo if trigger else SentinelWorkspaceInfo()
-    return sentinel_incident_id(resource.id, subscription=info.SubscriptionId, resource_group=info.ResourceGroupName,
-                                workspace=info.WorkspaceName, name=resource.name)
+    return sentinel_incident_id(
+        resource.id,
+        subscription=info.SubscriptionId,
+        resource_group=info.ResourceGroupName,
+        workspace=info.WorkspaceName,
+        name=resource.name,
+    )

@@ -1,7 +1,8 @@
 """Read-modify-write of an incident under its ETag (no locks; instances scale out)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from shared.errors import IncidentNotFoundError
 from shared.models import Incident
@@ -18,8 +19,9 @@ def load_incident(store: EvidenceStore, incident_id: str) -> Incident:
     return got[0]
 
 
-def update_incident(store: EvidenceStore, incident_id: str,
-                    change: Callable[[Incident], Incident | None]) -> tuple[Incident, Incident, bool]:
+def update_incident(
+    store: EvidenceStore, incident_id: str, change: Callable[[Incident], Incident | None]
+) -> tuple[Incident, Incident, bool]:
     """Apply ``change`` to the current incident and replace it if unchanged since read.
 
     ``change`` returns the new incident, or None when there is nothing to do

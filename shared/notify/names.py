@@ -1,4 +1,5 @@
 """Names shared by the escalation orchestration, its triggers and the domain (import-light: no models)."""
+
 from __future__ import annotations
 
 ESCALATION_ORCHESTRATOR = "call_escalation"

@@ -10,11 +10,12 @@ Rules:
   event) but never releases containment: release is its own, explicit step;
 - the response SLA is recomputed for the new priority from the receipt time.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 from shared.evidence import EventDraft, now_ms
 from shared.ingest import RunbookStart
@@ -48,14 +49,26 @@ class PriorityChange:
         return self.incident.priority.rank > self.previous.rank
 
     def response(self) -> dict:
-        return {"incidentId": self.incident.id, "priority": self.incident.priority.value,
-                "previousPriority": self.previous.value, "changed": self.changed, "status": self.incident.status.value,
-                "runbookEpoch": self.incident.runbook_epoch,
-                "responseSlaDue": self.incident.sla.wire()["responseSlaDue"]}
+        return {
+            "incidentId": self.incident.id,
+            "priority": self.incident.priority.value,
+            "previousPriority": self.previous.value,
+            "changed": self.changed,
+            "status": self.incident.status.value,
+            "runbookEpoch": self.incident.runbook_epoch,
+            "responseSlaDue": self.incident.sla.wire()["responseSlaDue"],
+        }
 
 
-def change_priority(store: EvidenceStore, partners: PartnerRegistry, incident_id: str, priority: Priority, actor: str,
-                    reason: str, clock: Callable[[], datetime] = now_ms) -> PriorityChange:
+def change_priority(
+    store: EvidenceStore,
+    partners: PartnerRegistry,
+    incident_id: str,
+    priority: Priority,
+    actor: str,
+    reason: str,
+    clock: Callable[[], datetime] = now_ms,
+) -> PriorityChange:
     """Set the incident's priority (ETag-guarded) and evidence the request."""
     at = clock()
 
@@ -72,32 +85,73 @@ def change_priority(store: EvidenceStore, partners: PartnerRegistry, incident_id
     before, after, written = update_incident(store, incident_id, change)
     result = PriorityChange(after, before.priority, actor, reason)
     if not written:
-        store.append_events(incident_id, [EventDraft(
-            event_type="priority.unchanged", phase=Phase.TRIAGE, occurred_at=at, actor=actor,
-            actor_type=ActorType.ANALYST, summary=f"Priority change to {priority.value} requested; it already is",
-            data={"from": before.priority.value, "to": priority.value, "reason": reason})])
+        store.append_events(
+            incident_id,
+            [
+                EventDraft(
+                    event_type="priority.unchanged",
+                    phase=Phase.TRIAGE,
+                    occurred_at=at,
+                    actor=actor,
+                    actor_type=ActorType.ANALYST,
+                    summary=f"Priority change to {priority.value} requested; it already is",
+                    data={"from": before.priority.value, "to": priority.value, "reason": reason},
+                )
+            ],
+        )
         return result
     direction = "raised" if result.raised else "lowered"
-    data = {"from": before.priority.value, "to": priority.value, "reason": reason, "by": actor,
-            "responseSlaDue": after.sla.wire()["responseSlaDue"]}
-    drafts = [EventDraft(event_type="priority.changed", phase=Phase.TRIAGE, occurred_at=at, actor=actor,
-                         actor_type=ActorType.ANALYST,
-                         summary=f"Priority {direction} {before.priority.value} → {priority.value} by {actor}",
-                         data=data)]
-    if priority == Priority.P1:
-        result.runbook = RunbookStart(runbook_instance_id(incident_id, after.runbook_epoch), {
-            "incidentId": incident_id, "epoch": after.runbook_epoch,
-            "reason": f"priority raised to P1 by {actor}: {reason}", "previousPriority": before.priority.value,
-            "actor": actor})
-        drafts.append(EventDraft(
-            event_type="runbook.requested", phase=Phase.TRIAGE, occurred_at=at, actor=actor,
-            actor_type=ActorType.ANALYST, summary=f"P1 runbook requested again (epoch {after.runbook_epoch})",
-            data={"instanceId": result.runbook.instance_id, "epoch": after.runbook_epoch}))
-    if result.lowered:
-        drafts.append(EventDraft(
-            event_type="containment.kept", phase=Phase.CONTAIN, occurred_at=at, actor=actor,
+    data = {
+        "from": before.priority.value,
+        "to": priority.value,
+        "reason": reason,
+        "by": actor,
+        "responseSlaDue": after.sla.wire()["responseSlaDue"],
+    }
+    drafts = [
+        EventDraft(
+            event_type="priority.changed",
+            phase=Phase.TRIAGE,
+            occurred_at=at,
+            actor=actor,
             actor_type=ActorType.ANALYST,
-            summary="Priority lowered: any containment stays in place (release is a separate, explicit request)",
-            data={"from": before.priority.value, "to": priority.value}))
+            summary=f"Priority {direction} {before.priority.value} → {priority.value} by {actor}",
+            data=data,
+        )
+    ]
+    if priority == Priority.P1:
+        result.runbook = RunbookStart(
+            runbook_instance_id(incident_id, after.runbook_epoch),
+            {
+                "incidentId": incident_id,
+                "epoch": after.runbook_epoch,
+                "reason": f"priority raised to P1 by {actor}: {reason}",
+                "previousPriority": before.priority.value,
+                "actor": actor,
+            },
+        )
+        drafts.append(
+            EventDraft(
+                event_type="runbook.requested",
+                phase=Phase.TRIAGE,
+                occurred_at=at,
+                actor=actor,
+                actor_type=ActorType.ANALYST,
+                summary=f"P1 runbook requested again (epoch {after.runbook_epoch})",
+                data={"instanceId": result.runbook.instance_id, "epoch": after.runbook_epoch},
+            )
+        )
+    if result.lowered:
+        drafts.append(
+            EventDraft(
+                event_type="containment.kept",
+                phase=Phase.CONTAIN,
+                occurred_at=at,
+                actor=actor,
+                actor_type=ActorType.ANALYST,
+                summary="Priority lowered: any containment stays in place (release is a separate, explicit request)",
+                data={"from": before.priority.value, "to": priority.value},
+            )
+        )
     store.append_events(incident_id, drafts)
     return result

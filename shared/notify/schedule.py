@@ -15,9 +15,10 @@ get calls at their own :00, and a 30-minute DST shift (Lord Howe Island) gives
 one gap of 30 or 90 minutes — still one call per local hour, none skipped,
 none doubled. Every instant returned is aware UTC.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 FIRST_HOUR_OFFSETS = (timedelta(0), timedelta(minutes=15), timedelta(minutes=30), timedelta(minutes=45))
@@ -30,7 +31,7 @@ _QUARTER = timedelta(minutes=15)
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("escalation times must be timezone-aware")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _ceil_quarter(moment: datetime) -> datetime:
@@ -96,6 +97,9 @@ def next_attempt(start: datetime, after_attempt: int, now: datetime, tz: str = "
     while due <= moment:
         skipped.append(candidate)
         candidate += 1
-        due = (call_time(start, candidate, tz) if candidate <= len(FIRST_HOUR_OFFSETS) + 1
-               else next_top_of_hour(due, tz, inclusive=False))
+        due = (
+            call_time(start, candidate, tz)
+            if candidate <= len(FIRST_HOUR_OFFSETS) + 1
+            else next_top_of_hour(due, tz, inclusive=False)
+        )
     return candidate, skipped

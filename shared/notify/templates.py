@@ -10,14 +10,16 @@ they are plain ``https`` URLs, and always escaped.
 A message is first built as a small document (``_Doc``) and then rendered to
 HTML and to text, so the two versions always say the same thing.
 """
+
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -67,8 +69,10 @@ _STATE_WORDS: tuple[tuple[ActionState, tuple[str, ...]], ...] = (
     (ActionState.PLANNED, ("plan", "dry")),
     (ActionState.SKIPPED, ("skip", "protected", "never")),
     (ActionState.PARTNER, ("none", "partner", "finding")),
-    (ActionState.DONE, ("done", "execut", "contain", "success", "succeed", "applied", "complete", "isolat",
-                        "disabled", "ok")),
+    (
+        ActionState.DONE,
+        ("done", "execut", "contain", "success", "succeed", "applied", "complete", "isolat", "disabled", "ok"),
+    ),
 )
 
 
@@ -122,12 +126,21 @@ def action_lines(records: Iterable[dict], failures: Iterable[Any] = ()) -> list[
             continue
         planned = r.get("action") if isinstance(r.get("action"), dict) else {}
         kind = str(r.get("kind") or planned.get("kind") or "action")
-        target = str(r.get("targetDisplay") or planned.get("targetDisplay") or r.get("target")
-                     or planned.get("target") or "")
+        target = str(
+            r.get("targetDisplay") or planned.get("targetDisplay") or r.get("target") or planned.get("target") or ""
+        )
         status = r.get("status") or r.get("outcome") or r.get("state")
         result = r.get("result")
-        detail = r.get("error") or r.get("failureReason") or (result if isinstance(result, str) else "") \
-            or r.get("detail") or r.get("summary") or r.get("reason") or planned.get("reason") or ""
+        detail = (
+            r.get("error")
+            or r.get("failureReason")
+            or (result if isinstance(result, str) else "")
+            or r.get("detail")
+            or r.get("summary")
+            or r.get("reason")
+            or planned.get("reason")
+            or ""
+        )
         # The status word decides; the decision of the plan only when no outcome is recorded yet.
         state = _state_of(status) if status else _state_of(r.get("decision"), planned.get("decision"))
         if r.get("error") and state not in (ActionState.FAILED, ActionState.REJECTED):
@@ -144,8 +157,14 @@ def action_lines(records: Iterable[dict], failures: Iterable[Any] = ()) -> list[
                 if not lines[i].failed:
                     lines[i] = ActionLine(lines[i].kind, lines[i].target, ActionState.FAILED, reason)
                 continue
-            lines.append(ActionLine(str(f.get("kind") or "action"),
-                                    str(f.get("targetDisplay") or f.get("target") or ""), ActionState.FAILED, reason))
+            lines.append(
+                ActionLine(
+                    str(f.get("kind") or "action"),
+                    str(f.get("targetDisplay") or f.get("target") or ""),
+                    ActionState.FAILED,
+                    reason,
+                )
+            )
         elif f:
             lines.append(ActionLine("action", "", ActionState.FAILED, str(f)))
     return lines
@@ -217,9 +236,11 @@ def evidence_links(base_url: str | None, incident_id: str) -> list[tuple[str, st
     if not base:
         return []
     iid = quote(incident_id, safe="")
-    return [("Incident, actions and timeline", f"{base}/api/incidents/{iid}"),
-            ("Evidence chain verification", f"{base}/api/incidents/{iid}/verify"),
-            ("Post-incident review", f"{base}/api/incidents/{iid}/review")]
+    return [
+        ("Incident, actions and timeline", f"{base}/api/incidents/{iid}"),
+        ("Evidence chain verification", f"{base}/api/incidents/{iid}/verify"),
+        ("Post-incident review", f"{base}/api/incidents/{iid}/review"),
+    ]
 
 
 def _local(moment: datetime | None, tz: str) -> str:
@@ -227,12 +248,13 @@ def _local(moment: datetime | None, tz: str) -> str:
         return "—"
     try:
         local = moment.astimezone(ZoneInfo(tz))
-    except Exception:  # noqa: BLE001 - a bad zone must not stop a notification
+    except Exception:
         local = moment
     return f"{isoformat(moment)} ({local:%a %d %b %H:%M} {tz})"
 
 
 # -- the document model ------------------------------------------------------------------------
+
 
 @dataclass
 class _Block:
@@ -282,11 +304,12 @@ _CELL = 'style="padding:4px 8px;border:1px solid #ddd;text-align:left;vertical-a
 
 
 def _render_html(doc: _Doc) -> str:
-    out = ['<!DOCTYPE html><html><head><meta charset="utf-8"></head>',
-           '<body style="font-family:Segoe UI,Arial,sans-serif;font-size:14px;color:#222">',
-           f'<div style="background:{doc.colour};color:#fff;padding:10px 14px;font-weight:bold">'
-           f"{_esc(doc.banner)}</div>",
-           f'<h2 style="margin:14px 0 8px 0">{_esc(doc.title, MAX_SUBJECT)}</h2>']
+    out = [
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head>',
+        '<body style="font-family:Segoe UI,Arial,sans-serif;font-size:14px;color:#222">',
+        f'<div style="background:{doc.colour};color:#fff;padding:10px 14px;font-weight:bold">{_esc(doc.banner)}</div>',
+        f'<h2 style="margin:14px 0 8px 0">{_esc(doc.title, MAX_SUBJECT)}</h2>',
+    ]
     for b in doc.blocks:
         if b.kind == "h":
             out.append(f'<h3 style="margin:16px 0 6px 0">{_esc(b.text)}</h3>')
@@ -294,8 +317,10 @@ def _render_html(doc: _Doc) -> str:
             out.append(f"<p>{_esc(b.text, 2000)}</p>")
         elif b.kind == "notice":
             bg, fg = _TONES.get(b.tone, _TONES["info"])
-            out.append(f'<p style="background:{bg};color:{fg};padding:8px 10px;border-left:4px solid {fg}">'
-                       f"{_esc(b.text, 2000)}</p>")
+            out.append(
+                f'<p style="background:{bg};color:{fg};padding:8px 10px;border-left:4px solid {fg}">'
+                f"{_esc(b.text, 2000)}</p>"
+            )
         elif b.kind == "kv":
             rows = "".join(f"<tr><th {_CELL}>{_esc(k)}</th><td {_CELL}>{_esc(v)}</td></tr>" for k, v in b.rows)
             out.append(f'<table style="border-collapse:collapse">{rows}</table>')
@@ -309,17 +334,26 @@ def _render_html(doc: _Doc) -> str:
             body = "".join(
                 f"<tr><td {_CELL}>{_esc(a.kind)}</td><td {_CELL}>{_esc(a.target)}</td>"
                 f'<td {_CELL}><span style="font-weight:bold;color:{"#b00020" if a.failed else "#222"}">'
-                f"{_esc(a.state.value)}</span></td><td {_CELL}>{_esc(a.detail)}</td></tr>" for a in b.rows)
+                f"{_esc(a.state.value)}</span></td><td {_CELL}>{_esc(a.detail)}</td></tr>"
+                for a in b.rows
+            )
             out.append(f'<table style="border-collapse:collapse"><tr>{head}</tr>{body}</table>')
         elif b.kind == "links":
-            out.append("<ul>" + "".join(f'<li><a href="{html.escape(url, quote=True)}">{_esc(label)}</a></li>'
-                                        for label, url in b.rows) + "</ul>")
+            out.append(
+                "<ul>"
+                + "".join(
+                    f'<li><a href="{html.escape(url, quote=True)}">{_esc(label)}</a></li>' for label, url in b.rows
+                )
+                + "</ul>"
+            )
         elif b.kind == "table":
             head = "".join(f"<th {_CELL}>{_esc(h)}</th>" for h in b.text.split("\x1f"))
             body = "".join("<tr>" + "".join(f"<td {_CELL}>{_esc(c)}</td>" for c in row) + "</tr>" for row in b.rows)
             out.append(f'<table style="border-collapse:collapse"><tr>{head}</tr>{body}</table>')
-    out.append('<p style="color:#666;font-size:12px;margin-top:20px">Sent by soc-responder. Every notification '
-               "and call attempt is recorded in the incident's tamper-evident evidence.</p></body></html>")
+    out.append(
+        '<p style="color:#666;font-size:12px;margin-top:20px">Sent by soc-responder. Every notification '
+        "and call attempt is recorded in the incident's tamper-evident evidence.</p></body></html>"
+    )
     return "".join(out)
 
 
@@ -337,32 +371,44 @@ def _render_text(doc: _Doc) -> str:
         elif b.kind == "actions":
             if not b.rows:
                 out.append("No containment action was taken or planned.")
-            out += [f"- {_plain(a.kind)} {_plain(a.target)}: {a.state.value.upper() if a.failed else a.state.value}"
-                    + (f" ({_plain(a.detail)})" if a.detail else "") for a in b.rows]
+            out += [
+                f"- {_plain(a.kind)} {_plain(a.target)}: {a.state.value.upper() if a.failed else a.state.value}"
+                + (f" ({_plain(a.detail)})" if a.detail else "")
+                for a in b.rows
+            ]
         elif b.kind == "links":
             out += [f"- {_plain(label)}: {url}" for label, url in b.rows]
         elif b.kind == "table":
             out.append(" | ".join(_plain(h) for h in b.text.split("\x1f")))
             out += [" | ".join(_plain(c) for c in row) for row in b.rows]
-    out += ["", "Sent by soc-responder. Every notification and call attempt is recorded in the incident's "
-                "tamper-evident evidence."]
+    out += [
+        "",
+        "Sent by soc-responder. Every notification and call attempt is recorded in the incident's "
+        "tamper-evident evidence.",
+    ]
     return "\n".join(out) + "\n"
 
 
 # -- content ------------------------------------------------------------------------------------
 
 _NEXT_STEPS = {
-    Priority.P1: ["Acknowledge now: press 1 on our call, or reply to the SOC, so the phone escalation stops.",
-                  "Check the actions below; contained resources stay isolated until you ask for their release.",
-                  "Tell us when you are ready for release (reset credentials of disabled accounts first)."],
-    Priority.P2: ["Investigate within 2 hours (response SLA for a Major incident).",
-                  "Reply to the SOC if you want us to phone your on-call contact or to raise the priority."],
+    Priority.P1: [
+        "Acknowledge now: press 1 on our call, or reply to the SOC, so the phone escalation stops.",
+        "Check the actions below; contained resources stay isolated until you ask for their release.",
+        "Tell us when you are ready for release (reset credentials of disabled accounts first).",
+    ],
+    Priority.P2: [
+        "Investigate within 2 hours (response SLA for a Major incident).",
+        "Reply to the SOC if you want us to phone your on-call contact or to raise the priority.",
+    ],
     Priority.P3: ["Review within 24 hours (response SLA for a Minor incident)."],
     Priority.P4: ["No immediate action is expected; review by the end of the next business day."],
 }
-_NSG_NOTE = ("Network isolation changes which new connections are allowed; connections that were already open "
-             "may survive the NSG change until they close. We do not restart the VM by default because a restart "
-             "destroys memory evidence — a restart is opt-in: ask the SOC if you want one.")
+_NSG_NOTE = (
+    "Network isolation changes which new connections are allowed; connections that were already open "
+    "may survive the NSG change until they close. We do not restart the VM by default because a restart "
+    "destroys memory evidence — a restart is opt-in: ask the SOC if you want one."
+)
 
 
 def _banner(incident: Incident, what: str) -> str:
@@ -378,34 +424,57 @@ def _subject(incident: Incident, what: str) -> str:
 def _facts(doc: _Doc, ctx: MessageContext) -> None:
     inc = ctx.incident
     entities = ", ".join(_plain(e.display, 120) for e in inc.entities[:10]) + (" …" if len(inc.entities) > 10 else "")
-    doc.kv([("Incident", inc.id), ("Title", inc.title),
-            ("Priority", f"{inc.priority.value} {inc.priority.label} "
-                         f"(partner severity {inc.priority.partner_severity})"),
-            ("Score", f"{inc.score}/10"), ("Status", inc.status.value),
+    doc.kv(
+        [
+            ("Incident", inc.id),
+            ("Title", inc.title),
+            (
+                "Priority",
+                f"{inc.priority.value} {inc.priority.label} (partner severity {inc.priority.partner_severity})",
+            ),
+            ("Score", f"{inc.score}/10"),
+            ("Status", inc.status.value),
             ("Partner", inc.partner_name or inc.partner_id or "no partner matched: routed to the SOC"),
             ("First seen", _local(inc.first_seen_at, ctx.timezone)),
             ("Received", _local(inc.sla.received_at, ctx.timezone)),
-            ("Alerts", str(inc.alert_count)), ("Entities", entities),
+            ("Alerts", str(inc.alert_count)),
+            ("Entities", entities),
             ("Tactics", ", ".join(inc.tactics[:10])),
-            ("Acknowledged", f"{_local(inc.acknowledged_at, ctx.timezone)} by {inc.acknowledged_by}"
-             if inc.acknowledged_at else None)])
+            (
+                "Acknowledged",
+                f"{_local(inc.acknowledged_at, ctx.timezone)} by {inc.acknowledged_by}"
+                if inc.acknowledged_at
+                else None,
+            ),
+        ]
+    )
 
 
 def _what_happened(doc: _Doc, ctx: MessageContext) -> None:
     inc = ctx.incident
     doc.h("What happened")
     fired = ", ".join(h.rule_id for h in inc.triage.rules_fired[:8])
-    doc.p(f"{len(inc.alerts)} alert(s) were grouped into this incident and scored {inc.score}/10 "
-          f"({inc.priority.value} {inc.priority.label}); scoring rules that fired: {fired or 'none'}.")
-    doc.bullets([f"{a.source}: {a.title} (severity {a.severity or 'n/a'}, observed {isoformat(a.observed_at)})"
-                 for a in inc.alerts[-10:]])
+    doc.p(
+        f"{len(inc.alerts)} alert(s) were grouped into this incident and scored {inc.score}/10 "
+        f"({inc.priority.value} {inc.priority.label}); scoring rules that fired: {fired or 'none'}."
+    )
+    doc.bullets(
+        [
+            f"{a.source}: {a.title} (severity {a.severity or 'n/a'}, observed {isoformat(a.observed_at)})"
+            for a in inc.alerts[-10:]
+        ]
+    )
 
 
 def _actions(doc: _Doc, ctx: MessageContext) -> None:
     doc.h("Actions taken and their results")
     doc.actions(ctx.actions)
-    if any(a.isolates_vm and a.state in (ActionState.DONE, ActionState.ALREADY, ActionState.HELD,
-                                         ActionState.PLANNED, ActionState.PENDING) for a in ctx.actions):
+    if any(
+        a.isolates_vm
+        and a.state
+        in (ActionState.DONE, ActionState.ALREADY, ActionState.HELD, ActionState.PLANNED, ActionState.PENDING)
+        for a in ctx.actions
+    ):
         doc.notice(_NSG_NOTE, "warn")
 
 
@@ -460,64 +529,98 @@ def render(ctx: MessageContext) -> RenderedMail:
         doc.notice("No partner matched this alert: it was routed to the SOC's own contacts.", "warn")
     if ev == NotifyEvent.PRIORITY_CHANGED:
         raised = bool(ctx.previous_priority) and Priority(ctx.previous_priority).rank > inc.priority.rank
-        doc.notice(f"Priority {'raised' if raised else 'lowered'} from {ctx.previous_priority} to "
-                   f"{inc.priority.value} by {_plain(ctx.actor or 'soc-responder', 200)}: "
-                   f"{_plain(ctx.reason or 'no reason given', 500)}", "alert" if raised else "info")
+        doc.notice(
+            f"Priority {'raised' if raised else 'lowered'} from {ctx.previous_priority} to "
+            f"{inc.priority.value} by {_plain(ctx.actor or 'soc-responder', 200)}: "
+            f"{_plain(ctx.reason or 'no reason given', 500)}",
+            "alert" if raised else "info",
+        )
         if not raised and any(a.state in (ActionState.DONE, ActionState.ALREADY) for a in ctx.actions):
-            doc.notice("Containment stays in place: lowering the priority never releases contained resources. "
-                       "Ask the SOC for a release when you are ready.", "warn")
+            doc.notice(
+                "Containment stays in place: lowering the priority never releases contained resources. "
+                "Ask the SOC for a release when you are ready.",
+                "warn",
+            )
         if not raised:
             steps = [s for s in steps if not s.startswith("Acknowledge now")]
     if ev == NotifyEvent.CONTAINMENT_FAILED:
-        doc.notice(f"{len(failed)} containment action(s) failed. The affected resources are NOT contained; "
-                   "please act on them yourself now (see below). The SOC has been alerted.", "alert")
-        steps = ["Contain the resources marked failed yourself now: isolate the VM's network or disable the account "
-                 "in your tenant, then tell the SOC."] + steps
+        doc.notice(
+            f"{len(failed)} containment action(s) failed. The affected resources are NOT contained; "
+            "please act on them yourself now (see below). The SOC has been alerted.",
+            "alert",
+        )
+        steps = [
+            "Contain the resources marked failed yourself now: isolate the VM's network or disable the account "
+            "in your tenant, then tell the SOC."
+        ] + steps
     if ev == NotifyEvent.CONTAINMENT_HELD or (held and ev in (NotifyEvent.NEW_INCIDENT, NotifyEvent.PRIORITY_CHANGED)):
         doc.notice(f"{len(held)} containment action(s) are held for approval and have NOT been executed.", "warn")
-        steps = ["Decide on the held actions now: the SOC approves or rejects them on your instruction "
-                 "(POST /api/incidents/{id}/approve)."] + steps
+        steps = [
+            "Decide on the held actions now: the SOC approves or rejects them on your instruction "
+            "(POST /api/incidents/{id}/approve)."
+        ] + steps
     if ev == NotifyEvent.RELEASED:
         doc.notice(f"Released by {_plain(ctx.actor or 'soc-responder', 200)}: {_plain(ctx.reason or '', 500)}", "info")
-        steps = ["Confirm remediation is complete (credentials rotated, malware removed) and monitor the released "
-                 "resources closely for the next days."]
+        steps = [
+            "Confirm remediation is complete (credentials rotated, malware removed) and monitor the released "
+            "resources closely for the next days."
+        ]
     if ev == NotifyEvent.SLA_BREACHED:
-        doc.notice("A service commitment was missed for this incident: "
-                   + "; ".join(_plain(b, 200) for b in ctx.breaches) + ".", "alert")
+        doc.notice(
+            "A service commitment was missed for this incident: "
+            + "; ".join(_plain(b, 200) for b in ctx.breaches)
+            + ".",
+            "alert",
+        )
         steps = ["SOC duty manager: take over this incident now and reach the partner's contacts."]
     if ev == NotifyEvent.ESCALATION_EXHAUSTED:
         esc = ctx.escalation or {}
-        doc.notice(f"{esc.get('attempts', '?')} call attempt(s) since {esc.get('startedAt', '?')} were not "
-                   f"acknowledged ({_plain(esc.get('reason') or 'limit reached', 300)}). No further calls will be "
-                   "placed automatically.", "alert")
-        steps = ["SOC duty manager: reach the partner by other means (alternate numbers, account manager) and "
-                 "record the acknowledgement (POST /api/incidents/{id}/ack)."]
+        doc.notice(
+            f"{esc.get('attempts', '?')} call attempt(s) since {esc.get('startedAt', '?')} were not "
+            f"acknowledged ({_plain(esc.get('reason') or 'limit reached', 300)}). No further calls will be "
+            "placed automatically.",
+            "alert",
+        )
+        steps = [
+            "SOC duty manager: reach the partner by other means (alternate numbers, account manager) and "
+            "record the acknowledgement (POST /api/incidents/{id}/ack)."
+        ]
     if ev == NotifyEvent.ACKNOWLEDGED:
-        doc.notice(f"Acknowledged by {_plain(inc.acknowledged_by or ctx.actor or 'unknown', 200)}; "
-                   "the phone escalation has stopped.", "info")
+        doc.notice(
+            f"Acknowledged by {_plain(inc.acknowledged_by or ctx.actor or 'unknown', 200)}; "
+            "the phone escalation has stopped.",
+            "info",
+        )
     _facts(doc, ctx)
     _what_happened(doc, ctx)
     _actions(doc, ctx)
     _next(doc, [s.replace("{id}", quote(inc.id, safe="")) for s in steps])
     _links(doc, ctx)
-    return RenderedMail(subject=_subject(inc, what), html=_render_html(doc), text=_render_text(doc),
-                        importance=importance)
+    return RenderedMail(
+        subject=_subject(inc, what), html=_render_html(doc), text=_render_text(doc), importance=importance
+    )
 
 
 def render_digest(incidents: list[Incident], partner_name: str, day: str, base_url: str | None) -> RenderedMail:
     """The daily P4 digest for one partner (or the SOC)."""
-    doc = _Doc(title=f"{len(incidents)} low-priority incident(s) — {day}",
-               banner=f"P4 Minor — daily digest for {partner_name}", colour=_COLOURS["P4"])
-    doc.p("These incidents were scored P4 (informational or expected behaviour). No containment was applied. "
-          "Review them by the end of the next business day.")
+    doc = _Doc(
+        title=f"{len(incidents)} low-priority incident(s) — {day}",
+        banner=f"P4 Minor — daily digest for {partner_name}",
+        colour=_COLOURS["P4"],
+    )
+    doc.p(
+        "These incidents were scored P4 (informational or expected behaviour). No containment was applied. "
+        "Review them by the end of the next business day."
+    )
     rows = []
     for inc in incidents:
         link = (evidence_links(base_url, inc.id) or [("", "")])[0][1]
         rows.append([inc.id, inc.title, f"{inc.score}/10", isoformat(inc.created_at), inc.status.value, link or "—"])
     doc.table(["Incident", "Title", "Score", "Received", "Status", "Evidence"], rows)
     _next(doc, list(_NEXT_STEPS[Priority.P4]) + ["Reply to the SOC to raise any of these to a higher priority."])
-    subject = _plain(f"[P4 Minor] Daily digest {day}: {len(incidents)} low-priority incident(s) for {partner_name}",
-                     MAX_SUBJECT)
+    subject = _plain(
+        f"[P4 Minor] Daily digest {day}: {len(incidents)} low-priority incident(s) for {partner_name}", MAX_SUBJECT
+    )
     return RenderedMail(subject=subject, html=_render_html(doc), text=_render_text(doc), importance="low")
 
 
@@ -525,10 +628,12 @@ def spoken_summary(incident: Incident, attempt: int) -> str:
     """What the call says before asking for the key press (plain text for text-to-speech)."""
     who = _plain(incident.partner_name or "the security operations centre", 80)
     title = _plain(incident.title, MAX_SPOKEN_TITLE)
-    return (f"This is an automated call from the security operations centre for {who}. "
-            f"A priority {incident.priority.rank}, {incident.priority.partner_severity}, security incident needs "
-            f"your attention: {title}. Details were sent by email. This is call attempt {attempt}. "
-            "Press 1 to acknowledge and stop further calls.")
+    return (
+        f"This is an automated call from the security operations centre for {who}. "
+        f"A priority {incident.priority.rank}, {incident.priority.partner_severity}, security incident needs "
+        f"your attention: {title}. Details were sent by email. This is call attempt {attempt}. "
+        "Press 1 to acknowledge and stop further calls."
+    )
 
 
 SPOKEN_ACKNOWLEDGED = "Thank you. The incident is acknowledged and further calls are cancelled. Goodbye."

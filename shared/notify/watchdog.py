@@ -13,6 +13,7 @@ Targets, from the service commitments and the priority table:
 ``sla.breaches`` on the incident: only the writer that adds a name evidences
 and notifies it, however many watchdog runs overlap.
 """
+
 from __future__ import annotations
 
 import logging
@@ -62,8 +63,11 @@ class WatchdogReport:
     redrive: list[tuple[str, int]] = field(default_factory=list)  # (incident id, runbook epoch) never notified
 
     def wire(self) -> dict:
-        return {"checked": self.checked, "breaches": self.breaches,
-                "redrive": [{"incidentId": i, "epoch": e} for i, e in self.redrive]}
+        return {
+            "checked": self.checked,
+            "breaches": self.breaches,
+            "redrive": [{"incidentId": i, "epoch": e} for i, e in self.redrive],
+        }
 
 
 class SlaWatchdog:
@@ -86,7 +90,7 @@ class SlaWatchdog:
                     report.breaches[incident.id] = new
                 if self._never_notified(incident, now):
                     report.redrive.append((incident.id, incident.runbook_epoch))
-            except Exception:  # noqa: BLE001 - one bad incident must not stop the watch over the others
+            except Exception:
                 log.exception("SLA watchdog could not check %s", incident.id)
         return report
 
@@ -110,15 +114,29 @@ class SlaWatchdog:
         sla = after.sla.wire()
         for name in claimed:
             self.notifier.record_evidence(
-                incident.id, "sla.breached", f"SLA breached: {breach_label(name)}",
-                {"breach": name, "at": isoformat(now), "receivedAt": sla["receivedAt"],
-                 "triageDue": sla["triageDue"], "firstResponseDue": sla["firstResponseDue"],
-                 "responseSlaDue": sla["responseSlaDue"], "firstResponseAt": sla.get("firstResponseAt"),
-                 "acknowledgedAt": isoformat(after.acknowledged_at) if after.acknowledged_at else None},
-                phase=Phase.TRIAGE if name == "triage" else Phase.NOTIFY)
-        self.notifier.notify_event(incident.id, NotifyEvent.SLA_BREACHED, "sla-" + "+".join(claimed),
-                                   breaches=[breach_label(b) for b in claimed],
-                                   extra_recipients=self.notifier.soc_emails(), include_partner=False)
+                incident.id,
+                "sla.breached",
+                f"SLA breached: {breach_label(name)}",
+                {
+                    "breach": name,
+                    "at": isoformat(now),
+                    "receivedAt": sla["receivedAt"],
+                    "triageDue": sla["triageDue"],
+                    "firstResponseDue": sla["firstResponseDue"],
+                    "responseSlaDue": sla["responseSlaDue"],
+                    "firstResponseAt": sla.get("firstResponseAt"),
+                    "acknowledgedAt": isoformat(after.acknowledged_at) if after.acknowledged_at else None,
+                },
+                phase=Phase.TRIAGE if name == "triage" else Phase.NOTIFY,
+            )
+        self.notifier.notify_event(
+            incident.id,
+            NotifyEvent.SLA_BREACHED,
+            "sla-" + "+".join(claimed),
+            breaches=[breach_label(b) for b in claimed],
+            extra_recipients=self.notifier.soc_emails(),
+            include_partner=False,
+        )
         return claimed
 
     def _never_notified(self, incident: Incident, now: datetime) -> bool:

@@ -17,6 +17,7 @@ incident or a Defender for Cloud alert is projected there:
 
 Import-light: nothing here loads an SDK at import time.
 """
+
 from __future__ import annotations
 
 ACTIVITY = "write_back_incident"

@@ -28,16 +28,22 @@ incident (contained, held for approval, acknowledged, released), ``resolve``
 when the incident is resolved or closed; an alert a person dismissed or
 resolved is left alone.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from shared.models import IncidentStatus, Priority
 
 SENTINEL_SEVERITIES = ("High", "Medium", "Low", "Informational")
 _SEVERITY_FOR = {Priority.P1: "High", Priority.P2: "High", Priority.P3: "Medium", Priority.P4: "Low"}
-_IN_STEP = {Priority.P1: frozenset({"High"}), Priority.P2: frozenset({"High"}), Priority.P3: frozenset({"Medium"}),
-            Priority.P4: frozenset({"Low", "Informational"})}
+_IN_STEP = {
+    Priority.P1: frozenset({"High"}),
+    Priority.P2: frozenset({"High"}),
+    Priority.P3: frozenset({"Medium"}),
+    Priority.P4: frozenset({"Low", "Informational"}),
+}
 _PRIORITY_FOR = {"High": Priority.P2, "Medium": Priority.P3, "Low": Priority.P4, "Informational": Priority.P4}
 
 NEW, ACTIVE, CLOSED = "New", "Active", "Closed"

@@ -19,17 +19,30 @@ never fight an analyst":
   activity times) is sent back exactly as read, with the read ``etag``, so the
   PUT replaces nothing an analyst set.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from shared.models import Priority
 from shared.writeback import mapping
 
 # Incident properties a PUT carries (the rest are read-only and computed by Sentinel).
-WRITABLE = ("title", "description", "severity", "status", "classification", "classificationComment",
-            "classificationReason", "owner", "labels", "firstActivityTimeUtc", "lastActivityTimeUtc")
+WRITABLE = (
+    "title",
+    "description",
+    "severity",
+    "status",
+    "classification",
+    "classificationComment",
+    "classificationReason",
+    "owner",
+    "labels",
+    "firstActivityTimeUtc",
+    "lastActivityTimeUtc",
+)
 
 
 @dataclass(frozen=True)
@@ -43,8 +56,12 @@ class SentinelDesired:
     closing_note: str = ""
 
     def aspects(self) -> dict[str, Any]:
-        return {"priority": self.priority.value, "severity": self.severity, "status": self.status,
-                "labels": list(self.labels)}
+        return {
+            "priority": self.priority.value,
+            "severity": self.severity,
+            "status": self.status,
+            "labels": list(self.labels),
+        }
 
 
 @dataclass
@@ -63,8 +80,13 @@ def _label_name(item: Any) -> str | None:
     return item if isinstance(item, str) and item else None
 
 
-def plan_incident_update(properties: Mapping[str, Any], etag: str | None, desired: SentinelDesired,
-                         applied: Mapping[str, Any], owned: list[str]) -> IncidentUpdate:
+def plan_incident_update(
+    properties: Mapping[str, Any],
+    etag: str | None,
+    desired: SentinelDesired,
+    applied: Mapping[str, Any],
+    owned: list[str],
+) -> IncidentUpdate:
     """Merge ``desired`` into the incident's current ``properties``.
 
     ``applied``: the desired aspects last applied to this incident ({} before the first write-back);
@@ -76,8 +98,9 @@ def plan_incident_update(properties: Mapping[str, Any], etag: str | None, desire
     changes: dict[str, Any] = {}
     first = not applied
     current_severity = properties.get("severity")
-    if (first or applied.get("priority") != desired.priority.value) and \
-            not mapping.in_step(current_severity, desired.priority):
+    if (first or applied.get("priority") != desired.priority.value) and not mapping.in_step(
+        current_severity, desired.priority
+    ):
         props["severity"] = desired.severity
         changes["severity"] = [current_severity, desired.severity]
     current_status = properties.get("status")
@@ -87,8 +110,11 @@ def plan_incident_update(properties: Mapping[str, Any], etag: str | None, desire
         if desired.status == mapping.CLOSED and not properties.get("classification"):
             props["classification"] = "Undetermined"
             props["classificationComment"] = desired.closing_note[:1000]
-    labels = [dict(x) if isinstance(x, Mapping) else {"labelName": x} for x in (properties.get("labels") or [])
-              if _label_name(x)]
+    labels = [
+        dict(x) if isinstance(x, Mapping) else {"labelName": x}
+        for x in (properties.get("labels") or [])
+        if _label_name(x)
+    ]
     present = {_label_name(x).lower() for x in labels}  # type: ignore[union-attr]
     # Ownership holds only while the label is there: one that is gone (never landed, or removed in Sentinel) is
     # no longer ours, and the same name added later by someone else must not become ours to remove.
@@ -127,6 +153,8 @@ def plan_incident_update(properties: Mapping[str, Any], etag: str | None, desire
 
 def observed(properties: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a Sentinel incident the write-back and the update handler compare."""
-    return {"severity": mapping.canonical_severity(properties.get("severity")),
-            "status": mapping.canonical_status(properties.get("status")),
-            "owner": mapping.owner_name(properties.get("owner"))}
+    return {
+        "severity": mapping.canonical_severity(properties.get("severity")),
+        "status": mapping.canonical_status(properties.get("status")),
+        "owner": mapping.owner_name(properties.get("owner")),
+    }

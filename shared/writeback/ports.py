@@ -4,6 +4,7 @@ Adapters raise only ``WritebackError`` subclasses, so the service can tell a
 concurrent edit (re-read and merge again), a transient failure (retry later,
 with backoff) and a final one (evidence it and stop until something changes).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -18,13 +18,15 @@ Sentinel). It never raises a Sentinel or Defender failure into its caller:
   itself appends (and Sentinel's update events about our own writes) can
   never start a loop.
 """
+
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from shared.evidence import EventDraft, now_ms
 from shared.models import Incident, Phase, isoformat
@@ -32,10 +34,17 @@ from shared.partners import PartnerRegistry
 from shared.response_plan import effective_mode
 from shared.settings import Settings
 from shared.store import EvidenceStore
-from shared.writeback import SYNC_STATE, comment as comments, mapping, state as st
+from shared.writeback import SYNC_STATE, mapping
+from shared.writeback import comment as comments
+from shared.writeback import state as st
 from shared.writeback.plan import SentinelDesired, observed, plan_incident_update
-from shared.writeback.ports import (ConcurrentEditError, DefenderAlerts, SentinelIncidents, TransientWritebackError,
-                                    WritebackError)
+from shared.writeback.ports import (
+    ConcurrentEditError,
+    DefenderAlerts,
+    SentinelIncidents,
+    TransientWritebackError,
+    WritebackError,
+)
 from shared.writeback.targets import Targets, describe, find_targets, target_key
 
 log = logging.getLogger("soc_responder.writeback")
@@ -73,27 +82,46 @@ class _Outcome:
         return {"target": self.entry.get("id") or self.key, "kind": self.kind, "status": self.status, **self.detail}
 
 
-def desired_state(incident: Incident, actions: list[dict[str, Any]], notifications: list[dict[str, Any]],
-                  base_url: str | None, mode: str) -> Desired:
+def desired_state(
+    incident: Incident,
+    actions: list[dict[str, Any]],
+    notifications: list[dict[str, Any]],
+    base_url: str | None,
+    mode: str,
+) -> Desired:
     """What soc-responder's state reads as in Sentinel and Defender (pure)."""
     statuses = [a.get("status") for a in actions]
     sentinel = SentinelDesired(
-        priority=incident.priority, severity=mapping.sentinel_severity(incident.priority),
+        priority=incident.priority,
+        severity=mapping.sentinel_severity(incident.priority),
         status=mapping.sentinel_status(incident.status),
         labels=tuple(mapping.desired_labels(incident.priority, incident.status, statuses)),
-        closing_note=f"Closed in soc-responder: incident {incident.id} is {incident.status.value}.")
-    message = comments.render_comment(comments.CommentView(
-        incident=incident, actions=actions, notifications=notifications,
-        evidence_url=comments.evidence_url(base_url, incident.id), response_mode=mode))
+        closing_note=f"Closed in soc-responder: incident {incident.id} is {incident.status.value}.",
+    )
+    message = comments.render_comment(
+        comments.CommentView(
+            incident=incident,
+            actions=actions,
+            notifications=notifications,
+            evidence_url=comments.evidence_url(base_url, incident.id),
+            response_mode=mode,
+        )
+    )
     return Desired(sentinel, message, mapping.defender_action(incident.status, statuses))
 
 
 class WritebackService:
     """Sentinel incident and Defender alert write-back, every write and failure evidenced."""
 
-    def __init__(self, store: EvidenceStore, partners: PartnerRegistry, settings: Settings,
-                 sentinel: SentinelIncidents | None = None, defender: DefenderAlerts | None = None,
-                 clock: Callable[[], datetime] = now_ms):
+    def __init__(
+        self,
+        store: EvidenceStore,
+        partners: PartnerRegistry,
+        settings: Settings,
+        sentinel: SentinelIncidents | None = None,
+        defender: DefenderAlerts | None = None,
+        clock: Callable[[], datetime] = now_ms,
+    ):
         self.store, self.partners, self.settings, self.clock = store, partners, settings, clock
         self._sentinel, self._defender = sentinel, defender
 
@@ -137,8 +165,10 @@ class WritebackService:
         outcomes: list[_Outcome] = []
         notes: dict[str, Any] = {}
         enabled = self.settings.writeback_targets
-        kinds = (("sentinel", targets.sentinel, self._sentinel_target),
-                 ("defender", targets.defender, self._defender_target))
+        kinds = (
+            ("sentinel", targets.sentinel, self._sentinel_target),
+            ("defender", targets.defender, self._defender_target),
+        )
         for kind, ids, project in kinds:
             for rid in ids:
                 key = target_key(rid)
@@ -151,17 +181,23 @@ class WritebackService:
         noted = set(current["notes"].get("unaddressable") or [])
         missing = [(k, why) for k, why in targets.unaddressable if k not in noted]
         if missing and "defender" in enabled:
-            drafts.append(EventDraft(
-                event_type="writeback.skipped", phase=Phase.NOTIFY, occurred_at=now,
-                summary=f"{len(missing)} Defender for Cloud alert(s) cannot be updated: no alert resource id "
-                        f"({missing[0][1]})",
-                data={"alerts": [{"alertKey": k, "reason": why} for k, why in missing]}))
+            drafts.append(
+                EventDraft(
+                    event_type="writeback.skipped",
+                    phase=Phase.NOTIFY,
+                    occurred_at=now,
+                    summary=f"{len(missing)} Defender for Cloud alert(s) cannot be updated: no alert resource id "
+                    f"({missing[0][1]})",
+                    data={"alerts": [{"alertKey": k, "reason": why} for k, why in missing]},
+                )
+            )
             notes["unaddressable"] = sorted(noted | {k for k, _ in missing})
         # Evidence first: a crash before the state is saved repeats a write (harmless), never loses its record.
         if drafts:
             self.store.append_events(incident_id, drafts)
         touched = [o for o in outcomes if o.entry]
         if touched or notes:
+
             def change(state: dict[str, Any]) -> dict[str, Any]:
                 for o in touched:
                     st.merge_target(state, o.key, o.entry, o.seen)
@@ -170,41 +206,70 @@ class WritebackService:
 
             st.update(self.store, incident_id, change)
         statuses = {o.status for o in outcomes}
-        overall = next((s for s in ("failed", "deferred", "written", "unchanged") if s in statuses),
-                       "skipped" if statuses else "no-target")
-        return {"incidentId": incident_id, "status": overall, "trigger": trigger,
-                "targets": [o.wire() for o in outcomes]}
+        overall = next(
+            (s for s in ("failed", "deferred", "written", "unchanged") if s in statuses),
+            "skipped" if statuses else "no-target",
+        )
+        return {
+            "incidentId": incident_id,
+            "status": overall,
+            "trigger": trigger,
+            "targets": [o.wire() for o in outcomes],
+        }
 
     # ---------------------------------------------------------------- dry-run and switched-off targets
     def _dry_run(self, incident: Incident, targets: Targets, desired: Desired, current: dict, now: datetime) -> dict:
         plan = desired.plan()
         if targets.all() and current["notes"].get("dryRun") != st.digest(plan):
-            self.store.append_events(incident.id, [EventDraft(
-                event_type="writeback.skipped", phase=Phase.NOTIFY, occurred_at=now,
-                summary=f"Dry-run: nothing written back to {len(targets.all())} Sentinel/Defender target(s)",
-                data={"responseMode": "dry-run", "targets": targets.all(), "wouldWrite": plan,
-                      "commentCharacters": len(desired.comment)})])
+            self.store.append_events(
+                incident.id,
+                [
+                    EventDraft(
+                        event_type="writeback.skipped",
+                        phase=Phase.NOTIFY,
+                        occurred_at=now,
+                        summary=f"Dry-run: nothing written back to {len(targets.all())} Sentinel/Defender target(s)",
+                        data={
+                            "responseMode": "dry-run",
+                            "targets": targets.all(),
+                            "wouldWrite": plan,
+                            "commentCharacters": len(desired.comment),
+                        },
+                    )
+                ],
+            )
 
             def note(state: dict[str, Any]) -> dict[str, Any]:
                 state["notes"]["dryRun"] = st.digest(plan)
                 return state
 
             st.update(self.store, incident.id, note)
-        return {"incidentId": incident.id, "status": "dry-run", "wouldWrite": plan,
-                "targets": [{"target": t, "kind": "sentinel" if t in targets.sentinel else "defender",
-                             "status": "skipped"} for t in targets.all()]}
+        return {
+            "incidentId": incident.id,
+            "status": "dry-run",
+            "wouldWrite": plan,
+            "targets": [
+                {"target": t, "kind": "sentinel" if t in targets.sentinel else "defender", "status": "skipped"}
+                for t in targets.all()
+            ],
+        }
 
     def _turned_off(self, key: str, kind: str, rid: str, entry: dict, now: datetime) -> _Outcome:
         if entry.get("turnedOff"):
             return _Outcome(key, kind, "skipped")
-        draft = EventDraft(event_type="writeback.skipped", phase=Phase.NOTIFY, occurred_at=now,
-                           summary=f"{describe(rid)}: write-back to {kind} is turned off (WRITEBACK_TARGETS)",
-                           data={"target": rid, "kind": kind, "reason": "turned off by WRITEBACK_TARGETS"})
+        draft = EventDraft(
+            event_type="writeback.skipped",
+            phase=Phase.NOTIFY,
+            occurred_at=now,
+            summary=f"{describe(rid)}: write-back to {kind} is turned off (WRITEBACK_TARGETS)",
+            data={"target": rid, "kind": kind, "reason": "turned off by WRITEBACK_TARGETS"},
+        )
         return _Outcome(key, kind, "skipped", {**entry, "turnedOff": True}, drafts=[draft])
 
     # ---------------------------------------------------------------- Sentinel
-    def _sentinel_target(self, incident: Incident, rid: str, entry: dict, desired: Desired, trigger: str,
-                         now: datetime) -> _Outcome:
+    def _sentinel_target(
+        self, incident: Incident, rid: str, entry: dict, desired: Desired, trigger: str, now: datetime
+    ) -> _Outcome:
         key = target_key(rid)
         aspects = desired.sentinel.aspects()
         comment_sha = comments.fingerprint(desired.comment)
@@ -220,8 +285,9 @@ class WritebackService:
         except WritebackError as exc:
             return self._failed(incident, key, "sentinel", rid, entry, exc, fp, now)
 
-    def _write_sentinel(self, incident: Incident, rid: str, entry: dict, desired: Desired, comment_sha: str,
-                        fp: str, now: datetime) -> _Outcome:
+    def _write_sentinel(
+        self, incident: Incident, rid: str, entry: dict, desired: Desired, comment_sha: str, fp: str, now: datetime
+    ) -> _Outcome:
         key = target_key(rid)
         aspects = desired.sentinel.aspects()
         applied = entry.get("applied") or {}
@@ -237,8 +303,7 @@ class WritebackService:
         if applied != aspects:
             for _ in range(MAX_CONCURRENT_EDITS):
                 current = self.sentinel.get_incident(rid)
-                update = plan_incident_update(current.properties, current.etag, desired.sentinel, applied,
-                                              list(claims))
+                update = plan_incident_update(current.properties, current.etag, desired.sentinel, applied, list(claims))
                 # What this read (and the PUT, once it succeeds) leaves not ours: removed by us, or gone.
                 released = {n: c for n, c in claims.items() if n not in update.owned}
                 if update.body is None:
@@ -248,7 +313,7 @@ class WritebackService:
                     # Write-ahead: ours in our state before the PUT, whatever happens to its answer. A fresh claim
                     # (this run's id) also outlives a concurrent projection's release of an older one.
                     st.claim_labels(self.store, incident.id, key, rid, adding, claim)
-                    claims.update({n: claim for n in adding})
+                    claims.update(dict.fromkeys(adding, claim))
                 try:
                     written = self.sentinel.replace_incident(rid, update.body, current.etag)
                 except ConcurrentEditError:
@@ -260,16 +325,23 @@ class WritebackService:
                 changed = [f for f in ("severity", "status") if f in changes]
                 # What we wrote is what the incident now shows: its update event is our own echo.
                 seen = {f: after[f] for f in changed}
-                writes = st.record_write(entry, {
-                    "etag": written.etag, "changed": changed, **{f: after[f] for f in changed},
-                    "lastModified": written.properties.get("lastModifiedTimeUtc"), "at": isoformat(now)})
+                writes = st.record_write(
+                    entry,
+                    {
+                        "etag": written.etag,
+                        "changed": changed,
+                        **{f: after[f] for f in changed},
+                        "lastModified": written.properties.get("lastModifiedTimeUtc"),
+                        "at": isoformat(now),
+                    },
+                )
                 break
             else:
-                raise TransientWritebackError(f"the incident changed under every one of {conflicts} writes",
-                                              status=412, code="ConcurrentEdits")
+                raise TransientWritebackError(
+                    f"the incident changed under every one of {conflicts} writes", status=412, code="ConcurrentEdits"
+                )
         # The incident is written: from here on that progress is kept even if the comment fails.
-        progress = {**entry, "id": rid, "kind": "sentinel", "applied": aspects, "writes": writes,
-                    st.RELEASED: released}
+        progress = {**entry, "id": rid, "kind": "sentinel", "applied": aspects, "writes": writes, st.RELEASED: released}
         comment_id = comments.comment_id(incident.id, rid)
         comment_note = None
         limited = False
@@ -292,30 +364,46 @@ class WritebackService:
             failed = self._failed(incident, key, "sentinel", rid, progress, exc, fp, now)
             failed.seen = seen
             if changes:
-                failed.drafts.insert(0, self._sentinel_draft(rid, changes, None, conflicts, comment_id, desired,
-                                                             entry))
+                failed.drafts.insert(0, self._sentinel_draft(rid, changes, None, conflicts, comment_id, desired, entry))
             return failed
-        new_entry = {**progress, "commentId": comment_id, "commentSha": comment_sha, "commentLimited": limited,
-                     "failure": None}
+        new_entry = {
+            **progress,
+            "commentId": comment_id,
+            "commentSha": comment_sha,
+            "commentLimited": limited,
+            "failure": None,
+        }
         drafts: list[EventDraft] = []
         if changes or comment_note or entry.get("failure"):
             drafts.append(self._sentinel_draft(rid, changes, comment_note, conflicts, comment_id, desired, entry))
         status = "written" if changes else "unchanged"
-        return _Outcome(key, "sentinel", status, new_entry, seen, drafts,
-                        {"changes": changes, "concurrentEdits": conflicts})
+        return _Outcome(
+            key, "sentinel", status, new_entry, seen, drafts, {"changes": changes, "concurrentEdits": conflicts}
+        )
 
-    def _sentinel_draft(self, rid: str, changes: dict, note: str | None, conflicts: int, comment_id: str,
-                        desired: Desired, entry: dict) -> EventDraft:
+    def _sentinel_draft(
+        self, rid: str, changes: dict, note: str | None, conflicts: int, comment_id: str, desired: Desired, entry: dict
+    ) -> EventDraft:
         return EventDraft(
-            event_type="writeback.sentinel", phase=Phase.NOTIFY, occurred_at=self.clock(),
+            event_type="writeback.sentinel",
+            phase=Phase.NOTIFY,
+            occurred_at=self.clock(),
             summary=f"{describe(rid)}: {_describe_changes(changes, note)}",
-            data={"target": rid, "changes": changes, "concurrentEdits": conflicts, "commentId": comment_id,
-                  "commentCharacters": len(desired.comment), "note": note,
-                  "afterFailures": (entry.get("failure") or {}).get("attempts")})
+            data={
+                "target": rid,
+                "changes": changes,
+                "concurrentEdits": conflicts,
+                "commentId": comment_id,
+                "commentCharacters": len(desired.comment),
+                "note": note,
+                "afterFailures": (entry.get("failure") or {}).get("attempts"),
+            },
+        )
 
     # ---------------------------------------------------------------- Defender for Cloud
-    def _defender_target(self, incident: Incident, rid: str, entry: dict, desired: Desired, trigger: str,
-                         now: datetime) -> _Outcome:
+    def _defender_target(
+        self, incident: Incident, rid: str, entry: dict, desired: Desired, trigger: str, now: datetime
+    ) -> _Outcome:
         key = target_key(rid)
         action = desired.defender_action
         entry = {**entry, "turnedOff": False}
@@ -330,41 +418,88 @@ class WritebackService:
             before = self.defender.get_status(rid)
             new_entry = {**entry, "id": rid, "kind": "defender", "applied": {"action": action}, "failure": None}
             if not mapping.defender_action_needed(before, action):
-                kept = (before or "").lower() in ("dismissed", "resolved") and \
-                    mapping.STATUS_AFTER[action].lower() != (before or "").lower()
-                drafts = [EventDraft(
-                    event_type="writeback.defender", phase=Phase.NOTIFY, occurred_at=self.clock(),
-                    summary=f"{describe(rid)} is {before}: left as a person set it", data={
-                        "target": rid, "action": None, "wanted": action, "statusBefore": before})] if kept else []
+                kept = (before or "").lower() in ("dismissed", "resolved") and mapping.STATUS_AFTER[action].lower() != (
+                    before or ""
+                ).lower()
+                drafts = (
+                    [
+                        EventDraft(
+                            event_type="writeback.defender",
+                            phase=Phase.NOTIFY,
+                            occurred_at=self.clock(),
+                            summary=f"{describe(rid)} is {before}: left as a person set it",
+                            data={"target": rid, "action": None, "wanted": action, "statusBefore": before},
+                        )
+                    ]
+                    if kept
+                    else []
+                )
                 return _Outcome(key, "defender", "unchanged", new_entry, drafts=drafts)
             self.defender.set_state(rid, action)
         except WritebackError as exc:
             return self._failed(incident, key, "defender", rid, entry, exc, fp, now)
         after = mapping.STATUS_AFTER[action]
-        draft = EventDraft(event_type="writeback.defender", phase=Phase.NOTIFY, occurred_at=self.clock(),
-                           summary=f"{describe(rid)}: state {before or 'unknown'} → {after}",
-                           data={"target": rid, "action": action, "statusBefore": before, "statusAfter": after,
-                                 "incidentStatus": incident.status.value,
-                                 "afterFailures": (entry.get("failure") or {}).get("attempts")})
+        draft = EventDraft(
+            event_type="writeback.defender",
+            phase=Phase.NOTIFY,
+            occurred_at=self.clock(),
+            summary=f"{describe(rid)}: state {before or 'unknown'} → {after}",
+            data={
+                "target": rid,
+                "action": action,
+                "statusBefore": before,
+                "statusAfter": after,
+                "incidentStatus": incident.status.value,
+                "afterFailures": (entry.get("failure") or {}).get("attempts"),
+            },
+        )
         return _Outcome(key, "defender", "written", new_entry, drafts=[draft], detail={"action": action})
 
     # ---------------------------------------------------------------- failures
-    def _failed(self, incident: Incident, key: str, kind: str, rid: str, entry: dict, exc: WritebackError,
-                fingerprint: str, now: datetime) -> _Outcome:
+    def _failed(
+        self,
+        incident: Incident,
+        key: str,
+        kind: str,
+        rid: str,
+        entry: dict,
+        exc: WritebackError,
+        fingerprint: str,
+        now: datetime,
+    ) -> _Outcome:
         failure = st.failure_after(entry, exc.evidence(), fingerprint, now)
         if failure["final"]:
-            tail = ("given up after {n} attempts".format(n=failure["attempts"]) if not exc.final
-                    else "not retried until the incident changes")
+            tail = (
+                "given up after {n} attempts".format(n=failure["attempts"])
+                if not exc.final
+                else "not retried until the incident changes"
+            )
         else:
             tail = f"attempt {failure['attempts']}, retry at {failure['nextAttemptAt']}"
         hint = {"AccessDeniedError": f" — grant the app's identity {_ROLE_HINT[kind]}"}.get(type(exc).__name__, "")
-        draft = EventDraft(event_type="writeback.failed", phase=Phase.NOTIFY, occurred_at=self.clock(),
-                           summary=f"Write-back to {describe(rid)} FAILED ({tail}): {exc.reason[:200]}{hint}",
-                           data={"target": rid, "kind": kind, "error": exc.evidence(), "attempt": failure["attempts"],
-                                 "final": failure["final"], "nextAttemptAt": failure["nextAttemptAt"]})
+        draft = EventDraft(
+            event_type="writeback.failed",
+            phase=Phase.NOTIFY,
+            occurred_at=self.clock(),
+            summary=f"Write-back to {describe(rid)} FAILED ({tail}): {exc.reason[:200]}{hint}",
+            data={
+                "target": rid,
+                "kind": kind,
+                "error": exc.evidence(),
+                "attempt": failure["attempts"],
+                "final": failure["final"],
+                "nextAttemptAt": failure["nextAttemptAt"],
+            },
+        )
         log.warning("write-back of %s to %s failed: %s", incident.id, rid, exc.reason)
-        return _Outcome(key, kind, "failed", {**entry, "id": rid, "kind": kind, "failure": failure}, drafts=[draft],
-                        detail={"error": exc.evidence(), "final": failure["final"]})
+        return _Outcome(
+            key,
+            kind,
+            "failed",
+            {**entry, "id": rid, "kind": kind, "failure": failure},
+            drafts=[draft],
+            detail={"error": exc.evidence(), "final": failure["final"]},
+        )
 
     # ================================================================ the timer's pass
     def sync(self, now: datetime | None = None) -> dict[str, Any]:
@@ -392,14 +527,17 @@ class WritebackService:
                 break
             try:
                 result = self.write_back(iid, trigger="timer")
-            except Exception:  # noqa: BLE001 - one incident must not stop the others; retried next pass
+            except Exception:
                 log.exception("write-back sync of %s failed", iid)
                 continue
             report["projected"] += 1
             outcome = result.get("status", "unknown")
             report["outcomes"][outcome] = report["outcomes"].get(outcome, 0) + 1
-            pending = [t for t in result.get("targets") or [] if isinstance(t, dict)
-                       and t.get("status") in ("failed", "deferred") and not t.get("final")]
+            pending = [
+                t
+                for t in result.get("targets") or []
+                if isinstance(t, dict) and t.get("status") in ("failed", "deferred") and not t.get("final")
+            ]
             transient_in_a_row = transient_in_a_row + 1 if any(t["status"] == "failed" for t in pending) else 0
             if pending:
                 if iid in seen:
@@ -415,8 +553,10 @@ def _final(entry: dict[str, Any]) -> bool:
     return bool((entry.get("failure") or {}).get("final"))
 
 
-_ROLE_HINT = {"sentinel": "Microsoft Sentinel Responder on the workspace",
-              "defender": "the Defender for Cloud alert-state role in the alert's subscription"}
+_ROLE_HINT = {
+    "sentinel": "Microsoft Sentinel Responder on the workspace",
+    "defender": "the Defender for Cloud alert-state role in the alert's subscription",
+}
 
 
 def _describe_changes(changes: dict[str, Any], note: str | None) -> str:
@@ -434,4 +574,3 @@ def _describe_changes(changes: dict[str, Any], note: str | None) -> str:
     if note:
         parts.append(note)
     return ", ".join(parts) or "brought in step after earlier failures"
-

@@ -7,12 +7,14 @@ sync timer and Sentinel update deliveries can run at once on scaled-out
 instances. This is operational state, not evidence: the timeline holds the
 evidence of every write-back and failure.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from shared.models import isoformat
 from shared.store import ConcurrencyError, EvidenceStore
@@ -39,8 +41,9 @@ def load(store: EvidenceStore, incident_id: str) -> dict[str, Any]:
     return doc
 
 
-def update(store: EvidenceStore, incident_id: str,
-           change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+def update(
+    store: EvidenceStore, incident_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> dict[str, Any]:
     """Apply ``change`` to the incident's state under its ETag (re-read and re-applied after a lost race).
     ``change`` gets a copy and returns the new state, or None for no write. Returns the state after."""
     name = state_name(incident_id)
@@ -86,12 +89,13 @@ def claim_labels(store: EvidenceStore, incident_id: str, key: str, rid: str, lab
     """Write-ahead: record ``labels`` as ours on the target *before* the PUT that adds them, so an answer lost on
     the way back (the client retries, gets 412, re-reads and finds them there), a crash before the state is saved,
     or a concurrent projection's save cannot lose them."""
+
     def change(state: dict[str, Any]) -> dict[str, Any] | None:
         stored = state["targets"].get(key) or {"id": rid, "kind": "sentinel"}
         claims = owned_labels(stored)
         if all(claims.get(name) == claim for name in labels):
             return None
-        _set_claims(stored, {**claims, **{name: claim for name in labels}})
+        _set_claims(stored, {**claims, **dict.fromkeys(labels, claim)})
         state["targets"][key] = stored
         return state
 
@@ -123,8 +127,14 @@ def failure_after(entry: dict[str, Any], error: dict[str, Any], fingerprint: str
     attempts = int(previous.get("attempts") or 0) + 1 if previous.get("fingerprint") == fingerprint else 1
     final = bool(error.get("final")) or attempts >= MAX_ATTEMPTS
     retry_at = None if final else isoformat(now + min(MAX_BACKOFF, timedelta(minutes=2 ** (attempts - 1))))
-    return {"attempts": attempts, "final": final, "nextAttemptAt": retry_at, "fingerprint": fingerprint,
-            "error": error, "at": isoformat(now)}
+    return {
+        "attempts": attempts,
+        "final": final,
+        "nextAttemptAt": retry_at,
+        "fingerprint": fingerprint,
+        "error": error,
+        "at": isoformat(now),
+    }
 
 
 def deferred(entry: dict[str, Any], fingerprint: str, now: datetime, honour_backoff: bool) -> str | None:

@@ -7,11 +7,13 @@ into the alert's evidence, so the incident's timeline is the one durable
 record of what to write back to. An incident from a firewall (generic alert)
 has no target at all unless a Sentinel incident or Defender alert joins it.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import unquote
 
 SENTINEL_REF = "sentinelIncidentId"
@@ -21,10 +23,14 @@ REF_KEYS = (SENTINEL_REF, DEFENDER_REF, DEFENDER_MISSING)
 
 _SENTINEL_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.OperationalInsights/"
-    r"workspaces/(?P<ws>[^/]+)/providers/Microsoft\.SecurityInsights/incidents/(?P<name>[^/]+)$", re.IGNORECASE)
+    r"workspaces/(?P<ws>[^/]+)/providers/Microsoft\.SecurityInsights/incidents/(?P<name>[^/]+)$",
+    re.IGNORECASE,
+)
 _DEFENDER_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)(?:/resourceGroups/(?P<rg>[^/]+))?/providers/Microsoft\.Security/"
-    r"locations/(?P<loc>[^/]+)/alerts/(?P<name>[^/]+)$", re.IGNORECASE)
+    r"locations/(?P<loc>[^/]+)/alerts/(?P<name>[^/]+)$",
+    re.IGNORECASE,
+)
 _SUBSCRIPTION = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})(?:/|$)", re.IGNORECASE)
 _URI_LOCATION = re.compile(r"/location/([A-Za-z0-9]+)(?:/|$)")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
@@ -38,9 +44,14 @@ def _clean_id(value: Any) -> str | None:
     return "/" + text.strip("/")
 
 
-def sentinel_incident_id(resource_id: Any = None, *, subscription: str | None = None,
-                         resource_group: str | None = None, workspace: str | None = None,
-                         name: str | None = None) -> str | None:
+def sentinel_incident_id(
+    resource_id: Any = None,
+    *,
+    subscription: str | None = None,
+    resource_group: str | None = None,
+    workspace: str | None = None,
+    name: str | None = None,
+) -> str | None:
     """The Sentinel incident's ARM id (``…/providers/Microsoft.SecurityInsights/incidents/{name}``),
     from the resource's ``id`` or else from the playbook's ``workspaceInfo`` and the incident's name.
     None when neither gives a well-formed id."""
@@ -48,13 +59,17 @@ def sentinel_incident_id(resource_id: Any = None, *, subscription: str | None = 
     if rid and _SENTINEL_ID.match(rid):
         m = _SENTINEL_ID.match(rid)
         assert m is not None
-        return (f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}/providers/Microsoft.OperationalInsights/"
-                f"workspaces/{m['ws']}/providers/Microsoft.SecurityInsights/incidents/{m['name']}")
+        return (
+            f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}/providers/Microsoft.OperationalInsights/"
+            f"workspaces/{m['ws']}/providers/Microsoft.SecurityInsights/incidents/{m['name']}"
+        )
     parts = (subscription, resource_group, workspace, name)
     if all(isinstance(p, str) and _NAME.match(p.strip()) for p in parts):
         sub, rg, ws, nm = (p.strip() for p in parts)  # type: ignore[union-attr]
-        return (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/"
-                f"workspaces/{ws}/providers/Microsoft.SecurityInsights/incidents/{nm}")
+        return (
+            f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/"
+            f"workspaces/{ws}/providers/Microsoft.SecurityInsights/incidents/{nm}"
+        )
     return None
 
 
@@ -76,8 +91,9 @@ def defender_refs_from_arm(alert_id: Any) -> dict[str, str]:
     return {DEFENDER_MISSING: "the alert's id is not a Microsoft.Security alert resource id"}
 
 
-def defender_refs_from_connector(payload: Mapping[str, Any], system_alert_id: str,
-                                 resource_ids: Iterable[str | None]) -> dict[str, str]:
+def defender_refs_from_connector(
+    payload: Mapping[str, Any], system_alert_id: str, resource_ids: Iterable[str | None]
+) -> dict[str, str]:
     """Refs of a Defender alert in the workflow-automation shape, which carries no ARM id: the
     subscription of ``AzureResourceId`` plus the alert's location (an explicit location field, or the
     ``/location/{region}`` segment of ``AlertUri``) give the subscription-level alert id."""
@@ -86,8 +102,7 @@ def defender_refs_from_connector(payload: Mapping[str, Any], system_alert_id: st
         rid = defender_alert_id(low.get(key))
         if rid:
             return {DEFENDER_REF: rid}
-    subscription = next((m.group(1).lower() for r in resource_ids if r for m in [_SUBSCRIPTION.search(r)] if m),
-                        None)
+    subscription = next((m.group(1).lower() for r in resource_ids if r for m in [_SUBSCRIPTION.search(r)] if m), None)
     location = None
     for key in ("alertlocation", "asclocation", "location"):
         value = low.get(key)
@@ -104,8 +119,9 @@ def defender_refs_from_connector(payload: Mapping[str, Any], system_alert_id: st
         return {DEFENDER_MISSING: "connector payload without the alert's location: its state cannot be updated"}
     if not _NAME.match(name):
         return {DEFENDER_MISSING: "the alert's SystemAlertId is not a valid alert name"}
-    return {DEFENDER_REF: f"/subscriptions/{subscription}/providers/Microsoft.Security/locations/{location}/"
-                          f"alerts/{name}"}
+    return {
+        DEFENDER_REF: f"/subscriptions/{subscription}/providers/Microsoft.Security/locations/{location}/alerts/{name}"
+    }
 
 
 def alert_refs(extended_properties: Mapping[str, str]) -> dict[str, str]:

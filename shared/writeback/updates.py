@@ -16,18 +16,21 @@ what it last saw of that Sentinel incident:
 - an update older than our last write of a field (``lastModifiedTimeUtc``)
   does not undo it.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from shared.evidence import EventDraft, now_ms
 from shared.ingest import IngestOutcome
 from shared.models import ActorType, Alert, Incident, Phase, isoformat
 from shared.partners import PartnerRegistry
 from shared.store import EvidenceStore
-from shared.writeback import mapping, state as st
+from shared.writeback import mapping
+from shared.writeback import state as st
 from shared.writeback.targets import SENTINEL_REF, sentinel_incident_id, target_key
 
 log = logging.getLogger("soc_responder.writeback")
@@ -39,8 +42,9 @@ SENTINEL_ACTOR = "sentinel"
 PriorityNotifier = Callable[[str, Any, str], Any]
 
 
-def classify(entry: dict[str, Any], values: dict[str, Any], etag: str | None, modified: str | None,
-             baseline: dict[str, Any]) -> tuple[dict[str, list], list[str], list[str]]:
+def classify(
+    entry: dict[str, Any], values: dict[str, Any], etag: str | None, modified: str | None, baseline: dict[str, Any]
+) -> tuple[dict[str, list], list[str], list[str]]:
     """(changes {field: [before, after]}, fields recognised as our own write-back, stale fields). Pure.
 
     ``entry``: the write-back state of this Sentinel incident (``seen``, ``writes``);
@@ -74,8 +78,13 @@ def classify(entry: dict[str, Any], values: dict[str, Any], etag: str | None, mo
 class SentinelUpdateHandler:
     """Turns Sentinel incident updates into evidence and priority changes, without looping on our own writes."""
 
-    def __init__(self, store: EvidenceStore, partners: PartnerRegistry, notify: PriorityNotifier | None = None,
-                 clock: Callable[[], datetime] = now_ms):
+    def __init__(
+        self,
+        store: EvidenceStore,
+        partners: PartnerRegistry,
+        notify: PriorityNotifier | None = None,
+        clock: Callable[[], datetime] = now_ms,
+    ):
         self.store, self.partners, self.notify, self.clock = store, partners, notify, clock
 
     def handle(self, incident: Incident, alert: Alert, received: datetime) -> IngestOutcome:
@@ -83,35 +92,64 @@ class SentinelUpdateHandler:
         ext = alert.extended_properties
         rid = sentinel_incident_id(ext.get(SENTINEL_REF))
         key = target_key(rid) if rid else f"sentinel:{alert.source_id.lower()}"
-        values = {"severity": mapping.canonical_severity(alert.severity),
-                  "status": mapping.canonical_status(ext.get("sentinelStatus")),
-                  "owner": ext.get("sentinelOwner") or None}
+        values = {
+            "severity": mapping.canonical_severity(alert.severity),
+            "status": mapping.canonical_status(ext.get("sentinelStatus")),
+            "owner": ext.get("sentinelOwner") or None,
+        }
         etag, modified = ext.get("sentinelEtag"), ext.get("sentinelLastModified")
         entry = st.load(self.store, incident.id)["targets"].get(key) or {}
         changes, own, stale = classify(entry, values, etag, modified, self._baseline(incident, alert))
         actor = values["owner"] or SENTINEL_ACTOR
         number = ext.get("incidentNumber")
         label = f"Sentinel incident #{number}" if number else f"Sentinel incident {alert.source_id}"
-        data = {"refs": {SENTINEL_REF: rid} if rid else {}, "alertKey": alert.primary_key, "sentinelIncidentId": rid,
-                "etag": etag, "lastModified": modified, "changes": changes, "ownWriteBack": own, "stale": stale,
-                "observed": values}
+        data = {
+            "refs": {SENTINEL_REF: rid} if rid else {},
+            "alertKey": alert.primary_key,
+            "sentinelIncidentId": rid,
+            "etag": etag,
+            "lastModified": modified,
+            "changes": changes,
+            "ownWriteBack": own,
+            "stale": stale,
+            "observed": values,
+        }
         if changes:
             words = ", ".join(f"{n} {b or '—'} → {a}" for n, (b, a) in changes.items())
-            draft = EventDraft(event_type="sentinel.incident-updated", phase=Phase.TRIAGE, occurred_at=received,
-                               actor=actor, actor_type=ActorType.ANALYST,
-                               summary=f"{label} changed in Sentinel: {words}", data=data)
+            draft = EventDraft(
+                event_type="sentinel.incident-updated",
+                phase=Phase.TRIAGE,
+                occurred_at=received,
+                actor=actor,
+                actor_type=ActorType.ANALYST,
+                summary=f"{label} changed in Sentinel: {words}",
+                data=data,
+            )
         else:
-            why = ("soc-responder's own write-back" if own else "an older update than our last write" if stale
-                   else "no change to severity, status or owner")
-            draft = EventDraft(event_type="sentinel.update-received", phase=Phase.DETECT, occurred_at=received,
-                               summary=f"{label} update received: {why}; no action", data=data)
+            why = (
+                "soc-responder's own write-back"
+                if own
+                else "an older update than our last write"
+                if stale
+                else "no change to severity, status or owner"
+            )
+            draft = EventDraft(
+                event_type="sentinel.update-received",
+                phase=Phase.DETECT,
+                occurred_at=received,
+                summary=f"{label} update received: {why}; no action",
+                data=data,
+            )
         self.store.append_events(incident.id, [draft])
         after, runbook, notes = incident, None, []
         if "severity" in changes and not mapping.in_step(values["severity"], incident.priority):
             after, runbook, notes = self._reprioritise(incident, values["severity"], actor, label, etag or modified)
         # What the Sentinel incident shows now (a stale delivery does not overwrite what our later write set).
-        seen_update = {**{n: values[n] for n in FIELDS if values[n] is not None and n not in stale}, "etag": etag,
-                       "lastModified": modified}
+        seen_update = {
+            **{n: values[n] for n in FIELDS if values[n] is not None and n not in stale},
+            "etag": etag,
+            "lastModified": modified,
+        }
 
         def remember(state: dict[str, Any]) -> dict[str, Any]:
             stored = state["targets"].get(key) or {"id": rid, "kind": "sentinel"}
@@ -120,12 +158,21 @@ class SentinelUpdateHandler:
             return state
 
         st.update(self.store, incident.id, remember)
-        return IngestOutcome(incident.id, after.priority, after.status.value, "updated" if changes else "duplicate",
-                             after.score, runbook=runbook, alert_key=alert.primary_key, notes=notes,
-                             stop_escalation=after.priority.rank > incident.priority.rank)
+        return IngestOutcome(
+            incident.id,
+            after.priority,
+            after.status.value,
+            "updated" if changes else "duplicate",
+            after.score,
+            runbook=runbook,
+            alert_key=alert.primary_key,
+            notes=notes,
+            stop_escalation=after.priority.rank > incident.priority.rank,
+        )
 
-    def _reprioritise(self, incident: Incident, severity: str, actor: str, label: str,
-                      change_key: str | None) -> tuple[Incident, Any, list[str]]:
+    def _reprioritise(
+        self, incident: Incident, severity: str, actor: str, label: str, change_key: str | None
+    ) -> tuple[Incident, Any, list[str]]:
         from shared.notify.priority import change_priority
 
         wanted = mapping.priority_for_severity(severity)
@@ -139,7 +186,7 @@ class SentinelUpdateHandler:
             key = "sentinel-" + "".join(c for c in (change_key or isoformat(self.clock())) if c.isalnum())[:60]
             try:
                 self.notify(incident.id, change, key)
-            except Exception as exc:  # noqa: BLE001 - the change stands; the notifier evidences its own failures
+            except Exception as exc:
                 log.warning("priority change notification for %s failed: %s", incident.id, exc)
                 notes.append("the priority change email could not be sent")
         return change.incident, change.runbook, notes
@@ -148,17 +195,26 @@ class SentinelUpdateHandler:
     def _baseline(incident: Incident, alert: Alert) -> dict[str, Any]:
         """What the Sentinel incident showed when it came in (its alert summary), for fields never seen since."""
         summary = next((a for a in incident.alerts if a.key == alert.primary_key), None)
-        return {"severity": mapping.canonical_severity(summary.severity) if summary else None,
-                "status": mapping.NEW, "owner": None}
+        return {
+            "severity": mapping.canonical_severity(summary.severity) if summary else None,
+            "status": mapping.NEW,
+            "owner": None,
+        }
 
 
 def default_priority_notifier(notifications) -> PriorityNotifier:
     """A notifier that emails the priority change like ``POST /priority`` does (``NotifyEvent.PRIORITY_CHANGED``)."""
+
     def notify(incident_id: str, change: Any, key: str) -> Any:
         from shared.notify.templates import NotifyEvent
 
-        return notifications.notify_event(incident_id, NotifyEvent.PRIORITY_CHANGED, f"priority-{key}",
-                                          actor=change.actor, reason=change.reason,
-                                          previous_priority=change.previous.value)
+        return notifications.notify_event(
+            incident_id,
+            NotifyEvent.PRIORITY_CHANGED,
+            f"priority-{key}",
+            actor=change.actor,
+            reason=change.reason,
+            previous_priority=change.previous.value,
+        )
 
     return notify

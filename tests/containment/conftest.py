@@ -5,11 +5,12 @@ entities exactly; subscription ``SUB`` and tenant ``TENANT`` belong to the
 sample partner ``contoso`` (response mode ``enforce`` in config/partners.json),
 ``SOC_SUB`` belongs to no partner (the deployment's ``RESPONSE_MODE`` applies).
 """
+
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,16 @@ def quarantine_id(location: str, sub: str = SUB) -> str:
     return nsg_id(f"soc-quarantine-{location}", sub, QUARANTINE_RG)
 
 
-def seed_vm(fake, name: str, *, location: str = "eastus", nsgs: list[str | None] | None = None,
-            tags: dict[str, str] | None = None, sub: str = SUB, nic_rg: str = "rg-prod") -> tuple[str, list[str]]:
+def seed_vm(
+    fake,
+    name: str,
+    *,
+    location: str = "eastus",
+    nsgs: list[str | None] | None = None,
+    tags: dict[str, str] | None = None,
+    sub: str = SUB,
+    nic_rg: str = "rg-prod",
+) -> tuple[str, list[str]]:
     """A VM with one NIC per entry of ``nsgs`` (each NIC's NSG id, or None); NSGs are seeded too.
     NIC names deliberately do not contain the VM's name: they must be found by id, not by name."""
     nsgs = [None] if nsgs is None else nsgs
@@ -72,13 +81,22 @@ def device(name: str) -> dict[str, Any]:
     return {"kind": "networkDevice", "name": name}
 
 
-def p1_alert(*entities: dict[str, Any], sub: str | None = SUB, score: int = 9, alert_id: str | None = None,
-             observed: datetime | None = None) -> dict[str, Any]:
+def p1_alert(
+    *entities: dict[str, Any],
+    sub: str | None = SUB,
+    score: int = 9,
+    alert_id: str | None = None,
+    observed: datetime | None = None,
+) -> dict[str, Any]:
     """A generic alert (P1 by default) about ``entities``; a fresh id unless one is given."""
     body: dict[str, Any] = {
-        "source": "edr", "id": alert_id or uuid.uuid4().hex, "title": "Ransomware behaviour detected",
-        "score": score, "observedAt": (observed or datetime.now(timezone.utc)).isoformat(),
-        "entities": list(entities)}
+        "source": "edr",
+        "id": alert_id or uuid.uuid4().hex,
+        "title": "Ransomware behaviour detected",
+        "score": score,
+        "observedAt": (observed or datetime.now(UTC)).isoformat(),
+        "entities": list(entities),
+    }
     if sub:
         body["subscriptionId"] = sub
     return body
@@ -114,8 +132,11 @@ def actions(app, incident_id: str) -> dict[str, dict]:
 
 def containment_writes(fake) -> list[tuple[str, str]]:
     """ARM and Graph requests that change something, except the notify step's sendMail."""
-    return [(r.method, r.path) for r in fake.writes()
-            if r.api in ("arm", "graph") and not r.path.lower().endswith("/sendmail")]
+    return [
+        (r.method, r.path)
+        for r in fake.writes()
+        if r.api in ("arm", "graph") and not r.path.lower().endswith("/sendmail")
+    ]
 
 
 def advance(app, seconds: float, times: int = 1) -> None:
@@ -134,6 +155,7 @@ def enforce(app):
 @pytest.fixture
 def partner_mode(app, tmp_path: Path):
     """``partner_mode("approve", protected=[...])``: the sample partner with another response mode."""
+
     def configure(mode: str | None, protected: list[str] | None = None) -> Path:
         registry = json.loads((ROOT / "config/partners.json").read_text())
         partner = registry["partners"][0]

@@ -1,9 +1,21 @@
 """Guardrails through the app: response modes, soc-isolation tags, the blast-radius breaker,
 approve/reject, network devices, dry-run."""
+
 from __future__ import annotations
 
-from .conftest import (SOC_SUB, account, actions, containment_output, containment_writes, device, host, ingest,
-                       p1_alert, quarantine_id, seed_vm)
+from .conftest import (
+    SOC_SUB,
+    account,
+    actions,
+    containment_output,
+    containment_writes,
+    device,
+    host,
+    ingest,
+    p1_alert,
+    quarantine_id,
+    seed_vm,
+)
 
 ANALYST = "ana.lyst@soc.example"
 
@@ -34,8 +46,10 @@ def test_vm_tagged_for_approval_is_held_with_its_risk_then_approval_isolates_it(
     assert body["decision"] == "approve" and [a["status"] for a in body["actions"]] == ["approved"]
     [execution] = body["executions"]
     assert app.durable.status(execution["instanceId"])["runtimeStatus"] == "Completed"
-    assert fake.get_resource(nics[0])["properties"]["networkSecurityGroup"]["id"].lower() == \
-        quarantine_id("eastus").lower()
+    assert (
+        fake.get_resource(nics[0])["properties"]["networkSecurityGroup"]["id"].lower()
+        == quarantine_id("eastus").lower()
+    )
     row = actions(app, incident_id)["isolate-vm"]
     assert row["status"] == "contained" and row["approval"]["actor"] == ANALYST
     events = [e for e in app.store.list_events(incident_id) if e.event_type == "containment.approved"]
@@ -82,9 +96,16 @@ def test_approve_mode_holds_and_a_rejection_really_blocks(app, partner_mode):
     assert resp.json()["incidentStatus"] == "open"
     # Nothing runs: not now, not on a later approval, not when the runbook runs again for this epoch.
     assert approve(app, incident_id).json()["actions"] == []
-    app.durable.start_new("containment_orchestrator", "containment-replay-test", {
-        "incidentId": incident_id, "epoch": 1, "trigger": "runbook",
-        "actions": [r["action"] for r in app.store.list_records("ContainmentActions", incident_id)]})
+    app.durable.start_new(
+        "containment_orchestrator",
+        "containment-replay-test",
+        {
+            "incidentId": incident_id,
+            "epoch": 1,
+            "trigger": "runbook",
+            "actions": [r["action"] for r in app.store.list_records("ContainmentActions", incident_id)],
+        },
+    )
     assert containment_writes(fake) == []
     assert {r["status"] for r in app.store.list_records("ContainmentActions", incident_id)} == {"rejected"}
     rejected = [e for e in app.store.list_events(incident_id) if e.event_type == "containment.rejected"]
@@ -125,11 +146,18 @@ def test_blast_radius_breaker_trips_at_n_plus_one(enforce):
 def test_dry_run_sends_no_write_request_at_all(app):
     app.configure(RESPONSE_MODE="dry-run")  # no partner owns SOC_SUB: the deployment's mode applies
     fake = app.fake
-    vm, nics = seed_vm(fake, "vm-dry", sub=SOC_SUB, nsgs=["/subscriptions/%s/resourceGroups/rg-prod/providers/"
-                                                         "Microsoft.Network/networkSecurityGroups/nsg-x" % SOC_SUB])
+    vm, nics = seed_vm(
+        fake,
+        "vm-dry",
+        sub=SOC_SUB,
+        nsgs=[
+            "/subscriptions/%s/resourceGroups/rg-prod/providers/Microsoft.Network/networkSecurityGroups/nsg-x" % SOC_SUB
+        ],
+    )
     fake.add_user("0f0f0f0f-0000-4000-8000-0000000000d1", "dry@contoso.example")
-    incident_id = ingest(app, p1_alert(host(vm), account(object_id="0f0f0f0f-0000-4000-8000-0000000000d1"),
-                                       sub=SOC_SUB))
+    incident_id = ingest(
+        app, p1_alert(host(vm), account(object_id="0f0f0f0f-0000-4000-8000-0000000000d1"), sub=SOC_SUB)
+    )
 
     assert [r for r in fake.writes(api="arm")] == []
     assert [r for r in fake.writes(api="graph") if not r.path.lower().endswith("/sendmail")] == []
@@ -191,8 +219,16 @@ def test_an_approval_whose_run_never_started_is_started_by_the_next_approve_call
     action_id = actions(app, incident_id)["isolate-vm"]["actionId"]
     # What a crash between recording the approval and starting its run leaves behind.
     row, etag = app.store.get_record("ContainmentActions", incident_id, action_id)
-    row.update(status="approved", approval={"decision": "approve", "actor": ANALYST, "reason": None,
-                                            "at": "2026-11-22T10:00:00.000Z", "approvalId": "apr-lost"})
+    row.update(
+        status="approved",
+        approval={
+            "decision": "approve",
+            "actor": ANALYST,
+            "reason": None,
+            "at": "2026-11-22T10:00:00.000Z",
+            "approvalId": "apr-lost",
+        },
+    )
     app.store.put_record("ContainmentActions", incident_id, action_id, row, etag=etag)
 
     resp = approve(app, incident_id)

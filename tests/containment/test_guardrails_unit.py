@@ -1,14 +1,24 @@
 """Pure containment decisions: guardrail order, the breaker, incident status, NSG rules, row summaries."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.adapters.arm_network import investigation_sources, quarantine_rules, region_key, rules_drifted
 from shared.containment import approval_instance_id, containment_instance_id
-from shared.containment.guardrails import (Facts, Guardrail, Outcome, breaker_reserve, evaluate, is_protected,
-                                           isolation_tag, status_after_containment, status_after_release)
+from shared.containment.guardrails import (
+    Facts,
+    Guardrail,
+    Outcome,
+    breaker_reserve,
+    evaluate,
+    is_protected,
+    isolation_tag,
+    status_after_containment,
+    status_after_release,
+)
 from shared.containment.ports import DirectoryAccount, RequestRejectedError, parse_resource_id, same_id
 from shared.containment.records import ActionStatus, changed_by_us, result_text, start_new_cycle, summary
 from shared.containment.requests import ApprovalRequest, ReleaseRequest, parse_request
@@ -19,26 +29,37 @@ from shared.response_plan import ActionDecision, ActionKind
 
 VM = ActionKind.ISOLATE_VM
 USER = ActionKind.DISABLE_USER
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 # -- guardrail order ------------------------------------------------------------------------------
-@pytest.mark.parametrize("facts, outcome, guardrail", [
-    (Facts(VM, ActionDecision.EXECUTE), Outcome.EXECUTE, Guardrail.RESPONSE_MODE),
-    (Facts(VM, ActionDecision.HOLD), Outcome.HOLD, Guardrail.RESPONSE_MODE),
-    (Facts(VM, ActionDecision.HOLD, approved=True), Outcome.EXECUTE, Guardrail.APPROVED),
-    (Facts(VM, ActionDecision.EXECUTE, isolation_tag="approval"), Outcome.HOLD, Guardrail.ISOLATION_APPROVAL),
-    (Facts(VM, ActionDecision.EXECUTE, isolation_tag="approval", approved=True), Outcome.EXECUTE, Guardrail.APPROVED),
-    (Facts(VM, ActionDecision.EXECUTE, isolation_tag="sometimes"), Outcome.HOLD, Guardrail.ISOLATION_APPROVAL),
-    (Facts(VM, ActionDecision.EXECUTE, isolation_tag="never"), Outcome.SKIP, Guardrail.ISOLATION_NEVER),
-    (Facts(VM, ActionDecision.EXECUTE, isolation_tag="never", approved=True), Outcome.SKIP, Guardrail.ISOLATION_NEVER),
-    (Facts(USER, ActionDecision.EXECUTE, protected=True), Outcome.SKIP, Guardrail.PROTECTED_IDENTITY),
-    (Facts(USER, ActionDecision.SKIP), Outcome.SKIP, Guardrail.PROTECTED_IDENTITY),
-    (Facts(USER, ActionDecision.HOLD, protected=True, approved=True), Outcome.SKIP, Guardrail.PROTECTED_IDENTITY),
-    (Facts(USER, ActionDecision.EXECUTE, guest=True), Outcome.FAIL, Guardrail.GUEST_ACCOUNT),
-    (Facts(USER, ActionDecision.EXECUTE, guest=True, protected=True), Outcome.SKIP, Guardrail.PROTECTED_IDENTITY),
-    (Facts(ActionKind.PARTNER_FINDING, ActionDecision.NONE), Outcome.PARTNER_ACTION, Guardrail.PARTNER_ACTION),
-])
+@pytest.mark.parametrize(
+    "facts, outcome, guardrail",
+    [
+        (Facts(VM, ActionDecision.EXECUTE), Outcome.EXECUTE, Guardrail.RESPONSE_MODE),
+        (Facts(VM, ActionDecision.HOLD), Outcome.HOLD, Guardrail.RESPONSE_MODE),
+        (Facts(VM, ActionDecision.HOLD, approved=True), Outcome.EXECUTE, Guardrail.APPROVED),
+        (Facts(VM, ActionDecision.EXECUTE, isolation_tag="approval"), Outcome.HOLD, Guardrail.ISOLATION_APPROVAL),
+        (
+            Facts(VM, ActionDecision.EXECUTE, isolation_tag="approval", approved=True),
+            Outcome.EXECUTE,
+            Guardrail.APPROVED,
+        ),
+        (Facts(VM, ActionDecision.EXECUTE, isolation_tag="sometimes"), Outcome.HOLD, Guardrail.ISOLATION_APPROVAL),
+        (Facts(VM, ActionDecision.EXECUTE, isolation_tag="never"), Outcome.SKIP, Guardrail.ISOLATION_NEVER),
+        (
+            Facts(VM, ActionDecision.EXECUTE, isolation_tag="never", approved=True),
+            Outcome.SKIP,
+            Guardrail.ISOLATION_NEVER,
+        ),
+        (Facts(USER, ActionDecision.EXECUTE, protected=True), Outcome.SKIP, Guardrail.PROTECTED_IDENTITY),
+        (Facts(USER, ActionDecision.SKIP), Outcome.SKIP, Guardrail.PROTECTED_IDENTITY),
+        (Facts(USER, ActionDecision.HOLD, protected=True, approved=True), Outcome.SKIP, Guardrail.PROTECTED_IDENTITY),
+        (Facts(USER, ActionDecision.EXECUTE, guest=True), Outcome.FAIL, Guardrail.GUEST_ACCOUNT),
+        (Facts(USER, ActionDecision.EXECUTE, guest=True, protected=True), Outcome.SKIP, Guardrail.PROTECTED_IDENTITY),
+        (Facts(ActionKind.PARTNER_FINDING, ActionDecision.NONE), Outcome.PARTNER_ACTION, Guardrail.PARTNER_ACTION),
+    ],
+)
 def test_guardrails_decide_in_order(facts, outcome, guardrail):
     verdict = evaluate(facts)
     assert (verdict.outcome, verdict.guardrail) == (outcome, guardrail)
@@ -91,16 +112,19 @@ def test_breaker_of_zero_holds_every_automatic_containment():
 
 
 # -- incident status -----------------------------------------------------------------------------
-@pytest.mark.parametrize("current, contained, held, expected", [
-    (IncidentStatus.OPEN, True, True, IncidentStatus.CONTAINED),
-    (IncidentStatus.OPEN, False, True, IncidentStatus.HELD),
-    (IncidentStatus.HELD, True, False, IncidentStatus.CONTAINED),
-    (IncidentStatus.HELD, False, False, IncidentStatus.OPEN),
-    (IncidentStatus.RELEASED, True, False, IncidentStatus.CONTAINED),
-    (IncidentStatus.ACKNOWLEDGED, True, False, IncidentStatus.ACKNOWLEDGED),
-    (IncidentStatus.CLOSED, True, False, IncidentStatus.CLOSED),
-    (IncidentStatus.OPEN, False, False, IncidentStatus.OPEN),
-])
+@pytest.mark.parametrize(
+    "current, contained, held, expected",
+    [
+        (IncidentStatus.OPEN, True, True, IncidentStatus.CONTAINED),
+        (IncidentStatus.OPEN, False, True, IncidentStatus.HELD),
+        (IncidentStatus.HELD, True, False, IncidentStatus.CONTAINED),
+        (IncidentStatus.HELD, False, False, IncidentStatus.OPEN),
+        (IncidentStatus.RELEASED, True, False, IncidentStatus.CONTAINED),
+        (IncidentStatus.ACKNOWLEDGED, True, False, IncidentStatus.ACKNOWLEDGED),
+        (IncidentStatus.CLOSED, True, False, IncidentStatus.CLOSED),
+        (IncidentStatus.OPEN, False, False, IncidentStatus.OPEN),
+    ],
+)
 def test_status_after_containment(current, contained, held, expected):
     assert status_after_containment(current, contained, held) == expected
 
@@ -115,7 +139,9 @@ def test_release_status_keeps_resolved_and_closed():
 def test_quarantine_rules_without_a_source_deny_all_at_priority_100():
     rules = quarantine_rules(None)
     assert [(r["name"], r["properties"]["access"], r["properties"]["priority"]) for r in rules] == [
-        ("soc-deny-all-in", "Deny", 100), ("soc-deny-all-out", "Deny", 100)]
+        ("soc-deny-all-in", "Deny", 100),
+        ("soc-deny-all-out", "Deny", 100),
+    ]
 
 
 def test_quarantine_rules_with_a_source_allow_it_first_and_validate_it():
@@ -128,8 +154,10 @@ def test_quarantine_rules_with_a_source_allow_it_first_and_validate_it():
 
 def test_rule_drift_detects_added_loosened_or_missing_rules_but_not_case_or_order():
     desired = quarantine_rules(None)
-    same = [dict(r, properties={**r["properties"], "direction": r["properties"]["direction"].upper()})
-            for r in reversed(desired)]
+    same = [
+        dict(r, properties={**r["properties"], "direction": r["properties"]["direction"].upper()})
+        for r in reversed(desired)
+    ]
     assert not rules_drifted(same, desired)
     loosened = [dict(desired[0], properties={**desired[0]["properties"], "access": "Allow"}), desired[1]]
     assert rules_drifted(loosened, desired)
@@ -139,12 +167,24 @@ def test_rule_drift_detects_added_loosened_or_missing_rules_but_not_case_or_orde
 
 def test_rules_as_arm_stores_them_are_not_drift():
     desired = quarantine_rules("10.1.0.0/24, 10.2.0.0/24")
-    stored = [dict(r, etag="W/x", properties={"sourcePortRanges": [], "destinationPortRanges": [],
-                                              "sourceAddressPrefixes": [], "destinationAddressPrefixes": [],
-                                              "sourceAddressPrefix": "", "destinationAddressPrefix": "",
-                                              **r["properties"], "provisioningState": "Succeeded",
-                                              "description": "edited text"})
-              for r in desired]
+    stored = [
+        dict(
+            r,
+            etag="W/x",
+            properties={
+                "sourcePortRanges": [],
+                "destinationPortRanges": [],
+                "sourceAddressPrefixes": [],
+                "destinationAddressPrefixes": [],
+                "sourceAddressPrefix": "",
+                "destinationAddressPrefix": "",
+                **r["properties"],
+                "provisioningState": "Succeeded",
+                "description": "edited text",
+            },
+        )
+        for r in desired
+    ]
     assert not rules_drifted(stored, desired)
 
 
@@ -154,13 +194,26 @@ def test_region_keys_ignore_spaces_and_case():
 
 # -- rows and summaries ---------------------------------------------------------------------------
 def _row(**extra):
-    base = {"actionId": "isolate-vm-1", "kind": "isolate-vm", "target": "/subscriptions/s/vm", "targetDisplay": "vm-1",
-            "status": "contained", "epoch": 1, "verdict": {"guardrail": "response-mode", "reason": "enforce mode"},
-            "nics": {"n1": {"id": "N1", "changedByUs": True, "previousNsg": None, "quarantineNsg": "Q",
-                            "state": "quarantined"},
-                     "n2": {"id": "N2", "changedByUs": False, "previousNsg": "Q", "quarantineNsg": "Q",
-                            "state": "already-quarantined"}},
-            "account": {}}
+    base = {
+        "actionId": "isolate-vm-1",
+        "kind": "isolate-vm",
+        "target": "/subscriptions/s/vm",
+        "targetDisplay": "vm-1",
+        "status": "contained",
+        "epoch": 1,
+        "verdict": {"guardrail": "response-mode", "reason": "enforce mode"},
+        "nics": {
+            "n1": {"id": "N1", "changedByUs": True, "previousNsg": None, "quarantineNsg": "Q", "state": "quarantined"},
+            "n2": {
+                "id": "N2",
+                "changedByUs": False,
+                "previousNsg": "Q",
+                "quarantineNsg": "Q",
+                "state": "already-quarantined",
+            },
+        },
+        "account": {},
+    }
     base.update(extra)
     return base
 
@@ -170,8 +223,10 @@ def test_result_text_tells_people_what_happened():
     failed = result_text(_row(status="failed", failure={"reason": "403 no"}))
     assert failed.startswith("vm-1: FAILED, escalated to people: 403 no") and "partly applied" in failed
     assert "rejected by ana" in result_text(_row(status="rejected", approval={"actor": "ana"}))
-    assert result_text(_row(kind="disable-user", targetDisplay="jo@x")) == \
-        "account jo@x disabled and its sign-in sessions revoked"
+    assert (
+        result_text(_row(kind="disable-user", targetDisplay="jo@x"))
+        == "account jo@x disabled and its sign-in sessions revoked"
+    )
 
 
 def test_summary_exposes_nics_with_their_original_ids():
@@ -187,10 +242,21 @@ def test_new_cycle_keeps_unrestored_changes_and_forgets_released_ones():
 
 
 def test_changed_paths_name_only_what_differs():
-    before = {"etag": "1", "properties": {"ipConfigurations": [{"name": "a", "properties": {"ip": "10.0.0.4"}}],
-                                          "provisioningState": "Succeeded"}}
-    after = {"etag": "2", "properties": {"ipConfigurations": [{"name": "a", "properties": {"ip": "10.0.0.4"}}],
-                                         "networkSecurityGroup": {"id": "Q"}, "provisioningState": "Updating"}}
+    before = {
+        "etag": "1",
+        "properties": {
+            "ipConfigurations": [{"name": "a", "properties": {"ip": "10.0.0.4"}}],
+            "provisioningState": "Succeeded",
+        },
+    }
+    after = {
+        "etag": "2",
+        "properties": {
+            "ipConfigurations": [{"name": "a", "properties": {"ip": "10.0.0.4"}}],
+            "networkSecurityGroup": {"id": "Q"},
+            "provisioningState": "Updating",
+        },
+    }
     assert changed_paths(before, after) == ["properties.networkSecurityGroup"]
     after["properties"]["ipConfigurations"][0]["properties"]["ip"] = "10.0.0.5"
     assert "properties.ipConfigurations[a].properties.ip" in changed_paths(before, after)
@@ -215,15 +281,21 @@ def test_instance_ids_are_deterministic_per_incident_and_epoch():
 
 def test_resource_ids_parse_and_compare_case_insensitively():
     parts = parse_resource_id("/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/vm")
-    assert parts == {"subscription": "S", "resourceGroup": "RG", "type": "microsoft.compute/virtualmachines",
-                     "name": "vm"}
+    assert parts == {
+        "subscription": "S",
+        "resourceGroup": "RG",
+        "type": "microsoft.compute/virtualmachines",
+        "name": "vm",
+    }
     with pytest.raises(ValueError):
         parse_resource_id("/subscriptions/S/resourceGroups/RG")
     assert same_id("/A/b/", "/a/B") and not same_id(None, "/a") and same_id(None, None)
 
 
 def test_error_line_keeps_the_reason_and_drops_the_stack():
-    text = ("Activity function 'containment_execute' failed: Result: Failure\n"
-            "Exception: TransientError: update NIC n1: 500 InternalServerError boom\nStack:   File x, line 1")
+    text = (
+        "Activity function 'containment_execute' failed: Result: Failure\n"
+        "Exception: TransientError: update NIC n1: 500 InternalServerError boom\nStack:   File x, line 1"
+    )
     assert error_line(text) == "update NIC n1: 500 InternalServerError boom"
     assert ActionStatus.CONTAINED == "contained"

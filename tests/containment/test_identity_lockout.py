@@ -1,10 +1,21 @@
 """Entra ID lockout through the whole app with the real msgraph-sdk client against the HTTPS fake."""
+
 from __future__ import annotations
 
 import pytest
 
-from .conftest import (TENANT, account, actions, advance, containment_output, containment_writes, ingest, p1_alert,
-                       sample, service_principal)
+from .conftest import (
+    TENANT,
+    account,
+    actions,
+    advance,
+    containment_output,
+    containment_writes,
+    ingest,
+    p1_alert,
+    sample,
+    service_principal,
+)
 
 USER_ID = "8e7d6c5b-4a39-4281-b0f1-e2d3c4b5a697"  # jordan.lee in samples/sentinel-incident-trigger.json
 
@@ -17,21 +28,35 @@ def test_sentinel_p1_compromised_account_is_disabled_and_its_sessions_revoked(en
     assert resp.status == 202 and resp.json()["priority"] == "P1"
     incident_id = resp.json()["incidentId"]
 
-    assert containment_writes(fake) == [("PATCH", f"/v1.0/users/{USER_ID}"),
-                                        ("POST", f"/v1.0/users/{USER_ID}/revokeSignInSessions")]
+    assert containment_writes(fake) == [
+        ("PATCH", f"/v1.0/users/{USER_ID}"),
+        ("POST", f"/v1.0/users/{USER_ID}/revokeSignInSessions"),
+    ]
     patch = fake.requests("PATCH", "/users/")[0].body
     assert {k: v for k, v in patch.items() if not k.startswith("@odata")} == {"accountEnabled": False}
     assert fake.get_user(USER_ID)["accountEnabled"] is False
     assert fake.sign_in_revocations(USER_ID) == 1
     row = actions(app, incident_id)["disable-user"]
     assert row["status"] == "contained"
-    assert row["account"] == {"id": USER_ID, "upn": "jordan.lee@contoso.example", "enabledBefore": True,
-                              "disabledByUs": True, "sessionsRevoked": True}
+    assert row["account"] == {
+        "id": USER_ID,
+        "upn": "jordan.lee@contoso.example",
+        "enabledBefore": True,
+        "disabledByUs": True,
+        "sessionsRevoked": True,
+    }
     timeline = app.timeline(incident_id)
-    assert ["containment.started", "containment.account-disabled", "containment.sessions-revoked",
-            "containment.executed"] == [t for t in timeline if t in (
-                "containment.started", "containment.account-disabled", "containment.sessions-revoked",
-                "containment.executed")]
+    assert [
+        t
+        for t in timeline
+        if t
+        in (
+            "containment.started",
+            "containment.account-disabled",
+            "containment.sessions-revoked",
+            "containment.executed",
+        )
+    ] == ["containment.started", "containment.account-disabled", "containment.sessions-revoked", "containment.executed"]
     assert app.store.get_incident(incident_id)[0].status.value == "contained"
 
 
@@ -141,8 +166,9 @@ def test_graph_500s_are_retried_by_the_orchestration_and_three_in_a_row_escalate
 
 def test_service_principal_is_disabled_by_app_id(enforce):
     app, fake = enforce, enforce.fake
-    fake.add_service_principal("5a5a5a5a-0000-4000-8000-00000000000a", "c0ffee00-0000-4000-8000-00000000000b",
-                               "payroll-sync")
+    fake.add_service_principal(
+        "5a5a5a5a-0000-4000-8000-00000000000a", "c0ffee00-0000-4000-8000-00000000000b", "payroll-sync"
+    )
     body = p1_alert(service_principal(app_id="c0ffee00-0000-4000-8000-00000000000b", name="payroll-sync"), sub=None)
     body["tenantId"] = TENANT
     incident_id = ingest(app, body)

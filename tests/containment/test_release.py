@@ -1,10 +1,21 @@
 """Release (SPEC 4, 9): exact restore, idempotence, what is never released."""
+
 from __future__ import annotations
 
 from devtools.azure_fake import json_diff
 
-from .conftest import (account, actions, containment_writes, device, host, ingest, nsg_id, p1_alert, quarantine_id,
-                       seed_vm)
+from .conftest import (
+    account,
+    actions,
+    containment_writes,
+    device,
+    host,
+    ingest,
+    nsg_id,
+    p1_alert,
+    quarantine_id,
+    seed_vm,
+)
 
 ANALYST = "ana.lyst@soc.example"
 
@@ -44,8 +55,9 @@ def test_release_restores_each_nics_previous_nsg_exactly_and_re_enables_the_acco
     assert {"release.requested", "containment.released", "containment.account-enabled"} <= set(timeline)
     released = [e for e in app.store.list_events(incident_id) if e.event_type == "containment.released"]
     assert all(e.phase.value == "Recover" and e.criterion == "CC7.5" and e.actor == ANALYST for e in released)
-    restored = {e.data["nic"]: e.data for e in app.store.list_events(incident_id)
-                if e.event_type == "containment.nic-restored"}
+    restored = {
+        e.data["nic"]: e.data for e in app.store.list_events(incident_id) if e.event_type == "containment.nic-restored"
+    }
     assert restored[nics[0]]["after"]["networkSecurityGroup"] == web
     assert restored[nics[1]]["after"]["networkSecurityGroup"] is None
     assert app.store.get_incident(incident_id)[0].status.value == "released"
@@ -148,13 +160,17 @@ def test_lowering_priority_never_releases(enforce):
     incident_id = ingest(app, p1_alert(host(vm)))
     fake.clear_log()
 
-    resp = app.post(f"/api/incidents/{incident_id}/priority",
-                    {"actor": ANALYST, "priority": "P3", "reason": "false positive suspected"})
+    resp = app.post(
+        f"/api/incidents/{incident_id}/priority",
+        {"actor": ANALYST, "priority": "P3", "reason": "false positive suspected"},
+    )
 
     assert resp.status == 200
     assert containment_writes(fake) == []
-    assert fake.get_resource(nics[0])["properties"]["networkSecurityGroup"]["id"].lower() == \
-        quarantine_id("eastus").lower()
+    assert (
+        fake.get_resource(nics[0])["properties"]["networkSecurityGroup"]["id"].lower()
+        == quarantine_id("eastus").lower()
+    )
     assert actions(app, incident_id)["isolate-vm"]["status"] == "contained"
 
 
@@ -164,8 +180,7 @@ def test_release_body_and_incident_are_validated(enforce):
     assert no_reason.status == 400 and no_reason.json()["details"][0]["field"] == "reason"
     blank_actor = app.post("/api/incidents/INC-x/release", {"actor": "   ", "reason": "ok"})
     assert blank_actor.status == 400 and blank_actor.json()["details"][0]["field"] == "actor"
-    not_json = app.request("POST", "/api/incidents/INC-x/release", None,
-                           headers={"content-type": "text/plain"})
+    not_json = app.request("POST", "/api/incidents/INC-x/release", None, headers={"content-type": "text/plain"})
     assert not_json.status == 415
     assert release(app, "INC-does-not-exist").status == 404
 

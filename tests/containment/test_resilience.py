@@ -1,4 +1,5 @@
 """Idempotency and restarts: replays, re-runs and duplicate starts never act twice."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -112,8 +113,12 @@ def test_new_epoch_after_release_contains_again_and_a_later_release_restores_aga
     assert fake.get_resource(nics[0])["properties"].get("networkSecurityGroup") is not None
     row = actions(app, incident_id)["isolate-vm"]
     assert row["status"] == "contained" and row["epoch"] == 2
-    assert app.post(f"/api/incidents/{incident_id}/release",
-                    {"actor": "a@soc.example", "reason": "rebuilt"}).json()["status"] == "released"
+    assert (
+        app.post(f"/api/incidents/{incident_id}/release", {"actor": "a@soc.example", "reason": "rebuilt"}).json()[
+            "status"
+        ]
+        == "released"
+    )
     assert "networkSecurityGroup" not in fake.get_resource(nics[0])["properties"]
 
 
@@ -133,9 +138,15 @@ def test_breaker_holds_across_scaled_out_instances_racing_for_the_last_slots(enf
     for i in range(4):
         vm, _ = seed_vm(fake, f"vm-race-{i}")
         incident_id = ingest(app, p1_alert(host(vm), score=8))  # P2: nothing ran yet
-        action = ContainmentAction(action_id=f"isolate-vm-race{i}", kind=ActionKind.ISOLATE_VM, target=vm,
-                                   target_display=vm.rsplit("/", 1)[-1], decision=ActionDecision.EXECUTE,
-                                   entity=Entity(kind=EntityKind.HOST, azure_resource_id=vm), reason="test")
+        action = ContainmentAction(
+            action_id=f"isolate-vm-race{i}",
+            kind=ActionKind.ISOLATE_VM,
+            target=vm,
+            target_display=vm.rsplit("/", 1)[-1],
+            decision=ActionDecision.EXECUTE,
+            entity=Entity(kind=EntityKind.HOST, azure_resource_id=vm),
+            reason="test",
+        )
         requests.append({"incidentId": incident_id, "epoch": 1, "action": action.wire(), "trigger": "runbook"})
     instances = [AppContext() for _ in requests]
     barrier = threading.Barrier(len(requests))

@@ -1,19 +1,44 @@
 """VM quarantine through the whole app: ingest → runbook → containment sub-orchestration → real
 azure-mgmt clients → the HTTPS fake; evidence in Azurite."""
+
 from __future__ import annotations
 
 from devtools.azure_fake import json_diff
 from shared.containment import list_actions as actions_list
 
-from .conftest import (SUB, actions, advance, containment_output, containment_writes, host, ingest, nic_id, nsg_id,
-                       p1_alert, quarantine_id, sample, seed_vm, vm_id)
+from .conftest import (
+    SUB,
+    actions,
+    advance,
+    containment_output,
+    containment_writes,
+    host,
+    ingest,
+    nic_id,
+    nsg_id,
+    p1_alert,
+    quarantine_id,
+    sample,
+    seed_vm,
+    vm_id,
+)
 
 
 def _rule(name: str, access: str, port: str = "*") -> dict:
     """An inbound NSG rule as ARM stores it."""
-    return {"name": name, "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": port,
-                                         "sourceAddressPrefix": "*", "destinationAddressPrefix": "*",
-                                         "access": access, "priority": 100, "direction": "Inbound"}}
+    return {
+        "name": name,
+        "properties": {
+            "protocol": "*",
+            "sourcePortRange": "*",
+            "destinationPortRange": port,
+            "sourceAddressPrefix": "*",
+            "destinationAddressPrefix": "*",
+            "access": access,
+            "priority": 100,
+            "direction": "Inbound",
+        },
+    }
 
 
 def test_sample_p1_defender_alert_quarantines_every_nic_end_to_end(enforce):
@@ -50,8 +75,10 @@ def test_sample_p1_defender_alert_quarantines_every_nic_end_to_end(enforce):
     assert fake.get_resource(decoy) == seeded[decoy]
     # The quarantine NSG denies everything, both ways, at the top priority.
     rules = {r["name"]: r["properties"] for r in fake.get_resource(quarantine)["properties"]["securityRules"]}
-    assert {(p["direction"], p["access"], p["priority"], p["sourceAddressPrefix"], p["destinationAddressPrefix"])
-            for p in rules.values()} == {("Inbound", "Deny", 100, "*", "*"), ("Outbound", "Deny", 100, "*", "*")}
+    assert {
+        (p["direction"], p["access"], p["priority"], p["sourceAddressPrefix"], p["destinationAddressPrefix"])
+        for p in rules.values()
+    } == {("Inbound", "Deny", 100, "*", "*"), ("Outbound", "Deny", 100, "*", "*")}
     assert fake.get_resource(quarantine)["location"] == "eastus"
 
     out = containment_output(app, incident_id)
@@ -63,9 +90,13 @@ def test_sample_p1_defender_alert_quarantines_every_nic_end_to_end(enforce):
 
     timeline = app.timeline(incident_id)
     i = timeline.index("containment.started")
-    assert timeline[i:i + 5] == ["containment.started", "containment.quarantine-nsg-created",
-                                 "containment.nic-quarantined", "containment.nic-quarantined",
-                                 "containment.executed"]
+    assert timeline[i : i + 5] == [
+        "containment.started",
+        "containment.quarantine-nsg-created",
+        "containment.nic-quarantined",
+        "containment.nic-quarantined",
+        "containment.executed",
+    ]
     events = {e.event_type: e for e in app.store.list_events(incident_id)}
     executed = events["containment.executed"].data
     assert {n["id"]: n["networkSecurityGroup"] for n in executed["before"]["nics"]} == {nic_a: web_nsg, nic_b: None}

@@ -34,24 +34,26 @@ CALLS: list[dict] = []
 
 
 def _json(data, status=200):
-    return func.HttpResponse(json.dumps(data), status_code=status,
-                             mimetype="application/json")
+    return func.HttpResponse(json.dumps(data), status_code=status, mimetype="application/json")
 
 
 # --------------------------------------------------------------------- HTTP
 
+
 @bp.route(route="echo/{id}/items/{item:int}", methods=["GET", "PUT"])
 def echo(req: func.HttpRequest) -> func.HttpResponse:
     """Sync HTTP function: reflects the request it was given."""
-    return _json({
-        "method": req.method,
-        "url": req.url,
-        "route_params": dict(req.route_params),
-        "params": dict(req.params),
-        "content_type": req.headers.get("content-type"),
-        "x_test": req.headers.get("x-test"),
-        "body": req.get_body().decode("utf-8"),
-    })
+    return _json(
+        {
+            "method": req.method,
+            "url": req.url,
+            "route_params": dict(req.route_params),
+            "params": dict(req.params),
+            "content_type": req.headers.get("content-type"),
+            "x_test": req.headers.get("x-test"),
+            "body": req.get_body().decode("utf-8"),
+        }
+    )
 
 
 @bp.route(route="incidents/{id}", methods=["GET"])
@@ -77,8 +79,7 @@ async def http_start(req: func.HttpRequest, client) -> func.HttpResponse:
     body = req.get_body()
     payload = json.loads(body) if body else None
     try:
-        instance_id = await client.start_new(req.route_params["name"],
-                                             instance_id, payload)
+        instance_id = await client.start_new(req.route_params["name"], instance_id, payload)
     except Exception as exc:  # surfaced by the client (409, 400, ...)
         return _json({"error": str(exc)}, 409)
     return client.create_check_status_response(req, instance_id)
@@ -114,6 +115,7 @@ async def terminate(req: func.HttpRequest, client) -> func.HttpResponse:
 
 # -------------------------------------------------------------- orchestrators
 
+
 @bp.orchestration_trigger(context_name="context")
 def greeting_sequence(context: df.DurableOrchestrationContext):
     names = context.get_input() or []
@@ -121,18 +123,15 @@ def greeting_sequence(context: df.DurableOrchestrationContext):
     for name in names:
         greetings.append((yield context.call_activity("say_hello", name)))
     # fan-out / fan-in over the same activity with dict inputs and outputs
-    shouted = yield context.task_all(
-        [context.call_activity("shout", {"text": g}) for g in greetings])
+    shouted = yield context.task_all([context.call_activity("shout", {"text": g}) for g in greetings])
     context.set_custom_status({"greeted": len(greetings)})
     return {"greetings": greetings, "shouted": [s["text"] for s in shouted]}
 
 
 @bp.orchestration_trigger(context_name="context")
 def retrying(context: df.DurableOrchestrationContext):
-    options = df.RetryOptions(first_retry_interval_in_milliseconds=30_000,
-                              max_number_of_attempts=3)
-    result = yield context.call_activity_with_retry("flaky", options,
-                                                    context.get_input())
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=30_000, max_number_of_attempts=3)
+    result = yield context.call_activity_with_retry("flaky", options, context.get_input())
     return result
 
 
@@ -142,9 +141,10 @@ def call_escalation(context: df.DurableOrchestrationContext):
     params = context.get_input()
     max_calls = params.get("max_calls", 3)
     for attempt in range(1, max_calls + 1):
-        yield context.call_activity("place_call", {
-            "incident": params["incident"], "attempt": attempt,
-            "at": context.current_utc_datetime.isoformat()})
+        yield context.call_activity(
+            "place_call",
+            {"incident": params["incident"], "attempt": attempt, "at": context.current_utc_datetime.isoformat()},
+        )
         context.set_custom_status({"stage": "waiting", "attempt": attempt})
         deadline = context.current_utc_datetime + timedelta(minutes=15)
         timeout = context.create_timer(deadline)
@@ -156,8 +156,7 @@ def call_escalation(context: df.DurableOrchestrationContext):
             # The Python client double-encodes event data (see devtools docs)
             if isinstance(data, str):
                 data = json.loads(data)
-            context.set_custom_status({"stage": "acknowledged",
-                                       "attempt": attempt})
+            context.set_custom_status({"stage": "acknowledged", "attempt": attempt})
             return {"acknowledged": True, "attempts": attempt, "by": data}
     context.set_custom_status({"stage": "exhausted", "attempt": max_calls})
     return {"acknowledged": False, "attempts": max_calls}
@@ -166,8 +165,8 @@ def call_escalation(context: df.DurableOrchestrationContext):
 @bp.orchestration_trigger(context_name="context")
 def parent_orchestrator(context: df.DurableOrchestrationContext):
     child = yield context.call_sub_orchestrator(
-        "greeting_sequence", context.get_input(),
-        f"{context.instance_id}-child")
+        "greeting_sequence", context.get_input(), f"{context.instance_id}-child"
+    )
     try:
         yield context.call_sub_orchestrator("failing_orchestrator", None)
     except Exception as exc:  # child failure surfaces in the parent
@@ -189,8 +188,7 @@ def calls_missing_activity(context: df.DurableOrchestrationContext):
 @bp.orchestration_trigger(context_name="context")
 def catches_activity_error(context: df.DurableOrchestrationContext):
     try:
-        yield context.call_activity("flaky", {"key": context.get_input(),
-                                              "message": "kaput"})
+        yield context.call_activity("flaky", {"key": context.get_input(), "message": "kaput"})
     except Exception as exc:
         return {"caught": str(exc)}
     return {"caught": None}
@@ -200,14 +198,14 @@ def catches_activity_error(context: df.DurableOrchestrationContext):
 def counter(context: df.DurableOrchestrationContext):
     count = context.get_input() or 0
     if count < 3:
-        yield context.create_timer(context.current_utc_datetime
-                                   + timedelta(minutes=1))
+        yield context.create_timer(context.current_utc_datetime + timedelta(minutes=1))
         context.continue_as_new(count + 1)
         return None
     return {"final": count}
 
 
 # ------------------------------------------------------------------- activities
+
 
 @bp.activity_trigger(input_name="name")
 def say_hello(name: str) -> str:
@@ -238,8 +236,8 @@ async def place_call(call: dict) -> dict:
 
 # ------------------------------------------------------------------------ timer
 
-@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *",
-                  run_on_startup=False)
+
+@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
 def poll_timer(timer: func.TimerRequest) -> None:
     TIMER_RUNS.append(timer.past_due)
 

@@ -8,6 +8,7 @@ Retry-After (injected values are 0-1 s); tests that retry more than once
 build their client with ``retry_backoff_factor=0.01``; read timeouts use a
 short ``read_timeout`` against an injected delay of about a second.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -53,8 +54,14 @@ def settings(fake_env: dict[str, str]) -> Settings:
 def raw(fake: AzureFake, method: str, path: str, body=None, *, resource: str | None = None) -> requests.Response:
     """A plain HTTPS request to the fake with a token it issued (no SDK)."""
     token = fake.identity.issue_token(resource or fake.url).token
-    return requests.request(method, fake.url + path, json=body, headers={"Authorization": f"Bearer {token}"},
-                            verify=fake.ca_pem_path, timeout=10)
+    return requests.request(
+        method,
+        fake.url + path,
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        verify=fake.ca_pem_path,
+        timeout=10,
+    )
 
 
 # ---------------------------------------------------------------------------- adapters module
@@ -130,9 +137,15 @@ def test_missing_settings_are_configuration_errors(monkeypatch: pytest.MonkeyPat
 
 def test_identity_endpoint_speaks_app_service_protocol(fake: AzureFake) -> None:
     url = fake.identity.url
-    assert requests.get(url, params={"api-version": "2019-08-01", "resource": "https://x"}, timeout=5).status_code == 401
-    ok = requests.get(url, params={"api-version": "2019-08-01", "resource": "https://x", "client_id": "abc"},
-                      headers={"X-IDENTITY-HEADER": fake.identity.header_secret}, timeout=5)
+    assert (
+        requests.get(url, params={"api-version": "2019-08-01", "resource": "https://x"}, timeout=5).status_code == 401
+    )
+    ok = requests.get(
+        url,
+        params={"api-version": "2019-08-01", "resource": "https://x", "client_id": "abc"},
+        headers={"X-IDENTITY-HEADER": fake.identity.header_secret},
+        timeout=5,
+    )
     assert ok.status_code == 200
     body = ok.json()
     assert set(body) >= {"access_token", "expires_on", "resource", "token_type"}
@@ -142,7 +155,8 @@ def test_identity_endpoint_speaks_app_service_protocol(fake: AzureFake) -> None:
 
 
 def test_default_credential_uses_the_identity_endpoint_and_azure_client_id(
-        settings: Settings, fake: AzureFake, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings, fake: AzureFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AZURE_CLIENT_ID", "5d1f0c3e-0000-4000-8000-000000000001")
     clients.reset_clients()
     token = clients.credential().get_token(f"{settings.arm_endpoint}/.default")
@@ -177,24 +191,49 @@ def test_nsg_get_missing_is_resource_not_found_and_carries_the_token(settings: S
 
 
 def test_nsg_create_with_long_running_operation_polls_until_succeeded(settings: Settings, fake: AzureFake) -> None:
-    from azure.mgmt.network.models import NetworkSecurityGroup, NetworkSecurityGroupPropertiesFormat, SecurityRule, \
-        SecurityRulePropertiesFormat
+    from azure.mgmt.network.models import (
+        NetworkSecurityGroup,
+        NetworkSecurityGroupPropertiesFormat,
+        SecurityRule,
+        SecurityRulePropertiesFormat,
+    )
 
     fake.set_lro("Microsoft.Network/networkSecurityGroups", polls=2)
-    deny = SecurityRule(name="soc-deny-all-in", properties=SecurityRulePropertiesFormat(
-        protocol="*", source_address_prefix="*", destination_address_prefix="*", source_port_range="*",
-        destination_port_range="*", access="Deny", direction="Inbound", priority=100))
-    nsg = NetworkSecurityGroup(location="westeurope", tags={"soc": "quarantine"},
-                               properties=NetworkSecurityGroupPropertiesFormat(security_rules=[deny]))
+    deny = SecurityRule(
+        name="soc-deny-all-in",
+        properties=SecurityRulePropertiesFormat(
+            protocol="*",
+            source_address_prefix="*",
+            destination_address_prefix="*",
+            source_port_range="*",
+            destination_port_range="*",
+            access="Deny",
+            direction="Inbound",
+            priority=100,
+        ),
+    )
+    nsg = NetworkSecurityGroup(
+        location="westeurope",
+        tags={"soc": "quarantine"},
+        properties=NetworkSecurityGroupPropertiesFormat(security_rules=[deny]),
+    )
     client = clients.network_client(settings, SUB)
     started = time.monotonic()
-    result = client.network_security_groups.begin_create_or_update("rg-soc-quarantine", "nsg-q-westeurope", nsg).result()
+    result = client.network_security_groups.begin_create_or_update(
+        "rg-soc-quarantine", "nsg-q-westeurope", nsg
+    ).result()
     assert time.monotonic() - started < 5
     assert result.properties.provisioning_state == "Succeeded"
     assert result.properties.security_rules[0].id.endswith("/securityRules/soc-deny-all-in")
     assert {r.name for r in result.properties.default_security_rules} >= {"DenyAllInBound", "AllowVnetInBound"}
     calls = [(r.method, r.status, "operations/" in r.path) for r in fake.requests()]
-    assert calls == [("PUT", 201, False), ("GET", 200, True), ("GET", 200, True), ("GET", 200, True), ("GET", 200, False)]
+    assert calls == [
+        ("PUT", 201, False),
+        ("GET", 200, True),
+        ("GET", 200, True),
+        ("GET", 200, True),
+        ("GET", 200, False),
+    ]
     stored = fake.get_resource(nsg_id("nsg-q-westeurope", f"/subscriptions/{SUB}/resourceGroups/rg-soc-quarantine"))
     assert stored["properties"]["securityRules"][0]["properties"]["access"] == "Deny"
 
@@ -203,11 +242,14 @@ def test_failed_long_running_operation_raises(settings: Settings, fake: AzureFak
     from azure.core.exceptions import HttpResponseError
     from azure.mgmt.network.models import NetworkSecurityGroup
 
-    fake.set_lro("Microsoft.Network/networkSecurityGroups", polls=0,
-                 fail={"code": "InternalServerError", "message": "boom"})
+    fake.set_lro(
+        "Microsoft.Network/networkSecurityGroups", polls=0, fail={"code": "InternalServerError", "message": "boom"}
+    )
     client = clients.network_client(settings, SUB)
     with pytest.raises(HttpResponseError, match="boom"):
-        client.network_security_groups.begin_create_or_update("rg-app", "nsg-x", NetworkSecurityGroup(location="westeurope")).result()
+        client.network_security_groups.begin_create_or_update(
+            "rg-app", "nsg-x", NetworkSecurityGroup(location="westeurope")
+        ).result()
     assert fake.get_resource(nsg_id("nsg-x"))["properties"]["provisioningState"] == "Failed"
 
 
@@ -216,8 +258,20 @@ def test_nic_update_attaches_nsg_and_changes_nothing_else(settings: Settings, fa
 
     fake.add_nsg(nsg_id("nsg-app"), "westeurope")
     fake.add_nsg(nsg_id("nsg-q"), "westeurope")
-    fake.add_nic(nic_id("nic-1"), "westeurope", nsg_id=nsg_id("nsg-app"), tags={"owner": "app"},
-                 ip_configurations=[{}, {"name": "secondary", "private_ip": "10.0.9.9", "public_ip_id": f"{RG}/providers/Microsoft.Network/publicIPAddresses/pip-1"}])
+    fake.add_nic(
+        nic_id("nic-1"),
+        "westeurope",
+        nsg_id=nsg_id("nsg-app"),
+        tags={"owner": "app"},
+        ip_configurations=[
+            {},
+            {
+                "name": "secondary",
+                "private_ip": "10.0.9.9",
+                "public_ip_id": f"{RG}/providers/Microsoft.Network/publicIPAddresses/pip-1",
+            },
+        ],
+    )
     fake.add_vm(vm_id("vm-1"), "westeurope", [nic_id("nic-1")])
     before = fake.get_resource(nic_id("nic-1"))
 
@@ -232,8 +286,9 @@ def test_nic_update_attaches_nsg_and_changes_nothing_else(settings: Settings, fa
     after = fake.get_resource(nic_id("nic-1"))
     assert json_diff(before, after) == ["properties.networkSecurityGroup.id"]
     sent = fake.last_request("PUT", "networkInterfaces/nic-1").body
-    assert [c["properties"]["privateIPAddress"] for c in sent["properties"]["ipConfigurations"]] == \
-        [c["properties"]["privateIPAddress"] for c in before["properties"]["ipConfigurations"]]
+    assert [c["properties"]["privateIPAddress"] for c in sent["properties"]["ipConfigurations"]] == [
+        c["properties"]["privateIPAddress"] for c in before["properties"]["ipConfigurations"]
+    ]
     assert "macAddress" not in sent["properties"]  # read-only: the SDK leaves it out, ARM keeps it
     quarantined = client.network_security_groups.get("rg-app", "nsg-q")
     assert [n.id for n in quarantined.properties.network_interfaces] == [nic_id("nic-1")]
@@ -282,8 +337,13 @@ def test_list_by_resource_group_ids_ignore_case_patch_and_delete(settings: Setti
 def test_compute_vm_get_lists_its_nics_and_tags(settings: Settings, fake: AzureFake) -> None:
     fake.add_nic(nic_id("dc-nic-0"), "westeurope")
     fake.add_nic(nic_id("dc-nic-1"), "westeurope")
-    fake.add_vm(vm_id("dc-01"), "westeurope", [nic_id("dc-nic-0"), nic_id("dc-nic-1")],
-                tags={"soc-isolation": "approval"}, os_type="Windows")
+    fake.add_vm(
+        vm_id("dc-01"),
+        "westeurope",
+        [nic_id("dc-nic-0"), nic_id("dc-nic-1")],
+        tags={"soc-isolation": "approval"},
+        os_type="Windows",
+    )
     vm = clients.compute_client(settings, SUB).virtual_machines.get("rg-app", "dc-01")
     assert [n.id for n in vm.properties.network_profile.network_interfaces] == [nic_id("dc-nic-0"), nic_id("dc-nic-1")]
     assert vm.tags == {"soc-isolation": "approval"} and vm.location == "westeurope"
@@ -292,14 +352,27 @@ def test_compute_vm_get_lists_its_nics_and_tags(settings: Settings, fake: AzureF
 
 def test_sentinel_incidents_comments_and_defender_alert_actions_are_generic(fake: AzureFake) -> None:
     ws = f"{RG}/providers/Microsoft.OperationalInsights/workspaces/ws-soc/providers/Microsoft.SecurityInsights"
-    put = raw(fake, "PUT", f"{ws}/incidents/inc-1?api-version=2024-03-01",
-              {"properties": {"title": "Crypto miner", "severity": "High", "status": "Active"}})
+    put = raw(
+        fake,
+        "PUT",
+        f"{ws}/incidents/inc-1?api-version=2024-03-01",
+        {"properties": {"title": "Crypto miner", "severity": "High", "status": "Active"}},
+    )
     assert put.status_code == 201 and put.json()["properties"]["provisioningState"] == "Succeeded"
     assert put.json()["type"] == "Microsoft.SecurityInsights/incidents" and put.json()["etag"]
-    comment = raw(fake, "PUT", f"{ws}/incidents/inc-1/comments/c-1?api-version=2024-03-01", {"properties": {"message": "contained"}})
+    comment = raw(
+        fake,
+        "PUT",
+        f"{ws}/incidents/inc-1/comments/c-1?api-version=2024-03-01",
+        {"properties": {"message": "contained"}},
+    )
     assert comment.status_code == 201
     assert raw(fake, "GET", f"{ws}/incidents/inc-1/comments").json()["value"][0]["properties"]["message"] == "contained"
-    dismiss = raw(fake, "POST", f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Security/locations/westeurope/alerts/2517-abc/resolve?api-version=2022-01-01")
+    dismiss = raw(
+        fake,
+        "POST",
+        f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Security/locations/westeurope/alerts/2517-abc/resolve?api-version=2022-01-01",
+    )
     assert dismiss.status_code == 204
     assert [r.method for r in fake.writes()] == ["PUT", "PUT", "POST"]
     missing = raw(fake, "GET", f"{ws}/incidents/inc-404")
@@ -329,10 +402,14 @@ def test_graph_containment_and_mail_send_tokens_to_the_graph_endpoint(settings: 
         await user.patch(User(account_enabled=False))
         revoked = await user.revoke_sign_in_sessions.post()
         await graph.service_principals.by_service_principal_id("sp-1").patch(ServicePrincipal(account_enabled=False))
-        mail = Message(subject="[P1] contained", body=ItemBody(content_type=BodyType.Text, content="VM isolated"),
-                       to_recipients=[Recipient(email_address=EmailAddress(address="soc@partner.example"))])
+        mail = Message(
+            subject="[P1] contained",
+            body=ItemBody(content_type=BodyType.Text, content="VM isolated"),
+            to_recipients=[Recipient(email_address=EmailAddress(address="soc@partner.example"))],
+        )
         await graph.users.by_user_id("soc-alerts@contoso.example").send_mail.post(
-            SendMailPostRequestBody(message=mail, save_to_sent_items=False))
+            SendMailPostRequestBody(message=mail, save_to_sent_items=False)
+        )
         return revoked.value
 
     assert asyncio.run(contain_and_notify()) is True
@@ -341,9 +418,18 @@ def test_graph_containment_and_mail_send_tokens_to_the_graph_endpoint(settings: 
     assert fake.get_service_principal("app-1")["accountEnabled"] is False
     [sent] = fake.sent_mail()
     assert (sent.sender, sent.subject, sent.to, sent.body_content) == (
-        "soc-alerts@contoso.example", "[P1] contained", ["soc@partner.example"], "VM isolated")
+        "soc-alerts@contoso.example",
+        "[P1] contained",
+        ["soc@partner.example"],
+        "VM isolated",
+    )
     graph_requests = fake.requests(api="graph")
-    assert [(r.method, r.status) for r in graph_requests] == [("PATCH", 204), ("POST", 200), ("PATCH", 204), ("POST", 202)]
+    assert [(r.method, r.status) for r in graph_requests] == [
+        ("PATCH", 204),
+        ("POST", 200),
+        ("PATCH", 204),
+        ("POST", 202),
+    ]
     for r in graph_requests:
         assert r.header("Authorization", "").startswith("Bearer fake-mi.")
         assert r.token_resource == settings.graph_endpoint
@@ -360,7 +446,9 @@ def test_graph_user_get_hides_account_enabled_unless_selected(settings: Settings
         plain = await user.get()
         config = UserItemRequestBuilder.UserItemRequestBuilderGetRequestConfiguration(
             query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
-                select=["id", "accountEnabled", "userType"]))
+                select=["id", "accountEnabled", "userType"]
+            )
+        )
         selected = await user.get(request_configuration=config)
         return plain, selected
 
@@ -397,8 +485,9 @@ def test_graph_client_whose_allowed_hosts_miss_the_endpoint_sends_no_token(setti
     fake.add_user("u-1", "a@contoso.example")
 
     async def naive() -> None:
-        auth = AzureIdentityAuthenticationProvider(clients.credential(), scopes=[f"{settings.graph_endpoint}/.default"],
-                                                   allowed_hosts=["graph.microsoft.com"])
+        auth = AzureIdentityAuthenticationProvider(
+            clients.credential(), scopes=[f"{settings.graph_endpoint}/.default"], allowed_hosts=["graph.microsoft.com"]
+        )
         adapter = GraphRequestAdapter(auth)
         adapter.base_url = f"{settings.graph_endpoint}/v1.0"
         await GraphServiceClient(request_adapter=adapter).users.by_user_id("u-1").get()
@@ -450,14 +539,15 @@ def test_logs_query_returns_rows_and_the_handler_sees_query_and_timespan(setting
         return sample if "SecurityAlert" in body["query"] else {"tables": []}
 
     fake.log_analytics_handler = answer
-    start = datetime(2026, 11, 21, 22, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
     result = clients.logs_client(settings).query_workspace(
-        "ws-guid", "SecurityAlert | where TimeGenerated > ago(1h)", timespan=(start, timedelta(minutes=30)))
+        "ws-guid", "SecurityAlert | where TimeGenerated > ago(1h)", timespan=(start, timedelta(minutes=30))
+    )
     assert result.status == LogsQueryStatus.SUCCESS
     table = result.tables[0]
     row = dict(zip(table.columns, table.rows[0]))
     assert row["SystemAlertId"] == "c8f1e2d3-4b5a-4968-8776-a5b4c3d2e1f0"
-    assert row["TimeGenerated"] == datetime(2026, 11, 21, 22, 15, 42, 118000, tzinfo=timezone.utc)
+    assert row["TimeGenerated"] == datetime(2026, 11, 21, 22, 15, 42, 118000, tzinfo=UTC)
     assert seen[0][0] == "ws-guid" and seen[0][1]["timespan"].startswith("2026-11-21T22:00:00")
     assert fake.log_analytics_queries()[0]["query"].startswith("SecurityAlert")
     req = fake.last_request("POST", "/v1/workspaces/ws-guid/query")
@@ -468,8 +558,9 @@ def test_logs_query_returns_rows_and_the_handler_sees_query_and_timespan(setting
 def test_logs_partial_error_gives_a_partial_result(settings: Settings, fake: AzureFake) -> None:
     from azure.monitor.query import LogsQueryStatus
 
-    fake.set_log_analytics_tables([AzureFake.la_table([("SystemAlertId", "string")], [["a-1"]])],
-                                  partial_error="Query exceeded the memory limit")
+    fake.set_log_analytics_tables(
+        [AzureFake.la_table([("SystemAlertId", "string")], [["a-1"]])], partial_error="Query exceeded the memory limit"
+    )
     result = clients.logs_client(settings).query_workspace("ws", "SecurityAlert", timespan=timedelta(hours=1))
     assert result.status == LogsQueryStatus.PARTIAL
     assert result.partial_data[0].rows[0][0] == "a-1"
@@ -498,26 +589,42 @@ def test_call_automation_create_call_play_recognize_hang_up(settings: Settings, 
     from azure.communication.callautomation import PhoneNumberIdentifier, RecognizeInputType, TextSource
 
     client = clients.call_automation_client(settings)
-    props = client.create_call(PhoneNumberIdentifier("+15551230001"), "https://soc.example/api/calls/events",
-                               source_caller_id_number=PhoneNumberIdentifier("+15550000000"),
-                               operation_context="inc-1:attempt-1")
+    props = client.create_call(
+        PhoneNumberIdentifier("+15551230001"),
+        "https://soc.example/api/calls/events",
+        source_caller_id_number=PhoneNumberIdentifier("+15550000000"),
+        operation_context="inc-1:attempt-1",
+    )
     [call] = fake.calls()
     assert props.call_connection_id == call.call_connection_id
-    assert (call.targets, call.source_caller_id, call.operation_context) == (["+15551230001"], "+15550000000", "inc-1:attempt-1")
+    assert (call.targets, call.source_caller_id, call.operation_context) == (
+        ["+15551230001"],
+        "+15550000000",
+        "inc-1:attempt-1",
+    )
     req = fake.last_request("POST", "/calling/callConnections")
     assert req.token_resource.rstrip("/") == ACS_AUDIENCE
 
     connection = client.get_call_connection(props.call_connection_id)
     prompt = TextSource(text="Priority one incident. Press 1 to acknowledge.", voice_name="en-US-JennyNeural")
     connection.play_media(prompt)
-    connection.start_recognizing_media(RecognizeInputType.DTMF, PhoneNumberIdentifier("+15551230001"),
-                                       play_prompt=prompt, dtmf_max_tones_to_collect=1, operation_context="ack")
+    connection.start_recognizing_media(
+        RecognizeInputType.DTMF,
+        PhoneNumberIdentifier("+15551230001"),
+        play_prompt=prompt,
+        dtmf_max_tones_to_collect=1,
+        operation_context="ack",
+    )
     connection.hang_up(is_for_everyone=True)
     assert call.action_names() == ["play", "recognize", "terminate"]
     assert call.actions[1][1]["recognizeOptions"]["dtmfOptions"]["maxTonesToCollect"] == 1
-    event = fake.call_event(call.call_connection_id, "RecognizeCompleted", recognitionType="dtmf",
-                            dtmfResult={"tones": ["one"]})[0]
-    assert event["type"] == "Microsoft.Communication.RecognizeCompleted" and event["data"]["operationContext"] == "inc-1:attempt-1"
+    event = fake.call_event(
+        call.call_connection_id, "RecognizeCompleted", recognitionType="dtmf", dtmfResult={"tones": ["one"]}
+    )[0]
+    assert (
+        event["type"] == "Microsoft.Communication.RecognizeCompleted"
+        and event["data"]["operationContext"] == "inc-1:attempt-1"
+    )
 
 
 # ---------------------------------------------------------------------------- Tables (Azurite)
@@ -560,7 +667,9 @@ def test_arm_500_three_times_then_success(settings: Settings, fake: AzureFake) -
 
     fake.inject("PUT", r"networkSecurityGroups/nsg-5$", 500, times=3)
     client = clients.network_client(settings, SUB, **FAST)
-    client.network_security_groups.begin_create_or_update("rg-app", "nsg-5", NetworkSecurityGroup(location="westeurope")).result()
+    client.network_security_groups.begin_create_or_update(
+        "rg-app", "nsg-5", NetworkSecurityGroup(location="westeurope")
+    ).result()
     assert [r.status for r in fake.requests("PUT")] == [500, 500, 500, 201]
 
 
@@ -594,7 +703,11 @@ def test_faults_are_consumed_in_order_then_normal_behaviour_resumes(fake: AzureF
 
 
 def test_custom_route_and_reset(fake: AzureFake) -> None:
-    fake.route("GET", r"/subscriptions/[^/]+/resourcegroups/rg-app$", lambda req, m: {"name": "rg-app", "location": "westeurope"})
+    fake.route(
+        "GET",
+        r"/subscriptions/[^/]+/resourcegroups/rg-app$",
+        lambda req, m: {"name": "rg-app", "location": "westeurope"},
+    )
     assert raw(fake, "GET", RG).json()["location"] == "westeurope"
     fake.route("POST", r"/listKeys$", lambda req, m: FakeResponse(200, {"keys": []}))
     assert raw(fake, "POST", f"{RG}/providers/Microsoft.Storage/storageAccounts/st/listKeys").json() == {"keys": []}

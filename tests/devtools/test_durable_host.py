@@ -8,7 +8,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,11 +16,9 @@ _ROOT = pathlib.Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from devtools.durable_host import (InstanceAlreadyExistsError,  # noqa: E402
-                                   InstanceGoneError, LocalDurableHost,
-                                   UnknownFunctionError)
+from devtools.durable_host import InstanceAlreadyExistsError, InstanceGoneError, LocalDurableHost, UnknownFunctionError  # noqa: E402
 
-T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
 
@@ -47,19 +45,22 @@ def _get(url):
 
 # --------------------------------------------------------------- activities
 
+
 def test_activities_run_for_real_with_json_round_trips(host):
     iid = host.start_new("greeting_sequence", "greet", ["ann", "bob"])
     status = host.status(iid)
     assert status["runtimeStatus"] == "Completed"
     assert status["input"] == ["ann", "bob"]
     assert status["customStatus"] == {"greeted": 2}
-    assert status["output"] == {"greetings": ["Hello ann!", "Hello bob!"],
-                                "shouted": ["HELLO ANN!", "HELLO BOB!"]}
+    assert status["output"] == {"greetings": ["Hello ann!", "Hello bob!"], "shouted": ["HELLO ANN!", "HELLO BOB!"]}
 
     calls = host.activity_calls()
     assert [(c["name"], c["input"]) for c in calls] == [
-        ("say_hello", "ann"), ("say_hello", "bob"),
-        ("shout", {"text": "Hello ann!"}), ("shout", {"text": "Hello bob!"})]
+        ("say_hello", "ann"),
+        ("say_hello", "bob"),
+        ("shout", {"text": "Hello ann!"}),
+        ("shout", {"text": "Hello bob!"}),
+    ]
     # dict inputs arrive as dicts (ActivityTriggerConverter), results are JSON
     assert calls[2]["result"] == {"text": "HELLO ANN!", "type": "dict"}
     assert all(c["time"] == T0 for c in calls)
@@ -81,6 +82,7 @@ def test_async_activity_runs_on_the_shared_loop(host):
 
 # ------------------------------------------------------------------ retries
 
+
 def test_retry_options_two_failures_then_success(host):
     sample.FLAKY_FAILURES["retry-ok"] = 2
     iid = host.start_new("retrying", "retry-ok", {"key": "retry-ok"})
@@ -94,12 +96,14 @@ def test_retry_options_two_failures_then_success(host):
     assert status["output"] == {"ok": "retry-ok"}
 
     types = _types(host.history(iid))
-    assert types[10] == 2 and types[11] == 2          # two retry timers created + fired
+    assert types[10] == 2 and types[11] == 2  # two retry timers created + fired
     assert types[6] == 2 and types[5] == 1 and types[4] == 3
     calls = host.activity_calls("flaky", iid)
     assert [(c["attempt"], c["time"], c["error"] is None) for c in calls] == [
-        (1, T0, False), (2, T0 + timedelta(seconds=30), False),
-        (3, T0 + timedelta(seconds=60), True)]
+        (1, T0, False),
+        (2, T0 + timedelta(seconds=30), False),
+        (3, T0 + timedelta(seconds=60), True),
+    ]
     assert "RuntimeError: transient failure (retry-ok)" in calls[0]["error"]
 
 
@@ -117,6 +121,7 @@ def test_retry_options_exhausted_fails_the_orchestration(host):
 
 # -------------------------------------------------------- timer vs event race
 
+
 def test_race_event_wins_cancels_the_timer(host):
     iid = host.start_new("call_escalation", "call-A", {"incident": "A", "max_calls": 3})
     assert host.status(iid)["customStatus"] == {"stage": "waiting", "attempt": 1}
@@ -130,7 +135,7 @@ def test_race_event_wins_cancels_the_timer(host):
     assert host.pending_timers(iid) == []
     assert [t["status"] for t in host.timers(iid)] == ["cancelled"]
 
-    host.advance(timedelta(hours=2))          # nothing else happens
+    host.advance(timedelta(hours=2))  # nothing else happens
     assert len(host.activity_calls("place_call", iid)) == 1
 
 
@@ -141,8 +146,7 @@ def test_race_timer_wins_and_each_step_sees_its_time(host):
     calls = host.activity_calls("place_call", iid)
     assert [c["time"] for c in calls] == [T0 + n * 15 * MIN for n in range(4)]
     # current_utc_datetime inside the orchestrator == the fired timer's time
-    assert [c["input"]["at"] for c in calls] == [
-        (T0 + n * 15 * MIN).isoformat() for n in range(4)]
+    assert [c["input"]["at"] for c in calls] == [(T0 + n * 15 * MIN).isoformat() for n in range(4)]
     status = host.status(iid)
     assert status["output"] == {"acknowledged": False, "attempts": 4}
     assert status["customStatus"] == {"stage": "exhausted", "attempt": 4}
@@ -155,23 +159,29 @@ def test_timers_of_several_instances_interleave_in_fire_order(host):
     host.advance(7 * MIN)
     host.start_new("call_escalation", "call-D", {"incident": "D", "max_calls": 2})
     assert [(t["instance_id"], t["fire_at"]) for t in host.pending_timers()] == [
-        ("call-C", T0 + 15 * MIN), ("call-D", T0 + 22 * MIN)]
+        ("call-C", T0 + 15 * MIN),
+        ("call-D", T0 + 22 * MIN),
+    ]
     host.advance(timedelta(minutes=20))
-    order = [(c["instance_id"], c["time"]) for c in host.activity_calls("place_call")
-             if c["instance_id"] in ("call-C", "call-D")]
-    assert order == [("call-C", T0), ("call-D", T0 + 7 * MIN),
-                     ("call-C", T0 + 15 * MIN), ("call-D", T0 + 22 * MIN)]
+    order = [
+        (c["instance_id"], c["time"])
+        for c in host.activity_calls("place_call")
+        if c["instance_id"] in ("call-C", "call-D")
+    ]
+    assert order == [("call-C", T0), ("call-D", T0 + 7 * MIN), ("call-C", T0 + 15 * MIN), ("call-D", T0 + 22 * MIN)]
 
 
 # ------------------------------------------------------------ composition
+
 
 def test_sub_orchestration_and_failing_child(host):
     iid = host.start_new("parent_orchestrator", "parent", ["zoe"])
     status = host.status(iid)
     assert status["runtimeStatus"] == "Completed"
     assert status["output"]["child"]["greetings"] == ["Hello zoe!"]
-    assert "Orchestrator function 'failing_orchestrator' failed: orchestrator blew up" \
-        in status["output"]["child_failure"]
+    assert (
+        "Orchestrator function 'failing_orchestrator' failed: orchestrator blew up" in status["output"]["child_failure"]
+    )
     child = host.status("parent-child")
     assert child["runtimeStatus"] == "Completed" and child["parentInstanceId"] == "parent"
     failed_child = [i for i in host.instance_ids() if i.startswith("parent:")]
@@ -184,8 +194,7 @@ def test_orchestrator_exception_fails_the_instance(host):
     iid = host.start_new("failing_orchestrator", "fails")
     status = host.status(iid)
     assert status["runtimeStatus"] == "Failed"
-    assert status["output"] == \
-        "Orchestrator function 'failing_orchestrator' failed: orchestrator blew up"
+    assert status["output"] == "Orchestrator function 'failing_orchestrator' failed: orchestrator blew up"
     assert host.history(iid)[-1]["OrchestrationStatus"] == "Failed"
 
 
@@ -213,10 +222,11 @@ def test_continue_as_new(host):
     assert status["runtimeStatus"] == "Completed"
     assert status["output"] == {"final": 3}
     assert status["input"] == 3
-    assert _types(host.history(iid))[0] == 1   # only the last execution's history
+    assert _types(host.history(iid))[0] == 1  # only the last execution's history
 
 
 # ---------------------------------------------------- instance id handling
+
 
 def test_duplicate_start_direct(host):
     host.start_new("call_escalation", "call-E", {"incident": "E"})
@@ -224,8 +234,7 @@ def test_duplicate_start_direct(host):
         host.start_new("call_escalation", "call-E", {"incident": "E"})
     with pytest.raises(ValueError):
         host.start_new("call_escalation", "bad/id", {"incident": "E"})
-    with LocalDurableHost(sample.app, now=T0,
-                          overridable_existing_instance_states="AnyState") as lenient:
+    with LocalDurableHost(sample.app, now=T0, overridable_existing_instance_states="AnyState") as lenient:
         lenient.start_new("call_escalation", "call-E", {"incident": "E"})
         lenient.start_new("call_escalation", "call-E", {"incident": "E2"})
         assert lenient.status("call-E")["input"]["incident"] == "E2"
@@ -243,6 +252,7 @@ def test_terminate_and_gone(host):
 
 # --------------------------------------------------------------- restart
 
+
 def test_export_and_restore_mid_timer_resumes_the_schedule(host):
     iid = host.start_new("call_escalation", "call-R", {"incident": "R", "max_calls": 3})
     host.advance(5 * MIN)
@@ -255,18 +265,17 @@ def test_export_and_restore_mid_timer_resumes_the_schedule(host):
         assert restored.now == T0 + 5 * MIN
         assert restored.history(iid) == history_before
         assert [t["fire_at"] for t in restored.pending_timers(iid)] == [T0 + 15 * MIN]
-        restored.advance(20 * MIN)       # T0+15 fires: call 2; next timer T0+30
+        restored.advance(20 * MIN)  # T0+15 fires: call 2; next timer T0+30
         calls = restored.activity_calls("place_call", iid)
-        assert [(c["input"]["attempt"], c["time"]) for c in calls] == [
-            (1, T0), (2, T0 + 15 * MIN)]
+        assert [(c["input"]["attempt"], c["time"]) for c in calls] == [(1, T0), (2, T0 + 15 * MIN)]
         restored.raise_event(iid, "Ack", {"actor": "carol"})
-        assert restored.status(iid)["output"] == {"acknowledged": True, "attempts": 2,
-                                                  "by": {"actor": "carol"}}
+        assert restored.status(iid)["output"] == {"acknowledged": True, "attempts": 2, "by": {"actor": "carol"}}
     finally:
         restored.close()
 
 
 # --------------------------------------------------------- loopback HTTP API
+
 
 def test_client_binding_json_points_at_the_loopback_api(host):
     binding = json.loads(host.client_binding_json())
@@ -290,21 +299,26 @@ def test_http_api_status_codes(host):
     request = urllib.request.Request(host.rpc_base_url + f"instances/{iid}", method="DELETE")
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request, timeout=10)
-    assert err.value.code == 412                      # only terminal instances purge
+    assert err.value.code == 412  # only terminal instances purge
 
     # the webhook with a raw JSON body delivers the object (no double encoding)
-    raise_url = json.loads(host.client_binding_json())["managementUrls"][
-        "sendEventPostUri"].replace("INSTANCEID", iid).replace("{eventName}", "Ack")
-    request = urllib.request.Request(raise_url, data=b'{"actor": "dave"}', method="POST",
-                                     headers={"Content-Type": "application/json"})
+    raise_url = (
+        json.loads(host.client_binding_json())["managementUrls"]["sendEventPostUri"]
+        .replace("INSTANCEID", iid)
+        .replace("{eventName}", "Ack")
+    )
+    request = urllib.request.Request(
+        raise_url, data=b'{"actor": "dave"}', method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.status == 202
-    host.run_until_idle()      # HTTP API calls only enqueue
+    host.run_until_idle()  # HTTP API calls only enqueue
     assert host.status(iid)["output"]["by"] == {"actor": "dave"}
     code, body = _get(host.rpc_base_url + f"instances/{iid}")
     assert code == 200 and json.loads(body)["runtimeStatus"] == "Completed"
 
-    with urllib.request.urlopen(urllib.request.Request(
-            host.rpc_base_url + f"instances/{iid}", method="DELETE"), timeout=10) as resp:
+    with urllib.request.urlopen(
+        urllib.request.Request(host.rpc_base_url + f"instances/{iid}", method="DELETE"), timeout=10
+    ) as resp:
         assert json.loads(resp.read()) == {"instancesDeleted": 1}
     assert host.status(iid) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -17,7 +17,7 @@ if str(_ROOT) not in sys.path:  # so `devtools` imports however pytest is starte
 
 from devtools.functions_runtime import LocalFunctionsRuntime, function_index  # noqa: E402
 
-T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 
 from tests.devtools import sample_app as sample  # noqa: E402  (one shared sample app)
@@ -34,6 +34,7 @@ def _json(response: func.HttpResponse):
 
 
 # ---------------------------------------------------------------- indexing
+
 
 def test_get_functions_called_once_per_app_object():
     app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -74,16 +75,18 @@ def test_index_by_name_trigger_and_route(runtime):
 
 # -------------------------------------------------------------------- HTTP
 
+
 def test_http_builds_a_real_request(runtime):
-    response = runtime.http("PUT", "/api/echo/abc%20d/items/42?q=1", body={"a": 1},
-                            headers={"X-Test": "yes"}, params={"p": "2"})
+    response = runtime.http(
+        "PUT", "/api/echo/abc%20d/items/42?q=1", body={"a": 1}, headers={"X-Test": "yes"}, params={"p": "2"}
+    )
     assert response.status_code == 200
     seen = _json(response)
     assert seen["method"] == "PUT"
     assert seen["route_params"] == {"id": "abc d", "item": "42"}
     assert seen["params"] == {"q": "1", "p": "2"}
-    assert seen["content_type"] == "application/json"   # dict bodies are JSON
-    assert seen["x_test"] == "yes"                       # headers are case-insensitive
+    assert seen["content_type"] == "application/json"  # dict bodies are JSON
+    assert seen["x_test"] == "yes"  # headers are case-insensitive
     assert json.loads(seen["body"]) == {"a": 1}
     assert seen["url"].startswith("http://localhost:7071/api/echo/abc%20d/items/42?")
 
@@ -105,7 +108,7 @@ def test_literal_segment_beats_parameter_and_methods_select(runtime):
 
 def test_404_and_405(runtime):
     assert runtime.http("GET", "/api/nothing/here").status_code == 404
-    assert runtime.http("GET", "/echo/a/items/1").status_code == 404       # no /api prefix
+    assert runtime.http("GET", "/echo/a/items/1").status_code == 404  # no /api prefix
     assert runtime.http("GET", "/api/echo/a/items/NaN").status_code == 404  # {item:int}
     assert runtime.http("DELETE", "/api/echo/a/items/1").status_code == 405
     assert runtime.http("DELETE", "/api/incidents/INC-1").status_code == 405
@@ -123,6 +126,7 @@ def test_unhandled_exception_is_a_500_or_raises(runtime):
 
 # ------------------------------------------------------------------- timer
 
+
 def test_timer_function_gets_a_timer_request(runtime):
     before = len(sample.TIMER_RUNS)
     runtime.timer("poll_timer", past_due=True)
@@ -134,16 +138,17 @@ def test_timer_function_gets_a_timer_request(runtime):
 
 # ------------------------------------------------- durable client bindings
 
+
 def test_http_starter_uses_the_real_client(runtime):
-    response = runtime.http("POST", "/api/orchestrators/greeting_sequence/greet-1",
-                            body=["ann", "bob"])
+    response = runtime.http("POST", "/api/orchestrators/greeting_sequence/greet-1", body=["ann", "bob"])
     assert response.status_code == 202
     payload = _json(response)
     assert payload["id"] == "greet-1"
     # create_check_status_response rewrites the origin to the request's
     assert response.headers["Location"] == payload["statusQueryGetUri"]
     assert payload["statusQueryGetUri"].startswith(
-        "http://localhost:7071/runtime/webhooks/durabletask/instances/greet-1?")
+        "http://localhost:7071/runtime/webhooks/durabletask/instances/greet-1?"
+    )
 
     # auto_run: the orchestration ran before http() returned
     status = runtime.durable.status("greet-1")
@@ -172,23 +177,25 @@ def test_starter_generates_an_instance_id(runtime):
 
 
 def test_duplicate_start_is_rejected_while_running(runtime):
-    first = runtime.http("POST", "/api/orchestrators/call_escalation/call-DUP",
-                         body={"incident": "DUP", "max_calls": 1})
+    first = runtime.http(
+        "POST", "/api/orchestrators/call_escalation/call-DUP", body={"incident": "DUP", "max_calls": 1}
+    )
     assert first.status_code == 202
     assert runtime.durable.status("call-DUP")["runtimeStatus"] == "Running"
 
-    again = runtime.http("POST", "/api/orchestrators/call_escalation/call-DUP",
-                         body={"incident": "DUP", "max_calls": 1})
+    again = runtime.http(
+        "POST", "/api/orchestrators/call_escalation/call-DUP", body={"incident": "DUP", "max_calls": 1}
+    )
     assert again.status_code == 409
-    assert "An Orchestration instance with the status Running already exists." \
-        in _json(again)["error"]
+    assert "An Orchestration instance with the status Running already exists." in _json(again)["error"]
 
     # once terminal the id can be reused (the old instance is replaced)
     assert runtime.http("POST", "/api/instances/call-DUP/terminate").status_code == 202
     assert runtime.durable.status("call-DUP")["runtimeStatus"] == "Terminated"
     assert runtime.durable.status("call-DUP")["output"] == "operator said stop"
-    replaced = runtime.http("POST", "/api/orchestrators/call_escalation/call-DUP",
-                            body={"incident": "DUP2", "max_calls": 1})
+    replaced = runtime.http(
+        "POST", "/api/orchestrators/call_escalation/call-DUP", body={"incident": "DUP2", "max_calls": 1}
+    )
     assert replaced.status_code == 202
     assert runtime.durable.status("call-DUP")["input"]["incident"] == "DUP2"
 
@@ -199,15 +206,13 @@ def test_unknown_orchestrator_makes_the_client_raise(runtime):
 
 
 def test_ack_event_through_client_and_gone_instance(runtime):
-    runtime.http("POST", "/api/orchestrators/call_escalation/call-INC-9",
-                 body={"incident": "INC-9"})
+    runtime.http("POST", "/api/orchestrators/call_escalation/call-INC-9", body={"incident": "INC-9"})
     runtime.durable.advance(timedelta(minutes=3))
     ack = runtime.http("POST", "/api/incidents/INC-9/ack", body={"actor": "ann@contoso.com"})
     assert ack.status_code == 202
     status = runtime.durable.status("call-INC-9")
     assert status["runtimeStatus"] == "Completed"
-    assert status["output"] == {"acknowledged": True, "attempts": 1,
-                                "by": {"actor": "ann@contoso.com"}}
+    assert status["output"] == {"acknowledged": True, "attempts": 1, "by": {"actor": "ann@contoso.com"}}
     # the event reached the orchestrator as a JSON *string* (client double encoding)
     raised = [e for e in runtime.durable.history("call-INC-9") if e["EventType"] == 15]
     assert json.loads(raised[0]["Input"]) == json.dumps({"actor": "ann@contoso.com"})
@@ -219,26 +224,27 @@ def test_ack_event_through_client_and_gone_instance(runtime):
 
 def test_runtime_restart_resumes_durable_state():
     with LocalFunctionsRuntime(sample.app, now=T0) as before:
-        before.http("POST", "/api/orchestrators/call_escalation/call-RST",
-                    body={"incident": "RST", "max_calls": 3})
+        before.http("POST", "/api/orchestrators/call_escalation/call-RST", body={"incident": "RST", "max_calls": 3})
         before.durable.advance(timedelta(minutes=10))
         state = before.durable.export_state()
     json.dumps(state)  # a plain JSON document
 
     with LocalFunctionsRuntime(sample.app, durable_state=state) as after:
         assert after.durable.now == T0 + timedelta(minutes=10)
-        after.durable.advance(timedelta(minutes=5))         # the T0+15 timer fires
+        after.durable.advance(timedelta(minutes=5))  # the T0+15 timer fires
         calls = after.durable.activity_calls("place_call", "call-RST")
-        assert [(c["input"]["attempt"], c["time"]) for c in calls] == [
-            (1, T0), (2, T0 + timedelta(minutes=15))]
+        assert [(c["input"]["attempt"], c["time"]) for c in calls] == [(1, T0), (2, T0 + timedelta(minutes=15))]
         after.http("POST", "/api/incidents/RST/ack", body={"actor": "bob"})
         assert after.durable.status("call-RST")["output"]["attempts"] == 2
 
 
 def test_host_json_route_prefix_and_hub(tmp_path):
     host_json = tmp_path / "host.json"
-    host_json.write_text(json.dumps({"version": "2.0", "extensions": {
-        "http": {"routePrefix": "v1"}, "durableTask": {"hubName": "SocHub"}}}))
+    host_json.write_text(
+        json.dumps(
+            {"version": "2.0", "extensions": {"http": {"routePrefix": "v1"}, "durableTask": {"hubName": "SocHub"}}}
+        )
+    )
     with LocalFunctionsRuntime(sample.app, host_json=host_json) as rt:
         assert rt.http("GET", "/api/incidents/1").status_code == 404
         assert _json(rt.http("GET", "/v1/incidents/1"))["id"] == "1"

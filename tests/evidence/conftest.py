@@ -1,4 +1,5 @@
 """Evidence tests: the lead's functional ``app`` harness, and a raw table client for tampering tests."""
+
 from __future__ import annotations
 
 import pytest

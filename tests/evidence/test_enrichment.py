@@ -1,8 +1,9 @@
 """Investigation enrichment against the Log Analytics fake (real LogsQueryClient), Azurite and the runbook."""
+
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,15 +13,24 @@ from shared.models import Entity, EntityKind, Priority
 from tests.evidence.seed import make_incident, seed, timeline
 from tests.functional.conftest import sample
 
-UTC = timezone.utc
+UTC = UTC
 EVIL_UPN = "eve'; SigninLogs | take 100000 //@contoso.example"
 OBJECT_ID = "9f8e7d6c-5b4a-4392-8170-6e5d4c3b2a19"
 IP = "203.0.113.77"
-VAULT = ("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-sec/providers/"
-         "Microsoft.KeyVault/vaults/kv-prod-01")
-COLUMNS = [("RowKind", "string"), ("Events", "long"), ("Failures", "long"), ("DistinctIPs", "long"),
-           ("UnusualPairs", "long"), ("TimeGenerated", "datetime"), ("IPAddress", "string"),
-           ("OperationName", "string")]
+VAULT = (
+    "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-sec/providers/"
+    "Microsoft.KeyVault/vaults/kv-prod-01"
+)
+COLUMNS = [
+    ("RowKind", "string"),
+    ("Events", "long"),
+    ("Failures", "long"),
+    ("DistinctIPs", "long"),
+    ("UnusualPairs", "long"),
+    ("TimeGenerated", "datetime"),
+    ("IPAddress", "string"),
+    ("OperationName", "string"),
+]
 
 
 def _table(fake, summary, events):
@@ -30,30 +40,48 @@ def _table(fake, summary, events):
 
 def answer_by_source(fake):
     """Answer each query by the table it reads."""
+
     def handler(workspace, body):
         q = body["query"]
         if "SigninLogs" in q:
-            return {"tables": [_table(fake, [42, 3, 5, None],
-                                      [["2026-05-04T09:00:00Z", "198.51.100.1", None],
-                                       ["2026-05-04T08:00:00Z", "198.51.100.2", None]])]}
+            return {
+                "tables": [
+                    _table(
+                        fake,
+                        [42, 3, 5, None],
+                        [
+                            ["2026-05-04T09:00:00Z", "198.51.100.1", None],
+                            ["2026-05-04T08:00:00Z", "198.51.100.2", None],
+                        ],
+                    )
+                ]
+            }
         if "AuditLogs" in q:
-            return {"tables": [_table(fake, [7, 0, None, None], [["2026-05-04T07:00:00Z", None, "Add member to role"]])]}
+            return {
+                "tables": [_table(fake, [7, 0, None, None], [["2026-05-04T07:00:00Z", None, "Add member to role"]])]
+            }
         if "AzureActivity" in q:
             return {"tables": [_table(fake, [12, 1, None, None], [])]}
         if "AzureDiagnostics" in q:
             return {"tables": [_table(fake, [120, None, None, 2], [["2026-05-04T06:00:00Z", "10.0.0.5", "SecretGet"]])]}
         return {"tables": [fake.la_table([("x", "string")], [])]}
+
     return handler
 
 
 @pytest.fixture
 def incident(app):
-    inc = make_incident("enrich", datetime.now(UTC) - timedelta(minutes=20), priority=Priority.P2, entities=[
-        Entity(kind=EntityKind.ACCOUNT, upn=EVIL_UPN, object_id=OBJECT_ID),
-        Entity(kind=EntityKind.IP, address=IP),
-        Entity(kind=EntityKind.AZURE_RESOURCE, azure_resource_id=VAULT + "/secrets/db-password"),
-        Entity(kind=EntityKind.HOST, name="vm-01"),
-    ])
+    inc = make_incident(
+        "enrich",
+        datetime.now(UTC) - timedelta(minutes=20),
+        priority=Priority.P2,
+        entities=[
+            Entity(kind=EntityKind.ACCOUNT, upn=EVIL_UPN, object_id=OBJECT_ID),
+            Entity(kind=EntityKind.IP, address=IP),
+            Entity(kind=EntityKind.AZURE_RESOURCE, azure_resource_id=VAULT + "/secrets/db-password"),
+            Entity(kind=EntityKind.HOST, name="vm-01"),
+        ],
+    )
     seed(app.store, inc, timeline(inc, 2))
     return inc
 
@@ -79,9 +107,13 @@ def test_queries_are_parameterised_and_results_summarised_into_the_timeline(app,
     signins = next(q["query"] for q in queries if "SigninLogs" in q["query"])
     assert base64.b64encode(EVIL_UPN.encode()).decode() in signins
     events = _investigation(app, incident.id)
-    assert [e.event_type for e in events] == ["investigation.signins", "investigation.directory-audit",
-                                              "investigation.ip-activity", "investigation.keyvault-operations",
-                                              "investigation.completed"]
+    assert [e.event_type for e in events] == [
+        "investigation.signins",
+        "investigation.directory-audit",
+        "investigation.ip-activity",
+        "investigation.keyvault-operations",
+        "investigation.completed",
+    ]
     assert all(e.phase.value == "Investigate" and e.criterion == "CC7.4" for e in events)
     first = events[0]
     assert first.data["status"] == "ok" and first.data["events"] == 42 and first.data["entity"] == EVIL_UPN
@@ -93,8 +125,9 @@ def test_queries_are_parameterised_and_results_summarised_into_the_timeline(app,
 
 
 def test_partial_result_is_recorded_as_partial(app, incident):
-    app.fake.set_log_analytics_tables([_table(app.fake, [5, 0, 1, None], [])],
-                                      partial_error="Query exceeded the result size limit")
+    app.fake.set_log_analytics_tables(
+        [_table(app.fake, [5, 0, 1, None], [])], partial_error="Query exceeded the result size limit"
+    )
     _investigator(app).investigate(incident.id)
     events = _investigation(app, incident.id)
     assert {e.data["status"] for e in events[:-1]} == {"partial"}

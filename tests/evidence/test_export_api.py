@@ -1,4 +1,5 @@
 """GET /api/evidence against Azurite: a seeded year, filters, paging, formula-injection safety, flat memory."""
+
 from __future__ import annotations
 
 import csv
@@ -6,7 +7,7 @@ import gc
 import io
 import json
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +16,7 @@ from shared.models import Priority, isoformat
 from shared.verify_export import verify_file
 from tests.evidence.seed import make_incident, seed, seed_year, timeline
 
-UTC = timezone.utc
+UTC = UTC
 EVIDENCE = "/api/evidence"
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -24,8 +25,10 @@ TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 def year(app):
     """48 incidents over 2026 (6 events each), plus one in 2025 and one in 2027 that a 2026 export must skip."""
     incidents = seed_year(app.store, 2026, incidents=48, events_each=6)
-    for when, key in ((datetime(2025, 12, 31, 23, 0, tzinfo=UTC), "before"),
-                      (datetime(2027, 1, 1, 0, 30, tzinfo=UTC), "after")):
+    for when, key in (
+        (datetime(2025, 12, 31, 23, 0, tzinfo=UTC), "before"),
+        (datetime(2027, 1, 1, 0, 30, tzinfo=UTC), "after"),
+    ):
         inc = make_incident(key, when)
         seed(app.store, inc, timeline(inc, 3, spacing=timedelta(minutes=1)))
     return incidents
@@ -52,7 +55,8 @@ def test_a_year_as_csv_has_every_event_of_the_range_and_the_documented_columns(a
     assert all(row["occurredAt"].startswith("2026-") for row in rows)
     assert {row["criterion"] for row in rows} == {"CC7.3", "CC7.4", "CC7.5"}
     assert [(row["incidentId"], int(row["seq"])) for row in rows] == sorted(
-        (row["incidentId"], int(row["seq"])) for row in rows)
+        (row["incidentId"], int(row["seq"])) for row in rows
+    )
     assert "X-Continuation-Token" not in r.headers
 
 
@@ -73,7 +77,9 @@ def test_filters_by_date_partner_priority_and_incident(app, year):
     assert 0 < len(march) == len(expected)
     assert {(r["incidentId"], r["seq"]) for r in march} == {(e.incident_id, e.seq) for e in expected}
 
-    contoso = app.get(EVIDENCE, {"from": "2026-01-01", "to": "2026-12-31", "partner": "contoso", "format": "json"}).json()
+    contoso = app.get(
+        EVIDENCE, {"from": "2026-01-01", "to": "2026-12-31", "partner": "contoso", "format": "json"}
+    ).json()
     soc = app.get(EVIDENCE, {"from": "2026-01-01", "to": "2026-12-31", "partner": "_soc", "format": "json"}).json()
     assert {r["partner"] for r in contoso} == {"contoso"} and {r["partner"] for r in soc} == {""}
     assert len(contoso) + len(soc) == 288 and len(soc) == 16 * 6
@@ -81,15 +87,17 @@ def test_filters_by_date_partner_priority_and_incident(app, year):
     p1 = app.get(EVIDENCE, {"from": "2026-01-01", "to": "2026-12-31", "priority": "P1", "format": "json"}).json()
     p12 = app.get(EVIDENCE, {"from": "2026-01-01", "to": "2026-12-31", "priority": "P1,P2", "format": "json"}).json()
     assert {r["priority"] for r in p1} == {"P1"} and len(p1) == 12 * 6 and len(p12) == 24 * 6
-    both = app.get(EVIDENCE, {"from": "2026-01-01", "to": "2026-12-31", "priority": "P1", "partner": "contoso",
-                              "format": "json"}).json()
+    both = app.get(
+        EVIDENCE, {"from": "2026-01-01", "to": "2026-12-31", "priority": "P1", "partner": "contoso", "format": "json"}
+    ).json()
     assert both and all(r["priority"] == "P1" and r["partner"] == "contoso" for r in both)
 
     one = year[5].id
     only = app.get(EVIDENCE, {"incident": one, "format": "json"}).json()
     assert [r["seq"] for r in only] == [1, 2, 3, 4, 5, 6] and {r["incidentId"] for r in only} == {one}
-    none = app.get(EVIDENCE, {"incident": one, "priority": "P4" if year[5].priority != Priority.P4 else "P1",
-                              "format": "json"}).json()
+    none = app.get(
+        EVIDENCE, {"incident": one, "priority": "P4" if year[5].priority != Priority.P4 else "P1", "format": "json"}
+    ).json()
     assert none == []
 
 
@@ -110,13 +118,24 @@ def test_paging_with_continuation_tokens_returns_every_row_once(app, year):
     # A token only works with the query that issued it; a function key in the URL is not echoed.
     first = app.get(EVIDENCE, {**params, "code": "function-key-secret"})
     assert "function-key-secret" not in first.headers["Link"]
-    other = app.get(EVIDENCE, {**params, "partner": "contoso", "continuationToken": first.headers["X-Continuation-Token"]})
+    other = app.get(
+        EVIDENCE, {**params, "partner": "contoso", "continuationToken": first.headers["X-Continuation-Token"]}
+    )
     assert other.status == 400 and other.json()["details"][0]["field"] == "continuationToken"
 
 
 def test_csv_is_safe_against_formula_injection_and_keeps_unicode(app):
-    hostile = ["=HYPERLINK(\"http://evil.example\",\"click\")", "+SUM(1,2)", "-1+2", "@cmd", "\tTAB", "\rCR",
-               "'already quoted", "ünïcode ✓ 日本語 🙂", "comma, \"quote\"\nnewline"]
+    hostile = [
+        '=HYPERLINK("http://evil.example","click")',
+        "+SUM(1,2)",
+        "-1+2",
+        "@cmd",
+        "\tTAB",
+        "\rCR",
+        "'already quoted",
+        "ünïcode ✓ 日本語 🙂",
+        'comma, "quote"\nnewline',
+    ]
     inc = make_incident("csv", datetime(2026, 5, 5, 10, tzinfo=UTC), title="=1+1")
     seed(app.store, inc, timeline(inc, 2 + len(hostile), summaries=hostile, actors=["=evil@x.example", "@a", "-b"]))
     r = app.get(EVIDENCE, {"incident": inc.id, "format": "csv"})
@@ -130,10 +149,17 @@ def test_csv_is_safe_against_formula_injection_and_keeps_unicode(app):
     assert bom.text.startswith("\ufeffincidentId,")
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"format": "xml"}, "format"), ({"limit": "0"}, "limit"), ({"limit": "many"}, "limit"),
-    ({"from": "last week"}, "from"), ({"priority": "urgent"}, "priority"), ({"continuationToken": "%%%"}, "continuationToken"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"format": "xml"}, "format"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"from": "last week"}, "from"),
+        ({"priority": "urgent"}, "priority"),
+        ({"continuationToken": "%%%"}, "continuationToken"),
+    ],
+)
 def test_bad_parameters_get_400_naming_the_field(app, params, field):
     r = app.get(EVIDENCE, params)
     assert r.status == 400 and r.json()["details"][0]["field"] == field
@@ -142,15 +168,21 @@ def test_bad_parameters_get_400_naming_the_field(app, params, field):
 def test_exported_files_verify_offline_and_a_range_cut_is_anchored(app, year, tmp_path):
     for fmt in ("csv", "jsonl", "json"):
         path = tmp_path / f"year.{fmt}"
-        path.write_text(app.get(EVIDENCE, {"from": "2026-01-01", "to": "2026-12-31", "format": fmt}).text,
-                        encoding="utf-8", newline="")
+        path.write_text(
+            app.get(EVIDENCE, {"from": "2026-01-01", "to": "2026-12-31", "format": fmt}).text,
+            encoding="utf-8",
+            newline="",
+        )
         report = verify_file(path)
         assert report.valid and report.rows == 288 and report.anchored == []
     # A range that starts after an incident's first events: the verifier anchors at its first exported event.
     cut = year[10].created_at + timedelta(minutes=10)  # after events 1-2, before event 3 (+14 min)
     path = tmp_path / "cut.csv"
-    path.write_text(app.get(EVIDENCE, {"from": isoformat(cut), "to": "2026-12-31", "format": "csv"}).text,
-                    encoding="utf-8", newline="")
+    path.write_text(
+        app.get(EVIDENCE, {"from": isoformat(cut), "to": "2026-12-31", "format": "csv"}).text,
+        encoding="utf-8",
+        newline="",
+    )
     report = verify_file(path)
     assert report.valid and (year[10].id, 3) in report.anchored
 
@@ -189,12 +221,15 @@ def test_memory_stays_flat_as_the_range_grows(app):
     assert peak_large < peak_small * 1.5 + 256 * 1024, (peak_small, peak_large)
 
 
-@pytest.mark.parametrize("path, params, field", [
-    ("/api/evidence", {"to": "9999-12-31"}, "to"),
-    ("/api/evidence", {"from": "2026-01-01", "to": "9999-12-31T23:59:59.999"}, "to"),
-    ("/api/reports/sla", {"to": "0001-01-05"}, "to"),
-    ("/api/reports/sla", {"to": "9999-12-31"}, "to"),
-])
+@pytest.mark.parametrize(
+    "path, params, field",
+    [
+        ("/api/evidence", {"to": "9999-12-31"}, "to"),
+        ("/api/evidence", {"from": "2026-01-01", "to": "9999-12-31T23:59:59.999"}, "to"),
+        ("/api/reports/sla", {"to": "0001-01-05"}, "to"),
+        ("/api/reports/sla", {"to": "9999-12-31"}, "to"),
+    ],
+)
 def test_bounds_at_the_edge_of_the_calendar_are_400_not_500(app, path, params, field):
     r = app.get(path, params)
     assert r.status == 400, r.text

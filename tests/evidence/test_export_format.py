@@ -1,30 +1,62 @@
 """Export rendering, CSV formula-injection guard, query parsing and continuation tokens (pure)."""
+
 from __future__ import annotations
 
 import csv
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.errors import ValidationError
 from shared.evidence import GENESIS_HASH, EventDraft, chain
-from shared.export import (COLUMNS, ExportQuery, csv_cells, decode_cursor, encode_cursor, event_row,
-                           neutralise_cell, parse_time_bound, render, restore_cell)
+from shared.export import (
+    COLUMNS,
+    ExportQuery,
+    csv_cells,
+    decode_cursor,
+    encode_cursor,
+    event_row,
+    neutralise_cell,
+    parse_time_bound,
+    render,
+    restore_cell,
+)
 from shared.models import ActorType, Phase
 from shared.store import IncidentIndexRow
 
-UTC = timezone.utc
-HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1:A2)", "\tindent", "\rreturn",
-           "'quoted", "=cmd|' /C calc'!A0", "plain", "", "ünïcode ✓ 日本語", "a,b\n\"c\""]
+UTC = UTC
+HOSTILE = [
+    '=HYPERLINK("http://evil.example","x")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1:A2)",
+    "\tindent",
+    "\rreturn",
+    "'quoted",
+    "=cmd|' /C calc'!A0",
+    "plain",
+    "",
+    "ünïcode ✓ 日本語",
+    'a,b\n"c"',
+]
 
 
 def _events(summaries, incident_id="INC-20260105-aaaaaaaaaaaa"):
     t = datetime(2026, 1, 5, 10, tzinfo=UTC)
-    drafts = [EventDraft(event_type="test", phase=Phase.NOTIFY, summary=s, actor=s or "x",
-                         actor_type=ActorType.ANALYST, occurred_at=t + timedelta(seconds=i), data={"note": s})
-              for i, s in enumerate(summaries)]
+    drafts = [
+        EventDraft(
+            event_type="test",
+            phase=Phase.NOTIFY,
+            summary=s,
+            actor=s or "x",
+            actor_type=ActorType.ANALYST,
+            occurred_at=t + timedelta(seconds=i),
+            data={"note": s},
+        )
+        for i, s in enumerate(summaries)
+    ]
     return chain(incident_id, drafts, 0, GENESIS_HASH)
 
 
@@ -84,10 +116,17 @@ def test_time_bounds():
     assert parse_time_bound("2026-03-01T12:00:00+02:00", "from", end=False) == datetime(2026, 3, 1, 10, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"from": "yesterday"}, "from"), ({"to": "2026-13-01"}, "to"), ({"from": "2026-02-01", "to": "2026-01-01"}, "to"),
-    ({"priority": "P5"}, "priority"), ({"partner": "bad partner!"}, "partner"), ({"incident": "../etc"}, "incident"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2026-13-01"}, "to"),
+        ({"from": "2026-02-01", "to": "2026-01-01"}, "to"),
+        ({"priority": "P5"}, "priority"),
+        ({"partner": "bad partner!"}, "partner"),
+        ({"incident": "../etc"}, "incident"),
+    ],
+)
 def test_bad_query_parameters_name_the_field(params, field):
     with pytest.raises(ValidationError) as exc:
         ExportQuery.from_params(params)

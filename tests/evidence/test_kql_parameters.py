@@ -1,22 +1,23 @@
 """Entity values reach KQL only as base64 literals: hostile values cannot change a query's structure."""
+
 from __future__ import annotations
 
 import base64
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.enrichment import (DIRECTORY_AUDIT, IP_ACTIVITY, KEY_VAULT, SIGNINS, bind, kql_string, plan_queries)
+from shared.enrichment import DIRECTORY_AUDIT, IP_ACTIVITY, KEY_VAULT, SIGNINS, bind, kql_string, plan_queries
 from shared.models import Entity, EntityKind
 from tests.evidence.seed import make_incident
 
-UTC = timezone.utc
+UTC = UTC
 LITERAL = re.compile(r"base64_decode_tostring\('([^']*)'\)")
 HOSTILE = [
     "alice@contoso.example",
     "x'; drop table SigninLogs; //",
-    "a\" | take 1 | project secret",
+    'a" | take 1 | project secret',
     "line1\nline2\r\n| union *",
     "'' or 1==1 or ''",
     "@'verbatim''",
@@ -45,13 +46,18 @@ def _structure(query: str) -> str:
     return LITERAL.sub("base64_decode_tostring('…')", query)
 
 
-@pytest.mark.parametrize("template, names", [
-    (SIGNINS, ("p_upn", "p_object_id")), (DIRECTORY_AUDIT, ("p_upn", "p_object_id")), (IP_ACTIVITY, ("p_ip",)),
-])
+@pytest.mark.parametrize(
+    "template, names",
+    [
+        (SIGNINS, ("p_upn", "p_object_id")),
+        (DIRECTORY_AUDIT, ("p_upn", "p_object_id")),
+        (IP_ACTIVITY, ("p_ip",)),
+    ],
+)
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_values_leave_the_query_structure_unchanged(template, names, value):
-    benign = bind(template, {n: "benign" for n in names})
-    hostile = bind(template, {n: value for n in names})
+    benign = bind(template, dict.fromkeys(names, "benign"))
+    hostile = bind(template, dict.fromkeys(names, value))
     assert _structure(hostile) == _structure(benign)
     # Outside the literals the query text holds nothing of the value.
     outside = LITERAL.sub("", hostile)
@@ -60,7 +66,7 @@ def test_hostile_values_leave_the_query_structure_unchanged(template, names, val
     # The statement structure: one let per parameter, then the constant template verbatim.
     lines = hostile.split("\n")
     assert all(line.startswith(f"let {n} = base64_decode_tostring('") for line, n in zip(lines, names))
-    assert "\n".join(lines[len(names):]) == template
+    assert "\n".join(lines[len(names) :]) == template
 
 
 def test_bind_refuses_odd_parameter_names_and_non_strings():
@@ -76,14 +82,20 @@ def test_bind_refuses_odd_parameter_names_and_non_strings():
 
 def test_planned_queries_carry_no_raw_entity_value():
     evil_upn = "eve'; SigninLogs | take 100000 //@contoso.example"
-    evil_vault = ("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/"
-                  "Microsoft.KeyVault/vaults/kv'|take 1")
-    inc = make_incident("kql", datetime(2026, 5, 4, 10, tzinfo=UTC), entities=[
-        Entity(kind=EntityKind.ACCOUNT, upn=evil_upn, object_id="00000000-0000-0000-0000-0000000000aa"),
-        Entity(kind=EntityKind.IP, address="203.0.113.9"),
-        Entity(kind=EntityKind.IP, address="not-an-ip'; drop"),
-        Entity(kind=EntityKind.AZURE_RESOURCE, azure_resource_id=evil_vault + "/secrets/s1"),
-    ])
+    evil_vault = (
+        "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/"
+        "Microsoft.KeyVault/vaults/kv'|take 1"
+    )
+    inc = make_incident(
+        "kql",
+        datetime(2026, 5, 4, 10, tzinfo=UTC),
+        entities=[
+            Entity(kind=EntityKind.ACCOUNT, upn=evil_upn, object_id="00000000-0000-0000-0000-0000000000aa"),
+            Entity(kind=EntityKind.IP, address="203.0.113.9"),
+            Entity(kind=EntityKind.IP, address="not-an-ip'; drop"),
+            Entity(kind=EntityKind.AZURE_RESOURCE, azure_resource_id=evil_vault + "/secrets/s1"),
+        ],
+    )
     plans = plan_queries(inc, datetime(2026, 5, 4, 11, tzinfo=UTC))
     assert [p.kind for p in plans] == ["signins", "directory-audit", "ip-activity", "keyvault-operations"]
     for plan in plans:
@@ -93,4 +105,6 @@ def test_planned_queries_carry_no_raw_entity_value():
     assert vault.entity == evil_vault  # evidence names the vault; the query only carries its base64
     assert KEY_VAULT in vault.kql and "let p_window_start = datetime(2026-05-03T09:58:00.000000Z);" in vault.kql
     assert vault.start == datetime(2026, 5, 3, 9, 58, tzinfo=UTC) - timedelta(days=7)
-    assert plans[0].start == datetime(2026, 5, 3, 9, 58, tzinfo=UTC) and plans[0].end == datetime(2026, 5, 4, 11, tzinfo=UTC)
+    assert plans[0].start == datetime(2026, 5, 3, 9, 58, tzinfo=UTC) and plans[0].end == datetime(
+        2026, 5, 4, 11, tzinfo=UTC
+    )

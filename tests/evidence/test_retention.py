@@ -1,17 +1,17 @@
 """Retention (SPEC 6): nothing deletes evidence younger than 3 years."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.errors import ConflictError
 from shared.models import IncidentStatus
-from shared.retention import (RetentionViolation, check_purgeable, eligible_incidents, purge_incident,
-                              retention_cutoff)
+from shared.retention import RetentionViolation, check_purgeable, eligible_incidents, purge_incident, retention_cutoff
 from tests.evidence.seed import make_incident, seed, timeline
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_cutoff_is_three_calendar_years():
@@ -22,16 +22,20 @@ def test_cutoff_is_three_calendar_years():
 @pytest.fixture
 def closed(app):
     now = datetime.now(UTC)
-    inc = make_incident("ret", now - timedelta(days=40), status=IncidentStatus.CLOSED,
-                        resolved_at=now - timedelta(days=30))
+    inc = make_incident(
+        "ret", now - timedelta(days=40), status=IncidentStatus.CLOSED, resolved_at=now - timedelta(days=30)
+    )
     seed(app.store, inc, timeline(inc, 5))
     app.store.put_record("ContainmentActions", inc.id, "a1", {"kind": "isolate-vm", "status": "released"})
     return inc
 
 
 def _rows(app, incident_id):
-    return (len(app.store.list_events(incident_id)), app.store.get_incident(incident_id) is not None,
-            len(app.store.list_records("ContainmentActions", incident_id)))
+    return (
+        len(app.store.list_events(incident_id)),
+        app.store.get_incident(incident_id) is not None,
+        len(app.store.list_records("ContainmentActions", incident_id)),
+    )
 
 
 def test_purge_refuses_evidence_younger_than_three_years_and_deletes_nothing(app, closed):

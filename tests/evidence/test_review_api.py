@@ -1,20 +1,27 @@
 """GET/POST /api/incidents/{id}/review and the daily review_overdue_watch timer (Azurite)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.models import IncidentStatus
 from tests.evidence.seed import make_incident, seed, timeline
 
-UTC = timezone.utc
-SUBMISSION = {"actor": "ana.lyst@soc.example", "rootCause": "A phished session token was replayed.",
-              "impact": "One mailbox read for 20 minutes.",
-              "actionItems": [{"description": "Enforce token protection", "owner": "it@contoso.example",
-                               "due": "2026-12-01"}, "Brief the helpdesk"],
-              "customerNotification": "Contoso informed by phone at 10:40 UTC.",
-              "eradication": "Session revoked, password reset.", "recovery": "Account re-enabled after MFA reset."}
+UTC = UTC
+SUBMISSION = {
+    "actor": "ana.lyst@soc.example",
+    "rootCause": "A phished session token was replayed.",
+    "impact": "One mailbox read for 20 minutes.",
+    "actionItems": [
+        {"description": "Enforce token protection", "owner": "it@contoso.example", "due": "2026-12-01"},
+        "Brief the helpdesk",
+    ],
+    "customerNotification": "Contoso informed by phone at 10:40 UTC.",
+    "eradication": "Session revoked, password reset.",
+    "recovery": "Account re-enabled after MFA reset.",
+}
 
 
 @pytest.fixture
@@ -32,9 +39,19 @@ def test_markdown_is_the_default(app, incident):
     r = _review(app, incident.id)
     assert r.status == 200 and r.headers["Content-Type"] == "text/markdown; charset=utf-8"
     assert r.text.startswith("# Post-incident review: Token replay \\<b\\>alice\\</b\\>")
-    for section in ("## Summary", "## Severity and its changes", "## Root cause", "## Impact", "## Containment actions",
-                    "## Eradication", "## Recovery", "## Notification record", "## Customer notification",
-                    "## Action items", "## Timeline"):
+    for section in (
+        "## Summary",
+        "## Severity and its changes",
+        "## Root cause",
+        "## Impact",
+        "## Containment actions",
+        "## Eradication",
+        "## Recovery",
+        "## Notification record",
+        "## Customer notification",
+        "## Action items",
+        "## Timeline",
+    ):
         assert section in r.text
     assert incident.id in r.text and "Not recorded yet (required)." in r.text
 
@@ -55,10 +72,19 @@ def test_submission_is_an_evidence_event_and_completes_the_review(app, incident)
     r = app.post(f"/api/incidents/{incident.id}/review", SUBMISSION)
     assert r.status == 200, r.text
     body = r.json()
-    assert body["complete"] is True and body["recorded"]["seq"] == 7 and body["recorded"]["eventType"] == "review.submitted"
+    assert (
+        body["complete"] is True
+        and body["recorded"]["seq"] == 7
+        and body["recorded"]["eventType"] == "review.submitted"
+    )
     ev = app.store.list_events(incident.id)[-1]
     assert (ev.event_type, ev.phase.value, ev.criterion, ev.actor, ev.actor_type.value) == (
-        "review.submitted", "Review", "CC7.5", "ana.lyst@soc.example", "analyst")
+        "review.submitted",
+        "Review",
+        "CC7.5",
+        "ana.lyst@soc.example",
+        "analyst",
+    )
     assert ev.data["fields"]["rootCause"] == SUBMISSION["rootCause"]
     md = _review(app, incident.id).text
     assert "A phished session token was replayed." in md and "Enforce token protection" in md
@@ -71,10 +97,14 @@ def test_submission_is_an_evidence_event_and_completes_the_review(app, incident)
     assert app.get(f"/api/incidents/{incident.id}/verify").json() == {"valid": True}
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"rootCause": "x"}, "actor"), ({"actor": "a@b.example", "rootcause": "x"}, "rootcause"),
-    ({"actor": "a@b.example", "actionItems": [{}]}, "actionItems.0.description"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"rootCause": "x"}, "actor"),
+        ({"actor": "a@b.example", "rootcause": "x"}, "rootcause"),
+        ({"actor": "a@b.example", "actionItems": [{}]}, "actionItems.0.description"),
+    ],
+)
 def test_bad_submission_is_400_naming_the_field_and_records_nothing(app, incident, body, field):
     r = app.post(f"/api/incidents/{incident.id}/review", body)
     assert r.status == 400 and field in [d["field"] for d in r.json()["details"]]
@@ -84,20 +114,26 @@ def test_bad_submission_is_400_naming_the_field_and_records_nothing(app, inciden
 def test_unknown_incident_and_wrong_content_type(app):
     assert _review(app, "INC-20260101-000000000000").status == 404
     assert app.post("/api/incidents/INC-20260101-000000000000/review", SUBMISSION).status == 404
-    r = app.request("POST", "/api/incidents/INC-x/review", body="rootCause=x",
-                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = app.request(
+        "POST",
+        "/api/incidents/INC-x/review",
+        body="rootCause=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status == 415
 
 
 def test_overdue_reviews_are_flagged_once_by_the_daily_timer(app):
     now = datetime.now(UTC)
     overdue = make_incident("late", now - timedelta(days=12))
-    resolved_late = make_incident("res-late", now - timedelta(days=20), status=IncidentStatus.RESOLVED,
-                                  resolved_at=now - timedelta(days=10))
+    resolved_late = make_incident(
+        "res-late", now - timedelta(days=20), status=IncidentStatus.RESOLVED, resolved_at=now - timedelta(days=10)
+    )
     done = make_incident("done", now - timedelta(days=12))
     fresh = make_incident("fresh", now - timedelta(hours=5))
-    recent_resolution = make_incident("res-new", now - timedelta(days=30), status=IncidentStatus.RESOLVED,
-                                      resolved_at=now - timedelta(hours=2))
+    recent_resolution = make_incident(
+        "res-new", now - timedelta(days=30), status=IncidentStatus.RESOLVED, resolved_at=now - timedelta(hours=2)
+    )
     for inc in (overdue, resolved_late, done, fresh, recent_resolution):
         seed(app.store, inc, timeline(inc, 3))
     assert app.post(f"/api/incidents/{done.id}/review", SUBMISSION).status == 200

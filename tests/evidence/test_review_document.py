@@ -1,19 +1,19 @@
 """Post-incident review: due dates, contents, escaping, submissions (pure)."""
+
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.errors import ValidationError
 from shared.evidence import GENESIS_HASH, EventDraft, chain
 from shared.models import ActorType, IncidentStatus, Phase, Priority
-from shared.review import (ReviewSubmission, build_review, md_block, md_inline, render_html, render_markdown,
-                           review_due)
+from shared.review import ReviewSubmission, build_review, md_block, md_inline, render_html, render_markdown, review_due
 from tests.evidence.seed import make_incident, timeline
 
-UTC = timezone.utc
+UTC = UTC
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 MD_TRICKS = "[click](javascript:alert(1)) **bold** `code` | pipe | ![img](http://x/y.png) <b>b</b> &amp;"
 
@@ -46,25 +46,49 @@ def test_review_contents_from_the_timeline_and_submissions():
     t = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     inc = make_incident("rev1", t, priority=Priority.P1, partner_id="contoso")
     extra = [
-        EventDraft(event_type="priority.changed", phase=Phase.TRIAGE, occurred_at=t + timedelta(hours=1),
-                   actor="ana@soc.example", actor_type=ActorType.ANALYST, summary="lowered",
-                   data={"from": "P1", "to": "P2", "reason": "false positive for the VM part"}),
-        EventDraft(event_type="review.submitted", phase=Phase.REVIEW, occurred_at=t + timedelta(days=1),
-                   actor="ana@soc.example", actor_type=ActorType.ANALYST, summary="review",
-                   data={"fields": {"rootCause": "old cause", "impact": "none"}}),
-        EventDraft(event_type="review.submitted", phase=Phase.REVIEW, occurred_at=t + timedelta(days=2),
-                   actor="bo@soc.example", actor_type=ActorType.ANALYST, summary="review",
-                   data={"fields": {"rootCause": "phished token", "actionItems": [{"description": "MFA for all"}]}}),
+        EventDraft(
+            event_type="priority.changed",
+            phase=Phase.TRIAGE,
+            occurred_at=t + timedelta(hours=1),
+            actor="ana@soc.example",
+            actor_type=ActorType.ANALYST,
+            summary="lowered",
+            data={"from": "P1", "to": "P2", "reason": "false positive for the VM part"},
+        ),
+        EventDraft(
+            event_type="review.submitted",
+            phase=Phase.REVIEW,
+            occurred_at=t + timedelta(days=1),
+            actor="ana@soc.example",
+            actor_type=ActorType.ANALYST,
+            summary="review",
+            data={"fields": {"rootCause": "old cause", "impact": "none"}},
+        ),
+        EventDraft(
+            event_type="review.submitted",
+            phase=Phase.REVIEW,
+            occurred_at=t + timedelta(days=2),
+            actor="bo@soc.example",
+            actor_type=ActorType.ANALYST,
+            summary="review",
+            data={"fields": {"rootCause": "phished token", "actionItems": [{"description": "MFA for all"}]}},
+        ),
     ]
     events = _events(inc, extra)
-    review = build_review(inc, events, [{"kind": "isolate-vm", "targetDisplay": "vm-1", "status": "dry-run",
-                                         "updatedAt": "2026-03-02T09:05:00.000Z"}], "America/New_York",
-                          t + timedelta(days=3))
+    review = build_review(
+        inc,
+        events,
+        [{"kind": "isolate-vm", "targetDisplay": "vm-1", "status": "dry-run", "updatedAt": "2026-03-02T09:05:00.000Z"}],
+        "America/New_York",
+        t + timedelta(days=3),
+    )
     assert review.root_cause == "phished token" and review.impact == "none"  # later submission wins per field
     assert [a.description for a in review.action_items] == ["MFA for all"]
     assert review.complete and not review.overdue and review.missing == []
     assert review.initial_priority == "P1"
-    assert [(c.from_priority, c.to_priority, c.actor) for c in review.severity_changes] == [("P1", "P2", "ana@soc.example")]
+    assert [(c.from_priority, c.to_priority, c.actor) for c in review.severity_changes] == [
+        ("P1", "P2", "ana@soc.example")
+    ]
     assert [c.fields for c in review.contributions] == [["rootCause", "impact"], ["rootCause", "actionItems"]]
     assert review.detected_at == "2026-03-02T09:00:00.000Z" and review.due_basis == "detection"
     assert review.containment_state[0].summary == "isolate-vm vm-1: dry-run"
@@ -86,10 +110,22 @@ def test_incomplete_review_past_due_is_overdue_and_a_broken_chain_shows():
 def _hostile_review():
     t = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     inc = make_incident("xss", t, title=XSS + " " + MD_TRICKS)
-    extra = [EventDraft(event_type="review.submitted", phase=Phase.REVIEW, occurred_at=t + timedelta(hours=2),
-                        actor=XSS, actor_type=ActorType.ANALYST, summary=MD_TRICKS,
-                        data={"fields": {"rootCause": "# heading\n- list\n1. ordered\n> quote\n" + XSS,
-                                         "actionItems": [{"description": MD_TRICKS, "owner": XSS}]}})]
+    extra = [
+        EventDraft(
+            event_type="review.submitted",
+            phase=Phase.REVIEW,
+            occurred_at=t + timedelta(hours=2),
+            actor=XSS,
+            actor_type=ActorType.ANALYST,
+            summary=MD_TRICKS,
+            data={
+                "fields": {
+                    "rootCause": "# heading\n- list\n1. ordered\n> quote\n" + XSS,
+                    "actionItems": [{"description": MD_TRICKS, "owner": XSS}],
+                }
+            },
+        )
+    ]
     return build_review(inc, _events(inc, extra), [], "UTC", t + timedelta(days=1))
 
 
@@ -97,7 +133,7 @@ def test_html_escapes_every_value():
     page = render_html(_hostile_review())
     assert "<script" not in page and "<img" not in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert 'href=' not in page and "javascript:alert" in page  # shown as text, never a link
+    assert "href=" not in page and "javascript:alert" in page  # shown as text, never a link
 
 
 def test_markdown_escapes_every_value():
@@ -120,17 +156,20 @@ def test_md_helpers():
     assert md_block("- x\n# y\n  3. z") == "\\- x  \n\\# y  \n3\\. z"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"rootCause": "x"}, "actor"),
-    ({"actor": "  ", "rootCause": "x"}, "actor"),
-    ({"actor": "a@b.example"}, "body"),
-    ({"actor": "a@b.example", "root_cause": "x"}, "root_cause"),
-    ({"actor": "a@b.example", "actionItems": [{"owner": "x"}]}, "actionItems.0.description"),
-    ({"actor": "a@b.example", "actionItems": [{"description": "x", "due": "soon"}]}, "actionItems.0.due"),
-    ({"actor": "a@b.example", "impact": "x" * 20001}, "impact"),
-    ({"actor": "a@b.example", "actionItems": "do things"}, "actionItems"),
-    (["not", "an", "object"], "body"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"rootCause": "x"}, "actor"),
+        ({"actor": "  ", "rootCause": "x"}, "actor"),
+        ({"actor": "a@b.example"}, "body"),
+        ({"actor": "a@b.example", "root_cause": "x"}, "root_cause"),
+        ({"actor": "a@b.example", "actionItems": [{"owner": "x"}]}, "actionItems.0.description"),
+        ({"actor": "a@b.example", "actionItems": [{"description": "x", "due": "soon"}]}, "actionItems.0.due"),
+        ({"actor": "a@b.example", "impact": "x" * 20001}, "impact"),
+        ({"actor": "a@b.example", "actionItems": "do things"}, "actionItems"),
+        (["not", "an", "object"], "body"),
+    ],
+)
 def test_bad_submissions_name_the_field(body, field):
     with pytest.raises(ValidationError) as exc:
         ReviewSubmission.parse(body)
@@ -139,9 +178,20 @@ def test_bad_submissions_name_the_field(body, field):
 
 
 def test_submission_accepts_strings_as_action_items_and_drops_control_characters():
-    s = ReviewSubmission.parse({"actor": "ana@soc.example", "actionItems": ["rotate keys", {"description": "MFA",
-                                "owner": "it@contoso.example", "due": "2026-04-01", "status": "done"}],
-                                "rootCause": "tok\x07en\x00 theft"})
-    assert s.fields() == {"rootCause": "token theft", "actionItems": [
-        {"description": "rotate keys", "owner": None, "due": None, "status": "open"},
-        {"description": "MFA", "owner": "it@contoso.example", "due": "2026-04-01", "status": "done"}]}
+    s = ReviewSubmission.parse(
+        {
+            "actor": "ana@soc.example",
+            "actionItems": [
+                "rotate keys",
+                {"description": "MFA", "owner": "it@contoso.example", "due": "2026-04-01", "status": "done"},
+            ],
+            "rootCause": "tok\x07en\x00 theft",
+        }
+    )
+    assert s.fields() == {
+        "rootCause": "token theft",
+        "actionItems": [
+            {"description": "rotate keys", "owner": None, "due": None, "status": "open"},
+            {"description": "MFA", "owner": "it@contoso.example", "due": "2026-04-01", "status": "done"},
+        ],
+    }

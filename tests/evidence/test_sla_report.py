@@ -1,21 +1,23 @@
 """SLA report clocks, summaries and breaches (pure)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from shared.evidence import GENESIS_HASH, EventDraft, chain
 from shared.models import Phase, Priority
 from shared.reports import build_report, first_response_from_timeline, incident_sla, report_csv_rows
 from tests.evidence.seed import PARTNERS, make_incident
 
-UTC = timezone.utc
+UTC = UTC
 T = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # a Monday
 
 
 def test_met_breached_and_pending_clocks():
     fast = make_incident("fast", T, priority=Priority.P1, first_response_at=T + timedelta(minutes=10))
-    slow = make_incident("slow", T, priority=Priority.P2, triage_delay=timedelta(minutes=20),
-                         first_response_at=T + timedelta(minutes=45))
+    slow = make_incident(
+        "slow", T, priority=Priority.P2, triage_delay=timedelta(minutes=20), first_response_at=T + timedelta(minutes=45)
+    )
     silent = make_incident("silent", T, priority=Priority.P3)
     now = T + timedelta(hours=1)
     a, b, c = (incident_sla(i, now) for i in (fast, slow, silent))
@@ -29,11 +31,20 @@ def test_met_breached_and_pending_clocks():
 
 def test_report_lists_every_breach_and_summarises_per_partner_and_priority():
     rows = [
-        incident_sla(make_incident("c1", T, priority=Priority.P1, first_response_at=T + timedelta(minutes=5)), T + timedelta(days=2)),
-        incident_sla(make_incident("c2", T, priority=Priority.P1, first_response_at=T + timedelta(minutes=40),
-                                   breaches=["first response"]), T + timedelta(days=2)),
-        incident_sla(make_incident("s1", T, partner_id=None, priority=Priority.P4,
-                                   first_response_at=T + timedelta(minutes=3)), T + timedelta(days=2)),
+        incident_sla(
+            make_incident("c1", T, priority=Priority.P1, first_response_at=T + timedelta(minutes=5)),
+            T + timedelta(days=2),
+        ),
+        incident_sla(
+            make_incident(
+                "c2", T, priority=Priority.P1, first_response_at=T + timedelta(minutes=40), breaches=["first response"]
+            ),
+            T + timedelta(days=2),
+        ),
+        incident_sla(
+            make_incident("s1", T, partner_id=None, priority=Priority.P4, first_response_at=T + timedelta(minutes=3)),
+            T + timedelta(days=2),
+        ),
     ]
     report = build_report(rows, T - timedelta(days=1), T + timedelta(days=1), None, PARTNERS, T + timedelta(days=2))
     assert [p.partner_name for p in report.partners] == ["SOC on-call", "Contoso Ltd"]
@@ -50,10 +61,19 @@ def test_report_lists_every_breach_and_summarises_per_partner_and_priority():
 
 
 def test_first_response_from_timeline_ignores_plans_and_failures():
-    drafts = [EventDraft(event_type=t, phase=p, summary=t, occurred_at=T + timedelta(minutes=i))
-              for i, (t, p) in enumerate([("alert.received", Phase.DETECT), ("containment.planned", Phase.CONTAIN),
-                                          ("notification.planned", Phase.NOTIFY), ("email.failed", Phase.NOTIFY),
-                                          ("email.sent", Phase.NOTIFY), ("containment.contained", Phase.CONTAIN)])]
+    drafts = [
+        EventDraft(event_type=t, phase=p, summary=t, occurred_at=T + timedelta(minutes=i))
+        for i, (t, p) in enumerate(
+            [
+                ("alert.received", Phase.DETECT),
+                ("containment.planned", Phase.CONTAIN),
+                ("notification.planned", Phase.NOTIFY),
+                ("email.failed", Phase.NOTIFY),
+                ("email.sent", Phase.NOTIFY),
+                ("containment.contained", Phase.CONTAIN),
+            ]
+        )
+    ]
     events = chain("INC-x", drafts, 0, GENESIS_HASH)
     assert first_response_from_timeline(events) == T + timedelta(minutes=4)
     assert first_response_from_timeline(events[:4]) is None

@@ -1,13 +1,14 @@
 """GET /api/incidents/{id}/verify against Azurite: untouched, edited, deleted, re-ordered and truncated chains."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.evidence.seed import make_incident, seed, timeline
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture
@@ -41,8 +42,7 @@ def test_edited_data_is_detected(app, incident, timeline_table):
     assert '"note":"step' in row["data0"]
     row["data0"] = row["data0"].replace('"note":"step', '"note":"a quiet step')
     timeline_table.update_entity(row)
-    assert _verify(app, incident.id).json() == {"valid": False, "brokenAt": 5,
-                                                "reason": "event content altered"}
+    assert _verify(app, incident.id).json() == {"valid": False, "brokenAt": 5, "reason": "event content altered"}
 
 
 def test_deleted_event_is_409_at_the_gap(app, incident, timeline_table):
@@ -97,8 +97,10 @@ def test_live_appends_keep_the_chain_valid(app, incident):
     from shared.evidence import EventDraft
     from shared.models import Phase
 
-    app.store.append_events(incident.id, [EventDraft(event_type="x", phase=Phase.REVIEW, summary="later",
-                                                     occurred_at=datetime(2026, 4, 2, tzinfo=UTC))])
+    app.store.append_events(
+        incident.id,
+        [EventDraft(event_type="x", phase=Phase.REVIEW, summary="later", occurred_at=datetime(2026, 4, 2, tzinfo=UTC))],
+    )
     assert _verify(app, incident.id).json() == {"valid": True}
 
 

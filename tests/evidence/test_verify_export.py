@@ -1,4 +1,5 @@
 """The offline verifier (``python -m shared.verify_export``) on exported files (no Azure)."""
+
 from __future__ import annotations
 
 import csv
@@ -7,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from shared.store import IncidentIndexRow
 from shared.verify_export import main, verify_file
 
 ROOT = Path(__file__).resolve().parents[2]
-UTC = timezone.utc
+UTC = UTC
 IDS = ["INC-20260105-aaaaaaaaaaaa", "INC-20260210-bbbbbbbbbbbb", "INC-20260301-cccccccccccc"]
 
 
@@ -27,9 +28,16 @@ def _rows(per_incident=5):
     rows = []
     for n, incident_id in enumerate(IDS):
         t = datetime(2026, 1, 5 + n, 10, tzinfo=UTC)
-        drafts = [EventDraft(event_type=f"e{i}", phase=list(Phase)[i % 7], summary=f"=step {i} ✓",
-                             occurred_at=t + timedelta(minutes=i), data={"i": i, "text": "ünï, \"q\"\n"})
-                  for i in range(per_incident)]
+        drafts = [
+            EventDraft(
+                event_type=f"e{i}",
+                phase=list(Phase)[i % 7],
+                summary=f"=step {i} ✓",
+                occurred_at=t + timedelta(minutes=i),
+                data={"i": i, "text": 'ünï, "q"\n'},
+            )
+            for i in range(per_incident)
+        ]
         for ev in chain(incident_id, drafts, 0, GENESIS_HASH):
             rows.append(event_row(ev, IncidentIndexRow(incident_id, "contoso", "P2", "open", "", "")))
     return rows
@@ -61,13 +69,16 @@ S = COLUMNS.index("summary")
 D = COLUMNS.index("data")
 
 
-@pytest.mark.parametrize("mutate, incident, seq, words", [
-    (lambda r: r[8].__setitem__(S, "'=step 2 (edited)"), IDS[1], 3, "content was altered"),
-    (lambda r: r[3].__setitem__(D, '{"i":2,"text":"changed"}'), IDS[0], 3, "content was altered"),
-    (lambda r: r.pop(9), IDS[1], 4, "event 4 is missing"),
-    (lambda r: r.insert(12, r.pop(13)), IDS[2], 2, "event 2 is missing or out of order"),
-    (lambda r: r.insert(13, r[12]), IDS[2], 3, "re-ordered or duplicated"),
-])
+@pytest.mark.parametrize(
+    "mutate, incident, seq, words",
+    [
+        (lambda r: r[8].__setitem__(S, "'=step 2 (edited)"), IDS[1], 3, "content was altered"),
+        (lambda r: r[3].__setitem__(D, '{"i":2,"text":"changed"}'), IDS[0], 3, "content was altered"),
+        (lambda r: r.pop(9), IDS[1], 4, "event 4 is missing"),
+        (lambda r: r.insert(12, r.pop(13)), IDS[2], 2, "event 2 is missing or out of order"),
+        (lambda r: r.insert(13, r[12]), IDS[2], 3, "re-ordered or duplicated"),
+    ],
+)
 def test_tampered_csv_names_incident_and_event(tmp_path, capsys, mutate, incident, seq, words):
     path = _write(tmp_path, _rows(), "csv")
     _tamper_csv(path, mutate)
@@ -89,8 +100,15 @@ def test_tampered_json_lines_reports_row_and_line(tmp_path, capsys):
     assert main([str(path), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["valid"] is False
-    assert report["broken"] == [{"incidentId": IDS[1], "brokenAt": 2, "row": 7, "line": 7,
-                                 "reason": "its content was altered (the hash does not match its fields)"}]
+    assert report["broken"] == [
+        {
+            "incidentId": IDS[1],
+            "brokenAt": 2,
+            "row": 7,
+            "line": 7,
+            "reason": "its content was altered (the hash does not match its fields)",
+        }
+    ]
 
 
 def test_a_range_export_starts_mid_chain_and_is_anchored(tmp_path, capsys):
@@ -111,7 +129,7 @@ def test_rows_resorted_by_time_still_verify_but_a_dropped_first_event_does_not(t
     assert not report.valid and report.breaks[0].seq == 1 and "genesis" in report.breaks[0].reason
 
 
-@pytest.mark.parametrize("content, code", [("", 2), ("not,an,export\n1,2,3\n", 2), ("[{\"incidentId\": 1", 2)])
+@pytest.mark.parametrize("content, code", [("", 2), ("not,an,export\n1,2,3\n", 2), ('[{"incidentId": 1', 2)])
 def test_files_that_are_not_exports_exit_2(tmp_path, content, code):
     path = tmp_path / "bad.csv"
     path.write_text(content, encoding="utf-8")
@@ -123,10 +141,12 @@ def test_module_runs_from_the_command_line_without_azure(tmp_path):
     bad = _write(tmp_path, _rows(), "csv", "bad.csv")
     _tamper_csv(bad, lambda r: r[14].__setitem__(S, "forged"))
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}  # no Azure settings at all
-    ok = subprocess.run([sys.executable, "-m", "shared.verify_export", str(good)], cwd=tmp_path, env=env,
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "shared.verify_export", str(good)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
-    broken = subprocess.run([sys.executable, "-m", "shared.verify_export", str(bad)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True)
+    broken = subprocess.run(
+        [sys.executable, "-m", "shared.verify_export", str(bad)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert broken.returncode == 1
     assert f"BROKEN {IDS[2]} at event 4" in broken.stdout

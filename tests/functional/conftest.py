@@ -5,13 +5,15 @@ run by ``LocalFunctionsRuntime`` (durable client bindings pointed at the local
 durable host), with settings pointing every Azure SDK client at the fake and
 the evidence store at clean Azurite tables.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -77,8 +79,9 @@ class AppHarness:
                 self._monkeypatch.setenv(name, str(value))
         runtime.reset()
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None,
-                params: dict | None = None) -> Response:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict | None = None, params: dict | None = None
+    ) -> Response:
         resp = self.runtime.http(method, path, body=body, headers=headers, params=params)
         return Response(resp.status_code, resp.get_body().decode("utf-8"), dict(resp.headers))
 
@@ -104,7 +107,7 @@ def app(azure_env, fake, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppHarness
         monkeypatch.setenv(name, value)
     TableEvidenceStore._ensured.clear()  # azure_env dropped every table
     runtime.reset()
-    rt = LocalFunctionsRuntime(build_app(), now=datetime.now(timezone.utc), host_json=str(ROOT / "host.json"))
+    rt = LocalFunctionsRuntime(build_app(), now=datetime.now(UTC), host_json=str(ROOT / "host.json"))
     try:
         yield AppHarness(rt, fake, monkeypatch)
     finally:

@@ -1,11 +1,13 @@
 """Bad input: a clear 4xx naming the field, never a 500, nothing half-written."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.store import TABLES
 from tests.functional.conftest import sample
@@ -19,8 +21,10 @@ def row_counts(app) -> dict[str, int]:
 
     svc = TableServiceClient.from_connection_string(app.context.settings.evidence_connection_string)
     existing = {t.name for t in svc.list_tables()}
-    return {t: sum(1 for _ in svc.get_table_client(t).list_entities(select=["RowKey"])) if t in existing else 0
-            for t in TABLES}
+    return {
+        t: sum(1 for _ in svc.get_table_client(t).list_entities(select=["RowKey"])) if t in existing else 0
+        for t in TABLES
+    }
 
 
 def _deep(n: int) -> bytes:
@@ -60,11 +64,23 @@ def _defender():
 
 FIELD_CASES = [
     ("/api/alerts/defender", lambda d: d["properties"].pop("severity"), "properties.severity"),
-    ("/api/alerts/defender", lambda d: d["properties"].__setitem__("alertDisplayName", 42), "properties.alertDisplayName"),
+    (
+        "/api/alerts/defender",
+        lambda d: d["properties"].__setitem__("alertDisplayName", 42),
+        "properties.alertDisplayName",
+    ),
     ("/api/alerts/defender", lambda d: d["properties"].__setitem__("entities", {"a": 1}), "properties.entities"),
-    ("/api/alerts/defender", lambda d: d.__setitem__("properties", {"severity": "High"}), "properties.alertDisplayName"),
+    (
+        "/api/alerts/defender",
+        lambda d: d.__setitem__("properties", {"severity": "High"}),
+        "properties.alertDisplayName",
+    ),
     ("/api/incidents/sentinel", lambda d: d["object"]["properties"].pop("title"), "object.properties.title"),
-    ("/api/incidents/sentinel", lambda d: d["object"]["properties"].__setitem__("severity", "Nuclear"), "object.properties.severity"),
+    (
+        "/api/incidents/sentinel",
+        lambda d: d["object"]["properties"].__setitem__("severity", "Nuclear"),
+        "object.properties.severity",
+    ),
     ("/api/incidents/sentinel", lambda d: d["object"].__setitem__("name", None), "object.name"),
     ("/api/alerts", lambda d: d.__setitem__("score", "high"), "score"),
     ("/api/alerts", lambda d: d.__setitem__("score", 0), "score"),
@@ -75,8 +91,11 @@ FIELD_CASES = [
 
 @pytest.mark.parametrize("route, mutate, field", FIELD_CASES)
 def test_wrong_types_and_missing_fields_are_named(app, route, mutate, field):
-    name = {"/api/alerts/defender": "defender-alert-arm.json", "/api/incidents/sentinel": "sentinel-incident-trigger.json",
-            "/api/alerts": "generic-alert.json"}[route]
+    name = {
+        "/api/alerts/defender": "defender-alert-arm.json",
+        "/api/incidents/sentinel": "sentinel-incident-trigger.json",
+        "/api/alerts": "generic-alert.json",
+    }[route]
     body = sample(name)
     mutate(body)
     before = row_counts(app)
@@ -101,11 +120,11 @@ def test_stale_claim_without_incident_is_recovered(app):
     """A delivery that claimed the alert and died before writing the incident is finished by the next one."""
     from shared.intake import defender
 
-    alert = defender.parse(_defender(), datetime.now(timezone.utc))
+    alert = defender.parse(_defender(), datetime.now(UTC))
     from shared.models import incident_id_for
 
     iid = incident_id_for(alert.primary_key, alert.observed_at)
-    app.store.claim_alert(alert.primary_key, iid, datetime.now(timezone.utc) - timedelta(minutes=10))
+    app.store.claim_alert(alert.primary_key, iid, datetime.now(UTC) - timedelta(minutes=10))
     r = app.post("/api/alerts/defender", _defender())
     assert r.status == 202 and r.json()["incidentId"] == iid and r.json()["outcome"] == "created"
     assert app.timeline(iid)[:2] == ["alert.received", "incident.triaged"]
@@ -117,9 +136,9 @@ def test_retry_after_a_failed_first_delivery_is_not_answered_duplicate(app):
     from shared.intake import defender
     from shared.models import incident_id_for
 
-    alert = defender.parse(_defender(), datetime.now(timezone.utc))
+    alert = defender.parse(_defender(), datetime.now(UTC))
     iid = incident_id_for(alert.primary_key, alert.observed_at)
-    app.store.claim_alert(alert.primary_key, iid, datetime.now(timezone.utc))  # fresh claim, no incident
+    app.store.claim_alert(alert.primary_key, iid, datetime.now(UTC))  # fresh claim, no incident
     r = app.post("/api/alerts/defender", _defender())
     assert r.status == 202 and r.json()["incidentId"] == iid and r.json()["outcome"] == "created"
     assert app.get(f"/api/incidents/{iid}").status == 200
@@ -142,9 +161,11 @@ def _mutations(base: dict):
 @given(data=st.data())
 def test_fuzz_every_route_never_500_and_rejections_write_nothing(app, data):
     route = data.draw(st.sampled_from(ROUTES))
-    base = {"/api/alerts/defender": sample("defender-alert-arm.json")["properties"] | {},
-            "/api/incidents/sentinel": sample("sentinel-incident-trigger.json")["object"]["properties"],
-            "/api/alerts": sample("generic-alert.json")}[route]
+    base = {
+        "/api/alerts/defender": sample("defender-alert-arm.json")["properties"] | {},
+        "/api/incidents/sentinel": sample("sentinel-incident-trigger.json")["object"]["properties"],
+        "/api/alerts": sample("generic-alert.json"),
+    }[route]
     body = data.draw(st.one_of(json_values, _mutations(base)))
     if route == "/api/alerts/defender" and isinstance(body, dict) and data.draw(st.booleans()):
         body = {"id": "x", "name": "fuzz", "properties": body}

@@ -1,10 +1,10 @@
 """Ingest routes through the real handlers, Azurite and the durable host."""
+
 from __future__ import annotations
 
 import copy
 import threading
-
-import pytest
+from datetime import UTC
 
 from tests.functional.conftest import sample
 
@@ -185,7 +185,7 @@ def test_concurrent_related_alerts_all_join_one_incident(app):
 def test_a_join_whose_delivery_failed_part_way_is_finished_by_the_retry(app):
     """The delivery that claimed a related alert died before merging it: the retry must not be a
     'duplicate' that loses the alert and its priority raise."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from shared.intake import generic
 
@@ -194,8 +194,8 @@ def test_a_join_whose_delivery_failed_part_way_is_finished_by_the_retry(app):
     first = app.post(GENERIC, low).json()
     worse = sample("generic-alert.json")
     worse.update(id="fgt-crashed", score=10, title="Same device, much worse")
-    alert = generic.parse(worse, datetime.now(timezone.utc))
-    app.store.claim_alert(alert.primary_key, first["incidentId"], datetime.now(timezone.utc))  # then it died
+    alert = generic.parse(worse, datetime.now(UTC))
+    app.store.claim_alert(alert.primary_key, first["incidentId"], datetime.now(UTC))  # then it died
     retry = app.post(GENERIC, worse).json()
     assert (retry["incidentId"], retry["outcome"], retry["priority"]) == (first["incidentId"], "grouped", "P1")
     doc = app.get(f"/api/incidents/{first['incidentId']}").json()

@@ -1,8 +1,9 @@
 """The poll_log_analytics timer against the Log Analytics fake (real LogsQueryClient)."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from shared.poller import STATE_NAME, LogAnalyticsPoller
 from tests.functional.conftest import WORKSPACE_ID, sample
@@ -13,19 +14,26 @@ ALERT_ROW = sample("log-analytics-query-response.json")["tables"][0]["rows"][0]
 
 def answer_by_table(alert_rows, incident_tables=None):
     """A Log Analytics handler that answers each query by the table it reads."""
+
     def handler(workspace, body):
         query = body["query"]
         if query.startswith("SecurityIncident"):
-            return {"tables": incident_tables or [{"name": "PrimaryResult", "columns": [
-                {"name": "IncidentName", "type": "string"}], "rows": []}]}
+            return {
+                "tables": incident_tables
+                or [{"name": "PrimaryResult", "columns": [{"name": "IncidentName", "type": "string"}], "rows": []}]
+            }
         return {"tables": [{"name": "PrimaryResult", "columns": ALERT_COLUMNS, "rows": alert_rows}]}
+
     return handler
 
 
 def poll_queries(app):
     """The poll's own queries (the runbook's investigation queries are left out)."""
-    return [q for q in app.fake.log_analytics_queries()
-            if q["query"].split("\n")[0] in ("SecurityIncident", "SecurityAlert")]
+    return [
+        q
+        for q in app.fake.log_analytics_queries()
+        if q["query"].split("\n")[0] in ("SecurityIncident", "SecurityAlert")
+    ]
 
 
 def watermark(app):
@@ -71,8 +79,10 @@ def test_failed_query_does_not_move_the_watermark(app):
 
 
 def test_partial_result_does_not_move_the_watermark(app):
-    app.fake.set_log_analytics_tables([{"name": "PrimaryResult", "columns": ALERT_COLUMNS, "rows": [ALERT_ROW]}],
-                                      partial_error="query timed out on one shard")
+    app.fake.set_log_analytics_tables(
+        [{"name": "PrimaryResult", "columns": ALERT_COLUMNS, "rows": [ALERT_ROW]}],
+        partial_error="query timed out on one shard",
+    )
     app.runtime.timer("poll_log_analytics")
     assert watermark(app) is None
 
@@ -92,7 +102,7 @@ class _FlakyIngest:
 def test_watermark_never_passes_a_row_that_failed(app):
     from shared.adapters.log_analytics import LogAnalyticsSource
 
-    base = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+    base = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
     cols = ALERT_COLUMNS + [{"name": "IngestedAt", "type": "datetime"}]
     rows = []
     for i in range(3):
@@ -102,8 +112,15 @@ def test_watermark_never_passes_a_row_that_failed(app):
         row[13] = row[13].replace("vm-app-03", f"vm-{i}")
         row[11] = row[11].replace("vm-app-03", f"vm-{i}").replace("1a2b3c4d-5e6f", f"1a2b3c4d-{i}e6f")
         rows.append(row)
-    app.fake.log_analytics_handler = lambda ws, body: {"tables": [{"name": "PrimaryResult", "columns": cols,
-                                                                  "rows": [] if body["query"].startswith("SecurityIncident") else rows}]}
+    app.fake.log_analytics_handler = lambda ws, body: {
+        "tables": [
+            {
+                "name": "PrimaryResult",
+                "columns": cols,
+                "rows": [] if body["query"].startswith("SecurityIncident") else rows,
+            }
+        ]
+    }
     ctx = app.context
     now = base + timedelta(hours=1)
     flaky = _FlakyIngest(ctx.ingest, {"00000000-0000-0000-0000-000000000001"})
@@ -113,7 +130,9 @@ def test_watermark_never_passes_a_row_that_failed(app):
     mark = datetime.fromisoformat(watermark(app))
     assert mark < base + timedelta(minutes=1)  # before the failed row
     # Next run: the store is back; the failed row is ingested, the others are duplicates.
-    poller = LogAnalyticsPoller(ctx.store, ctx.ingest, LogAnalyticsSource(ctx.settings), ctx.settings, clock=lambda: now)
+    poller = LogAnalyticsPoller(
+        ctx.store, ctx.ingest, LogAnalyticsSource(ctx.settings), ctx.settings, clock=lambda: now
+    )
     report = poller.poll()
     assert (report.created, report.failed) == (1, 0)
     assert datetime.fromisoformat(watermark(app)) == now - timedelta(minutes=2)
@@ -131,9 +150,18 @@ def test_unparseable_row_is_rejected_and_does_not_block(app):
 
 def test_sentinel_incident_rows_are_ingested(app):
     trigger = sample("sentinel-incident-trigger.json")
-    cols = [{"name": n, "type": "string"} for n in ("IncidentName", "Title", "Severity", "AlertIds", "CreatedTime", "TenantId")]
-    row = [trigger["object"]["name"], "Sign-in from an anonymous IP", "High",
-           json.dumps(["a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"]), "2026-11-21T13:25:02Z", WORKSPACE_ID]
+    cols = [
+        {"name": n, "type": "string"}
+        for n in ("IncidentName", "Title", "Severity", "AlertIds", "CreatedTime", "TenantId")
+    ]
+    row = [
+        trigger["object"]["name"],
+        "Sign-in from an anonymous IP",
+        "High",
+        json.dumps(["a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"]),
+        "2026-11-21T13:25:02Z",
+        WORKSPACE_ID,
+    ]
     app.fake.log_analytics_handler = answer_by_table([], [{"name": "PrimaryResult", "columns": cols, "rows": [row]}])
     app.runtime.timer("poll_log_analytics")
     # The same incident pushed by the playbook later is recognised.
@@ -164,10 +192,17 @@ def test_a_full_page_never_lets_the_watermark_skip_rows_of_the_same_batch(app, m
     import shared.poller as poller_module
 
     monkeypatch.setattr(poller_module, "PAGE", 5)
-    base = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+    base = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
     t1, t2, t3 = (base + timedelta(minutes=m) for m in (1, 2, 3))
-    incidents = [{"IncidentName": f"00000000-0000-0000-0000-0000000000{i:02d}", "Title": f"incident {i}",
-                  "Severity": "Low", "IngestedAt": t1 if i < 2 else t2} for i in range(7)]  # 5 fit a page
+    incidents = [
+        {
+            "IncidentName": f"00000000-0000-0000-0000-0000000000{i:02d}",
+            "Title": f"incident {i}",
+            "Severity": "Low",
+            "IngestedAt": t1 if i < 2 else t2,
+        }
+        for i in range(7)
+    ]  # 5 fit a page
     alert = dict(zip([c["name"] for c in ALERT_COLUMNS], ALERT_ROW), IngestedAt=t3)
     source = _TableSource({"SecurityIncident": incidents, "SecurityAlert": [alert]}, page=5)
     ctx = app.context

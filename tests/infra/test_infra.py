@@ -5,6 +5,7 @@ There is no Bicep CLI here, so these tests stand in for `bicep build`: they pars
 file with pycep-parser 0.7.1 (this venv) and 0.5.1 (checkov's venv), and check what a
 compiler would catch between files (module parameters, outputs, target scopes).
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 from pycep import BicepParser
 
-from shared.settings import SETTINGS, SETTING_NAMES
+from shared.settings import SETTING_NAMES, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -134,7 +135,10 @@ def test_bicep_parses_with_pycep(path):
 def checkov_report():
     proc = subprocess.run(
         ["bash", str(SCRIPTS / "checkov.sh"), "-o", "json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     try:
         report = json.loads(proc.stdout)
@@ -165,8 +169,9 @@ def test_checkov_reads_every_file(checkov_report):
         "    assert d.get('resources') or d.get('modules'), f\n"
         "    print('ok', f)\n"
     )
-    proc = subprocess.run([str(venv_python), "-c", probe, *map(str, BICEP_FILES)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(venv_python), "-c", probe, *map(str, BICEP_FILES)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[0] == "0.5.1", "checkov is expected to pin pycep-parser 0.5.1"
@@ -182,7 +187,8 @@ def test_checkov_passes_with_justified_skips(checkov_report):
     for check in results["skipped_checks"]:
         comment = (check["check_result"].get("suppress_comment") or "").strip()
         assert comment != "No comment provided" and len(comment) >= 40, (
-            f"{check['check_id']} on {check['resource']} needs a real justification")
+            f"{check['check_id']} on {check['resource']} needs a real justification"
+        )
 
 
 @pytest.mark.slow
@@ -192,7 +198,8 @@ def test_no_stale_checkov_skips(checkov_report):
     for path in BICEP_FILES:
         for match in re.finditer(r"checkov:skip=([A-Z0-9_]+)", path.read_text()):
             assert skipped[(str(path), match.group(1))], (
-                f"{rel(path)}: skip of {match.group(1)} matches no check; remove it")
+                f"{rel(path)}: skip of {match.group(1)} matches no check; remove it"
+            )
 
 
 # --------------------------------------------------------------------------- settings
@@ -248,8 +255,11 @@ def test_flex_consumption_runtime_is_python_311():
     assert props["siteConfig"]["ftpsState"] == "Disabled"
     assert site["config"]["identity"]["type"] == "UserAssigned"
     assert props["functionAppConfig"]["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
-    policies = {r["config"]["name"]: r["config"]["properties"]["allow"] for r in doc["resources"].values()
-                if r["type"] == "Microsoft.Web/sites/basicPublishingCredentialsPolicies"}
+    policies = {
+        r["config"]["name"]: r["config"]["properties"]["allow"]
+        for r in doc["resources"].values()
+        if r["type"] == "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
+    }
     assert policies == {"ftp": False, "scm": False}
 
 
@@ -313,7 +323,7 @@ def test_modules_are_called_with_their_parameters_and_scope(path):
         modules[symbol] = target
         callee = parse(target)
         declared = callee.get("parameters") or {}
-        given = set((config.get("params") or {}))
+        given = set(config.get("params") or {})
         unknown = given - set(declared)
         assert not unknown, f"{rel(path)}: {symbol} passes unknown parameters {sorted(unknown)}"
         required = {n for n, p in declared.items() if "default" not in p}
@@ -321,8 +331,9 @@ def test_modules_are_called_with_their_parameters_and_scope(path):
         # Scope: no scope or subscription(...) from a subscription file needs a
         # subscription-scope module; a resource group scope needs a resourceGroup one.
         scope = config.get("scope")
-        wants_subscription = scope is None and target_scope(doc) == "subscription" or (
-            isinstance(scope, dict) and scope.get("function", {}).get("type") == "subscription")
+        wants_subscription = (scope is None and target_scope(doc) == "subscription") or (
+            isinstance(scope, dict) and scope.get("function", {}).get("type") == "subscription"
+        )
         expected = "subscription" if wants_subscription else "resourceGroup"
         assert target_scope(callee) == expected, f"{rel(path)}: {symbol} targets {target_scope(callee)}"
     for symbol, output in re.findall(r"\b(\w+)\.outputs\.(\w+)", text):
@@ -362,9 +373,12 @@ def test_issue_7_roles_are_parameterised():
     for path in BICEP_FILES:
         assert SECURITY_ADMIN_ROLE_ID not in path.read_text(), f"{rel(path)} still uses Security Admin"
     protected = parse(INFRA / "app" / "protected-subscription.bicep")
-    (assignment,) = [r for r in protected["resources"].values()
-                     if r["type"] == "Microsoft.Authorization/roleAssignments"
-                     and "defenderAlertStateRoleGuid" in json.dumps(r["config"])]
+    (assignment,) = [
+        r
+        for r in protected["resources"].values()
+        if r["type"] == "Microsoft.Authorization/roleAssignments"
+        and "defenderAlertStateRoleGuid" in json.dumps(r["config"])
+    ]
     assert "grantDefenderAlertStateUpdate" in json.dumps(assignment["config"]["condition"])
     main_text = (INFRA / "main.bicep").read_text()
     assert "defenderAlertStateRoleGuid: customRoles.outputs.defenderAlertStateRoleGuid" in main_text
@@ -372,8 +386,11 @@ def test_issue_7_roles_are_parameterised():
 
 def _custom_roles() -> dict[str, dict]:
     doc = parse(INFRA / "core" / "custom-roles.bicep")
-    return {symbol: r["config"]["properties"] for symbol, r in doc["resources"].items()
-            if r["type"] == "Microsoft.Authorization/roleDefinitions"}
+    return {
+        symbol: r["config"]["properties"]
+        for symbol, r in doc["resources"].items()
+        if r["type"] == "Microsoft.Authorization/roleDefinitions"
+    }
 
 
 def test_custom_roles_are_narrow():
@@ -384,8 +401,16 @@ def test_custom_roles_are_narrow():
         actions = [a for p in permissions for a in p["actions"]]
         assert actions and not any("*" in a or a.endswith("/delete") for a in actions), actions
         assert not any(p["dataActions"] for p in permissions)
-        assert all(a.startswith(("Microsoft.Network/", "Microsoft.Compute/virtualMachines/read",
-                                 "Microsoft.Resources/subscriptions/resourceGroups/read")) for a in actions)
+        assert all(
+            a.startswith(
+                (
+                    "Microsoft.Network/",
+                    "Microsoft.Compute/virtualMachines/read",
+                    "Microsoft.Resources/subscriptions/resourceGroups/read",
+                )
+            )
+            for a in actions
+        )
 
 
 def test_defender_alert_state_role_reads_alerts_and_sets_in_progress_or_resolved_only():
@@ -393,28 +418,37 @@ def test_defender_alert_state_role_reads_alerts_and_sets_in_progress_or_resolved
     (see custom-roles.bicep); the state changes the app never makes are taken back out."""
     role = _custom_roles()["defenderAlertStateRole"]
     (permission,) = role["permissions"]
-    assert set(permission["actions"]) == {"Microsoft.Security/locations/alerts/read",
-                                          "Microsoft.Security/locations/alerts/*"}
-    assert set(permission["notActions"]) == {"Microsoft.Security/locations/alerts/activate/action",
-                                             "Microsoft.Security/locations/alerts/dismiss/action",
-                                             "Microsoft.Security/locations/alerts/simulate/action"}
+    assert set(permission["actions"]) == {
+        "Microsoft.Security/locations/alerts/read",
+        "Microsoft.Security/locations/alerts/*",
+    }
+    assert set(permission["notActions"]) == {
+        "Microsoft.Security/locations/alerts/activate/action",
+        "Microsoft.Security/locations/alerts/dismiss/action",
+        "Microsoft.Security/locations/alerts/simulate/action",
+    }
     assert not permission["dataActions"] and not permission["notDataActions"]
     # The same assignable scopes (the protected subscriptions) as the other custom roles.
     assert role["assignableScopes"] == _custom_roles()["networkIsolationRole"]["assignableScopes"]
     # The write-back only ever asks for InProgress or Resolved, which the role keeps.
     from shared.models import IncidentStatus
     from shared.writeback import mapping
+
     action_statuses = [[], ["contained"], ["held"], ["released"], ["failed"], ["contained", "released"]]
-    wanted = {mapping.defender_action(status, statuses)
-              for status in IncidentStatus for statuses in action_statuses} - {None}
+    wanted = {
+        mapping.defender_action(status, statuses) for status in IncidentStatus for statuses in action_statuses
+    } - {None}
     denied = {a.split("/")[-2] for a in permission["notActions"]}
     assert wanted == {"inProgress", "resolve"} and not wanted & denied
 
 
 def _automation_rules() -> dict[str, dict]:
     doc = parse(INFRA / "app" / "sentinel-workspace.bicep")
-    return {symbol: r["config"] for symbol, r in doc["resources"].items()
-            if r["type"] == "Microsoft.SecurityInsights/automationRules"}
+    return {
+        symbol: r["config"]
+        for symbol, r in doc["resources"].items()
+        if r["type"] == "Microsoft.SecurityInsights/automationRules"
+    }
 
 
 def test_sentinel_automation_rules_forward_new_and_updated_incidents():
@@ -422,7 +456,8 @@ def test_sentinel_automation_rules_forward_new_and_updated_incidents():
     by_trigger = {}
     for symbol, config in rules.items():
         assert json.dumps(config["condition"]) == json.dumps(rules["automationRule"]["condition"]), (
-            f"{symbol}: same guard as the creation rule (only with the Security Insights principal)")
+            f"{symbol}: same guard as the creation rule (only with the Security Insights principal)"
+        )
         inner = config["config"]
         logic = inner["properties"]["triggeringLogic"]
         assert logic["triggersOn"] == "Incidents" and logic["isEnabled"] is True
@@ -436,8 +471,11 @@ def test_sentinel_automation_rules_forward_new_and_updated_incidents():
     # Updated: only severity, status or owner changes (what shared/writeback/updates.py reads).
     (condition,) = by_trigger["Updated"]["properties"]["triggeringLogic"]["conditions"]
     assert condition["conditionType"] == "Boolean" and condition["conditionProperties"]["operator"] == "Or"
-    changed = {c["conditionProperties"]["propertyName"] for c in condition["conditionProperties"]["innerConditions"]
-               if c["conditionType"] == "PropertyChanged"}
+    changed = {
+        c["conditionProperties"]["propertyName"]
+        for c in condition["conditionProperties"]["innerConditions"]
+        if c["conditionType"] == "PropertyChanged"
+    }
     assert changed == {"IncidentSeverity", "IncidentStatus", "IncidentOwner"}
     main_text = (INFRA / "main.bicep").read_text()
     assert "createAutomationRule: createSentinelAutomationRule && !empty(sentinelAutomationPrincipalId)" in main_text
@@ -454,10 +492,13 @@ def _workflow(name: str) -> dict:
     return json.loads((WORKFLOWS / name).read_text())
 
 
-@pytest.mark.parametrize("name,trigger_path,route", [
-    ("sentinel-incident-forwarder.json", "/incident-creation", "/api/incidents/sentinel"),
-    ("defender-alert-forwarder.json", "/Microsoft.Security/Alert/subscribe", "/api/alerts/defender"),
-])
+@pytest.mark.parametrize(
+    "name,trigger_path,route",
+    [
+        ("sentinel-incident-forwarder.json", "/incident-creation", "/api/incidents/sentinel"),
+        ("defender-alert-forwarder.json", "/Microsoft.Security/Alert/subscribe", "/api/alerts/defender"),
+    ],
+)
 def test_logic_apps_forward_to_the_ingest_routes_with_a_key_from_key_vault(name, trigger_path, route):
     definition = _workflow(name)
     (trigger,) = definition["triggers"].values()
@@ -476,8 +517,11 @@ def test_logic_apps_forward_to_the_ingest_routes_with_a_key_from_key_vault(name,
     assert forward["operationOptions"] == "DisableAsyncPattern"
     # Every workflow parameter is supplied by playbooks.bicep, and nothing else.
     playbooks = parse(INFRA / "app" / "playbooks.bicep")["resources"]
-    workflow = next(r for r in playbooks.values()
-                    if r["type"] == "Microsoft.Logic/workflows" and name in json.dumps(r["config"]["properties"]["definition"]))
+    workflow = next(
+        r
+        for r in playbooks.values()
+        if r["type"] == "Microsoft.Logic/workflows" and name in json.dumps(r["config"]["properties"]["definition"])
+    )
     supplied = {key.strip("'") for key in workflow["config"]["properties"]["parameters"]}
     assert supplied == set(definition["parameters"])
 
@@ -499,8 +543,10 @@ _SECRET_PATTERNS = [
     (re.compile(r"[?&](sig|code)=[A-Za-z0-9%+/=_-]{8,}"), "signed or keyed URL"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "private key"),
     (re.compile(r"\blist(Keys|Secrets|ConnectionStrings)\s*\(", re.I), "keys pulled into a template"),
-    (re.compile(r"\b(password|client_?secret|api_?key|secret)\b\s*[:=]\s*['\"][^'\"\s$@{]{6,}['\"]", re.I),
-     "literal password/secret"),
+    (
+        re.compile(r"\b(password|client_?secret|api_?key|secret)\b\s*[:=]\s*['\"][^'\"\s$@{]{6,}['\"]", re.I),
+        "literal password/secret",
+    ),
     (re.compile(r"x-functions-key\"?\s*:\s*\"(?!@)"), "literal function key"),
 ]
 
@@ -613,17 +659,31 @@ def fake_az(tmp_path):
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_AZ_STATE": str(state)}
 
     def run(*args):
-        proc = subprocess.run(["bash", str(SCRIPTS / "grant-graph-permissions.sh"), *args],
-                              env=env, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            ["bash", str(SCRIPTS / "grant-graph-permissions.sh"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         data = json.loads(state.read_text()) if state.exists() else {"assignments": [], "calls": []}
         return proc, data
+
     return run
 
 
 def _granted(data):
-    return {str(uuid.uuid5(uuid.NAMESPACE_URL, p)): p for p in (
-        "User.Read.All", "User.EnableDisableAccount.All", "User.RevokeSessions.All",
-        "Application.ReadWrite.OwnedBy", "Application.ReadWrite.All", "Mail.Send")}
+    return {
+        str(uuid.uuid5(uuid.NAMESPACE_URL, p)): p
+        for p in (
+            "User.Read.All",
+            "User.EnableDisableAccount.All",
+            "User.RevokeSessions.All",
+            "Application.ReadWrite.OwnedBy",
+            "Application.ReadWrite.All",
+            "Mail.Send",
+        )
+    }
 
 
 def test_graph_script_grants_least_privilege_and_is_idempotent(fake_az):
@@ -631,8 +691,15 @@ def test_graph_script_grants_least_privilege_and_is_idempotent(fake_az):
     assert proc.returncode == 0, proc.stderr
     names = _granted(data)
     granted = sorted(names[a["appRoleId"]] for a in data["assignments"])
-    assert granted == sorted(["User.Read.All", "User.EnableDisableAccount.All", "User.RevokeSessions.All",
-                              "Application.ReadWrite.OwnedBy", "Mail.Send"])
+    assert granted == sorted(
+        [
+            "User.Read.All",
+            "User.EnableDisableAccount.All",
+            "User.RevokeSessions.All",
+            "Application.ReadWrite.OwnedBy",
+            "Mail.Send",
+        ]
+    )
     assert all(a["principalId"] == "22222222-2222-2222-2222-222222222222" for a in data["assignments"])
     assert all(a["resourceId"] == "11111111-1111-1111-1111-111111111111" for a in data["assignments"])
     assert "New-ApplicationAccessPolicy" in proc.stdout

@@ -4,9 +4,10 @@
 adds the MAIL_SENDER mailbox to the fake and puts the durable clock on a known
 minute, so call times are exact. ``make_incident`` builds incidents for pure tests.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,15 +22,26 @@ SOC_EMAILS = ["soc-oncall@soc.example", "duty-manager@soc.example"]
 MAIL_SENDER = APP_SETTINGS["MAIL_SENDER"]
 CALLER_ID = APP_SETTINGS["ACS_CALLER_ID"]
 CALLBACK_BASE = APP_SETTINGS["CALLBACK_BASE_URL"]
-UTC = timezone.utc
+UTC = UTC
 
 
-def generic_alert(score: int, title: str = "Ransomware note dropped on file server", alert_id: str = "fgt-1",
-                  tenant: str | None = CONTOSO_TENANT, **extra: Any) -> dict:
+def generic_alert(
+    score: int,
+    title: str = "Ransomware note dropped on file server",
+    alert_id: str = "fgt-1",
+    tenant: str | None = CONTOSO_TENANT,
+    **extra: Any,
+) -> dict:
     """A generic alert (samples/generic-alert.json shape) with an explicit score."""
-    body = {"source": "fortigate", "id": alert_id, "title": title, "score": score,
-            "observedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "entities": [{"kind": "networkDevice", "name": f"fgt-edge-{alert_id}"}], **extra}
+    body = {
+        "source": "fortigate",
+        "id": alert_id,
+        "title": title,
+        "score": score,
+        "observedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "entities": [{"kind": "networkDevice", "name": f"fgt-edge-{alert_id}"}],
+        **extra,
+    }
     if tenant:
         body["tenantId"] = tenant
     return body
@@ -69,8 +81,11 @@ class NotifyHarness:
 
     def call_times(self, instance_id: str | None = None) -> list[datetime]:
         """Simulated times at which a call attempt ran (one per attempt)."""
-        return [c["time"] for c in self.app.durable.activity_calls("place_escalation_call", instance_id)
-                if not (c["result"] or {}).get("stop")]
+        return [
+            c["time"]
+            for c in self.app.durable.activity_calls("place_escalation_call", instance_id)
+            if not (c["result"] or {}).get("stop")
+        ]
 
     def escalation(self, incident_id: str) -> dict | None:
         return self.app.durable.status(f"escalation-{incident_id}")
@@ -105,19 +120,37 @@ def make_incident():
     from shared.ingest import open_incident
     from shared.models import Alert, Entity, Priority, RuleHit, TriageDecision
 
-    def build(title: str = "Crypto-miner on vm-web-01", priority: str = "P1", partner=None, score: int | None = None,
-              link: str | None = None, entities: list | None = None, received: datetime | None = None):
+    def build(
+        title: str = "Crypto-miner on vm-web-01",
+        priority: str = "P1",
+        partner=None,
+        score: int | None = None,
+        link: str | None = None,
+        entities: list | None = None,
+        received: datetime | None = None,
+    ):
         received = received or datetime(2026, 5, 4, 10, 7, 30, tzinfo=UTC)
         p = Priority(priority)
         score = score or {"P1": 10, "P2": 8, "P3": 5, "P4": 2}[priority]
-        alert = Alert(source="generic", source_id="a1", dedupe_keys=["generic:test:a1"], title=title, severity="High",
-                      observed_at=received, link=link,
-                      entities=entities or [Entity(kind="host", name="vm-web-01"),
-                                            Entity(kind="account", upn="eve@contoso.example")])
-        decision = TriageDecision(score=score, priority=p, rules_version="t",
-                                  rules_fired=[RuleHit(rule_id="explicit-score", description="d", effect="e",
-                                                       score_after=score)])
-        return open_incident("INC-20260504-abc", alert, decision, partner, "UTC", received,
-                             received + timedelta(seconds=1))
+        alert = Alert(
+            source="generic",
+            source_id="a1",
+            dedupe_keys=["generic:test:a1"],
+            title=title,
+            severity="High",
+            observed_at=received,
+            link=link,
+            entities=entities
+            or [Entity(kind="host", name="vm-web-01"), Entity(kind="account", upn="eve@contoso.example")],
+        )
+        decision = TriageDecision(
+            score=score,
+            priority=p,
+            rules_version="t",
+            rules_fired=[RuleHit(rule_id="explicit-score", description="d", effect="e", score_after=score)],
+        )
+        return open_incident(
+            "INC-20260504-abc", alert, decision, partner, "UTC", received, received + timedelta(seconds=1)
+        )
 
     return build

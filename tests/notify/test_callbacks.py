@@ -1,4 +1,5 @@
 """ACS call events at POST /api/callbacks/acs: a key press acknowledges; forged or unknown events never do."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -65,8 +66,11 @@ def test_another_key_reprompts_then_silence_ends_without_acknowledging(notify_ap
     app.callback(call, "RecognizeCompleted", recognitionType="dtmf", dtmfResult={"tones": ["two"]})
     assert call.action_names() == ["recognize", "recognize"]
     assert call.actions[1][1]["playPrompt"]["text"]["text"].startswith("Sorry, that was not a 1.")
-    app.callback(call, "RecognizeFailed", resultInformation={"code": 400, "subCode": 8510,
-                                                             "message": "Action failed, initial silence timeout."})
+    app.callback(
+        call,
+        "RecognizeFailed",
+        resultInformation={"code": 400, "subCode": 8510, "message": "Action failed, initial silence timeout."},
+    )
     app.callback(call, "RecognizeFailed", resultInformation={"code": 400, "subCode": 8510, "message": "timeout"})
     assert call.action_names()[-1] == "play"  # goodbye after three prompts
     app.callback(call, "PlayCompleted")
@@ -86,8 +90,12 @@ def test_unanswered_and_failed_calls_are_evidenced(notify_app):
     app.callback(a, "CallDisconnected")
     app.callback(b, "CreateCallFailed", resultInformation={"code": 500, "subCode": 8501, "message": "no answer"})
     doc = app.incident(incident_id)
-    outcomes = {e["eventType"]: e["data"] for e in doc["timeline"] if e["eventType"] in ("call.ended", "call.failed")
-                and e["data"].get("callConnectionId") in (a.call_connection_id, b.call_connection_id)}
+    outcomes = {
+        e["eventType"]: e["data"]
+        for e in doc["timeline"]
+        if e["eventType"] in ("call.ended", "call.failed")
+        and e["data"].get("callConnectionId") in (a.call_connection_id, b.call_connection_id)
+    }
     assert outcomes["call.ended"]["outcome"] == "not-answered"
     assert outcomes["call.failed"]["error"]["subCode"] == 8501
 
@@ -99,12 +107,12 @@ def test_forged_and_unknown_events_are_rejected_logged_and_never_acknowledge(not
     qa, qb = _query(a), _query(b)
     press_1 = {"recognitionType": "dtmf", "dtmfResult": {"tones": ["one"]}}
     forged = [
-        _url(incidentId=incident_id, callId=qa["callId"]),                          # no token
-        _url(incidentId=incident_id, callId=qa["callId"], token="x" * 43),           # wrong token
-        _url(incidentId=incident_id, callId=qa["callId"], token=qb["token"]),        # another call's token
+        _url(incidentId=incident_id, callId=qa["callId"]),  # no token
+        _url(incidentId=incident_id, callId=qa["callId"], token="x" * 43),  # wrong token
+        _url(incidentId=incident_id, callId=qa["callId"], token=qb["token"]),  # another call's token
         _url(incidentId=incident_id, callId="call-nope-a01-c0", token=qa["token"]),  # unknown call
         _url(incidentId="INC-20990101-000000000000", callId=qa["callId"], token=qa["token"]),  # other incident
-        _url(callId=qa["callId"], token=qa["token"]),                                # no incident
+        _url(callId=qa["callId"], token=qa["token"]),  # no incident
     ]
     with caplog.at_level("WARNING"):
         for url in forged:

@@ -1,7 +1,8 @@
 """P4 incidents go out as one daily digest per partner, at the partner's local digest hour, once."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +16,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 def local_today(hour: int, minute: int = 30) -> datetime:
     """Today (New York) at hour:minute, as UTC."""
     today = datetime.now(NEW_YORK).date()
-    return datetime(today.year, today.month, today.day, hour, minute, tzinfo=NEW_YORK).astimezone(timezone.utc)
+    return datetime(today.year, today.month, today.day, hour, minute, tzinfo=NEW_YORK).astimezone(UTC)
 
 
 def test_p4_waits_for_the_digest_hour_and_goes_out_once(notify_app):

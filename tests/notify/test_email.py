@@ -1,4 +1,5 @@
 """Incident emails through Graph sendMail on the HTTPS fake (real msgraph-sdk client)."""
+
 from __future__ import annotations
 
 import html.parser
@@ -6,11 +7,11 @@ import html.parser
 import pytest
 
 from tests.functional.conftest import sample
-from tests.notify.conftest import (CONTOSO_EMAILS, CONTOSO_EMERGENCY_EMAILS, MAIL_SENDER, SOC_EMAILS)
+from tests.notify.conftest import CONTOSO_EMAILS, CONTOSO_EMERGENCY_EMAILS, MAIL_SENDER, SOC_EMAILS
 
 pytestmark = pytest.mark.functional
 
-EVIL = '<script>alert(document.cookie)</script><img src=x onerror="fetch(\'//evil\')">'
+EVIL = "<script>alert(document.cookie)</script><img src=x onerror=\"fetch('//evil')\">"
 
 
 class _Tags(html.parser.HTMLParser):
@@ -73,8 +74,13 @@ def test_a_replayed_notify_activity_never_sends_twice(notify_app):
 
 def test_a_refused_email_is_evidenced_and_a_later_replay_sends_it_once(notify_app):
     app = notify_app
-    app.fake.inject("POST", r"/sendMail$", 403, times=1,
-                    body={"error": {"code": "ErrorAccessDenied", "message": "Access is denied."}})
+    app.fake.inject(
+        "POST",
+        r"/sendMail$",
+        403,
+        times=1,
+        body={"error": {"code": "ErrorAccessDenied", "message": "Access is denied."}},
+    )
     incident_id = app.ingest(9)
     failed = [e for e in app.incident(incident_id)["timeline"] if e["eventType"] == "notification.email.failed"]
     assert len(failed) == 1 and failed[0]["data"]["error"]["status"] == 403

@@ -1,4 +1,5 @@
 """The P1 phone escalation through the durable host's replay engine, in simulated time, against the ACS fake."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -115,8 +116,11 @@ def test_restart_mid_schedule_resumes_the_same_schedule(notify_app):
     restarted = LocalFunctionsRuntime(build_app(), durable_state=state)
     try:
         restarted.durable.advance_to(start + timedelta(hours=3))
-        calls = [c["time"] for c in restarted.durable.activity_calls("place_escalation_call")
-                 if not (c["result"] or {}).get("stop")]
+        calls = [
+            c["time"]
+            for c in restarted.durable.activity_calls("place_escalation_call")
+            if not (c["result"] or {}).get("stop")
+        ]
         assert calls == expected_schedule(start, 3)
         assert len(app.fake.calls()) == 2 * len(calls)  # nothing placed twice across the restart
         records = [r for r in app.store.list_records("Notifications", incident_id) if r.get("channel") == "call"]
@@ -138,12 +142,14 @@ def test_restart_while_a_call_activity_was_running_does_not_call_twice(notify_ap
     done = [t for t in inst["tasks"].values() if t["kind"] == "activity" and t["name"] == "place_escalation_call"]
     assert done and done[0]["status"] == "completed"
     done[0]["status"] = "running"
-    inst["history"] = [e for e in inst["history"]
-                       if not (e["EventType"] == 5 and e.get("TaskScheduledId") == done[0]["id"])]
+    inst["history"] = [
+        e for e in inst["history"] if not (e["EventType"] == 5 and e.get("TaskScheduledId") == done[0]["id"])
+    ]
     # ... and one of its calls had been dialled but its outcome was not recorded yet.
     row, etag = app.store.get_record("Notifications", incident_id, "call-runbook-e1-a01-c0")
-    app.store.put_record("Notifications", incident_id, "call-runbook-e1-a01-c0", {**row, "status": "placing"},
-                         etag=etag)
+    app.store.put_record(
+        "Notifications", incident_id, "call-runbook-e1-a01-c0", {**row, "status": "placing"}, etag=etag
+    )
     app.runtime.close()
     restarted = LocalFunctionsRuntime(build_app(), durable_state=state)
     try:
@@ -208,9 +214,13 @@ def test_an_acknowledgement_arriving_while_a_call_is_being_placed_is_not_lost(no
         if not raised:
             raised.append(True)
             app.durable.raise_event(iid, "Acknowledged", {"actor": "dana", "via": "phone"}, run=False)
-        return 201, {"callConnectionId": f"cc-{len(raised)}-{req.json['targets'][0]['rawId']}",
-                     "callConnectionState": "connecting", "callbackUri": req.json["callbackUri"],
-                     "targets": req.json["targets"], "correlationId": "corr-1"}
+        return 201, {
+            "callConnectionId": f"cc-{len(raised)}-{req.json['targets'][0]['rawId']}",
+            "callConnectionState": "connecting",
+            "callbackUri": req.json["callbackUri"],
+            "targets": req.json["targets"],
+            "correlationId": "corr-1",
+        }
 
     app.fake.route("POST", r"^/calling/callConnections$", create_call)
     app.durable.advance_to(start + timedelta(hours=2))
@@ -225,8 +235,10 @@ def test_an_acknowledgement_before_the_escalation_started_still_counts(notify_ap
     incident_id = app.ingest(8, alert_id="early")  # P2: no call yet
     assert app.post(f"/api/incidents/{incident_id}/ack", {"actor": "ana@soc.example"}).status == 200
     # The runbook's escalation of the same epoch starts late (say the rule changed, or a replay): no call.
-    app.runtime.invoke("start_call_escalation", request={"incidentId": incident_id, "epoch": 1, "trigger": "p2-rule",
-                                                         "reason": "P2 call rule: always"})
+    app.runtime.invoke(
+        "start_call_escalation",
+        request={"incidentId": incident_id, "epoch": 1, "trigger": "p2-rule", "reason": "P2 call rule: always"},
+    )
     status = app.escalation(incident_id)
     assert status["runtimeStatus"] == "Completed" and status["output"]["outcome"] == "acknowledged"
     assert status["output"]["attempts"] == 0 and app.fake.calls() == []

@@ -1,7 +1,8 @@
 """P2 phone calls: only on request (POST /api/incidents/{id}/call) or by the configured rule."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,8 +19,12 @@ def test_call_request_starts_the_escalation_for_a_p2(notify_app):
     assert app.fake.calls() == []
     r = app.post(f"/api/incidents/{incident_id}/call", {"actor": ANA, "reason": "partner not reading email"})
     assert r.status == 202, r.text
-    assert r.json() == {"incidentId": incident_id, "priority": "P2", "escalation": "started",
-                        "instanceId": f"escalation-{incident_id}"}
+    assert r.json() == {
+        "incidentId": incident_id,
+        "priority": "P2",
+        "escalation": "started",
+        "instanceId": f"escalation-{incident_id}",
+    }
     assert sorted(c.targets[0] for c in app.fake.calls()) == sorted(CONTOSO_PHONES)
     again = app.post(f"/api/incidents/{incident_id}/call", {"actor": ANA, "reason": "again"})
     assert again.status == 200 and again.json()["escalation"] == "already-running"
@@ -50,8 +55,9 @@ def test_call_request_for_p3_or_p4_is_a_conflict(notify_app, score):
     assert app.timeline(incident_id)[-1] == "escalation.refused"
 
 
-@pytest.mark.parametrize("body, field", [({"reason": "r"}, "actor"), ({"actor": ANA}, "reason"),
-                                         ({"actor": ANA, "reason": ["r"]}, "reason")])
+@pytest.mark.parametrize(
+    "body, field", [({"reason": "r"}, "actor"), ({"actor": ANA}, "reason"), ({"actor": ANA, "reason": ["r"]}, "reason")]
+)
 def test_call_request_bad_body(notify_app, body, field):
     app = notify_app
     incident_id = app.ingest(8)
@@ -78,12 +84,16 @@ def test_p2_call_rule_never_by_default_and_on_a_raise_to_p2(notify_app):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("local, expected", [
-    (datetime(2026, 5, 4, 7, 59), "P2 call rule: received out of hours"),    # Monday before 08:00
-    (datetime(2026, 5, 4, 8, 0), None), (datetime(2026, 5, 4, 17, 59), None),
-    (datetime(2026, 5, 4, 18, 0), "P2 call rule: received out of hours"),
-    (datetime(2026, 5, 9, 12, 0), "P2 call rule: received out of hours"),    # Saturday
-])
+@pytest.mark.parametrize(
+    "local, expected",
+    [
+        (datetime(2026, 5, 4, 7, 59), "P2 call rule: received out of hours"),  # Monday before 08:00
+        (datetime(2026, 5, 4, 8, 0), None),
+        (datetime(2026, 5, 4, 17, 59), None),
+        (datetime(2026, 5, 4, 18, 0), "P2 call rule: received out of hours"),
+        (datetime(2026, 5, 9, 12, 0), "P2 call rule: received out of hours"),  # Saturday
+    ],
+)
 def test_out_of_hours_rule_uses_the_partner_clock(make_incident, local, expected):
     from zoneinfo import ZoneInfo
 
@@ -93,7 +103,7 @@ def test_out_of_hours_rule_uses_the_partner_clock(make_incident, local, expected
     from tests.functional.conftest import ROOT
 
     partners = PartnerRegistry.load(ROOT / "config/partners.json")
-    received = local.replace(tzinfo=ZoneInfo("America/New_York")).astimezone(timezone.utc)
+    received = local.replace(tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)
     incident = make_incident(priority="P2", received=received).model_copy(update={"partner_id": "contoso"})
     service = NotificationService(None, partners, Settings(p2_call_rule="out-of-hours"))
     assert service.p2_call_reason(incident) == expected

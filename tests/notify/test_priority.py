@@ -1,4 +1,5 @@
 """POST /api/incidents/{id}/priority and /ack (SPEC 3, 9): evidenced, notified, calls stopped, containment kept."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -12,8 +13,7 @@ ANA = "ana@soc.example"
 
 
 def change(app, incident_id, priority, reason="re-triaged", actor=ANA):
-    return app.post(f"/api/incidents/{incident_id}/priority", {"actor": actor, "priority": priority,
-                                                                 "reason": reason})
+    return app.post(f"/api/incidents/{incident_id}/priority", {"actor": actor, "priority": priority, "reason": reason})
 
 
 def test_lowering_p1_stops_pending_calls_keeps_containment_and_tells_everyone(notify_app):
@@ -85,8 +85,10 @@ def test_after_an_ack_no_call_unless_raised_to_p1_again(notify_app):
     assert app.escalation(incident_id)["output"]["outcome"] == "acknowledged"
     doc = app.incident(incident_id)
     assert doc["acknowledgedBy"] == ANA  # the first acknowledgement stays on record; both are in the timeline
-    assert [e["actor"] for e in doc["timeline"] if e["eventType"] == "incident.acknowledged"] == [ANA,
-                                                                                                   "bob@soc.example"]
+    assert [e["actor"] for e in doc["timeline"] if e["eventType"] == "incident.acknowledged"] == [
+        ANA,
+        "bob@soc.example",
+    ]
 
 
 def test_same_priority_is_evidenced_and_changes_nothing(notify_app):
@@ -99,16 +101,19 @@ def test_same_priority_is_evidenced_and_changes_nothing(notify_app):
     assert app.timeline(incident_id)[-1] == "priority.unchanged"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"priority": "P2", "reason": "r"}, "actor"),
-    ({"actor": "", "priority": "P2", "reason": "r"}, "actor"),
-    ({"actor": "a\nb", "priority": "P2", "reason": "r"}, "actor"),
-    ({"actor": ANA, "priority": "P5", "reason": "r"}, "priority"),
-    ({"actor": ANA, "priority": 1, "reason": "r"}, "priority"),
-    ({"actor": ANA, "priority": "P2"}, "reason"),
-    ({"actor": ANA, "priority": "P2", "reason": "x" * 2001}, "reason"),
-    (["P2"], "body"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"priority": "P2", "reason": "r"}, "actor"),
+        ({"actor": "", "priority": "P2", "reason": "r"}, "actor"),
+        ({"actor": "a\nb", "priority": "P2", "reason": "r"}, "actor"),
+        ({"actor": ANA, "priority": "P5", "reason": "r"}, "priority"),
+        ({"actor": ANA, "priority": 1, "reason": "r"}, "priority"),
+        ({"actor": ANA, "priority": "P2"}, "reason"),
+        ({"actor": ANA, "priority": "P2", "reason": "x" * 2001}, "reason"),
+        (["P2"], "body"),
+    ],
+)
 def test_priority_bad_bodies_get_400_naming_the_field(notify_app, body, field):
     app = notify_app
     incident_id = app.ingest(8)
@@ -120,8 +125,11 @@ def test_priority_bad_bodies_get_400_naming_the_field(notify_app, body, field):
 
 def test_unknown_incident_is_404_and_wrong_content_type_415(notify_app):
     app = notify_app
-    for route, body in (("priority", {"actor": ANA, "priority": "P1", "reason": "r"}), ("ack", {"actor": ANA}),
-                        ("call", {"actor": ANA, "reason": "r"})):
+    for route, body in (
+        ("priority", {"actor": ANA, "priority": "P1", "reason": "r"}),
+        ("ack", {"actor": ANA}),
+        ("call", {"actor": ANA, "reason": "r"}),
+    ):
         r = app.post(f"/api/incidents/INC-20990101-000000000000/{route}", body)
         assert r.status == 404, (route, r.text)
     r = app.post("/api/incidents/INC-20990101-000000000000/ack", "actor=ana", headers={"Content-Type": "text/plain"})

@@ -1,8 +1,9 @@
 """The SLA watchdog timer: each missed target is evidenced and notified once; runbooks that never ran re-driven."""
+
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,11 +20,16 @@ def age(app, incident_id: str, minutes: int, *, responded: bool = False) -> None
 
     def shift(incident):
         sla = incident.sla
-        clocks = sla.model_copy(update={
-            "received_at": sla.received_at - delta, "triaged_at": sla.triaged_at - delta,
-            "triage_due": sla.triage_due - delta, "first_response_due": sla.first_response_due - delta,
-            "response_sla_due": sla.response_sla_due - delta,
-            "first_response_at": (sla.first_response_at - delta) if responded and sla.first_response_at else None})
+        clocks = sla.model_copy(
+            update={
+                "received_at": sla.received_at - delta,
+                "triaged_at": sla.triaged_at - delta,
+                "triage_due": sla.triage_due - delta,
+                "first_response_due": sla.first_response_due - delta,
+                "response_sla_due": sla.response_sla_due - delta,
+                "first_response_at": (sla.first_response_at - delta) if responded and sla.first_response_at else None,
+            }
+        )
         return incident.model_copy(update={"sla": clocks, "created_at": incident.created_at - delta})
 
     update_incident(app.store, incident_id, shift)
@@ -74,7 +80,7 @@ def test_overlapping_watchdog_runs_still_flag_once(notify_app):
     incident_id = app.ingest(5)
     age(app, incident_id, 45)
     notifier = app.context.notifications
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     barrier = threading.Barrier(4)
     errors = []
 
@@ -82,7 +88,7 @@ def test_overlapping_watchdog_runs_still_flag_once(notify_app):
         try:
             barrier.wait()
             SlaWatchdog(notifier).run(now)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
@@ -100,7 +106,7 @@ def test_a_runbook_that_never_ran_is_redriven(notify_app):
 
     app = notify_app
     # Recorded by ingest, but its runbook start was lost (the host was down).
-    outcome = app.context.ingest.ingest(generic.parse(generic_alert(8, alert_id="lost"), datetime.now(timezone.utc)))
+    outcome = app.context.ingest.ingest(generic.parse(generic_alert(8, alert_id="lost"), datetime.now(UTC)))
     incident_id = outcome.incident_id
     assert app.durable.status(f"runbook-{incident_id}-1") is None
     app.runtime.timer("sla_watchdog")
@@ -120,7 +126,7 @@ def test_a_runbook_that_failed_is_started_again(notify_app, tmp_path):
     from shared.intake import generic
 
     app = notify_app
-    outcome = app.context.ingest.ingest(generic.parse(generic_alert(8, alert_id="failed"), datetime.now(timezone.utc)))
+    outcome = app.context.ingest.ingest(generic.parse(generic_alert(8, alert_id="failed"), datetime.now(UTC)))
     incident_id, good = outcome.incident_id, app.context.settings.partners_file
     app.configure(PARTNERS_FILE=str(tmp_path / "missing.json"))  # every planning attempt fails
     app.durable.start_new("incident_runbook", f"runbook-{incident_id}-1", outcome.runbook.input)

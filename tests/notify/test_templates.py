@@ -1,4 +1,5 @@
 """Email templates: every event and priority renders, attacker-controlled text is inert, actions are listed."""
+
 from __future__ import annotations
 
 import html.parser
@@ -6,8 +7,16 @@ import re
 
 import pytest
 
-from shared.notify.templates import (ActionState, MessageContext, NotifyEvent, action_lines, render, render_digest,
-                                     safe_link, spoken_summary)
+from shared.notify.templates import (
+    ActionState,
+    MessageContext,
+    NotifyEvent,
+    action_lines,
+    render,
+    render_digest,
+    safe_link,
+    spoken_summary,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -35,43 +44,91 @@ def parse(markup: str) -> _Tags:
 
 
 ROWS = [
-    {"actionId": "isolate-vm-1", "kind": "isolate-vm", "targetDisplay": "vm-web-01", "status": "contained",
-     "result": "vm-web-01 isolated: quarantine NSG attached to 2 of 2 NIC(s)"},
-    {"actionId": "disable-user-1", "kind": "disable-user", "targetDisplay": "eve@contoso.example", "status": "failed",
-     "result": "eve@contoso.example: FAILED, escalated to people: 403 Insufficient privileges"},
-    {"actionId": "disable-user-2", "kind": "disable-user", "targetDisplay": "breakglass-01@contoso.example",
-     "status": "skipped", "result": "not touched (protected identity)"},
-    {"actionId": "isolate-vm-2", "kind": "isolate-vm", "targetDisplay": "dc-01", "status": "held",
-     "result": "dc-01: held for approval (soc-isolation=approval)"},
+    {
+        "actionId": "isolate-vm-1",
+        "kind": "isolate-vm",
+        "targetDisplay": "vm-web-01",
+        "status": "contained",
+        "result": "vm-web-01 isolated: quarantine NSG attached to 2 of 2 NIC(s)",
+    },
+    {
+        "actionId": "disable-user-1",
+        "kind": "disable-user",
+        "targetDisplay": "eve@contoso.example",
+        "status": "failed",
+        "result": "eve@contoso.example: FAILED, escalated to people: 403 Insufficient privileges",
+    },
+    {
+        "actionId": "disable-user-2",
+        "kind": "disable-user",
+        "targetDisplay": "breakglass-01@contoso.example",
+        "status": "skipped",
+        "result": "not touched (protected identity)",
+    },
+    {
+        "actionId": "isolate-vm-2",
+        "kind": "isolate-vm",
+        "targetDisplay": "dc-01",
+        "status": "held",
+        "result": "dc-01: held for approval (soc-isolation=approval)",
+    },
 ]
 
 
 def test_action_lines_map_statuses_and_merge_failures():
-    lines = action_lines(ROWS, [{"actionId": "isolate-vm-2", "reason": "ARM 500 three times"},
-                                {"reason": "containment run failed: boom"}])
+    lines = action_lines(
+        ROWS,
+        [{"actionId": "isolate-vm-2", "reason": "ARM 500 three times"}, {"reason": "containment run failed: boom"}],
+    )
     assert [(a.kind, a.target, a.state) for a in lines] == [
-        ("isolate-vm", "vm-web-01", ActionState.DONE), ("disable-user", "eve@contoso.example", ActionState.FAILED),
+        ("isolate-vm", "vm-web-01", ActionState.DONE),
+        ("disable-user", "eve@contoso.example", ActionState.FAILED),
         ("disable-user", "breakglass-01@contoso.example", ActionState.SKIPPED),
-        ("isolate-vm", "dc-01", ActionState.FAILED), ("action", "", ActionState.FAILED)]
+        ("isolate-vm", "dc-01", ActionState.FAILED),
+        ("action", "", ActionState.FAILED),
+    ]
     assert lines[3].detail == "ARM 500 three times"
 
 
-@pytest.mark.parametrize("status, state", [
-    ("dry-run", ActionState.PLANNED), ("already-contained", ActionState.ALREADY), ("approved", ActionState.PENDING),
-    ("in-progress", ActionState.PENDING), ("rejected", ActionState.REJECTED), ("partner-action", ActionState.PARTNER),
-    ("released", ActionState.RELEASED), ("withdrawn", ActionState.WITHDRAWN)])
+@pytest.mark.parametrize(
+    "status, state",
+    [
+        ("dry-run", ActionState.PLANNED),
+        ("already-contained", ActionState.ALREADY),
+        ("approved", ActionState.PENDING),
+        ("in-progress", ActionState.PENDING),
+        ("rejected", ActionState.REJECTED),
+        ("partner-action", ActionState.PARTNER),
+        ("released", ActionState.RELEASED),
+        ("withdrawn", ActionState.WITHDRAWN),
+    ],
+)
 def test_containment_statuses(status, state):
-    assert action_lines([{"kind": "isolate-vm", "target": "t", "status": status,
-                          "result": "vm: containment in progress"}])[0].state == state
+    assert (
+        action_lines(
+            [{"kind": "isolate-vm", "target": "t", "status": status, "result": "vm: containment in progress"}]
+        )[0].state
+        == state
+    )
 
 
 @pytest.mark.parametrize("event", [e for e in NotifyEvent if e != NotifyEvent.DIGEST])
 @pytest.mark.parametrize("priority", ["P1", "P2", "P3", "P4"])
 def test_every_event_and_priority_renders_inert(make_incident, event, priority):
     inc = make_incident(title=EVIL, priority=priority, link="javascript:alert(1)")
-    mail = render(MessageContext(incident=inc, event=event, base_url=BASE, actions=action_lines(ROWS),
-                                 previous_priority="P2", actor=EVIL, reason=EVIL, breaches=[EVIL],
-                                 escalation={"attempts": 12, "reason": EVIL}))
+    mail = render(
+        MessageContext(
+            incident=inc,
+            event=event,
+            base_url=BASE,
+            actions=action_lines(ROWS),
+            previous_priority="P2",
+            actor=EVIL,
+            reason=EVIL,
+            breaches=[EVIL],
+            escalation={"attempts": 12, "reason": EVIL},
+        )
+    )
     tags = parse(mail.html)
     assert "script" not in tags.tags and "img" not in tags.tags
     assert all(not (name.startswith("on")) for name, _ in tags.attrs)
@@ -89,10 +146,11 @@ def test_every_event_and_priority_renders_inert(make_incident, event, priority):
 
 def test_new_p1_mail_says_what_happened_actions_links_next_steps_and_flows(make_incident):
     inc = make_incident()
-    mail = render(MessageContext(incident=inc, event=NotifyEvent.NEW_INCIDENT, base_url=BASE,
-                                 actions=action_lines(ROWS[:1])))
+    mail = render(
+        MessageContext(incident=inc, event=NotifyEvent.NEW_INCIDENT, base_url=BASE, actions=action_lines(ROWS[:1]))
+    )
     assert mail.importance == "high"
-    assert "[P1 Critical] New security incident: INC-20260504-abc Crypto-miner on vm-web-01" == mail.subject
+    assert mail.subject == "[P1 Critical] New security incident: INC-20260504-abc Crypto-miner on vm-web-01"
     assert f"{BASE}/api/incidents/INC-20260504-abc/verify" in mail.text
     assert "quarantine NSG attached to 2 of 2 NIC(s)" in mail.text
     assert "may survive the NSG change" in mail.text and "restart is opt-in" in mail.text
@@ -100,14 +158,20 @@ def test_new_p1_mail_says_what_happened_actions_links_next_steps_and_flows(make_
 
 
 def test_no_nsg_note_without_vm_isolation(make_incident):
-    mail = render(MessageContext(incident=make_incident(), event=NotifyEvent.NEW_INCIDENT, base_url=BASE,
-                                 actions=action_lines(ROWS[1:3])))
+    mail = render(
+        MessageContext(
+            incident=make_incident(), event=NotifyEvent.NEW_INCIDENT, base_url=BASE, actions=action_lines(ROWS[1:3])
+        )
+    )
     assert "NSG" not in mail.text
 
 
 def test_failed_containment_mail_leads_with_the_failure(make_incident):
-    mail = render(MessageContext(incident=make_incident(), event=NotifyEvent.CONTAINMENT_FAILED, base_url=BASE,
-                                 actions=action_lines(ROWS)))
+    mail = render(
+        MessageContext(
+            incident=make_incident(), event=NotifyEvent.CONTAINMENT_FAILED, base_url=BASE, actions=action_lines(ROWS)
+        )
+    )
     assert "Containment FAILED" in mail.subject
     assert "1 containment action(s) failed" in mail.text
     assert "eve@contoso.example: FAILED" in mail.text or "FAILED" in mail.text
@@ -116,9 +180,16 @@ def test_failed_containment_mail_leads_with_the_failure(make_incident):
 
 def test_lowered_priority_mail_says_containment_stays(make_incident):
     inc = make_incident(priority="P3")
-    mail = render(MessageContext(incident=inc, event=NotifyEvent.PRIORITY_CHANGED, previous_priority="P1",
-                                 actor="ana@soc.example", reason="false positive on the miner rule",
-                                 actions=action_lines(ROWS[:1])))
+    mail = render(
+        MessageContext(
+            incident=inc,
+            event=NotifyEvent.PRIORITY_CHANGED,
+            previous_priority="P1",
+            actor="ana@soc.example",
+            reason="false positive on the miner rule",
+            actions=action_lines(ROWS[:1]),
+        )
+    )
     assert "Priority changed P1 → P3" in mail.subject
     assert "lowered from P1 to P3 by ana@soc.example: false positive on the miner rule" in mail.text
     assert "never releases contained resources" in mail.text
@@ -136,10 +207,18 @@ def test_alert_https_link_is_kept_and_escaped(make_incident):
     assert 'href="https://portal.azure.com/#blade/alert?id=1&amp;x=2"' in mail.html
 
 
-@pytest.mark.parametrize("url, ok", [("https://a.example/x", True), ("http://127.0.0.1:7071/api", True),
-                                     ("http://a.example", False), ("javascript:x", False),
-                                     ('https://a.example/"onmouseover=x', False), ("https://a.example/\u202e", False),
-                                     (None, False)])
+@pytest.mark.parametrize(
+    "url, ok",
+    [
+        ("https://a.example/x", True),
+        ("http://127.0.0.1:7071/api", True),
+        ("http://a.example", False),
+        ("javascript:x", False),
+        ('https://a.example/"onmouseover=x', False),
+        ("https://a.example/\u202e", False),
+        (None, False),
+    ],
+)
 def test_safe_link(url, ok):
     assert (safe_link(url) is not None) == ok
 

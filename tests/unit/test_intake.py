@@ -1,7 +1,8 @@
 """Normalisation of every payload shape into Alert (pure)."""
+
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from shared.intake import defender, generic, log_analytics, sentinel
 from shared.models import EntityKind
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def load(name):
@@ -29,7 +30,7 @@ def test_defender_arm_shape():
     assert len(hosts) == 1 and hosts[0].azure_resource_id.endswith("/virtualMachines/vm-web-01")
     assert {e.kind for e in a.entities} >= {EntityKind.HOST, EntityKind.IP, EntityKind.ACCOUNT, EntityKind.PROCESS}
     # 7-digit fractional seconds, as Defender sends them
-    assert a.observed_at == datetime(2026, 11, 20, 9, 12, 33, 123456, tzinfo=timezone.utc)
+    assert a.observed_at == datetime(2026, 11, 20, 9, 12, 33, 123456, tzinfo=UTC)
 
 
 def test_defender_connector_shape():
@@ -38,18 +39,22 @@ def test_defender_connector_shape():
     assert a.severity == "Medium" and a.alert_type == "VM_LoginBruteForceSuccess"
     assert a.resource_ids[0].endswith("/virtualMachines/vm-jump-02")
     assert [e.address for e in a.entities if e.kind == EntityKind.IP] == ["198.51.100.23"]
-    assert a.observed_at == datetime(2026, 11, 21, 2, 41, 7, tzinfo=timezone.utc)
+    assert a.observed_at == datetime(2026, 11, 21, 2, 41, 7, tzinfo=UTC)
 
 
 def test_sentinel_trigger_and_bare_resource_are_the_same_alert():
     trigger = load("sentinel-incident-trigger.json")
     a = sentinel.parse(trigger, NOW)
     b = sentinel.parse(trigger["object"], NOW)
-    assert a.dedupe_keys == b.dedupe_keys == [
-        "sentinel:3f2e1d0c-b9a8-4765-8432-10fedcba9876",
-        "alert:a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
-        "alert:b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
-    ]
+    assert (
+        a.dedupe_keys
+        == b.dedupe_keys
+        == [
+            "sentinel:3f2e1d0c-b9a8-4765-8432-10fedcba9876",
+            "alert:a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+            "alert:b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
+        ]
+    )
     assert a.tactics == ["InitialAccess", "Exfiltration"]
     account = next(e for e in a.entities if e.kind == EntityKind.ACCOUNT)
     assert account.upn == "jordan.lee@contoso.example"
@@ -77,21 +82,29 @@ def test_log_analytics_alert_row():
 
 
 def test_log_analytics_incident_row_keys_match_the_pushed_incident():
-    row = {"IncidentName": "3F2E1D0C-B9A8-4765-8432-10FEDCBA9876", "Title": "x", "Severity": "High",
-           "AlertIds": json.dumps(["A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"]), "CreatedTime": "2026-11-21T13:25:02Z"}
+    row = {
+        "IncidentName": "3F2E1D0C-B9A8-4765-8432-10FEDCBA9876",
+        "Title": "x",
+        "Severity": "High",
+        "AlertIds": json.dumps(["A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"]),
+        "CreatedTime": "2026-11-21T13:25:02Z",
+    }
     a = log_analytics.parse_incident_row(row, NOW)
     pushed = sentinel.parse(load("sentinel-incident-trigger.json"), NOW)
     assert a.dedupe_keys[0] == pushed.dedupe_keys[0]
     assert a.dedupe_keys[1] in pushed.dedupe_keys
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda d: d["properties"].pop("alertDisplayName"), "properties.alertDisplayName"),
-    (lambda d: d["properties"].__setitem__("severity", "Extreme"), "properties.severity"),
-    (lambda d: d["properties"].__setitem__("severity", 5), "properties.severity"),
-    (lambda d: d["properties"].__setitem__("entities", "nope"), "properties.entities"),
-    (lambda d: d["properties"].__setitem__("timeGeneratedUtc", "yesterday"), "properties.timeGeneratedUtc"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d["properties"].pop("alertDisplayName"), "properties.alertDisplayName"),
+        (lambda d: d["properties"].__setitem__("severity", "Extreme"), "properties.severity"),
+        (lambda d: d["properties"].__setitem__("severity", 5), "properties.severity"),
+        (lambda d: d["properties"].__setitem__("entities", "nope"), "properties.entities"),
+        (lambda d: d["properties"].__setitem__("timeGeneratedUtc", "yesterday"), "properties.timeGeneratedUtc"),
+    ],
+)
 def test_defender_invalid_fields_are_named(mutate, field):
     d = copy.deepcopy(load("defender-alert-arm.json"))
     mutate(d)
@@ -100,15 +113,18 @@ def test_defender_invalid_fields_are_named(mutate, field):
     assert field in [x["field"] for x in exc.value.details]
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda d: d.pop("score"), "score"),
-    (lambda d: d.__setitem__("score", 11), "score"),
-    (lambda d: d.__setitem__("score", "7"), "score"),
-    (lambda d: d.__setitem__("score", True), "score"),
-    (lambda d: d.__setitem__("observedAt", "2026-11-21T18:04:55"), "observedAt"),
-    (lambda d: d.__setitem__("entities", [{"kind": "toaster"}]), "entities.0.kind"),
-    (lambda d: d.__setitem__("title", ""), "title"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d.pop("score"), "score"),
+        (lambda d: d.__setitem__("score", 11), "score"),
+        (lambda d: d.__setitem__("score", "7"), "score"),
+        (lambda d: d.__setitem__("score", True), "score"),
+        (lambda d: d.__setitem__("observedAt", "2026-11-21T18:04:55"), "observedAt"),
+        (lambda d: d.__setitem__("entities", [{"kind": "toaster"}]), "entities.0.kind"),
+        (lambda d: d.__setitem__("title", ""), "title"),
+    ],
+)
 def test_generic_invalid_fields_are_named(mutate, field):
     d = copy.deepcopy(load("generic-alert.json"))
     mutate(d)

@@ -1,6 +1,7 @@
 """Scoring rules → priority (pure)."""
+
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from shared.partners import PartnerRegistry
 from shared.scoring import ScoringRules, score_alert
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 11, 22, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
 RULES = ScoringRules.load(ROOT / "config/scoring-rules.json")
 PARTNERS = PartnerRegistry.load(ROOT / "samples/partners.json")
 
@@ -21,8 +22,9 @@ def sample(name):
     return json.loads((ROOT / "samples" / name).read_text())
 
 
-@pytest.mark.parametrize("score, priority", [(10, "P1"), (9, "P1"), (8, "P2"), (7, "P2"), (6, "P3"), (4, "P3"),
-                                             (3, "P4"), (1, "P4")])
+@pytest.mark.parametrize(
+    "score, priority", [(10, "P1"), (9, "P1"), (8, "P2"), (7, "P2"), (6, "P3"), (4, "P3"), (3, "P4"), (1, "P4")]
+)
 def test_score_to_priority(score, priority):
     assert Priority.from_score(score) == Priority(priority)
 
@@ -51,8 +53,15 @@ def test_explicit_score_wins_over_rules():
 
 
 def test_informational_stays_low():
-    a = Alert(source="generic", source_id="x", dedupe_keys=["k"], title="t", severity="Informational",
-              observed_at=NOW, tactics=["Impact"])
+    a = Alert(
+        source="generic",
+        source_id="x",
+        dedupe_keys=["k"],
+        title="t",
+        severity="Informational",
+        observed_at=NOW,
+        tactics=["Impact"],
+    )
     assert score_alert(a, RULES).priority == Priority.P4
 
 
@@ -68,12 +77,36 @@ def test_asset_criticality_raises(tmp_path):
     assert critical.score >= plain.score
 
 
-@pytest.mark.parametrize("broken, words", [
-    ({"version": "1", "severityScores": {"High": 11}}, "severityScores"),
-    ({"version": "1", "severityScores": {}, "rules": [{"id": "a", "description": "d", "match": {}, "adjust": 1}]}, "condition"),
-    ({"version": "1", "severityScores": {}, "rules": [{"id": "a", "description": "d", "match": {"tactics": ["x"]}}]}, "no effect"),
-    ({"version": "1", "severityScores": {}, "rules": [{"id": "a", "description": "d", "match": {"tactics": ["x"]}, "adjust": 1, "typo": 1}]}, "typo"),
-])
+@pytest.mark.parametrize(
+    "broken, words",
+    [
+        ({"version": "1", "severityScores": {"High": 11}}, "severityScores"),
+        (
+            {
+                "version": "1",
+                "severityScores": {},
+                "rules": [{"id": "a", "description": "d", "match": {}, "adjust": 1}],
+            },
+            "condition",
+        ),
+        (
+            {
+                "version": "1",
+                "severityScores": {},
+                "rules": [{"id": "a", "description": "d", "match": {"tactics": ["x"]}}],
+            },
+            "no effect",
+        ),
+        (
+            {
+                "version": "1",
+                "severityScores": {},
+                "rules": [{"id": "a", "description": "d", "match": {"tactics": ["x"]}, "adjust": 1, "typo": 1}],
+            },
+            "typo",
+        ),
+    ],
+)
 def test_rules_file_is_validated_with_a_clear_error(tmp_path, broken, words):
     f = tmp_path / "rules.json"
     f.write_text(json.dumps(broken))

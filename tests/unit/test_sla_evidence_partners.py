@@ -1,6 +1,7 @@
 """SLA clocks, the evidence hash chain, partner registry and the response plan (pure)."""
+
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from shared.settings import Settings
 from shared.sla import add_business_days, next_business_day_end, response_due, start_clocks
 
 ROOT = Path(__file__).resolve().parents[2]
-UTC = timezone.utc
+UTC = UTC
 RULES = ScoringRules.load(ROOT / "config/scoring-rules.json")
 PARTNERS = PartnerRegistry.load(ROOT / "config/partners.json")
 
@@ -53,8 +54,16 @@ def test_business_days_across_dst_change():
 # -- evidence chain ---------------------------------------------------------------------
 def _events(n=4):
     t = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-    drafts = [EventDraft(event_type=f"e{i}", phase=Phase.DETECT, summary=f"s{i}", occurred_at=t + timedelta(seconds=i),
-                         data={"i": i, "text": "ünïcode"}) for i in range(n)]
+    drafts = [
+        EventDraft(
+            event_type=f"e{i}",
+            phase=Phase.DETECT,
+            summary=f"s{i}",
+            occurred_at=t + timedelta(seconds=i),
+            data={"i": i, "text": "ünïcode"},
+        )
+        for i in range(n)
+    ]
     return chain("INC-1", drafts, 0, GENESIS_HASH)
 
 
@@ -65,13 +74,16 @@ def test_untouched_chain_verifies():
     assert evs[0].criterion == "CC7.3"
 
 
-@pytest.mark.parametrize("tamper, broken_at", [
-    (lambda evs: setattr(evs[2], "summary", "edited"), 3),
-    (lambda evs: evs[1].data.__setitem__("i", 99), 2),
-    (lambda evs: evs.pop(1), 2),
-    (lambda evs: evs.insert(1, evs.pop(2)), 2),
-    (lambda evs: setattr(evs[3], "actor", "mallory"), 4),
-])
+@pytest.mark.parametrize(
+    "tamper, broken_at",
+    [
+        (lambda evs: setattr(evs[2], "summary", "edited"), 3),
+        (lambda evs: evs[1].data.__setitem__("i", 99), 2),
+        (lambda evs: evs.pop(1), 2),
+        (lambda evs: evs.insert(1, evs.pop(2)), 2),
+        (lambda evs: setattr(evs[3], "actor", "mallory"), 4),
+    ],
+)
 def test_tampering_is_detected_at_its_position(tamper, broken_at):
     evs = _events()
     tamper(evs)
@@ -93,19 +105,28 @@ def test_partner_resolution_order_and_unknown():
     g = generic.parse(sample("generic-alert.json"), now)
     partner, how = PARTNERS.resolve(g)
     assert partner.id == "contoso" and how.startswith("tenant")
-    stray = Alert(source="generic", source_id="x", dedupe_keys=["k"], title="t", observed_at=now,
-                  tenant_ids=["99999999-9999-9999-9999-999999999999"])
+    stray = Alert(
+        source="generic",
+        source_id="x",
+        dedupe_keys=["k"],
+        title="t",
+        observed_at=now,
+        tenant_ids=["99999999-9999-9999-9999-999999999999"],
+    )
     partner, how = PARTNERS.resolve(stray)
     assert partner is None and "SOC" in how
 
 
-@pytest.mark.parametrize("patch, words", [
-    (lambda d: d["partners"][0].__setitem__("timezone", "Mars/Olympus"), "time zone"),
-    (lambda d: d["partners"][0]["emergencyContacts"][0].__setitem__("phone", "555-0100"), "E.164"),
-    (lambda d: d["partners"][0].__setitem__("responseMode", "yolo"), "responseMode"),
-    (lambda d: d["partners"].append(dict(d["partners"][0])), "duplicate partner id"),
-    (lambda d: d["partners"][0].__setitem__("socAlertEmails", ["not-an-email"]), "email"),
-])
+@pytest.mark.parametrize(
+    "patch, words",
+    [
+        (lambda d: d["partners"][0].__setitem__("timezone", "Mars/Olympus"), "time zone"),
+        (lambda d: d["partners"][0]["emergencyContacts"][0].__setitem__("phone", "555-0100"), "E.164"),
+        (lambda d: d["partners"][0].__setitem__("responseMode", "yolo"), "responseMode"),
+        (lambda d: d["partners"].append(dict(d["partners"][0])), "duplicate partner id"),
+        (lambda d: d["partners"][0].__setitem__("socAlertEmails", ["not-an-email"]), "email"),
+    ],
+)
 def test_partner_file_validation(tmp_path, patch, words):
     d = sample("partners.json")
     patch(d)
@@ -141,8 +162,9 @@ def test_protected_identity_is_never_disabled(tmp_path):
     reg = PartnerRegistry.load(tmp_path / "p.json")
     alert = sentinel.parse(sample("sentinel-incident-trigger.json"), datetime.now(UTC))
     partner, _ = reg.resolve(alert)
-    inc = open_incident("INC-T", alert, score_alert(alert, RULES, partner), partner, "UTC",
-                        datetime.now(UTC), datetime.now(UTC))
+    inc = open_incident(
+        "INC-T", alert, score_alert(alert, RULES, partner), partner, "UTC", datetime.now(UTC), datetime.now(UTC)
+    )
     plan = plan_response(inc, reg, Settings())
     user = next(a for a in plan.containment if a.kind == ActionKind.DISABLE_USER)
     assert user.decision == ActionDecision.SKIP and "protected" in user.reason
@@ -159,8 +181,15 @@ def test_below_p1_nothing_is_contained_and_firewalls_get_findings_only():
 
 
 def test_unknown_partner_goes_to_soc_contacts():
-    alert = Alert(source="generic", source_id="x", dedupe_keys=["k"], title="t", observed_at=datetime.now(UTC),
-                  explicit_score=9, entities=[Entity(kind=EntityKind.ACCOUNT, upn="someone@else.example")])
+    alert = Alert(
+        source="generic",
+        source_id="x",
+        dedupe_keys=["k"],
+        title="t",
+        observed_at=datetime.now(UTC),
+        explicit_score=9,
+        entities=[Entity(kind=EntityKind.ACCOUNT, upn="someone@else.example")],
+    )
     inc = _incident(alert)
     plan = plan_response(inc, PARTNERS, Settings(response_mode="approve"))
     assert plan.notification.routed_to_soc and plan.notification.email_to[0] == "soc-oncall@soc.example"
@@ -170,13 +199,21 @@ def test_unknown_partner_goes_to_soc_contacts():
 def test_merge_takes_highest_priority_and_starts_new_epoch_on_p1():
     now = datetime.now(UTC)
     inc = _incident(generic.parse(sample("generic-alert.json"), now))
-    crit = Alert(source="generic", source_id="y", dedupe_keys=["k2"], title="worse", observed_at=now, explicit_score=10,
-                 entities=[Entity(kind=EntityKind.IP, address="192.0.2.77")])
+    crit = Alert(
+        source="generic",
+        source_id="y",
+        dedupe_keys=["k2"],
+        title="worse",
+        observed_at=now,
+        explicit_score=10,
+        entities=[Entity(kind=EntityKind.IP, address="192.0.2.77")],
+    )
     merged, raised = merge_alert(inc, crit, score_alert(crit, RULES), "UTC", now)
     assert raised == Priority.P1 and merged.priority == Priority.P1 and merged.runbook_epoch == 2
     assert merged.alert_count == 2 and len(merged.entities) == len(inc.entities)  # same IP not duplicated
-    p3 = _incident(Alert(source="generic", source_id="a", dedupe_keys=["k4"], title="p3", observed_at=now,
-                         explicit_score=5))
+    p3 = _incident(
+        Alert(source="generic", source_id="a", dedupe_keys=["k4"], title="p3", observed_at=now, explicit_score=5)
+    )
     p2 = Alert(source="generic", source_id="b", dedupe_keys=["k5"], title="p2", observed_at=now, explicit_score=7)
     merged_p2, raised_p2 = merge_alert(p3, p2, score_alert(p2, RULES), "UTC", now)
     assert raised_p2 == Priority.P2 and merged_p2.runbook_epoch == 2  # the runbook notifies the raise

@@ -8,6 +8,7 @@ Sentinel (incident and comment GET/PUT, If-Match → 412) and Defender for
 Cloud (alert GET; the state POSTs are routed here to change the stored
 alert's status the way the service does).
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,23 +23,35 @@ from tests.functional.conftest import APP_SETTINGS, ROOT, app, sample  # noqa: F
 CONTOSO_SUB = "11111111-2222-3333-4444-555555555555"
 CONTOSO_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 OTHER_SUB = "99999999-8888-7777-6666-555555555555"
-WORKSPACE = (f"/subscriptions/{CONTOSO_SUB}/resourceGroups/rg-security/providers/Microsoft.OperationalInsights/"
-             "workspaces/law-soc-prod")
+WORKSPACE = (
+    f"/subscriptions/{CONTOSO_SUB}/resourceGroups/rg-security/providers/Microsoft.OperationalInsights/"
+    "workspaces/law-soc-prod"
+)
 COMMENTS_TYPE = "Microsoft.SecurityInsights/incidents/comments"
 EVIDENCE_BASE = APP_SETTINGS["CALLBACK_BASE_URL"]
 _ACTION_TO_STATUS = {"activate": "Active", "inprogress": "InProgress", "resolve": "Resolved", "dismiss": "Dismissed"}
 
 
-def sentinel_payload(name: str | None = None, *, severity: str = "High", sub: str = CONTOSO_SUB,
-                     alert_type: str | None = None, entities: list[dict] | None = None, event: str = "Create",
-                     alert_ids: list[str] | None = None, title: str | None = None,
-                     tactics: list[str] | None = None) -> dict[str, Any]:
+def sentinel_payload(
+    name: str | None = None,
+    *,
+    severity: str = "High",
+    sub: str = CONTOSO_SUB,
+    alert_type: str | None = None,
+    entities: list[dict] | None = None,
+    event: str = "Create",
+    alert_ids: list[str] | None = None,
+    title: str | None = None,
+    tactics: list[str] | None = None,
+) -> dict[str, Any]:
     """The sample playbook trigger for a fresh Sentinel incident ``name`` (its alerts' ids fresh too)."""
     body = sample("sentinel-incident-trigger.json")
     name = name or str(uuid.uuid4())
     obj = body["object"]
-    rid = (f"/subscriptions/{sub}/resourceGroups/rg-security/providers/Microsoft.OperationalInsights/workspaces/"
-           f"law-soc-prod/providers/Microsoft.SecurityInsights/Incidents/{name}")
+    rid = (
+        f"/subscriptions/{sub}/resourceGroups/rg-security/providers/Microsoft.OperationalInsights/workspaces/"
+        f"law-soc-prod/providers/Microsoft.SecurityInsights/Incidents/{name}"
+    )
     obj.update(id=rid, name=name)
     body["workspaceInfo"]["SubscriptionId"] = sub
     body["objectEventType"] = event
@@ -141,6 +154,7 @@ def seed_defender_alert(fake, alert_id: str, status: str = "Active") -> None:
 def route_alert_state(fake) -> None:
     """Defender for Cloud's state actions: POST …/alerts/{name}/{action} → 204; the stored alert's status
     changes as the service's would."""
+
     def handler(req, m):
         alert = req.path[: m.start(1) - 1]
         doc = fake.get_resource(alert)
@@ -151,8 +165,12 @@ def route_alert_state(fake) -> None:
         fake.add_resource(alert, {k: v for k, v in doc.items() if k not in ("id", "name")})
         return 204, None
 
-    fake.route("POST", r"/providers/Microsoft\.Security/locations/[^/]+/alerts/[^/]+/"
-                       r"(activate|inProgress|resolve|dismiss)$", handler)
+    fake.route(
+        "POST",
+        r"/providers/Microsoft\.Security/locations/[^/]+/alerts/[^/]+/"
+        r"(activate|inProgress|resolve|dismiss)$",
+        handler,
+    )
 
 
 class WritebackHarness:

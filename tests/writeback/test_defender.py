@@ -1,5 +1,6 @@
 """Defender for Cloud alert state through the HTTPS fake: in progress while handled, resolved when closed,
 and an alert a person dismissed left alone."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,11 +32,23 @@ def _close(wb, incident_id: str, status: str = "resolved") -> None:
     from shared.models import ActorType, IncidentStatus, Phase
     from shared.notify.incidents import update_incident
 
-    update_incident(wb.store, incident_id,
-                    lambda i: i.model_copy(update={"status": IncidentStatus(status), "updated_at": now_ms()}))
-    wb.store.append_events(incident_id, [EventDraft(
-        event_type="incident.status-changed", phase=Phase.RECOVER, occurred_at=now_ms(), actor="ana@soc.example",
-        actor_type=ActorType.ANALYST, summary=f"Incident {status}", data={"to": status})])
+    update_incident(
+        wb.store, incident_id, lambda i: i.model_copy(update={"status": IncidentStatus(status), "updated_at": now_ms()})
+    )
+    wb.store.append_events(
+        incident_id,
+        [
+            EventDraft(
+                event_type="incident.status-changed",
+                phase=Phase.RECOVER,
+                occurred_at=now_ms(),
+                actor="ana@soc.example",
+                actor_type=ActorType.ANALYST,
+                summary=f"Incident {status}",
+                data={"to": status},
+            )
+        ],
+    )
 
 
 def test_contained_alert_goes_in_progress_then_resolved_when_the_incident_closes(wb):
@@ -105,8 +118,10 @@ def test_connector_alerts_are_updated_when_their_location_is_known_and_skipped_w
     wb.sync()
     assert _status(wb, alert_id) == "InProgress"
     [post] = wb.fake.requests("POST", "/alerts/")
-    assert post.path == (f"/subscriptions/{CONTOSO_SUB}/providers/Microsoft.Security/locations/eastus/alerts/"
-                         "2516892101887766554_bbbb/inProgress")
+    assert post.path == (
+        f"/subscriptions/{CONTOSO_SUB}/providers/Microsoft.Security/locations/eastus/alerts/"
+        "2516892101887766554_bbbb/inProgress"
+    )
     assert len(wb.events(iid, "writeback.skipped")) == 1  # the unaddressable one is said once
 
 

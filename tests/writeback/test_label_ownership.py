@@ -1,6 +1,7 @@
 """Managed Sentinel labels stay ours (and are removed when our state moves on) whatever happens to the answer of
 the write that added them: lost on the way back, failed after it landed, or raced by another projection. Through
 the HTTPS fake with the real ARM pipeline client."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,15 @@ import re
 
 import pytest
 
-from tests.writeback.conftest import (ROOT, host_entity, incident_rid, labels_of, seed_sentinel, seed_vm,
-                                      sentinel_payload)
+from tests.writeback.conftest import (
+    ROOT,
+    host_entity,
+    incident_rid,
+    labels_of,
+    seed_sentinel,
+    seed_vm,
+    sentinel_payload,
+)
 
 pytestmark = pytest.mark.functional
 ANA = "ana.analyst@contoso.example"
@@ -130,8 +138,9 @@ def test_a_projection_that_loaded_its_state_before_a_concurrent_one_does_not_dro
     iid = wb.post_sentinel(payload)["incidentId"]
     wb.configure(WRITEBACK_TARGETS="sentinel")
     ctx = wb.context
-    timer = WritebackService(ctx.store, ctx.partners, ctx.settings, ArmSentinelIncidents(ctx.settings),
-                             ArmDefenderAlerts(ctx.settings))
+    timer = WritebackService(
+        ctx.store, ctx.partners, ctx.settings, ArmSentinelIncidents(ctx.settings), ArmDefenderAlerts(ctx.settings)
+    )
 
     class TimerRunsFirst(ArmSentinelIncidents):
         """Our port on the real ARM client; the timer's whole projection runs just before the activity's read."""
@@ -144,8 +153,9 @@ def test_a_projection_that_loaded_its_state_before_a_concurrent_one_does_not_dro
                 assert timer.write_back(iid, "timer")["status"] == "written"
             return super().get_incident(incident_id)
 
-    activity = WritebackService(ctx.store, ctx.partners, ctx.settings, TimerRunsFirst(ctx.settings),
-                                ArmDefenderAlerts(ctx.settings))
+    activity = WritebackService(
+        ctx.store, ctx.partners, ctx.settings, TimerRunsFirst(ctx.settings), ArmDefenderAlerts(ctx.settings)
+    )
     assert activity.write_back(iid, "runbook")["status"] in ("written", "unchanged")
     assert labels_of(wb.fake, rid) == ["vip-user", "soc-responder", "P3"]
     assert set(sentinel_entry(wb, rid)["labelClaims"]) == {"soc-responder", "P3"}

@@ -1,15 +1,31 @@
 """Write-back to Sentinel through the HTTPS fake with the real ARM pipeline client: what analysts see in their
 console, incident updates coming back, limits, failures."""
+
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.writeback.conftest import (CONTOSO_TENANT, EVIDENCE_BASE, JORDAN, OTHER_SUB, analyst_edit, comments_of,
-                                      host_entity, incident_rid, ip_entity, labels_of, seed_sentinel, seed_vm,
-                                      sentinel_payload, sentinel_writes, strip_tags, update_payload)
+from tests.writeback.conftest import (
+    CONTOSO_TENANT,
+    EVIDENCE_BASE,
+    JORDAN,
+    OTHER_SUB,
+    analyst_edit,
+    comments_of,
+    host_entity,
+    incident_rid,
+    ip_entity,
+    labels_of,
+    seed_sentinel,
+    seed_vm,
+    sentinel_payload,
+    sentinel_writes,
+    strip_tags,
+    update_payload,
+)
 
 pytestmark = pytest.mark.functional
 ANA = "ana.analyst@contoso.example"
@@ -18,8 +34,14 @@ ANA = "ana.analyst@contoso.example"
 def test_sentinel_incident_gets_the_comment_labels_and_status_and_keeps_the_analysts_labels(wb):
     wb.fake.add_user(*JORDAN)
     payload = sentinel_payload()
-    seed_sentinel(wb.fake, payload, labels=[{"labelName": "vip-user", "labelType": "User"},
-                                            {"labelName": "Exfil-rule", "labelType": "AutoAssigned"}])
+    seed_sentinel(
+        wb.fake,
+        payload,
+        labels=[
+            {"labelName": "vip-user", "labelType": "User"},
+            {"labelName": "Exfil-rule", "labelType": "AutoAssigned"},
+        ],
+    )
     rid = incident_rid(payload)
     seeded_etag = wb.fake.get_resource(rid)["etag"]
     iid = wb.post_sentinel(payload)["incidentId"]
@@ -51,8 +73,11 @@ def test_sentinel_incident_gets_the_comment_labels_and_status_and_keeps_the_anal
     assert len(text) <= 30_000
 
     [event] = wb.events(iid, "writeback.sentinel")
-    assert event["data"]["changes"] == {"status": ["New", "Active"], "comment": "added",
-                                        "labelsAdded": ["soc-responder", "P1", "contained"]}
+    assert event["data"]["changes"] == {
+        "status": ["New", "Active"],
+        "comment": "added",
+        "labelsAdded": ["soc-responder", "P1", "contained"],
+    }
     assert event["phase"] == "Notify" and event["actor"] == "soc-responder"
 
 
@@ -150,8 +175,12 @@ def test_a_concurrent_edit_gets_412_and_is_merged_not_overwritten(wb):
         current = wb.fake.get_resource(rid)
         reads.append(current["etag"])
         if len(reads) == 1:  # between our read and our write, an analyst assigns it and adds a label
-            analyst_edit(wb.fake, rid, owner={"userPrincipalName": ANA},
-                         labels=[*current["properties"].get("labels", []), {"labelName": "phishing-campaign"}])
+            analyst_edit(
+                wb.fake,
+                rid,
+                owner={"userPrincipalName": ANA},
+                labels=[*current["properties"].get("labels", []), {"labelName": "phishing-campaign"}],
+            )
         return 200, current
 
     path = rid.split("/providers/Microsoft.SecurityInsights")[1]
@@ -181,7 +210,8 @@ def test_dry_run_writes_nothing_back(wb):
     assert wb.fake.get_resource(rid) == before and comments_of(wb.fake, rid) == []
     [skipped] = wb.events(iid, "writeback.skipped")
     assert skipped["data"]["responseMode"] == "dry-run" and skipped["data"]["targets"] == [
-        rid.replace("/Incidents/", "/incidents/")]
+        rid.replace("/Incidents/", "/incidents/")
+    ]
     assert skipped["data"]["wouldWrite"]["labels"] == ["soc-responder", "P1"]
 
 
@@ -229,9 +259,18 @@ def test_an_access_denied_is_evidenced_once_with_the_role_to_grant(wb):
 
 
 def test_an_incident_that_did_not_come_from_sentinel_is_written_back_once_a_sentinel_incident_joins(wb):
-    r = wb.post("/api/alerts", {"source": "fortigate", "id": "fw-77", "title": "Outbound beacon", "score": 5,
-                                "observedAt": "2026-11-21T13:00:00Z", "tenantId": CONTOSO_TENANT,
-                                "entities": [{"kind": "ip", "address": "185.220.101.4"}]})
+    r = wb.post(
+        "/api/alerts",
+        {
+            "source": "fortigate",
+            "id": "fw-77",
+            "title": "Outbound beacon",
+            "score": 5,
+            "observedAt": "2026-11-21T13:00:00Z",
+            "tenantId": CONTOSO_TENANT,
+            "entities": [{"kind": "ip", "address": "185.220.101.4"}],
+        },
+    )
     iid = r.json()["incidentId"]
     assert wb.runbook(iid)["writeback"] == {"incidentId": iid, "status": "no-target"}
     assert wb.fake.requests(path_contains="Microsoft.SecurityInsights") == []
@@ -265,9 +304,18 @@ def test_an_incident_with_150_alerts_keeps_one_comment_within_sentinels_limits(w
     rid = incident_rid(payload)
     iid = wb.post_sentinel(payload)["incidentId"]
     for i in range(150):
-        r = wb.post("/api/alerts", {"source": "fortigate", "id": f"fw-{i}", "title": f"Beacon to C2 #{i} " + "x" * 300,
-                                    "score": 5, "observedAt": "2026-11-21T13:10:00Z", "tenantId": CONTOSO_TENANT,
-                                    "entities": [{"kind": "ip", "address": "185.220.101.4"}]})
+        r = wb.post(
+            "/api/alerts",
+            {
+                "source": "fortigate",
+                "id": f"fw-{i}",
+                "title": f"Beacon to C2 #{i} " + "x" * 300,
+                "score": 5,
+                "observedAt": "2026-11-21T13:10:00Z",
+                "tenantId": CONTOSO_TENANT,
+                "entities": [{"kind": "ip", "address": "185.220.101.4"}],
+            },
+        )
         assert r.json()["incidentId"] == iid, r.text
         if i % 30 == 29:
             wb.sync()
@@ -288,10 +336,16 @@ def test_a_transient_failure_is_retried_with_backoff_and_recovers(wb):
     from shared.adapters.sentinel import ArmSentinelIncidents
     from shared.writeback.service import WritebackService
 
-    now = [datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)]
+    now = [datetime(2026, 11, 22, 9, 0, tzinfo=UTC)]
     ctx = wb.context
-    service = WritebackService(ctx.store, ctx.partners, ctx.settings, ArmSentinelIncidents(ctx.settings),
-                               ArmDefenderAlerts(ctx.settings), clock=lambda: now[0])
+    service = WritebackService(
+        ctx.store,
+        ctx.partners,
+        ctx.settings,
+        ArmSentinelIncidents(ctx.settings),
+        ArmDefenderAlerts(ctx.settings),
+        clock=lambda: now[0],
+    )
     wb.configure(WRITEBACK_TARGETS="none")  # the runbook's own write-back stays out of the way
     payload = sentinel_payload(severity="Medium", tactics=[])
     seed_sentinel(wb.fake, payload)
@@ -390,7 +444,9 @@ def test_a_comment_failure_keeps_what_was_written_to_the_incident(wb):
     iid = wb.post_sentinel(payload)["incidentId"]
     assert labels_of(wb.fake, rid) == ["soc-responder", "P3"] and comments_of(wb.fake, rid) == []
     assert [e["eventType"] for e in wb.events(iid) if e["eventType"].startswith("writeback.")] == [
-        "writeback.sentinel", "writeback.failed"]
+        "writeback.sentinel",
+        "writeback.failed",
+    ]
 
     wb.fake.clear_faults()
     wb.fake.clear_log()
