@@ -60,6 +60,7 @@ def update_under_etag(
     Raises ``ConcurrencyError`` naming ``what`` after ``tries`` lost races.
     """
     for _ in range(tries):
+        current: Versioned[T] | None
         if first is not None and first.etag is not None:
             current, first = first, None
         else:
