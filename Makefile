@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all venv node test demo bench clean lock
+.PHONY: all venv node test unit gates lint fmt demo bench clean lock
 
 all: test
 
@@ -22,8 +22,27 @@ venv: $(STAMP)
 node: $(NODE_STAMP)
 
 ## make test: unit, functional (Azurite + HTTPS fakes), end-to-end and infrastructure checks
+# (the lint/format/type gates join it once every package passes them: see `make gates`)
 test: venv node
 	$(PY) -m pytest
+
+## make unit: the fast unit tests only
+unit: venv
+	$(PY) -m pytest -m unit -q
+
+## make gates: lint, format check and type check (config in pyproject.toml)
+gates: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+## make lint: the same gates
+lint: gates
+
+## make fmt: apply ruff's safe fixes, then format
+fmt: venv
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 ## make demo: the sample alerts through the real function handlers, Azurite, dry-run, a readable report
 demo: venv node

@@ -175,9 +175,10 @@ async def sla_report(req: func.HttpRequest) -> func.HttpResponse:
             "invalid query parameter format", [{"field": "format", "message": "expected json or csv"}]
         )
     now = datetime.now(UTC)
-    stop = parse_time_bound(_param(req, "to"), "to", end=True) if _param(req, "to") else now
-    if _param(req, "from"):
-        start = parse_time_bound(_param(req, "from"), "from", end=False)
+    to_param, from_param = _param(req, "to"), _param(req, "from")
+    stop = parse_time_bound(to_param, "to", end=True) if to_param else now
+    if from_param:
+        start = parse_time_bound(from_param, "from", end=False)
     elif stop - datetime.min.replace(tzinfo=UTC) > timedelta(days=30):
         start = stop - timedelta(days=30)
     else:

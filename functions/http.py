@@ -110,7 +110,7 @@ def error_response(exc: BaseException) -> func.HttpResponse:
         return json_response(
             400, error_body("request body is nested too deeply", [{"field": "body", "message": "too deeply nested"}])
         )
-    log.exception("unhandled error (ref %s)", ref, exc_info=exc)
+    log.error("unhandled error (ref %s)", ref, exc_info=exc)
     status = 503 if _is_dependency_error(exc) else 500
     return json_response(
         status,

@@ -47,7 +47,7 @@ def incident_runbook(context: df.DurableOrchestrationContext):
             result["containment"] = yield context.call_sub_orchestrator(
                 ORCHESTRATOR,
                 {"incidentId": incident_id, "epoch": epoch, "actions": plan["containment"], "trigger": "runbook"},
-                containment_instance_id(incident_id, epoch),
+                containment_instance_id(str(incident_id), epoch),
             )
         except Exception as exc:
             result["containment"] = {

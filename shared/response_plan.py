@@ -90,8 +90,8 @@ def _action_for(entity: Entity, partner: Partner | None, protected: list[str], m
             decision=default,
             reason=reason,
         )
-    if entity.kind == EntityKind.ACCOUNT and (entity.object_id or entity.upn):
-        target = entity.object_id or entity.upn
+    if entity.kind == EntityKind.ACCOUNT and (account := entity.object_id or entity.upn):
+        target = account
         ids = {i.lower() for i in (entity.object_id, entity.upn) if i}
         if ids & set(protected):
             return ContainmentAction(
@@ -112,8 +112,8 @@ def _action_for(entity: Entity, partner: Partner | None, protected: list[str], m
             decision=default,
             reason=reason,
         )
-    if entity.kind == EntityKind.SERVICE_PRINCIPAL and (entity.object_id or entity.app_id):
-        target = entity.object_id or entity.app_id
+    if entity.kind == EntityKind.SERVICE_PRINCIPAL and (principal := entity.object_id or entity.app_id):
+        target = principal
         ids = {i.lower() for i in (entity.object_id, entity.app_id, entity.name) if i}
         if ids & set(protected):
             return ContainmentAction(

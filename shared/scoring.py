@@ -108,9 +108,7 @@ def _matches(m: RuleMatch, alert: Alert, crit: set[str]) -> bool:
         return False
     if m.severities and (alert.severity or "") not in m.severities:
         return False
-    if m.assetCriticality and not crit & set(m.assetCriticality):
-        return False
-    return True
+    return not m.assetCriticality or bool(crit & set(m.assetCriticality))
 
 
 def _clamp(score: int) -> int:

@@ -152,6 +152,14 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value.strip()
 
 
+def _defaulted(env: Mapping[str, str], name: str) -> str:
+    """A setting whose SETTINGS entry has a default, so it is never missing."""
+    value = _get(env, name)
+    if value is None:  # only if someone removes the default from SETTINGS
+        raise ConfigurationError(f"{name} is required")
+    return value
+
+
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     value = (_get(env, name) or "").lower()
     if value not in allowed:
@@ -222,20 +230,20 @@ class Settings:
         return cls(
             evidence_connection_string=_get(env, "EvidenceStorage"),
             evidence_table_service_uri=_get(env, "EvidenceStorage__tableServiceUri"),
-            arm_endpoint=_get(env, "ARM_ENDPOINT").rstrip("/"),
-            graph_endpoint=_get(env, "GRAPH_ENDPOINT").rstrip("/"),
-            log_analytics_endpoint=_get(env, "LOG_ANALYTICS_ENDPOINT").rstrip("/"),
+            arm_endpoint=_defaulted(env, "ARM_ENDPOINT").rstrip("/"),
+            graph_endpoint=_defaulted(env, "GRAPH_ENDPOINT").rstrip("/"),
+            log_analytics_endpoint=_defaulted(env, "LOG_ANALYTICS_ENDPOINT").rstrip("/"),
             log_analytics_workspace_id=_get(env, "LOG_ANALYTICS_WORKSPACE_ID"),
             acs_endpoint=_get(env, "ACS_ENDPOINT"),
             response_mode=mode,
-            partners_file=_get(env, "PARTNERS_FILE"),
-            scoring_rules_file=_get(env, "SCORING_RULES_FILE"),
+            partners_file=_defaulted(env, "PARTNERS_FILE"),
+            scoring_rules_file=_defaulted(env, "SCORING_RULES_FILE"),
             mail_sender=_get(env, "MAIL_SENDER"),
             acs_caller_id=_get(env, "ACS_CALLER_ID"),
             callback_base_url=(_get(env, "CALLBACK_BASE_URL") or "").rstrip("/") or None,
             grouping_window_minutes=_int(env, "GROUPING_WINDOW_MINUTES", 0),
             log_analytics_lookback_minutes=_int(env, "LOG_ANALYTICS_LOOKBACK_MINUTES", 1),
-            quarantine_resource_group=_get(env, "QUARANTINE_RESOURCE_GROUP"),
+            quarantine_resource_group=_defaulted(env, "QUARANTINE_RESOURCE_GROUP"),
             soc_investigation_source=_get(env, "SOC_INVESTIGATION_SOURCE"),
             blast_radius_max=_int(env, "BLAST_RADIUS_MAX", 0),
             blast_radius_window_minutes=_int(env, "BLAST_RADIUS_WINDOW_MINUTES", 1),

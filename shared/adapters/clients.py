@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     from azure.communication.callautomation import CallAutomationClient
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableServiceClient
+    from azure.identity import DefaultAzureCredential
     from azure.mgmt.compute import ComputeManagementClient
     from azure.mgmt.core import ARMPipelineClient
     from azure.mgmt.network import NetworkManagementClient
@@ -72,7 +73,7 @@ __all__ = [
 T = TypeVar("T")
 
 _lock = threading.RLock()
-_credential: TokenCredential | None = None
+_credential: DefaultAzureCredential | None = None
 _cache: dict[tuple, Any] = {}
 _graph_cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]] = weakref.WeakKeyDictionary()
 
@@ -229,8 +230,9 @@ def table_service(settings: Settings, **kwargs: Any) -> TableServiceClient:
     """``TableServiceClient`` from the ``EvidenceStorage`` connection string, else from
     ``EvidenceStorage__tableServiceUri`` with the managed identity."""
     conn = settings.evidence_connection_string
-    uri = settings.evidence_table_service_uri
-    if not conn and not uri:
+    # The connection string wins; without one, this is the table service URI.
+    where = conn or settings.evidence_table_service_uri
+    if not where:
         raise ConfigurationError(
             "EvidenceStorage or EvidenceStorage__tableServiceUri must be set for the evidence tables"
         )
@@ -240,9 +242,9 @@ def table_service(settings: Settings, **kwargs: Any) -> TableServiceClient:
 
         if conn:
             return TableServiceClient.from_connection_string(conn, **_with_defaults(kwargs))
-        return TableServiceClient(endpoint=uri, credential=credential(), **_with_defaults(kwargs))
+        return TableServiceClient(endpoint=where, credential=credential(), **_with_defaults(kwargs))
 
-    return _cached(("tables", conn or uri), build, kwargs)
+    return _cached(("tables", where), build, kwargs)
 
 
 def graph_client(
@@ -366,6 +368,6 @@ def reset_clients() -> None:
                 pass
     if cred is not None:
         try:
-            cred.close()  # type: ignore[attr-defined]
+            cred.close()
         except Exception:
             pass

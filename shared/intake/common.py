@@ -32,7 +32,7 @@ def clean_text(value: Any, limit: int = MAX_TEXT) -> str | None:
 
 
 def is_guid(value: str | None) -> bool:
-    return bool(value) and bool(_GUID.match(value))
+    return value is not None and bool(_GUID.match(value))
 
 
 def subscription_ids(resource_ids: Iterable[str | None]) -> list[str]:
@@ -107,7 +107,10 @@ def entity_from_mapping(raw: dict[str, Any]) -> Entity | None:
         kind = str(d.get("kind") or props.get("kind") or "")
         d = {**lower_keys(props), "type": kind}
     kind = str(d.get("type") or d.get("kind") or "").lower()
-    text = lambda k: clean_text(d.get(k), 1000) if d.get(k) not in (None, "") else None  # noqa: E731
+
+    def text(key: str) -> str | None:
+        return clean_text(d.get(key), 1000) if d.get(key) not in (None, "") else None
+
     if kind in ("host", "machine", "vm"):
         rid = text("azureid") or text("resourceid")
         return Entity(

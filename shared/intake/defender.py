@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.errors import ValidationError
 from shared.intake.common import (
@@ -27,7 +27,7 @@ from shared.intake.common import (
 from shared.models import Alert, normalise_severity
 from shared.writeback.targets import defender_refs_from_arm, defender_refs_from_connector
 
-_Str = pydantic.constr(strip_whitespace=True, min_length=1, max_length=4096)
+_Str = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
 
 
 class _Lenient(BaseModel):

@@ -6,10 +6,10 @@ Documented in docs/generic-alert.md; example: ``samples/generic-alert.json``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from shared.errors import ValidationError
 from shared.intake.common import (
@@ -23,8 +23,8 @@ from shared.intake.common import (
 )
 from shared.models import Alert, normalise_severity
 
-_Id = pydantic.constr(strip_whitespace=True, min_length=1, max_length=256)
-_Text = pydantic.constr(strip_whitespace=True, min_length=1, max_length=4096)
+_Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+_Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
 
 
 class GenericEntity(BaseModel):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.errors import ValidationError
 from shared.intake.common import (
@@ -22,7 +22,7 @@ from shared.models import Alert, normalise_severity
 from shared.writeback.mapping import owner_name
 from shared.writeback.targets import SENTINEL_REF, sentinel_incident_id
 
-_Str = pydantic.constr(strip_whitespace=True, min_length=1, max_length=4096)
+_Str = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
 
 
 class _Lenient(BaseModel):

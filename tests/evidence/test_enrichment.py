@@ -197,7 +197,9 @@ def test_the_time_budget_bounds_the_whole_investigation(app, incident):
 
     class SlowWorkspace:
         now = 0.0
-        timeouts: list[int] = []
+
+        def __init__(self):
+            self.timeouts: list[int] = []
 
         def run(self, kql, start, end, timeout_seconds):
             self.timeouts.append(timeout_seconds)

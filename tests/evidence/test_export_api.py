@@ -36,7 +36,7 @@ def year(app):
 
 def _csv(text):
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    return rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+    return rows[0], [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
 
 
 def _events_in(app, start, stop):
@@ -139,7 +139,7 @@ def test_csv_is_safe_against_formula_injection_and_keeps_unicode(app):
     inc = make_incident("csv", datetime(2026, 5, 5, 10, tzinfo=UTC), title="=1+1")
     seed(app.store, inc, timeline(inc, 2 + len(hostile), summaries=hostile, actors=["=evil@x.example", "@a", "-b"]))
     r = app.get(EVIDENCE, {"incident": inc.id, "format": "csv"})
-    header, rows = _csv(r.text)
+    _header, rows = _csv(r.text)
     for row in rows:
         for value in row.values():
             assert not value.startswith(TRIGGERS), repr(value)

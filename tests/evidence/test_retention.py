@@ -42,7 +42,7 @@ def test_purge_refuses_evidence_younger_than_three_years_and_deletes_nothing(app
     before = _rows(app, closed.id)
     for age in (timedelta(0), timedelta(days=365), timedelta(days=3 * 365 - 30)):
         with pytest.raises(RetentionViolation) as exc:
-            purge_incident(app.store, closed.id, "ops@soc.example", clock=lambda: datetime.now(UTC) + age)
+            purge_incident(app.store, closed.id, "ops@soc.example", clock=lambda age=age: datetime.now(UTC) + age)
         assert "3 years" in str(exc.value)
     assert _rows(app, closed.id) == before == (5, True, 1)
     assert app.get(f"/api/incidents/{closed.id}/verify").json() == {"valid": True}

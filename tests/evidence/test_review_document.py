@@ -147,7 +147,7 @@ def test_markdown_escapes_every_value():
             assert line.startswith(("# Post-incident review: ", "## ")), line
         assert not re.match(r"^(> |- |\d+\. )", line), line
     # Table rows keep their column count: pipes in values are escaped.
-    rows = [l for l in md.splitlines() if l.startswith("| ") and "review.submitted" in l]
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "review.submitted" in line]
     assert rows and all(len(re.findall(r"(?<!\\)\|", r)) == 8 for r in rows)  # 7 columns
 
 

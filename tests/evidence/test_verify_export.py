@@ -84,7 +84,7 @@ def test_tampered_csv_names_incident_and_event(tmp_path, capsys, mutate, inciden
     _tamper_csv(path, mutate)
     assert main([str(path)]) == 1
     out = capsys.readouterr().out
-    line = next(l for l in out.splitlines() if l.startswith("BROKEN"))
+    line = next(text for text in out.splitlines() if text.startswith("BROKEN"))
     assert line.startswith(f"BROKEN {incident} at event {seq} "), out
     assert words in line
     assert "1 of 3 incident chain(s) BROKEN" in out

@@ -56,7 +56,7 @@ def test_redelivery_gets_same_incident_and_no_second_runbook(app):
     for _ in range(3):
         again = app.post(DEFENDER, sample("defender-alert-arm.json")).json()
         assert again["incidentId"] == first["incidentId"] and again["outcome"] == "duplicate"
-    assert len([c for c in app.durable.activity_calls("plan_response")]) == 1
+    assert len(app.durable.activity_calls("plan_response")) == 1
     assert app.timeline(first["incidentId"]).count("alert.duplicate") == 3
 
 

@@ -203,7 +203,7 @@ def test_a_full_page_never_lets_the_watermark_skip_rows_of_the_same_batch(app, m
         }
         for i in range(7)
     ]  # 5 fit a page
-    alert = dict(zip([c["name"] for c in ALERT_COLUMNS], ALERT_ROW), IngestedAt=t3)
+    alert = dict(zip([c["name"] for c in ALERT_COLUMNS], ALERT_ROW, strict=True), IngestedAt=t3)
     source = _TableSource({"SecurityIncident": incidents, "SecurityAlert": [alert]}, page=5)
     ctx = app.context
     now = base + timedelta(hours=1)

@@ -175,7 +175,7 @@ def test_checkov_reads_every_file(checkov_report):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[0] == "0.5.1", "checkov is expected to pin pycep-parser 0.5.1"
-    assert len([l for l in lines if l.startswith("ok ")]) == len(BICEP_FILES)
+    assert len([line for line in lines if line.startswith("ok ")]) == len(BICEP_FILES)
 
 
 @pytest.mark.slow

@@ -72,7 +72,7 @@ def test_generic_alert_keeps_explicit_score():
 
 def test_log_analytics_alert_row():
     resp = load("log-analytics-query-response.json")["tables"][0]
-    row = dict(zip([c["name"] for c in resp["columns"]], resp["rows"][0]))
+    row = dict(zip([c["name"] for c in resp["columns"]], resp["rows"][0], strict=True))
     a = log_analytics.parse_alert_row(row, NOW)
     assert a.dedupe_keys == ["alert:c8f1e2d3-4b5a-4968-8776-a5b4c3d2e1f0"]
     assert a.workspace_id == "0f8fad5b-d9cb-469f-a165-70867728950e"
