@@ -50,7 +50,8 @@ def _ms(values: list[float]) -> str:
 def _baseline(n: int) -> list[float]:
     """One sendMail and one createCall, made directly with the adapters' SDK clients."""
     from shared.adapters.acs_calls import AcsCaller
-    from shared.adapters.graph_mail import GraphMailer, OutgoingMail
+    from shared.adapters.graph_mail import GraphMailer
+    from shared.notify.ports import OutgoingMail
     from shared.settings import Settings
 
     settings = Settings.from_env()

@@ -437,7 +437,7 @@ async def request_call_escalation(req: func.HttpRequest, client: df.DurableOrche
 @handle_errors
 async def acs_call_events(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Call Automation events for a call we placed (anonymous: the per-call secret in the URL authenticates)."""
-    from shared.notify.service import CallbackRejectedError, CallbackUnauthorizedError
+    from shared.notify.callbacks import CallbackRejectedError, CallbackUnauthorizedError
 
     body = read_json(req)
     notifier = runtime.context().notifications
