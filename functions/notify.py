@@ -18,7 +18,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -258,6 +258,14 @@ def _operator_request(req: func.HttpRequest) -> tuple[str, dict, str]:
     """(incident id, JSON object body, actor) of an operator route (SPEC 9): every call names its actor."""
     body = _body(req)
     return req.route_params.get("id", ""), body, _text(body, "actor")
+
+
+@overload
+def _text(body: dict, name: str, *, required: Literal[True] = True, max_len: int = 256) -> str: ...
+
+
+@overload
+def _text(body: dict, name: str, *, required: bool, max_len: int = 256) -> str | None: ...
 
 
 def _text(body: dict, name: str, *, required: bool = True, max_len: int = 256) -> str | None:

@@ -16,11 +16,12 @@ from typing import Any
 
 from shared.etag import Versioned
 from shared.models import Incident, Priority, isoformat
+from shared.notify.actions import ActionLine, action_lines
 from shared.notify.context import NotifyContext
 from shared.notify.incidents import load_incident
 from shared.notify.ports import MailDeliveryError, MailSender, OutgoingMail
 from shared.notify.records import EmailRecord
-from shared.notify.templates import ActionLine, MessageContext, NotifyEvent, RenderedMail, action_lines, render
+from shared.notify.templates import MessageContext, NotifyEvent, RenderedMail, render
 
 MAX_SEND_TRIES = 3
 # A row left "sending" this long was abandoned by a crash mid-send.
