@@ -18,7 +18,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -260,6 +260,14 @@ def _operator_request(req: func.HttpRequest) -> tuple[str, dict, str]:
     return req.route_params.get("id", ""), body, _text(body, "actor")
 
 
+@overload
+def _text(body: dict, name: str, *, required: Literal[True] = True, max_len: int = 256) -> str: ...
+
+
+@overload
+def _text(body: dict, name: str, *, required: bool, max_len: int = 256) -> str | None: ...
+
+
 def _text(body: dict, name: str, *, required: bool = True, max_len: int = 256) -> str | None:
     value = body.get(name)
     if value is None and not required:
@@ -437,7 +445,7 @@ async def request_call_escalation(req: func.HttpRequest, client: df.DurableOrche
 @handle_errors
 async def acs_call_events(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Call Automation events for a call we placed (anonymous: the per-call secret in the URL authenticates)."""
-    from shared.notify.service import CallbackRejectedError, CallbackUnauthorizedError
+    from shared.notify.callbacks import CallbackRejectedError, CallbackUnauthorizedError
 
     body = read_json(req)
     notifier = runtime.context().notifications

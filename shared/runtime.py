@@ -9,8 +9,12 @@ from __future__ import annotations
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # the ports, for the type checker only (cold start imports nothing it does not use)
+    from shared.notify.ports import MailSender, PhoneCaller
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,10 +88,28 @@ class AppContext:
         return ContainmentService(self.store, self.partners, self.settings, self.network_isolation, self.directory)
 
     @cached_property
+    def mailer(self) -> MailSender | None:
+        """Email through Graph sendMail, or None when MAIL_SENDER is not set (email disabled)."""
+        if not self.settings.mail_sender:
+            return None
+        from shared.adapters.graph_mail import GraphMailer
+
+        return GraphMailer(self.settings)
+
+    @cached_property
+    def caller(self) -> PhoneCaller | None:
+        """Calls through ACS Call Automation, or None when ACS_ENDPOINT / ACS_CALLER_ID are not set."""
+        if not (self.settings.acs_endpoint and self.settings.acs_caller_id):
+            return None
+        from shared.adapters.acs_calls import AcsCaller
+
+        return AcsCaller(self.settings)
+
+    @cached_property
     def notifications(self):
         from shared.notify.service import NotificationService
 
-        return NotificationService(self.store, self.partners, self.settings)
+        return NotificationService(self.store, self.partners, self.settings, self.mailer, self.caller)
 
     @cached_property
     def reviews(self):

@@ -8,43 +8,13 @@ says goodbye / hangs up at the end.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from shared.errors import ConfigurationError, SocResponderError
+from shared.errors import ConfigurationError
+from shared.notify.ports import CallError, PlacedCall
 
 VOICE = "en-US-JennyNeural"
 PROMPT_SILENCE_SECONDS = 10
-
-
-@dataclass(frozen=True)
-class PlacedCall:
-    call_connection_id: str
-    correlation_id: str | None
-    server_call_id: str | None
-
-
-class CallError(SocResponderError):
-    """ACS refused the request or could not be reached; ``status`` is the HTTP status when there was one."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
-
-    def evidence(self) -> dict[str, Any]:
-        return {"status": self.status, "message": str(self)[:500]}
-
-
-class PhoneCaller(Protocol):
-    """What the notification domain needs from a calling service."""
-
-    def place_call(self, target: str, callback_url: str, operation_context: str) -> PlacedCall: ...
-
-    def prompt_for_key(self, call_connection_id: str, target: str, text: str, operation_context: str) -> None: ...
-
-    def say(self, call_connection_id: str, text: str, operation_context: str) -> None: ...
-
-    def hang_up(self, call_connection_id: str) -> None: ...
 
 
 def _call_error(exc: Exception, what: str) -> CallError:
@@ -56,7 +26,7 @@ def _call_error(exc: Exception, what: str) -> CallError:
 
 
 class AcsCaller:
-    """``PhoneCaller`` on ACS Call Automation."""
+    """``shared.notify.ports.PhoneCaller`` on ACS Call Automation."""
 
     def __init__(self, settings, client=None):  # client: CallAutomationClient
         if not settings.acs_endpoint:

@@ -11,40 +11,11 @@ same client and connection pool. From async code use ``send_async`` directly.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from shared.errors import ConfigurationError, SocResponderError
+from shared.errors import ConfigurationError
+from shared.notify.ports import MailDeliveryError, OutgoingMail
 
 SEND_TIMEOUT_SECONDS = 120.0
-
-
-@dataclass(frozen=True)
-class OutgoingMail:
-    """One email: recipients, subject, HTML body, importance (``high``/``normal``/``low``)."""
-
-    to: list[str]
-    subject: str
-    html: str
-    importance: str = "normal"
-    cc: list[str] = field(default_factory=list)
-
-
-class MailDeliveryError(SocResponderError):
-    """Graph refused or could not take the email; ``status`` is the HTTP status when there was one."""
-
-    def __init__(self, message: str, status: int | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status, self.code = status, code
-
-    def evidence(self) -> dict[str, Any]:
-        return {"status": self.status, "code": self.code, "message": str(self)[:500]}
-
-
-class MailSender(Protocol):
-    """What the notification domain needs from a mail service."""
-
-    def send(self, mail: OutgoingMail) -> None: ...
 
 
 def _background_loop() -> asyncio.AbstractEventLoop:
@@ -55,7 +26,7 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 
 
 class GraphMailer:
-    """``MailSender`` on Microsoft Graph: ``POST /users/{MAIL_SENDER}/sendMail``."""
+    """``shared.notify.ports.MailSender`` on Microsoft Graph: ``POST /users/{MAIL_SENDER}/sendMail``."""
 
     def __init__(self, settings, client=None, timeout: float = SEND_TIMEOUT_SECONDS):  # client: GraphServiceClient
         if not settings.mail_sender:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shared.errors import IncidentNotFoundError
+from shared.etag import Versioned, update_under_etag
 from shared.models import Incident
-from shared.store import ConcurrencyError, EvidenceStore
-
-MAX_TRIES = 25
+from shared.store import EvidenceStore
 
 
 def load_incident(store: EvidenceStore, incident_id: str) -> Incident:
@@ -28,17 +27,18 @@ def update_incident(
     (it is called again on a fresh copy after every lost race, so it must
     decide from the incident it is given). Returns (before, after, written).
     """
-    for _ in range(MAX_TRIES):
+
+    def read() -> Versioned[Incident]:
         got = store.get_incident(incident_id)
         if got is None:
             raise IncidentNotFoundError(incident_id)
-        current, etag = got
-        updated = change(current)
-        if updated is None:
-            return current, current, False
-        try:
-            store.replace_incident(updated, etag)
-        except ConcurrencyError:
-            continue
-        return current, updated, True
-    raise ConcurrencyError(f"incident {incident_id} is changing too fast to update")
+        return Versioned(*got)
+
+    def write(incident: Incident, etag: str | None) -> str:
+        # read() always returns an ETag: an incident is only ever replaced, never created, here.
+        return store.replace_incident(incident, etag or "")
+
+    done = update_under_etag(read, write, change, what=f"incident {incident_id}")
+    if done is None:  # pragma: no cover - read() raises instead
+        raise IncidentNotFoundError(incident_id)
+    return done.before, done.after, done.written

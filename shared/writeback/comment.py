@@ -74,7 +74,7 @@ def _items(lines: list[str], cap: int, more: str) -> str:
 
 
 def _mask(number: Any) -> str:
-    from shared.notify.service import mask_phone
+    from shared.masking import mask_phone
 
     return mask_phone(str(number or ""))
 

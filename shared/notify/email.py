@@ -1,0 +1,251 @@
+"""Emails about an incident: render, claim the row, send once, evidence the outcome.
+
+Idempotency (an activity may run twice after a host crash): every email is a ``Notifications``
+row with a deterministic id, claimed with a conditional insert before anything is sent. A row that
+exists was sent (or is being sent) by someone else, so a replay never sends twice; only a row whose
+earlier send *failed* (or was abandoned mid-send by a crash) is retried, under its ETag, at most
+``MAX_SEND_TRIES`` times. Every send is an evidence event with its outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.etag import Versioned
+from shared.models import Incident, Priority, isoformat
+from shared.notify.actions import ActionLine, action_lines
+from shared.notify.context import NotifyContext
+from shared.notify.incidents import load_incident
+from shared.notify.ports import MailDeliveryError, MailSender, OutgoingMail
+from shared.notify.records import EmailRecord
+from shared.notify.templates import MessageContext, NotifyEvent, RenderedMail, render
+
+MAX_SEND_TRIES = 3
+# A row left "sending" this long was abandoned by a crash mid-send.
+STALE_SENDING = timedelta(minutes=10)
+
+
+def _older_than(stamp: str | None, age: timedelta, now: datetime) -> bool:
+    try:
+        return now - datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) > age
+    except ValueError:
+        return True
+
+
+class EmailNotifier:
+    """Incident emails through the mail sender (None: email disabled, every email evidenced as skipped)."""
+
+    def __init__(self, context: NotifyContext, mailer: MailSender | None):
+        self.context, self.mailer = context, mailer
+
+    # -- rendering -----------------------------------------------------------------------------
+    def render_for(
+        self, incident: Incident, event: NotifyEvent, actions: list[ActionLine] | None = None, **context: Any
+    ) -> RenderedMail:
+        """The email for ``event`` about ``incident`` (its partner, time zone and evidence links filled in)."""
+        ctx = self.context
+        return render(
+            MessageContext(
+                incident=incident,
+                event=event,
+                base_url=ctx.settings.callback_base_url,
+                actions=actions if actions is not None else self.incident_actions(incident.id),
+                routed_to_soc=ctx.partners.get(incident.partner_id) is None,
+                timezone=ctx.timezone_of(incident),
+                **context,
+            )
+        )
+
+    def incident_actions(self, incident_id: str, containment: Mapping[str, Any] | None = None) -> list[ActionLine]:
+        """The incident's containment actions and their results, for messages."""
+        store = self.context.store
+        try:
+            from shared.containment import records as containment_records
+        except ImportError:  # pragma: no cover - containment not deployed
+            rows = store.list_records("ContainmentActions", incident_id)
+        else:
+            rows = [containment_records.summary(r) for r in store.list_records(containment_records.TABLE, incident_id)]
+        containment = containment or {}
+        if not rows:
+            rows = [a for a in containment.get("actions") or [] if isinstance(a, dict)]
+        return action_lines(rows, containment.get("failures") or [])
+
+    # -- delivery ------------------------------------------------------------------------------
+    def deliver(
+        self,
+        partition: str,
+        record_id: str,
+        event: str,
+        mail: RenderedMail,
+        recipients: list[str],
+        evidence_for: list[str],
+        meta: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Claim the row, send once, record and evidence the outcome (on every incident in ``evidence_for``)."""
+        ctx = self.context
+        at = ctx.clock()
+        meta = dict(meta or {})
+        skip = None
+        if not recipients:
+            skip = "no email recipients configured"
+        elif self.mailer is None:
+            skip = "email disabled: MAIL_SENDER is not set"
+        fresh = EmailRecord.parse(
+            {
+                "channel": "email",
+                "kind": event,
+                "status": "skipped" if skip else "sending",
+                "recipients": recipients,
+                "recipient": ", ".join(recipients)[:1000],
+                "subject": mail.subject,
+                "importance": mail.importance,
+                "text": mail.text[:60_000],
+                "htmlSha256": hashlib.sha256(mail.html.encode("utf-8")).hexdigest(),
+                "createdAt": isoformat(at),
+                "updatedAt": isoformat(at),
+                "tries": 1,
+                **meta,
+                **({"error": skip} if skip else {}),
+            }
+        )
+
+        def retry_failed(existing: EmailRecord) -> EmailRecord | None:
+            if existing.tries >= MAX_SEND_TRIES:
+                return None
+            # A row left "sending" by a crash mid-send is taken over once it is old: sending twice
+            # beats never telling anyone about an incident.
+            abandoned = existing.status == "sending" and _older_than(existing.updated_at, STALE_SENDING, ctx.clock())
+            if existing.status != "failed" and not abandoned:
+                return None
+            redo = {k: v for k, v in fresh.wire().items() if k not in ("createdAt", "tries")}
+            return EmailRecord.parse({**existing.wire(), **redo, "status": fresh.status, "tries": existing.tries + 1})
+
+        row, owned, etag = ctx.rows.claim(partition, record_id, fresh, retry_failed)
+        if not owned:
+            return {"recordId": record_id, "status": row.status, "duplicate": True}
+        held = Versioned(row, etag)
+        base = {"recordId": record_id, "event": event, "recipients": recipients, "subject": mail.subject, **meta}
+        if skip:
+            for iid in evidence_for:
+                ctx.record_evidence(
+                    iid,
+                    "notification.email.skipped",
+                    f"Email '{event}' not sent: {skip}",
+                    {**base, "reason": skip},
+                    at=at,
+                )
+            return {"recordId": record_id, "status": "skipped", "reason": skip}
+        try:
+            self._send(OutgoingMail(to=recipients, subject=mail.subject, html=mail.html, importance=mail.importance))
+        except MailDeliveryError as exc:
+            failed_at, error = ctx.clock(), exc.evidence()
+            ctx.rows.update(
+                EmailRecord,
+                partition,
+                record_id,
+                lambda r: r.changed(status="failed", error=error, updated_at=isoformat(failed_at)),
+                first=held,
+            )
+            for iid in evidence_for:
+                ctx.record_evidence(
+                    iid,
+                    "notification.email.failed",
+                    f"Email '{event}' to {len(recipients)} recipient(s) FAILED: {str(exc)[:200]}",
+                    {**base, "error": error, "try": row.tries},
+                    at=failed_at,
+                )
+            return {"recordId": record_id, "status": "failed", "error": error}
+        sent_at = ctx.clock()
+        stamp = isoformat(sent_at)
+        ctx.rows.update(
+            EmailRecord,
+            partition,
+            record_id,
+            lambda r: r.changed(status="sent", sent_at=stamp, updated_at=stamp),
+            first=held,
+        )
+        for iid in evidence_for:
+            drafts = [
+                ctx.draft(
+                    "notification.email.sent",
+                    f"Email '{event}' sent to {len(recipients)} recipient(s)",
+                    {**base, "sentAt": stamp},
+                    at=sent_at,
+                )
+            ]
+            drafts += [d for d in [ctx.first_response(iid, sent_at, f"email {event}")] if d]
+            ctx.store.append_events(iid, drafts)
+        return {"recordId": record_id, "status": "sent", "recipients": recipients}
+
+    def _send(self, mail: OutgoingMail) -> None:
+        """Send through the mail sender; whatever it raises becomes a ``MailDeliveryError`` (the row is marked
+        failed and retried on a replay, rather than left "sending" by an unexpected error)."""
+        if self.mailer is None:  # pragma: no cover - deliver() skips first
+            raise MailDeliveryError("email disabled: MAIL_SENDER is not set")
+        try:
+            self.mailer.send(mail)
+        except MailDeliveryError:
+            raise
+        except Exception as other:
+            raise MailDeliveryError(
+                f"{type(other).__name__}: {str(other).splitlines()[0][:300] if str(other) else ''}"
+            ) from other
+
+    def send_email(
+        self,
+        incident: Incident,
+        record_id: str,
+        event: NotifyEvent,
+        mail: RenderedMail,
+        recipients: list[str],
+        meta: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Send one email about one incident, at most once per ``record_id``."""
+        return self.deliver(incident.id, record_id, event.value, mail, recipients, [incident.id], meta)
+
+    def notify_event(
+        self,
+        incident_id: str,
+        event: NotifyEvent,
+        key: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        previous_priority: str | None = None,
+        breaches: Iterable[str] = (),
+        escalation: dict | None = None,
+        extra_recipients: Iterable[str] = (),
+        include_partner: bool = True,
+    ) -> dict[str, Any]:
+        """Email ``event`` about the incident to its contacts (at most once per ``key``).
+
+        For other steps of the app (release, approval outcomes …):
+        ``notify_event(id, NotifyEvent.RELEASED, f"released-{n}", actor=..., reason=...)``.
+        """
+        ctx = self.context
+        incident = load_incident(ctx.store, incident_id)
+        priorities = [incident.priority]
+        if previous_priority and previous_priority != incident.priority.value:
+            priorities.append(Priority(previous_priority))  # whoever was told before hears about the change
+        recipients = ctx.email_recipients(incident, *priorities) if include_partner else []
+        recipients += [r for r in extra_recipients if r not in recipients]
+        mail = self.render_for(
+            incident,
+            event,
+            actor=actor,
+            reason=reason,
+            previous_priority=previous_priority,
+            breaches=list(breaches),
+            escalation=escalation or {},
+        )
+        return self.send_email(
+            incident,
+            f"email-{key}",
+            event,
+            mail,
+            recipients,
+            {"actor": actor, "reason": reason} if actor or reason else None,
+        )
