@@ -88,7 +88,7 @@ def seed(store, service) -> tuple[datetime, datetime]:
     from shared.evidence import GENESIS_HASH, EventDraft, chain
     from shared.ingest import open_incident
     from shared.models import Alert, Phase, Priority, TriageDecision
-    from shared.store import TableEvidenceStore
+    from shared.adapters.table_store import TableEvidenceStore
 
     phases = list(Phase)
     send = _batch_sender(service.get_table_client("IncidentTimeline"))
@@ -162,7 +162,7 @@ def main() -> None:
         from azure.data.tables import TableServiceClient
 
         from shared.export import ExportQuery
-        from shared.store import TableEvidenceStore
+        from shared.adapters.table_store import TableEvidenceStore
 
         service = TableServiceClient.from_connection_string(azurite.connection_string)
         store = TableEvidenceStore(service)

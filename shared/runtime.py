@@ -45,7 +45,7 @@ class AppContext:
 
     @cached_property
     def store(self):
-        from shared.store import TableEvidenceStore
+        from shared.adapters.table_store import TableEvidenceStore
 
         with self._lock:
             return TableEvidenceStore.from_settings(self.settings)
