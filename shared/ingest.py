@@ -22,6 +22,7 @@ from shared.models import (
     IncidentStatus,
     Phase,
     Priority,
+    RunbookStart,
     TriageDecision,
     incident_id_for,
     isoformat,
@@ -31,8 +32,10 @@ from shared.partners import Partner, PartnerRegistry
 from shared.scoring import ScoringRules, score_alert
 from shared.settings import Settings
 from shared.sla import reprioritise, start_clocks
+from shared.sources import alert_refs
 from shared.store import AlertClaim, ConcurrencyError, EntityIndexRow, EvidenceStore
-from shared.writeback.targets import alert_refs
+
+__all__ = ["IngestOutcome", "IngestService", "RunbookStart", "SourceUpdateHandler"]
 
 SOC_PARTITION = "_soc"
 # A claim whose incident is still missing after this long belongs to a delivery that died.
@@ -45,14 +48,6 @@ def _is_stale(claim: AlertClaim, now: datetime) -> bool:
     except ValueError:
         return True
     return now - at > STALE_CLAIM
-
-
-@dataclass
-class RunbookStart:
-    """Ask the trigger to start the incident's runbook orchestration."""
-
-    instance_id: str
-    input: dict
 
 
 @dataclass
@@ -178,7 +173,8 @@ class IngestService:
         source_updates: SourceUpdateHandler | None = None,
     ):
         self.store, self.rules, self.partners, self.settings, self.clock = store, rules, partners, settings, clock
-        # Sentinel incident updates (objectEventType "Update") of a known incident: shared.writeback.updates.
+        # Sentinel incident updates (objectEventType "Update") of a known incident: shared.sentinel_updates,
+        # wired by shared.runtime (it sits above ingest: it reprioritises and reads the write-back's state).
         self.source_updates = source_updates
 
     def _tz(self, partner: Partner | None) -> str:

@@ -54,7 +54,7 @@ class AppContext:
     def ingest(self):
         from shared.ingest import IngestService
 
-        # Sentinel updates of known incidents go to the write-back's handler (built on the first one).
+        # Sentinel updates of known incidents go to their own handler (built on the first one).
         return IngestService(
             self.store,
             self.rules,
@@ -102,16 +102,30 @@ class AppContext:
         return SlaReporter(self.store, self.partners)
 
     @cached_property
+    def sentinel_incidents(self):
+        """Sentinel incidents on ARM, for the write-back (pipeline client built on first use)."""
+        from shared.adapters.sentinel import ArmSentinelIncidents
+
+        return ArmSentinelIncidents(self.settings)
+
+    @cached_property
+    def defender_alerts(self):
+        """Defender for Cloud alert state on ARM, for the write-back (pipeline client built on first use)."""
+        from shared.adapters.defender_alerts import ArmDefenderAlerts
+
+        return ArmDefenderAlerts(self.settings)
+
+    @cached_property
     def writeback(self):
-        """Write-back to Sentinel incidents and Defender for Cloud alerts (ARM clients built on first use)."""
+        """Write-back to Sentinel incidents and Defender for Cloud alerts."""
         from shared.writeback.service import WritebackService
 
-        return WritebackService(self.store, self.partners, self.settings)
+        return WritebackService(self.store, self.partners, self.settings, self.sentinel_incidents, self.defender_alerts)
 
     @cached_property
     def sentinel_updates(self):
         """Incident updates coming back from Sentinel: evidence and priority changes, no write-back loop."""
-        from shared.writeback.updates import SentinelUpdateHandler, default_priority_notifier
+        from shared.sentinel_updates import SentinelUpdateHandler, default_priority_notifier
 
         return SentinelUpdateHandler(self.store, self.partners, default_priority_notifier(self.notifications))
 

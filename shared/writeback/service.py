@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.errors import AdapterError, ConcurrentEditError, TransientError
 from shared.evidence import EventDraft, now_ms
 from shared.models import Incident, Phase, isoformat
 from shared.partners import PartnerRegistry
@@ -38,13 +39,7 @@ from shared.writeback import SYNC_STATE, mapping
 from shared.writeback import comment as comments
 from shared.writeback import state as st
 from shared.writeback.plan import SentinelDesired, observed, plan_incident_update
-from shared.writeback.ports import (
-    ConcurrentEditError,
-    DefenderAlerts,
-    SentinelIncidents,
-    TransientWritebackError,
-    WritebackError,
-)
+from shared.writeback.ports import DefenderAlerts, SentinelIncidents
 from shared.writeback.targets import Targets, describe, find_targets, target_key
 
 log = logging.getLogger("soc_responder.writeback")
@@ -118,28 +113,13 @@ class WritebackService:
         store: EvidenceStore,
         partners: PartnerRegistry,
         settings: Settings,
-        sentinel: SentinelIncidents | None = None,
-        defender: DefenderAlerts | None = None,
+        sentinel: SentinelIncidents,
+        defender: DefenderAlerts,
         clock: Callable[[], datetime] = now_ms,
     ):
+        # The adapters come from the composition root (shared.runtime): this service never builds one.
         self.store, self.partners, self.settings, self.clock = store, partners, settings, clock
-        self._sentinel, self._defender = sentinel, defender
-
-    @property
-    def sentinel(self) -> SentinelIncidents:
-        if self._sentinel is None:
-            from shared.adapters.sentinel import ArmSentinelIncidents
-
-            self._sentinel = ArmSentinelIncidents(self.settings)
-        return self._sentinel
-
-    @property
-    def defender(self) -> DefenderAlerts:
-        if self._defender is None:
-            from shared.adapters.defender_alerts import ArmDefenderAlerts
-
-            self._defender = ArmDefenderAlerts(self.settings)
-        return self._defender
+        self.sentinel, self.defender = sentinel, defender
 
     # ================================================================ one incident
     def write_back(self, incident_id: str, trigger: str = "runbook") -> dict[str, Any]:
@@ -282,7 +262,7 @@ class WritebackService:
             return _Outcome(key, "sentinel", "deferred", detail={"reason": why, "final": _final(entry)})
         try:
             return self._write_sentinel(incident, rid, entry, desired, comment_sha, fp, now)
-        except WritebackError as exc:
+        except AdapterError as exc:
             return self._failed(incident, key, "sentinel", rid, entry, exc, fp, now)
 
     def _write_sentinel(
@@ -337,7 +317,7 @@ class WritebackService:
                 )
                 break
             else:
-                raise TransientWritebackError(
+                raise TransientError(
                     f"the incident changed under every one of {conflicts} writes", status=412, code="ConcurrentEdits"
                 )
         # The incident is written: from here on that progress is kept even if the comment fails.
@@ -360,7 +340,7 @@ class WritebackService:
                     else:
                         self.sentinel.put_comment(rid, comment_id, desired.comment)
                         changes["comment"] = "added" if existing is None else "updated"
-        except WritebackError as exc:
+        except AdapterError as exc:
             failed = self._failed(incident, key, "sentinel", rid, progress, exc, fp, now)
             failed.seen = seen
             if changes:
@@ -436,7 +416,7 @@ class WritebackService:
                 )
                 return _Outcome(key, "defender", "unchanged", new_entry, drafts=drafts)
             self.defender.set_state(rid, action)
-        except WritebackError as exc:
+        except AdapterError as exc:
             return self._failed(incident, key, "defender", rid, entry, exc, fp, now)
         after = mapping.STATUS_AFTER[action]
         draft = EventDraft(
@@ -463,7 +443,7 @@ class WritebackService:
         kind: str,
         rid: str,
         entry: dict,
-        exc: WritebackError,
+        exc: AdapterError,
         fingerprint: str,
         now: datetime,
     ) -> _Outcome:

@@ -19,17 +19,17 @@ from shared.models import (
     SlaClocks,
     TriageDecision,
 )
-from shared.writeback import comment, mapping
-from shared.writeback import state as st
-from shared.writeback.plan import SentinelDesired, plan_incident_update
-from shared.writeback.targets import (
+from shared.sentinel_updates import classify
+from shared.sources import (
     defender_alert_id,
     defender_refs_from_arm,
     defender_refs_from_connector,
-    find_targets,
     sentinel_incident_id,
 )
-from shared.writeback.updates import classify
+from shared.writeback import comment, mapping
+from shared.writeback import state as st
+from shared.writeback.plan import SentinelDesired, plan_incident_update
+from shared.writeback.targets import find_targets
 
 pytestmark = pytest.mark.unit
 UTC = UTC

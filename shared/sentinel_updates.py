@@ -1,7 +1,10 @@
 """Incident updates coming back from Sentinel (``objectEventType: Update`` on ``POST /api/incidents/sentinel``).
 
 ``shared.ingest`` hands an update of a known incident here instead of
-recording a duplicate. The handler compares severity, status and owner with
+recording a duplicate (``shared.runtime`` wires this handler in as ingest's
+``source_updates``: ingest never imports it). It sits above ingest, priority
+changes (``shared.notify.priority``) and the write-back's state, which it reads
+to recognise our own writes coming back. The handler compares severity, status and owner with
 what it last saw of that Sentinel incident:
 
 - values soc-responder wrote itself (recognised by the etag of our write, or by
@@ -27,11 +30,13 @@ from typing import Any
 from shared.evidence import EventDraft, now_ms
 from shared.ingest import IngestOutcome
 from shared.models import ActorType, Alert, Incident, Phase, isoformat
+from shared.notify.priority import change_priority
 from shared.partners import PartnerRegistry
+from shared.sources import SENTINEL_REF, sentinel_incident_id
 from shared.store import EvidenceStore
 from shared.writeback import mapping
 from shared.writeback import state as st
-from shared.writeback.targets import SENTINEL_REF, sentinel_incident_id, target_key
+from shared.writeback.targets import target_key
 
 log = logging.getLogger("soc_responder.writeback")
 
@@ -173,8 +178,6 @@ class SentinelUpdateHandler:
     def _reprioritise(
         self, incident: Incident, severity: str, actor: str, label: str, change_key: str | None
     ) -> tuple[Incident, Any, list[str]]:
-        from shared.notify.priority import change_priority
-
         wanted = mapping.priority_for_severity(severity)
         if wanted is None or wanted == incident.priority:
             return incident, None, []
