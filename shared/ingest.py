@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.errors import ConflictError
+from shared.etag import Versioned, update_under_etag
 from shared.evidence import EventDraft, now_ms
 from shared.models import (
     Alert,
@@ -207,7 +208,12 @@ class IngestService:
             return self._create(claim.incident_id, alert, decision, partner, matched_by, received, recovered=True)
         if claims:  # another copy of the same underlying alert (e.g. Defender alert inside a Sentinel incident)
             target = next(claims[k].incident_id for k in alert.dedupe_keys if k in claims)
-            return self._join(target, alert, decision, partner, received, reason="same underlying alert")
+            joined = self._join(target, alert, decision, partner, received, reason="same underlying alert")
+            if joined is None:
+                # The other copy's incident is not written yet: failing lets the sender retry, and the retry
+                # finds this alert's claim and finishes the work (as after any delivery that stopped part-way).
+                raise ConcurrencyError(f"incident {target} is not written yet")
+            return joined
         candidate = self._grouping_candidate(alert, partner)
         if candidate:
             outcome = self._join(candidate, alert, decision, partner, received, reason="shared entity")
@@ -388,6 +394,8 @@ class IngestService:
             self.store.create_incident(incident)
         except ConflictError:
             got = self.store.get_incident(incident_id)
+            if got is None:  # created and gone again: only a purge deletes incidents
+                raise ConcurrencyError(f"incident {incident_id} changed while it was being created") from None
             return self._duplicate(got[0], alert, decision, received)
         self._index_entities(incident, alert)
         return IngestOutcome(
@@ -432,20 +440,20 @@ class IngestService:
                     alert_key=alert.primary_key,
                 )
             return self._duplicate(got[0], alert, decision, received)
-        for attempt in range(20):
-            # The first attempt uses the read above; after an ETag conflict, read again.
-            got = current if attempt == 0 else self.store.get_incident(incident_id)
-            if got is None:
-                return None
-            incident, etag = got
-            updated, raised = merge_alert(incident, alert, decision, self._tz(partner), received)
-            try:
-                self.store.replace_incident(updated, etag)
-                break
-            except ConcurrencyError:
-                continue
-        else:
-            raise ConcurrencyError(f"incident {incident_id} is changing too fast to join")
+        tz = self._tz(partner)
+        merged = update_under_etag(
+            lambda: _versioned(self.store.get_incident(incident_id)),
+            lambda incident, etag: self.store.replace_incident(incident, etag or ""),
+            lambda incident: merge_alert(incident, alert, decision, tz, received)[0],
+            what=f"incident {incident_id}",
+            tries=20,
+            first=_versioned(current),  # the read above saves the first round trip
+        )
+        if merged is None:
+            return None
+        incident, updated = merged.before, merged.after
+        # The priority a new alert raised is the one of the merge that was written (merge_alert's rule).
+        raised = updated.priority if updated.priority.rank < incident.priority.rank else None
         notes = self._claim_rest(alert, incident_id, received)
         self._index_entities(updated, alert)
         drafts = [
@@ -493,6 +501,10 @@ class IngestService:
             alert_key=alert.primary_key,
             notes=notes,
         )
+
+
+def _versioned(got: tuple[Incident, str] | None) -> Versioned[Incident] | None:
+    return Versioned(got[0], got[1]) if got else None
 
 
 def _alert_keys_of(event) -> list[str]:

@@ -48,7 +48,11 @@ PriorityNotifier = Callable[[str, Any, str], Any]
 
 
 def classify(
-    entry: dict[str, Any], values: dict[str, Any], etag: str | None, modified: str | None, baseline: dict[str, Any]
+    entry: st.TargetEntry,
+    values: dict[str, Any],
+    etag: str | None,
+    modified: str | None,
+    baseline: dict[str, Any],
 ) -> tuple[dict[str, list], list[str], list[str]]:
     """(changes {field: [before, after]}, fields recognised as our own write-back, stale fields). Pure.
 
@@ -103,7 +107,7 @@ class SentinelUpdateHandler:
             "owner": ext.get("sentinelOwner") or None,
         }
         etag, modified = ext.get("sentinelEtag"), ext.get("sentinelLastModified")
-        entry = st.load(self.store, incident.id)["targets"].get(key) or {}
+        entry = st.load(self.store, incident.id).target(key) or {}
         changes, own, stale = classify(entry, values, etag, modified, self._baseline(incident, alert))
         actor = values["owner"] or SENTINEL_ACTOR
         number = ext.get("incidentNumber")
@@ -146,9 +150,10 @@ class SentinelUpdateHandler:
                 data=data,
             )
         self.store.append_events(incident.id, [draft])
-        after, runbook, notes = incident, None, []
-        if "severity" in changes and not mapping.in_step(values["severity"], incident.priority):
-            after, runbook, notes = self._reprioritise(incident, values["severity"], actor, label, etag or modified)
+        after, runbook, notes = incident, None, list[str]()
+        severity = values["severity"]
+        if "severity" in changes and severity is not None and not mapping.in_step(severity, incident.priority):
+            after, runbook, notes = self._reprioritise(incident, severity, actor, label, etag or modified)
         # What the Sentinel incident shows now (a stale delivery does not overwrite what our later write set).
         seen_update = {
             **{n: values[n] for n in FIELDS if values[n] is not None and n not in stale},
@@ -156,11 +161,9 @@ class SentinelUpdateHandler:
             "lastModified": modified,
         }
 
-        def remember(state: dict[str, Any]) -> dict[str, Any]:
-            stored = state["targets"].get(key) or {"id": rid, "kind": "sentinel"}
-            stored["seen"] = {**(stored.get("seen") or {}), **seen_update}
-            state["targets"][key] = stored
-            return state
+        def remember(state: st.WritebackState) -> st.WritebackState:
+            stored = state.target(key) or {"id": rid, "kind": "sentinel"}
+            return state.with_target(key, {**stored, "seen": {**(stored.get("seen") or {}), **seen_update}})
 
         st.update(self.store, incident.id, remember)
         return IngestOutcome(

@@ -143,7 +143,7 @@ class WritebackService:
         if mode == "dry-run":
             return self._dry_run(incident, targets, desired, current, now)
         outcomes: list[_Outcome] = []
-        notes: dict[str, Any] = {}
+        unaddressable: tuple[str, ...] | None = None
         enabled = self.settings.writeback_targets
         kinds = (
             ("sentinel", targets.sentinel, self._sentinel_target),
@@ -152,13 +152,13 @@ class WritebackService:
         for kind, ids, project in kinds:
             for rid in ids:
                 key = target_key(rid)
-                entry = current["targets"].get(key) or {"id": rid, "kind": kind}
+                entry = current.target(key) or {"id": rid, "kind": kind}
                 if kind in enabled:
                     outcomes.append(project(incident, rid, entry, desired, trigger, now))
                 else:
                     outcomes.append(self._turned_off(key, kind, rid, entry, now))
         drafts = [d for o in outcomes for d in o.drafts]
-        noted = set(current["notes"].get("unaddressable") or [])
+        noted = set(current.notes.unaddressable or ())
         missing = [(k, why) for k, why in targets.unaddressable if k not in noted]
         if missing and "defender" in enabled:
             drafts.append(
@@ -171,17 +171,18 @@ class WritebackService:
                     data={"alerts": [{"alertKey": k, "reason": why} for k, why in missing]},
                 )
             )
-            notes["unaddressable"] = sorted(noted | {k for k, _ in missing})
+            unaddressable = tuple(sorted(noted | {k for k, _ in missing}))
         # Evidence first: a crash before the state is saved repeats a write (harmless), never loses its record.
         if drafts:
             self.store.append_events(incident_id, drafts)
         touched = [o for o in outcomes if o.entry]
-        if touched or notes:
+        if touched or unaddressable is not None:
 
-            def change(state: dict[str, Any]) -> dict[str, Any]:
+            def change(state: st.WritebackState) -> st.WritebackState:
                 for o in touched:
-                    st.merge_target(state, o.key, o.entry, o.seen)
-                state["notes"].update(notes)
+                    state = st.merge_target(state, o.key, o.entry, o.seen)
+                if unaddressable is not None:
+                    state = state.with_notes(unaddressable=unaddressable)
                 return state
 
             st.update(self.store, incident_id, change)
@@ -198,9 +199,11 @@ class WritebackService:
         }
 
     # ---------------------------------------------------------------- dry-run and switched-off targets
-    def _dry_run(self, incident: Incident, targets: Targets, desired: Desired, current: dict, now: datetime) -> dict:
+    def _dry_run(
+        self, incident: Incident, targets: Targets, desired: Desired, current: st.WritebackState, now: datetime
+    ) -> dict:
         plan = desired.plan()
-        if targets.all() and current["notes"].get("dryRun") != st.digest(plan):
+        if targets.all() and current.notes.dry_run != st.digest(plan):
             self.store.append_events(
                 incident.id,
                 [
@@ -219,9 +222,8 @@ class WritebackService:
                 ],
             )
 
-            def note(state: dict[str, Any]) -> dict[str, Any]:
-                state["notes"]["dryRun"] = st.digest(plan)
-                return state
+            def note(state: st.WritebackState) -> st.WritebackState:
+                return state.with_notes(dry_run=st.digest(plan))
 
             st.update(self.store, incident.id, note)
         return {
@@ -234,7 +236,7 @@ class WritebackService:
             ],
         }
 
-    def _turned_off(self, key: str, kind: str, rid: str, entry: dict, now: datetime) -> _Outcome:
+    def _turned_off(self, key: str, kind: str, rid: str, entry: st.TargetEntry, now: datetime) -> _Outcome:
         if entry.get("turnedOff"):
             return _Outcome(key, kind, "skipped")
         draft = EventDraft(
@@ -248,7 +250,7 @@ class WritebackService:
 
     # ---------------------------------------------------------------- Sentinel
     def _sentinel_target(
-        self, incident: Incident, rid: str, entry: dict, desired: Desired, trigger: str, now: datetime
+        self, incident: Incident, rid: str, entry: st.TargetEntry, desired: Desired, trigger: str, now: datetime
     ) -> _Outcome:
         key = target_key(rid)
         aspects = desired.sentinel.aspects()
@@ -266,7 +268,14 @@ class WritebackService:
             return self._failed(incident, key, "sentinel", rid, entry, exc, fp, now)
 
     def _write_sentinel(
-        self, incident: Incident, rid: str, entry: dict, desired: Desired, comment_sha: str, fp: str, now: datetime
+        self,
+        incident: Incident,
+        rid: str,
+        entry: st.TargetEntry,
+        desired: Desired,
+        comment_sha: str,
+        fp: str,
+        now: datetime,
     ) -> _Outcome:
         key = target_key(rid)
         aspects = desired.sentinel.aspects()
@@ -362,7 +371,14 @@ class WritebackService:
         )
 
     def _sentinel_draft(
-        self, rid: str, changes: dict, note: str | None, conflicts: int, comment_id: str, desired: Desired, entry: dict
+        self,
+        rid: str,
+        changes: dict,
+        note: str | None,
+        conflicts: int,
+        comment_id: str,
+        desired: Desired,
+        entry: st.TargetEntry,
     ) -> EventDraft:
         return EventDraft(
             event_type="writeback.sentinel",
@@ -382,7 +398,7 @@ class WritebackService:
 
     # ---------------------------------------------------------------- Defender for Cloud
     def _defender_target(
-        self, incident: Incident, rid: str, entry: dict, desired: Desired, trigger: str, now: datetime
+        self, incident: Incident, rid: str, entry: st.TargetEntry, desired: Desired, trigger: str, now: datetime
     ) -> _Outcome:
         key = target_key(rid)
         action = desired.defender_action
