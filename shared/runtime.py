@@ -130,14 +130,27 @@ class AppContext:
         return SentinelUpdateHandler(self.store, self.partners, default_priority_notifier(self.notifications))
 
     @cached_property
+    def log_analytics(self):
+        """Log Analytics queries (SDK client built on first use); only used when a workspace is configured."""
+        from shared.adapters.log_analytics import LogAnalyticsSource
+
+        return LogAnalyticsSource(self.settings)
+
+    @cached_property
+    def poller(self):
+        """The timer's catch-up over SecurityIncident / SecurityAlert rows (``poll_log_analytics``)."""
+        from shared.poller import LogAnalyticsPoller
+
+        return LogAnalyticsPoller(self.store, self.ingest, self.log_analytics, self.settings)
+
+    @cached_property
     def investigator(self):
         """Log Analytics enrichment, or None when no workspace is configured."""
         if not self.settings.log_analytics_workspace_id:
             return None
-        from shared.adapters.log_analytics import LogAnalyticsSource
         from shared.enrichment import IncidentInvestigator
 
-        return IncidentInvestigator(self.store, LogAnalyticsSource(self.settings))
+        return IncidentInvestigator(self.store, self.log_analytics)
 
 
 _context: AppContext | None = None
