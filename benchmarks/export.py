@@ -85,10 +85,10 @@ def _batch_sender(table_client):
 
 def seed(store, service) -> tuple[datetime, datetime]:
     """100,000 events; returns (start, end) of the 10,000-event range."""
+    from shared.adapters.table_store import TableEvidenceStore
     from shared.evidence import GENESIS_HASH, EventDraft, chain
     from shared.ingest import open_incident
     from shared.models import Alert, Phase, Priority, TriageDecision
-    from shared.store import TableEvidenceStore
 
     phases = list(Phase)
     send = _batch_sender(service.get_table_client("IncidentTimeline"))
@@ -161,8 +161,8 @@ def main() -> None:
         os.environ["EvidenceStorage"] = azurite.connection_string
         from azure.data.tables import TableServiceClient
 
+        from shared.adapters.table_store import TableEvidenceStore
         from shared.export import ExportQuery
-        from shared.store import TableEvidenceStore
 
         service = TableServiceClient.from_connection_string(azurite.connection_string)
         store = TableEvidenceStore(service)

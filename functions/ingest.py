@@ -112,11 +112,7 @@ async def poll_log_analytics(timer: func.TimerRequest, client: df.DurableOrchest
     if not ctx.settings.log_analytics_workspace_id:
         log.info("LOG_ANALYTICS_WORKSPACE_ID not set: polling disabled")
         return
-    from shared.adapters.log_analytics import LogAnalyticsSource
-    from shared.poller import LogAnalyticsPoller
-
-    poller = LogAnalyticsPoller(ctx.store, ctx.ingest, LogAnalyticsSource(ctx.settings), ctx.settings)
-    report = await asyncio.to_thread(poller.poll)
+    report = await asyncio.to_thread(ctx.poller.poll)
     for outcome in report.outcomes:
         await start_runbook(client, outcome)
     log.info(

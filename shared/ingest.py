@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.errors import ConflictError
+from shared.etag import Versioned, update_under_etag
 from shared.evidence import EventDraft, now_ms
 from shared.models import (
     Alert,
@@ -22,6 +23,7 @@ from shared.models import (
     IncidentStatus,
     Phase,
     Priority,
+    RunbookStart,
     TriageDecision,
     incident_id_for,
     isoformat,
@@ -31,8 +33,10 @@ from shared.partners import Partner, PartnerRegistry
 from shared.scoring import ScoringRules, score_alert
 from shared.settings import Settings
 from shared.sla import reprioritise, start_clocks
+from shared.sources import alert_refs
 from shared.store import AlertClaim, ConcurrencyError, EntityIndexRow, EvidenceStore
-from shared.writeback.targets import alert_refs
+
+__all__ = ["IngestOutcome", "IngestService", "RunbookStart", "SourceUpdateHandler"]
 
 SOC_PARTITION = "_soc"
 # A claim whose incident is still missing after this long belongs to a delivery that died.
@@ -45,14 +49,6 @@ def _is_stale(claim: AlertClaim, now: datetime) -> bool:
     except ValueError:
         return True
     return now - at > STALE_CLAIM
-
-
-@dataclass
-class RunbookStart:
-    """Ask the trigger to start the incident's runbook orchestration."""
-
-    instance_id: str
-    input: dict
 
 
 @dataclass
@@ -178,7 +174,8 @@ class IngestService:
         source_updates: SourceUpdateHandler | None = None,
     ):
         self.store, self.rules, self.partners, self.settings, self.clock = store, rules, partners, settings, clock
-        # Sentinel incident updates (objectEventType "Update") of a known incident: shared.writeback.updates.
+        # Sentinel incident updates (objectEventType "Update") of a known incident: shared.sentinel_updates,
+        # wired by shared.runtime (it sits above ingest: it reprioritises and reads the write-back's state).
         self.source_updates = source_updates
 
     def _tz(self, partner: Partner | None) -> str:
@@ -211,7 +208,12 @@ class IngestService:
             return self._create(claim.incident_id, alert, decision, partner, matched_by, received, recovered=True)
         if claims:  # another copy of the same underlying alert (e.g. Defender alert inside a Sentinel incident)
             target = next(claims[k].incident_id for k in alert.dedupe_keys if k in claims)
-            return self._join(target, alert, decision, partner, received, reason="same underlying alert")
+            joined = self._join(target, alert, decision, partner, received, reason="same underlying alert")
+            if joined is None:
+                # The other copy's incident is not written yet: failing lets the sender retry, and the retry
+                # finds this alert's claim and finishes the work (as after any delivery that stopped part-way).
+                raise ConcurrencyError(f"incident {target} is not written yet")
+            return joined
         candidate = self._grouping_candidate(alert, partner)
         if candidate:
             outcome = self._join(candidate, alert, decision, partner, received, reason="shared entity")
@@ -392,6 +394,8 @@ class IngestService:
             self.store.create_incident(incident)
         except ConflictError:
             got = self.store.get_incident(incident_id)
+            if got is None:  # created and gone again: only a purge deletes incidents
+                raise ConcurrencyError(f"incident {incident_id} changed while it was being created") from None
             return self._duplicate(got[0], alert, decision, received)
         self._index_entities(incident, alert)
         return IngestOutcome(
@@ -436,20 +440,20 @@ class IngestService:
                     alert_key=alert.primary_key,
                 )
             return self._duplicate(got[0], alert, decision, received)
-        for attempt in range(20):
-            # The first attempt uses the read above; after an ETag conflict, read again.
-            got = current if attempt == 0 else self.store.get_incident(incident_id)
-            if got is None:
-                return None
-            incident, etag = got
-            updated, raised = merge_alert(incident, alert, decision, self._tz(partner), received)
-            try:
-                self.store.replace_incident(updated, etag)
-                break
-            except ConcurrencyError:
-                continue
-        else:
-            raise ConcurrencyError(f"incident {incident_id} is changing too fast to join")
+        tz = self._tz(partner)
+        merged = update_under_etag(
+            lambda: _versioned(self.store.get_incident(incident_id)),
+            lambda incident, etag: self.store.replace_incident(incident, etag or ""),
+            lambda incident: merge_alert(incident, alert, decision, tz, received)[0],
+            what=f"incident {incident_id}",
+            tries=20,
+            first=_versioned(current),  # the read above saves the first round trip
+        )
+        if merged is None:
+            return None
+        incident, updated = merged.before, merged.after
+        # The priority a new alert raised is the one of the merge that was written (merge_alert's rule).
+        raised = updated.priority if updated.priority.rank < incident.priority.rank else None
         notes = self._claim_rest(alert, incident_id, received)
         self._index_entities(updated, alert)
         drafts = [
@@ -497,6 +501,10 @@ class IngestService:
             alert_key=alert.primary_key,
             notes=notes,
         )
+
+
+def _versioned(got: tuple[Incident, str] | None) -> Versioned[Incident] | None:
+    return Versioned(got[0], got[1]) if got else None
 
 
 def _alert_keys_of(event) -> list[str]:

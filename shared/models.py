@@ -7,6 +7,7 @@ activity input, table row) is validated and serialised the same way.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -284,6 +285,15 @@ class Incident(SocModel):
 def runbook_instance_id(incident_id: str, epoch: int) -> str:
     """Durable instance id of an incident's runbook run (stable, so a second start is harmless)."""
     return f"runbook-{incident_id}-{epoch}"
+
+
+@dataclass
+class RunbookStart:
+    """Ask the trigger to start the incident's runbook orchestration (ingest, a priority raise, a Sentinel
+    severity change all end in one)."""
+
+    instance_id: str
+    input: dict
 
 
 def incident_id_for(primary_key: str, observed_at: datetime) -> str:

@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.errors import ValidationError
+from shared.etag import Versioned, update_under_etag
 from shared.ingest import IngestOutcome, IngestService
 from shared.intake import log_analytics
 from shared.settings import Settings
-from shared.store import ConcurrencyError, EvidenceStore
+from shared.store import EvidenceStore
 
 log = logging.getLogger("soc_responder.poller")
 STATE_NAME = "log-analytics-watermark"
@@ -125,6 +126,10 @@ class LogAnalyticsPoller:
     ):
         self.store, self.ingest, self.source, self.settings, self.clock = store, ingest, source, settings, clock
 
+    def _read_state(self) -> Versioned[dict[str, Any]]:
+        got = self.store.get_state(STATE_NAME)
+        return Versioned(got[0], got[1]) if got else Versioned({}, None)
+
     def poll(self) -> PollReport:
         """One run: query since the watermark, ingest each row, move the watermark as far as is safe."""
         now = self.clock()
@@ -178,20 +183,27 @@ class LogAnalyticsPoller:
         new_mark = max(since, new_mark)
         report.watermark_after = new_mark.isoformat()
         if new_mark > since:
-            try:
-                self.store.set_state(
-                    STATE_NAME,
-                    {
-                        "watermark": new_mark.isoformat(),
-                        "updatedAt": now.isoformat(),
-                        "lastRun": {
-                            k: getattr(report, k)
-                            for k in ("rows", "created", "grouped", "duplicates", "rejected", "failed")
-                        },
-                    },
-                    state[1] if state else None,
-                )
-            except ConcurrencyError:
-                # Another instance polled at the same time; its watermark stands.
+            read_mark = state[0]["watermark"] if state else None
+            doc = {
+                "watermark": new_mark.isoformat(),
+                "updatedAt": now.isoformat(),
+                "lastRun": {
+                    k: getattr(report, k) for k in ("rows", "created", "grouped", "duplicates", "rejected", "failed")
+                },
+            }
+
+            def advance(current: dict[str, Any]) -> dict[str, Any] | None:
+                # Only from the watermark this run queried from: a concurrent run that moved it meanwhile
+                # polled the same window, and its watermark stands (it may be lower, after a failure).
+                return doc if current.get("watermark") == read_mark else None
+
+            done = update_under_etag(
+                self._read_state,
+                lambda value, etag: self.store.set_state(STATE_NAME, value, etag),
+                advance,
+                what="the Log Analytics watermark",
+                first=Versioned(state[0], state[1]) if state else None,
+            )
+            if done is None or not done.written:
                 report.errors.append("watermark changed by a concurrent run")
         return report

@@ -158,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover — an opera
     args = parser.parse_args(argv)
     if args.purge and not args.actor:
         parser.error("--purge needs --actor")
-    from shared.settings import Settings
-    from shared.store import TableEvidenceStore
+    # An operator's entry point is a composition root: the store comes from the app's own wiring.
+    from shared import runtime
 
-    store = TableEvidenceStore.from_settings(Settings.from_env())
+    store = runtime.context().store
     scan = eligible_incidents(store)
     for incident_id in scan.eligible:
         if args.purge:

@@ -49,7 +49,7 @@ class AppContext:
 
     @cached_property
     def store(self):
-        from shared.store import TableEvidenceStore
+        from shared.adapters.table_store import TableEvidenceStore
 
         with self._lock:
             return TableEvidenceStore.from_settings(self.settings)
@@ -58,7 +58,7 @@ class AppContext:
     def ingest(self):
         from shared.ingest import IngestService
 
-        # Sentinel updates of known incidents go to the write-back's handler (built on the first one).
+        # Sentinel updates of known incidents go to their own handler (built on the first one).
         return IngestService(
             self.store,
             self.rules,
@@ -124,28 +124,55 @@ class AppContext:
         return SlaReporter(self.store, self.partners)
 
     @cached_property
+    def sentinel_incidents(self):
+        """Sentinel incidents on ARM, for the write-back (pipeline client built on first use)."""
+        from shared.adapters.sentinel import ArmSentinelIncidents
+
+        return ArmSentinelIncidents(self.settings)
+
+    @cached_property
+    def defender_alerts(self):
+        """Defender for Cloud alert state on ARM, for the write-back (pipeline client built on first use)."""
+        from shared.adapters.defender_alerts import ArmDefenderAlerts
+
+        return ArmDefenderAlerts(self.settings)
+
+    @cached_property
     def writeback(self):
-        """Write-back to Sentinel incidents and Defender for Cloud alerts (ARM clients built on first use)."""
+        """Write-back to Sentinel incidents and Defender for Cloud alerts."""
         from shared.writeback.service import WritebackService
 
-        return WritebackService(self.store, self.partners, self.settings)
+        return WritebackService(self.store, self.partners, self.settings, self.sentinel_incidents, self.defender_alerts)
 
     @cached_property
     def sentinel_updates(self):
         """Incident updates coming back from Sentinel: evidence and priority changes, no write-back loop."""
-        from shared.writeback.updates import SentinelUpdateHandler, default_priority_notifier
+        from shared.sentinel_updates import SentinelUpdateHandler, default_priority_notifier
 
         return SentinelUpdateHandler(self.store, self.partners, default_priority_notifier(self.notifications))
+
+    @cached_property
+    def log_analytics(self):
+        """Log Analytics queries (SDK client built on first use); only used when a workspace is configured."""
+        from shared.adapters.log_analytics import LogAnalyticsSource
+
+        return LogAnalyticsSource(self.settings)
+
+    @cached_property
+    def poller(self):
+        """The timer's catch-up over SecurityIncident / SecurityAlert rows (``poll_log_analytics``)."""
+        from shared.poller import LogAnalyticsPoller
+
+        return LogAnalyticsPoller(self.store, self.ingest, self.log_analytics, self.settings)
 
     @cached_property
     def investigator(self):
         """Log Analytics enrichment, or None when no workspace is configured."""
         if not self.settings.log_analytics_workspace_id:
             return None
-        from shared.adapters.log_analytics import LogAnalyticsSource
         from shared.enrichment import IncidentInvestigator
 
-        return IncidentInvestigator(self.store, LogAnalyticsSource(self.settings))
+        return IncidentInvestigator(self.store, self.log_analytics)
 
 
 _context: AppContext | None = None

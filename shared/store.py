@@ -1,6 +1,6 @@
-"""Evidence store: the domain's interface and its Azure Table Storage implementation.
+"""Evidence store: the interface the domain owns (``EvidenceStore``) and the records it exchanges.
 
-Tables (SPEC 6):
+Tables (SPEC 6), as ``shared.adapters.table_store.TableEvidenceStore`` lays them out:
 - ``Incidents``         PK incident id, RK ``incident`` — current state.
 - ``IncidentTimeline``  PK incident id, RK zero-padded sequence — append-only
   events; a ``~head`` row (same partition) holds the chain head and is updated
@@ -16,19 +16,26 @@ Tables (SPEC 6):
 from __future__ import annotations
 
 import hashlib
-import json
-import random
-import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.errors import ConcurrencyError, ConfigurationError, ConflictError, SocResponderError
-from shared.evidence import GENESIS_HASH, EventDraft, EvidenceEvent, chain
+from shared.errors import ConcurrencyError, SocResponderError
+from shared.evidence import EventDraft, EvidenceEvent
 from shared.models import Incident
+
+__all__ = [
+    "TABLES",
+    "AlertClaim",
+    "ConcurrencyError",
+    "EntityIndexRow",
+    "EvidenceStore",
+    "IncidentIndexRow",
+    "StoreUnavailableError",
+    "key_hash",
+]
 
 TABLES = (
     "Incidents",
@@ -39,9 +46,6 @@ TABLES = (
     "EntityIndex",
     "IngestState",
 )
-HEAD_ROW = "~head"
-_CHUNK = 30_000  # characters per string property (Table Storage caps a property at 64 KiB of UTF-16)
-_MAX_CHUNKS = 15
 
 
 class StoreUnavailableError(SocResponderError):
@@ -78,21 +82,10 @@ def key_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def _put_json(entity: dict[str, Any], name: str, value: Any) -> None:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
-    if len(chunks) > _MAX_CHUNKS:
-        raise StoreUnavailableError(f"{name} too large to store ({len(text)} characters)")
-    entity[f"{name}Chunks"] = len(chunks)
-    for i, c in enumerate(chunks):
-        entity[f"{name}{i}"] = c
-
-
-def _get_json(entity: dict[str, Any], name: str) -> Any:
-    n = int(entity.get(f"{name}Chunks", 0))
-    return json.loads("".join(entity[f"{name}{i}"] for i in range(n))) if n else None
-
-
+# An ABC, not a Protocol like the other ports: the export, review and retention reads below have base
+# implementations written on the abstract primitives (correct everywhere, fast nowhere), which an adapter
+# inherits and overrides where its storage can do better (TableEvidenceStore queries key ranges). A Protocol
+# would make every adapter and test double re-implement them.
 class EvidenceStore(ABC):
     """What the domain needs from evidence storage."""
 
@@ -239,504 +232,6 @@ class EvidenceStore(ABC):
         """Write a state row; with etag, only if unchanged (ConcurrencyError otherwise)."""
 
 
-class TableEvidenceStore(EvidenceStore):
-    """``EvidenceStore`` on Azure Table Storage (or Azurite)."""
-
-    _ensured: set[tuple[str, str]] = set()
-    _ensure_lock = threading.Lock()
-
-    def __init__(self, service):  # azure.data.tables.TableServiceClient
-        self._service = service
-        self._clients: dict[str, Any] = {}
-        self._ensure_tables()
-
-    @classmethod
-    def from_settings(cls, settings) -> TableEvidenceStore:
-        from shared.adapters.clients import table_service
-
-        if not (settings.evidence_connection_string or settings.evidence_table_service_uri):
-            raise ConfigurationError("set EvidenceStorage (connection string) or EvidenceStorage__tableServiceUri")
-        return cls(table_service(settings))
-
-    # -- plumbing -------------------------------------------------------------
-    def _ensure_tables(self) -> None:
-        account = getattr(self._service, "url", "") or str(id(self._service))
-        with self._ensure_lock:
-            for name in TABLES:
-                if (account, name) in self._ensured:
-                    continue
-                self._service.create_table_if_not_exists(name)
-                self._ensured.add((account, name))
-
-    def _t(self, name: str):
-        client = self._clients.get(name)
-        if client is None:
-            client = self._clients[name] = self._service.get_table_client(name)
-        return client
-
-    @staticmethod
-    def _errors():
-        from azure.core import exceptions as e
-
-        return e
-
-    # -- alert index ------------------------------------------------------------
-    def get_alert_claims(self, keys: list[str]) -> dict[str, AlertClaim]:
-        if not keys:
-            return {}
-        hashes = {key_hash(k): k for k in keys}
-        claims: dict[str, AlertClaim] = {}
-        hash_list = list(hashes)
-        for i in range(0, len(hash_list), 14):  # the service allows 15 comparisons per filter
-            flt = " or ".join(f"PartitionKey eq '{h}'" for h in hash_list[i : i + 14])
-            for r in self._t("AlertIndex").query_entities(flt, select=["PartitionKey", "incidentId", "receivedAt"]):
-                if r["PartitionKey"] in hashes:
-                    claims[hashes[r["PartitionKey"]]] = AlertClaim(r["incidentId"], r.get("receivedAt") or "")
-        return claims
-
-    def claim_alert(self, key: str, incident_id: str, received_at: datetime) -> tuple[str, bool]:
-        e = self._errors()
-        entity = {
-            "PartitionKey": key_hash(key),
-            "RowKey": "",
-            "alertKey": key[:1000],
-            "incidentId": incident_id,
-            "receivedAt": received_at.isoformat(),
-        }
-        try:
-            self._t("AlertIndex").create_entity(entity)
-            return incident_id, True
-        except e.ResourceExistsError:
-            row = self._t("AlertIndex").get_entity(key_hash(key), "")
-            return row["incidentId"], False
-
-    # -- entity index -------------------------------------------------------------
-    def find_entities(self, partition: str, keys: list[str]) -> list[EntityIndexRow]:
-        if not keys:
-            return []
-        rows: list[EntityIndexRow] = []
-        # Keep each filter well under the service's limit of 15 comparisons.
-        for i in range(0, len(keys), 14):
-            part = keys[i : i + 14]
-            hashes = {key_hash(k): k for k in part}
-            flt = (
-                f"PartitionKey eq '{key_hash(partition)}' and (" + " or ".join(f"RowKey eq '{h}'" for h in hashes) + ")"
-            )
-            for r in self._t("EntityIndex").query_entities(flt):
-                rows.append(
-                    EntityIndexRow(
-                        key=hashes.get(r["RowKey"], r.get("entityKey", "")),
-                        incident_id=r["incidentId"],
-                        last_seen=r["lastSeen"],
-                    )
-                )
-        return rows
-
-    def upsert_entities(self, partition: str, rows: list[EntityIndexRow]) -> None:
-        pk = key_hash(partition)
-        ops = [
-            (
-                "upsert",
-                {
-                    "PartitionKey": pk,
-                    "RowKey": key_hash(r.key),
-                    "entityKey": r.key[:1000],
-                    "incidentId": r.incident_id,
-                    "lastSeen": r.last_seen,
-                    "partner": partition,
-                },
-            )
-            for r in rows
-        ]
-        for i in range(0, len(ops), 100):
-            self._t("EntityIndex").submit_transaction(ops[i : i + 100])
-
-    # -- incidents ------------------------------------------------------------------
-    def _incident_entity(self, incident: Incident) -> dict[str, Any]:
-        doc = incident.wire()
-        alerts = doc.pop("alerts")
-        entity = {
-            "PartitionKey": incident.id,
-            "RowKey": "incident",
-            "partnerId": incident.partner_id or "",
-            "priority": incident.priority.value,
-            "status": incident.status.value,
-            "score": incident.score,
-            "createdAt": doc["createdAt"],
-            "updatedAt": doc["updatedAt"],
-            "title": incident.title[:512],
-        }
-        _put_json(entity, "doc", doc)
-        # Keep the most recent alerts if an incident grows very large; alertCount keeps the total.
-        _put_json(entity, "alerts", alerts[-200:])
-        return entity
-
-    @staticmethod
-    def _incident_from(entity: dict[str, Any]) -> Incident:
-        doc = _get_json(entity, "doc")
-        doc["alerts"] = _get_json(entity, "alerts") or []
-        return Incident.model_validate(doc)
-
-    def get_incident(self, incident_id: str) -> tuple[Incident, str] | None:
-        e = self._errors()
-        try:
-            entity = self._t("Incidents").get_entity(incident_id, "incident")
-        except e.ResourceNotFoundError:
-            return None
-        return self._incident_from(entity), entity.metadata["etag"]
-
-    def create_incident(self, incident: Incident) -> str:
-        e = self._errors()
-        try:
-            meta = self._t("Incidents").create_entity(self._incident_entity(incident))
-        except e.ResourceExistsError:
-            raise ConflictError(f"incident {incident.id} exists") from None
-        return meta["etag"]
-
-    def replace_incident(self, incident: Incident, etag: str) -> str:
-        from azure.core import MatchConditions
-        from azure.data.tables import UpdateMode
-
-        e = self._errors()
-        try:
-            meta = self._t("Incidents").update_entity(
-                self._incident_entity(incident),
-                mode=UpdateMode.REPLACE,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (e.ResourceModifiedError, e.ResourceNotFoundError):
-            raise ConcurrencyError(f"incident {incident.id} changed since read") from None
-        return meta["etag"]
-
-    def iter_incidents(self, filter_expr: str | None = None) -> Iterator[Incident]:
-        flt = "RowKey eq 'incident'" + (f" and ({filter_expr})" if filter_expr else "")
-        for entity in self._t("Incidents").query_entities(flt):
-            yield self._incident_from(entity)
-
-    # -- timeline -------------------------------------------------------------------
-    @staticmethod
-    def _event_entity(ev: EvidenceEvent) -> dict[str, Any]:
-        entity = {
-            "PartitionKey": ev.incident_id,
-            "RowKey": f"{ev.seq:010d}",
-            "seq": ev.seq,
-            "occurredAt": ev.occurred_at,
-            "phase": ev.phase.value,
-            "criterion": ev.criterion,
-            "actor": ev.actor,
-            "actorType": ev.actor_type.value,
-            "eventType": ev.event_type,
-            "summary": ev.summary,
-            "prevHash": ev.prev_hash,
-            "hash": ev.hash,
-        }
-        _put_json(entity, "data", ev.data)
-        return entity
-
-    @staticmethod
-    def _event_from(entity: dict[str, Any]) -> EvidenceEvent:
-        return EvidenceEvent(
-            incident_id=entity["PartitionKey"],
-            seq=int(entity["seq"]),
-            occurred_at=entity["occurredAt"],
-            phase=entity["phase"],
-            criterion=entity["criterion"],
-            actor=entity["actor"],
-            actor_type=entity["actorType"],
-            event_type=entity["eventType"],
-            summary=entity["summary"],
-            data=_get_json(entity, "data") or {},
-            prev_hash=entity["prevHash"],
-            hash=entity["hash"],
-        )
-
-    def append_events(self, incident_id: str, drafts: list[EventDraft], new_chain: bool = False) -> list[EvidenceEvent]:
-        from azure.core import MatchConditions
-        from azure.data.tables import TableTransactionError, UpdateMode
-
-        e = self._errors()
-        if not drafts:
-            return []
-        if len(drafts) > 99:
-            out: list[EvidenceEvent] = []
-            for i in range(0, len(drafts), 99):
-                out += self.append_events(incident_id, drafts[i : i + 99], new_chain and i == 0)
-            return out
-        table = self._t("IncidentTimeline")
-        for attempt in range(40):
-            if new_chain and attempt == 0:
-                last_seq, last_hash, etag = 0, GENESIS_HASH, None
-            else:
-                try:
-                    head = table.get_entity(incident_id, HEAD_ROW)
-                    last_seq, last_hash, etag = int(head["lastSeq"]), head["lastHash"], head.metadata["etag"]
-                except e.ResourceNotFoundError:
-                    last_seq, last_hash, etag = 0, GENESIS_HASH, None
-            events = chain(incident_id, drafts, last_seq, last_hash)
-            head_entity = {
-                "PartitionKey": incident_id,
-                "RowKey": HEAD_ROW,
-                "lastSeq": events[-1].seq,
-                "lastHash": events[-1].hash,
-            }
-            ops: list[tuple] = [("create", self._event_entity(ev)) for ev in events]
-            if etag is None:
-                ops.append(("create", head_entity))
-            else:
-                ops.append(
-                    (
-                        "update",
-                        head_entity,
-                        {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified},
-                    )
-                )
-            try:
-                table.submit_transaction(ops)
-                return events
-            except TableTransactionError as exc:
-                if exc.status_code not in (409, 412):
-                    raise
-            except (e.ResourceExistsError, e.ResourceModifiedError):
-                pass
-            # Another writer appended first: re-read the head and try again.
-            time.sleep(min(0.2, 0.005 * (attempt + 1)) * random.random())
-        raise ConcurrencyError(f"could not append to the timeline of {incident_id}: too much contention")
-
-    def list_events(self, incident_id: str) -> list[EvidenceEvent]:
-        flt = f"PartitionKey eq '{_q(incident_id)}' and RowKey lt '{HEAD_ROW}'"
-        return sorted(
-            (self._event_from(r) for r in self._t("IncidentTimeline").query_entities(flt)), key=lambda ev: ev.seq
-        )
-
-    def iter_events(self, occurred_from: str | None, occurred_to: str | None) -> Iterator[EvidenceEvent]:
-        parts = [f"RowKey lt '{HEAD_ROW}'"]
-        if occurred_from:
-            parts.append(f"occurredAt ge '{_q(occurred_from)}'")
-        if occurred_to:
-            parts.append(f"occurredAt le '{_q(occurred_to)}'")
-        for entity in self._t("IncidentTimeline").query_entities(" and ".join(parts), results_per_page=1000):
-            yield self._event_from(entity)
-
-    def scan_events(
-        self,
-        occurred_from: str | None = None,
-        occurred_before: str | None = None,
-        after: tuple[str, int] | None = None,
-        incident_id: str | None = None,
-    ) -> Iterator[EvidenceEvent]:
-        # Table Storage returns rows in (PartitionKey, RowKey) order, i.e. (incident id, seq): the
-        # cursor is a key range, so a page resumes without re-reading what came before. The range is
-        # split in two queries (rest of the cursor's partition, then later partitions) because an
-        # "or" across keys would make the service scan from the start of the table.
-        time_parts = _range("occurredAt", occurred_from, occurred_before)
-        below_head = f"RowKey lt '{HEAD_ROW}'"
-        queries: list[list[str]] = []
-        if incident_id is not None:
-            if after is None or after[0] < incident_id:
-                queries.append([f"PartitionKey eq '{_q(incident_id)}'", below_head])
-            elif after[0] == incident_id:
-                queries.append([f"PartitionKey eq '{_q(incident_id)}'", f"RowKey gt '{after[1]:010d}'", below_head])
-        elif after is not None:
-            queries.append([f"PartitionKey eq '{_q(after[0])}'", f"RowKey gt '{after[1]:010d}'", below_head])
-            queries.append([f"PartitionKey gt '{_q(after[0])}'", below_head])
-        else:
-            queries.append([below_head])
-        for parts in queries:
-            for entity in self._plain_rows("IncidentTimeline", " and ".join(parts + time_parts)):
-                yield self._event_from(entity)
-
-    def _plain_rows(self, table: str, flt: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
-        """Rows of a filtered query as plain dicts, one page in memory at a time.
-
-        Sent through the SDK client's own pipeline (authentication, retries, transport), but each page
-        is parsed with ``json.loads`` and no per-property type metadata (``odata=nometadata``): the
-        SDK's generic model deserialisation costs more than everything else an export does per row.
-        Only for tables whose rows hold strings and 32-bit integers (the timeline).
-        """
-        from urllib.parse import quote
-
-        from azure.core.rest import HttpRequest
-
-        client = self._t(table)
-        url = f"{client.url.rstrip('/')}/{quote(table)}()"
-        params = {"$filter": flt, "$top": str(page_size)}
-        while True:
-            request = HttpRequest(
-                "GET",
-                url,
-                params=params,
-                headers={
-                    "Accept": "application/json;odata=nometadata",
-                    "DataServiceVersion": "3.0",
-                    "MaxDataServiceVersion": "3.0;NetFx",
-                    "x-ms-version": "2019-02-02",
-                },
-            )
-            response = client._client.send_request(request)
-            response.raise_for_status()
-            yield from response.json().get("value", [])
-            next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
-            if not next_pk:
-                return
-            params = {
-                "$filter": flt,
-                "$top": str(page_size),
-                "NextPartitionKey": next_pk,
-                "NextRowKey": response.headers.get("x-ms-continuation-NextRowKey") or "",
-            }
-
-    @staticmethod
-    def _incident_filter(
-        partner_id: str | None,
-        priorities: Iterable[str] | None,
-        incident_id: str | None = None,
-        from_incident: str | None = None,
-    ) -> list[str]:
-        parts = ["RowKey eq 'incident'"]
-        if incident_id is not None:
-            parts.append(f"PartitionKey eq '{_q(incident_id)}'")
-        if from_incident is not None:
-            parts.append(f"PartitionKey ge '{_q(from_incident)}'")
-        if partner_id is not None:
-            parts.append(f"partnerId eq '{_q(partner_id)}'")
-        wanted = sorted(set(priorities or ()))
-        if wanted:
-            parts.append("(" + " or ".join(f"priority eq '{_q(p)}'" for p in wanted) + ")")
-        return parts
-
-    def iter_incident_index(
-        self,
-        partner_id: str | None = None,
-        priorities: Iterable[str] | None = None,
-        incident_id: str | None = None,
-        from_incident: str | None = None,
-        touched_since: str | None = None,
-    ) -> Iterator[IncidentIndexRow]:
-        parts = self._incident_filter(partner_id, priorities, incident_id, from_incident)
-        if touched_since:
-            parts.append(f"(createdAt ge '{_q(touched_since)}' or updatedAt ge '{_q(touched_since)}')")
-        rows = self._t("Incidents").query_entities(
-            " and ".join(parts),
-            results_per_page=1000,
-            select=["PartitionKey", "partnerId", "priority", "status", "createdAt", "updatedAt"],
-        )
-        for r in rows:
-            yield IncidentIndexRow(
-                r["PartitionKey"],
-                r.get("partnerId") or None,
-                r.get("priority", ""),
-                r.get("status", ""),
-                r.get("createdAt", ""),
-                r.get("updatedAt", ""),
-            )
-
-    def find_incidents(
-        self,
-        partner_id: str | None = None,
-        priorities: Iterable[str] | None = None,
-        created_from: str | None = None,
-        created_before: str | None = None,
-    ) -> Iterator[Incident]:
-        parts = self._incident_filter(partner_id, priorities) + _range("createdAt", created_from, created_before)
-        for entity in self._t("Incidents").query_entities(" and ".join(parts), results_per_page=1000):
-            yield self._incident_from(entity)
-
-    def get_chain_head(self, incident_id: str) -> tuple[int, str] | None:
-        e = self._errors()
-        try:
-            head = self._t("IncidentTimeline").get_entity(incident_id, HEAD_ROW)
-        except e.ResourceNotFoundError:
-            return None
-        return int(head["lastSeq"]), head["lastHash"]
-
-    _EVIDENCE_TABLES = ("Incidents", "IncidentTimeline", "ContainmentActions", "Notifications")
-
-    def newest_write(self, incident_id: str) -> datetime | None:
-        newest: datetime | None = None
-        for name in self._EVIDENCE_TABLES:
-            for r in self._t(name).query_entities(
-                f"PartitionKey eq '{_q(incident_id)}'", select=["RowKey", "Timestamp"]
-            ):
-                stamp = r.metadata.get("timestamp")
-                if stamp is not None and (newest is None or stamp > newest):
-                    newest = stamp
-        return newest
-
-    def delete_incident_evidence(self, incident_id: str, *, written_before: datetime) -> int:
-        newest = self.newest_write(incident_id)
-        if newest is not None and newest >= written_before:
-            raise ConflictError(
-                f"evidence of {incident_id} was written at {newest.isoformat()}, "
-                f"after {written_before.isoformat()}: refusing to delete"
-            )
-        deleted = 0
-        # The incident row goes last, so an interrupted purge can be run again and finish.
-        for name in ("IncidentTimeline", "ContainmentActions", "Notifications", "Incidents"):
-            table = self._t(name)
-            keys = [
-                r["RowKey"] for r in table.query_entities(f"PartitionKey eq '{_q(incident_id)}'", select=["RowKey"])
-            ]
-            for i in range(0, len(keys), 100):
-                table.submit_transaction(
-                    [("delete", {"PartitionKey": incident_id, "RowKey": k}) for k in keys[i : i + 100]]
-                )
-            deleted += len(keys)
-        return deleted
-
-    # -- containment actions, notifications -----------------------------------------------
-    def put_record(
-        self,
-        table: str,
-        incident_id: str,
-        record_id: str,
-        data: dict[str, Any],
-        etag: str | None = None,
-        create_only: bool = False,
-    ) -> str:
-        from azure.core import MatchConditions
-        from azure.data.tables import UpdateMode
-
-        e = self._errors()
-        entity = {"PartitionKey": incident_id, "RowKey": record_id}
-        for k in ("kind", "status", "target", "createdAt", "updatedAt", "channel", "recipient"):
-            if isinstance(data.get(k), (str, int, float)):
-                entity[k] = data[k]
-        _put_json(entity, "doc", data)
-        client = self._t(table)
-        try:
-            if create_only:
-                return client.create_entity(entity)["etag"]
-            if etag:
-                return client.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
-                )["etag"]
-            return client.upsert_entity(entity, mode=UpdateMode.REPLACE)["etag"]
-        except e.ResourceExistsError:
-            raise ConflictError(f"{table} {record_id} exists") from None
-        except (e.ResourceModifiedError, e.ResourceNotFoundError):
-            raise ConcurrencyError(f"{table} {record_id} changed since read") from None
-
-    def get_record(self, table: str, incident_id: str, record_id: str) -> tuple[dict[str, Any], str] | None:
-        e = self._errors()
-        try:
-            entity = self._t(table).get_entity(incident_id, record_id)
-        except e.ResourceNotFoundError:
-            return None
-        return _get_json(entity, "doc"), entity.metadata["etag"]
-
-    def list_records(self, table: str, incident_id: str) -> list[dict[str, Any]]:
-        rows = self._t(table).query_entities(f"PartitionKey eq '{_q(incident_id)}'")
-        return [_get_json(r, "doc") for r in sorted(rows, key=lambda r: r["RowKey"])]
-
-    # -- state -----------------------------------------------------------------------
-    def get_state(self, name: str) -> tuple[dict[str, Any], str] | None:
-        return self.get_record("IngestState", "state", name)
-
-    def set_state(self, name: str, value: dict[str, Any], etag: str | None) -> str:
-        return self.put_record("IngestState", "state", name, value, etag=etag)
-
-
 def _index_row_matches(
     row: IncidentIndexRow,
     partner_id: str | None,
@@ -754,14 +249,3 @@ def _index_row_matches(
     if from_incident is not None and row.incident_id < from_incident:
         return False
     return not touched_since or row.created_at >= touched_since or row.updated_at >= touched_since
-
-
-def _range(column: str, start: str | None, before: str | None) -> list[str]:
-    """OData comparisons for ``start <= column < before`` (either bound optional)."""
-    parts = [f"{column} ge '{_q(start)}'"] if start else []
-    return parts + ([f"{column} lt '{_q(before)}'"] if before else [])
-
-
-def _q(value: str) -> str:
-    """Quote a value inside an OData string literal."""
-    return value.replace("'", "''")

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from shared.adapters.sentinel import ArmRest
+from shared.errors import RequestRejectedError
 from shared.settings import Settings
-from shared.writeback.ports import RequestRejectedError
 
 DEFENDER_ALERTS_API_VERSION = "2022-01-01"
 ACTIONS = ("activate", "inProgress", "resolve", "dismiss")

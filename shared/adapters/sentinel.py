@@ -12,7 +12,7 @@ are never dropped by a PUT, and no extra package is needed.
 - ``…/incidents/{id}/comments/{commentId}``: PUT (create or update in place);
   the comment list is read once before our first comment (is ours there
   already, after a crash? is the incident at Sentinel's 100 comments?).
-- Errors map to ``shared.writeback.ports``: 401/403 access denied, 404 not
+- Errors map to ``shared.errors``' adapter errors: 401/403 access denied, 404 not
   found, 408/429/5xx/timeouts transient (after the pipeline's own retries,
   which honour Retry-After), other 4xx rejected. Response bodies are not
   copied into errors beyond the service's error code and message.
@@ -23,24 +23,23 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from shared.settings import Settings
-from shared.writeback.ports import (
+from shared.errors import (
     AccessDeniedError,
+    AdapterError,
     ConcurrentEditError,
     RequestRejectedError,
-    SentinelComment,
-    SentinelIncident,
     TargetNotFoundError,
-    TransientWritebackError,
-    WritebackError,
+    TransientError,
 )
+from shared.settings import Settings
+from shared.writeback.ports import SentinelComment, SentinelIncident
 
 SENTINEL_API_VERSION = "2025-06-01"
 _MAX_PAGES = 20
 
 
 class ArmRest:
-    """JSON over the ARM pipeline, with ARM's status codes mapped to write-back errors."""
+    """JSON over the ARM pipeline, with ARM's status codes mapped to the shared adapter errors."""
 
     def __init__(self, settings: Settings, client: Any = None):
         self.settings = settings
@@ -68,7 +67,7 @@ class ArmRest:
         what: str,
         retry_post: bool = False,
     ) -> tuple[int, Any, dict[str, str]]:
-        """(status, JSON body or None, headers) of a 2xx answer; a ``WritebackError`` otherwise."""
+        """(status, JSON body or None, headers) of a 2xx answer; an ``AdapterError`` otherwise."""
         from azure.core.exceptions import AzureError
         from azure.core.rest import HttpRequest
 
@@ -79,7 +78,7 @@ class ArmRest:
         try:
             response = self.client.send_request(request, **kwargs)
         except AzureError as exc:
-            raise TransientWritebackError(
+            raise TransientError(
                 f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", code=type(exc).__name__
             ) from None
         status = response.status_code
@@ -92,7 +91,7 @@ class ArmRest:
         raise _error(status, payload, what, method)
 
 
-def _error(status: int, payload: Any, what: str, method: str) -> WritebackError:
+def _error(status: int, payload: Any, what: str, method: str) -> AdapterError:
     err = (payload or {}).get("error") if isinstance(payload, dict) else None
     code = str((err or {}).get("code") or f"HTTP{status}")[:100]
     message = str((err or {}).get("message") or "").splitlines()[0][:300] if err else ""
@@ -104,7 +103,7 @@ def _error(status: int, payload: Any, what: str, method: str) -> WritebackError:
     if status == 412 or (status == 409 and method == "PUT"):
         return ConcurrentEditError(reason, status=status, code=code)
     if status in (408, 429) or status >= 500:
-        return TransientWritebackError(reason, status=status, code=code)
+        return TransientError(reason, status=status, code=code)
     return RequestRejectedError(reason, status=status, code=code)
 
 

@@ -25,7 +25,7 @@ from shared.intake.common import (
     validation_error,
 )
 from shared.models import Alert, normalise_severity
-from shared.writeback.targets import defender_refs_from_arm, defender_refs_from_connector
+from shared.sources import defender_refs_from_arm, defender_refs_from_connector
 
 _Str = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
 

@@ -19,8 +19,7 @@ from shared.intake.common import (
     validation_error,
 )
 from shared.models import Alert, normalise_severity
-from shared.writeback.mapping import owner_name
-from shared.writeback.targets import SENTINEL_REF, sentinel_incident_id
+from shared.sources import SENTINEL_REF, owner_name, sentinel_incident_id
 
 _Str = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.evidence import EventDraft, now_ms
-from shared.ingest import RunbookStart
-from shared.models import ActorType, Incident, Phase, Priority, runbook_instance_id
+from shared.models import ActorType, Incident, Phase, Priority, RunbookStart, runbook_instance_id
 from shared.notify.incidents import update_incident
 from shared.partners import PartnerRegistry
 from shared.sla import reprioritise

@@ -5,15 +5,19 @@ alert list. Every incident that came from (or was joined by) a Sentinel
 incident or a Defender for Cloud alert is projected there:
 
 - ``targets``: which Sentinel incidents / Defender alerts an incident speaks for
-  (their ARM ids, carried by the alerts' evidence);
+  (their ARM ids, ``shared.sources``, carried by the alerts' evidence);
 - ``mapping``: priority → Sentinel severity, incident status → Sentinel status and
   Defender alert state, the managed labels (pure);
 - ``comment``: the one consolidated comment (priority and why, containment and
   results, who was notified and when, the evidence link), under Sentinel's limits;
 - ``plan``: how a read Sentinel incident is changed (merge, never clobber) (pure);
-- ``ports``: the adapter interfaces the service owns, and their errors;
-- ``service``: ``WritebackService`` (project one incident; the timer's sync pass);
-- ``updates``: ``SentinelUpdateHandler`` (incident updates coming back from Sentinel).
+- ``ports``: the adapter interfaces the service owns (Protocols) and the values they exchange; adapters raise
+  the shared adapter errors (``shared.errors``);
+- ``state``: the write-back's own bookkeeping per incident (typed records, ETag-guarded updates);
+- ``service``: ``WritebackService`` (project one incident; the timer's sync pass).
+
+Incident updates coming back from Sentinel are handled on the intake side
+(``shared.sentinel_updates``), which reads this package's state and mapping.
 
 Import-light: nothing here loads an SDK at import time.
 """

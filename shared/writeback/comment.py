@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import html
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,8 +51,8 @@ class CommentView:
     """Everything the comment shows."""
 
     incident: Incident
-    actions: list[Mapping[str, Any]] = field(default_factory=list)  # containment action summaries
-    notifications: list[Mapping[str, Any]] = field(default_factory=list)  # Notifications rows
+    actions: Sequence[Mapping[str, Any]] = field(default_factory=list)  # containment action summaries
+    notifications: Sequence[Mapping[str, Any]] = field(default_factory=list)  # Notifications rows
     evidence_url: str | None = None
     response_mode: str | None = None
 

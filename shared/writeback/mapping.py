@@ -31,7 +31,7 @@ resolved is left alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from shared.models import IncidentStatus, Priority
@@ -132,14 +132,3 @@ def defender_action_needed(current_status: Any, action: str) -> bool:
     if current in ("dismissed", "resolved"):
         return False
     return current != STATUS_AFTER[action].lower()
-
-
-def owner_name(owner: Any) -> str | None:
-    """Who a Sentinel ``owner`` object names (UPN, else email, else display name)."""
-    if not isinstance(owner, Mapping):
-        return None
-    for key in ("userPrincipalName", "email", "assignedTo"):
-        value = owner.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()[:320]
-    return None

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.models import Priority
+from shared.sources import owner_name
 from shared.writeback import mapping
 
 # Incident properties a PUT carries (the rest are read-only and computed by Sentinel).
@@ -156,5 +157,5 @@ def observed(properties: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "severity": mapping.canonical_severity(properties.get("severity")),
         "status": mapping.canonical_status(properties.get("status")),
-        "owner": mapping.owner_name(properties.get("owner")),
+        "owner": owner_name(properties.get("owner")),
     }

@@ -1,8 +1,10 @@
-"""What the write-back needs from Sentinel and Defender for Cloud (the adapters implement these), and the errors.
+"""What the write-back needs from Sentinel and Defender for Cloud (``shared.adapters.sentinel`` and
+``defender_alerts`` implement these, ``shared.runtime`` hands them to the service), and the values they exchange.
 
-Adapters raise only ``WritebackError`` subclasses, so the service can tell a
-concurrent edit (re-read and merge again), a transient failure (retry later,
-with backoff) and a final one (evidence it and stop until something changes).
+Adapters raise only the shared adapter errors (``shared.errors.AdapterError`` and its kinds), so the
+service can tell a concurrent edit (``ConcurrentEditError``: re-read and merge again), a transient
+failure (``TransientError``: retry later, with backoff) and a final one (``final``: evidence it and stop
+until something changes).
 """
 
 from __future__ import annotations
@@ -11,47 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-class WritebackError(Exception):
-    """A write-back call failed. ``final``: retrying the same request cannot succeed."""
-
-    final = False
-
-    def __init__(self, reason: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(reason)
-        self.reason, self.status, self.code = reason, status, code
-
-    def evidence(self) -> dict[str, Any]:
-        """What the timeline records about the failure (no secrets, no response bodies)."""
-        return {"reason": self.reason[:500], "status": self.status, "code": self.code, "final": self.final}
-
-
-class TransientWritebackError(WritebackError):
-    """429, 5xx, a timeout or a dropped connection, after the client's own retries."""
-
-
-class ConcurrentEditError(WritebackError):
-    """Someone changed the resource between our read and our write (HTTP 412, or 409 on a stale etag)."""
-
-
-class TargetNotFoundError(WritebackError):
-    """The Sentinel incident or Defender alert does not exist (deleted, or a wrong id)."""
-
-    final = True
-
-
-class AccessDeniedError(WritebackError):
-    """The app's identity may not do this (grant Microsoft Sentinel Responder / the alert-state role)."""
-
-    final = True
-
-
-class RequestRejectedError(WritebackError):
-    """The service refused the request as invalid (400 and the like)."""
-
-    final = True
-
-
-@dataclass
+@dataclass(frozen=True)
 class SentinelIncident:
     """A Sentinel incident as read: its ARM document and the ETag to write it back under."""
 
@@ -64,7 +26,7 @@ class SentinelIncident:
         return self.document.get("properties") or {}
 
 
-@dataclass
+@dataclass(frozen=True)
 class SentinelComment:
     id: str
     message: str
@@ -77,7 +39,8 @@ class SentinelIncidents(Protocol):
     def get_incident(self, incident_id: str) -> SentinelIncident: ...
 
     def replace_incident(self, incident_id: str, document: dict[str, Any], etag: str | None) -> SentinelIncident:
-        """PUT the incident under ``etag`` (If-Match); ``ConcurrentEditError`` when it changed meanwhile."""
+        """PUT the incident under ``etag`` (If-Match); ``shared.errors.ConcurrentEditError`` when it changed
+        meanwhile."""
 
     def find_comment(self, incident_id: str, comment_id: str) -> tuple[SentinelComment | None, int]:
         """(our comment if it exists, how many comments the incident has) from one listing."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.errors import AdapterError, ConcurrentEditError, TransientError
 from shared.evidence import EventDraft, now_ms
 from shared.models import Incident, Phase, isoformat
 from shared.partners import PartnerRegistry
@@ -38,13 +39,7 @@ from shared.writeback import SYNC_STATE, mapping
 from shared.writeback import comment as comments
 from shared.writeback import state as st
 from shared.writeback.plan import SentinelDesired, observed, plan_incident_update
-from shared.writeback.ports import (
-    ConcurrentEditError,
-    DefenderAlerts,
-    SentinelIncidents,
-    TransientWritebackError,
-    WritebackError,
-)
+from shared.writeback.ports import DefenderAlerts, SentinelIncidents
 from shared.writeback.targets import Targets, describe, find_targets, target_key
 
 log = logging.getLogger("soc_responder.writeback")
@@ -118,28 +113,13 @@ class WritebackService:
         store: EvidenceStore,
         partners: PartnerRegistry,
         settings: Settings,
-        sentinel: SentinelIncidents | None = None,
-        defender: DefenderAlerts | None = None,
+        sentinel: SentinelIncidents,
+        defender: DefenderAlerts,
         clock: Callable[[], datetime] = now_ms,
     ):
+        # The adapters come from the composition root (shared.runtime): this service never builds one.
         self.store, self.partners, self.settings, self.clock = store, partners, settings, clock
-        self._sentinel, self._defender = sentinel, defender
-
-    @property
-    def sentinel(self) -> SentinelIncidents:
-        if self._sentinel is None:
-            from shared.adapters.sentinel import ArmSentinelIncidents
-
-            self._sentinel = ArmSentinelIncidents(self.settings)
-        return self._sentinel
-
-    @property
-    def defender(self) -> DefenderAlerts:
-        if self._defender is None:
-            from shared.adapters.defender_alerts import ArmDefenderAlerts
-
-            self._defender = ArmDefenderAlerts(self.settings)
-        return self._defender
+        self.sentinel, self.defender = sentinel, defender
 
     # ================================================================ one incident
     def write_back(self, incident_id: str, trigger: str = "runbook") -> dict[str, Any]:
@@ -163,7 +143,7 @@ class WritebackService:
         if mode == "dry-run":
             return self._dry_run(incident, targets, desired, current, now)
         outcomes: list[_Outcome] = []
-        notes: dict[str, Any] = {}
+        unaddressable: tuple[str, ...] | None = None
         enabled = self.settings.writeback_targets
         kinds = (
             ("sentinel", targets.sentinel, self._sentinel_target),
@@ -172,13 +152,13 @@ class WritebackService:
         for kind, ids, project in kinds:
             for rid in ids:
                 key = target_key(rid)
-                entry = current["targets"].get(key) or {"id": rid, "kind": kind}
+                entry = current.target(key) or {"id": rid, "kind": kind}
                 if kind in enabled:
                     outcomes.append(project(incident, rid, entry, desired, trigger, now))
                 else:
                     outcomes.append(self._turned_off(key, kind, rid, entry, now))
         drafts = [d for o in outcomes for d in o.drafts]
-        noted = set(current["notes"].get("unaddressable") or [])
+        noted = set(current.notes.unaddressable or ())
         missing = [(k, why) for k, why in targets.unaddressable if k not in noted]
         if missing and "defender" in enabled:
             drafts.append(
@@ -191,17 +171,18 @@ class WritebackService:
                     data={"alerts": [{"alertKey": k, "reason": why} for k, why in missing]},
                 )
             )
-            notes["unaddressable"] = sorted(noted | {k for k, _ in missing})
+            unaddressable = tuple(sorted(noted | {k for k, _ in missing}))
         # Evidence first: a crash before the state is saved repeats a write (harmless), never loses its record.
         if drafts:
             self.store.append_events(incident_id, drafts)
         touched = [o for o in outcomes if o.entry]
-        if touched or notes:
+        if touched or unaddressable is not None:
 
-            def change(state: dict[str, Any]) -> dict[str, Any]:
+            def change(state: st.WritebackState) -> st.WritebackState:
                 for o in touched:
-                    st.merge_target(state, o.key, o.entry, o.seen)
-                state["notes"].update(notes)
+                    state = st.merge_target(state, o.key, o.entry, o.seen)
+                if unaddressable is not None:
+                    state = state.with_notes(unaddressable=unaddressable)
                 return state
 
             st.update(self.store, incident_id, change)
@@ -218,9 +199,11 @@ class WritebackService:
         }
 
     # ---------------------------------------------------------------- dry-run and switched-off targets
-    def _dry_run(self, incident: Incident, targets: Targets, desired: Desired, current: dict, now: datetime) -> dict:
+    def _dry_run(
+        self, incident: Incident, targets: Targets, desired: Desired, current: st.WritebackState, now: datetime
+    ) -> dict:
         plan = desired.plan()
-        if targets.all() and current["notes"].get("dryRun") != st.digest(plan):
+        if targets.all() and current.notes.dry_run != st.digest(plan):
             self.store.append_events(
                 incident.id,
                 [
@@ -239,9 +222,8 @@ class WritebackService:
                 ],
             )
 
-            def note(state: dict[str, Any]) -> dict[str, Any]:
-                state["notes"]["dryRun"] = st.digest(plan)
-                return state
+            def note(state: st.WritebackState) -> st.WritebackState:
+                return state.with_notes(dry_run=st.digest(plan))
 
             st.update(self.store, incident.id, note)
         return {
@@ -254,7 +236,7 @@ class WritebackService:
             ],
         }
 
-    def _turned_off(self, key: str, kind: str, rid: str, entry: dict, now: datetime) -> _Outcome:
+    def _turned_off(self, key: str, kind: str, rid: str, entry: st.TargetEntry, now: datetime) -> _Outcome:
         if entry.get("turnedOff"):
             return _Outcome(key, kind, "skipped")
         draft = EventDraft(
@@ -268,7 +250,7 @@ class WritebackService:
 
     # ---------------------------------------------------------------- Sentinel
     def _sentinel_target(
-        self, incident: Incident, rid: str, entry: dict, desired: Desired, trigger: str, now: datetime
+        self, incident: Incident, rid: str, entry: st.TargetEntry, desired: Desired, trigger: str, now: datetime
     ) -> _Outcome:
         key = target_key(rid)
         aspects = desired.sentinel.aspects()
@@ -282,11 +264,18 @@ class WritebackService:
             return _Outcome(key, "sentinel", "deferred", detail={"reason": why, "final": _final(entry)})
         try:
             return self._write_sentinel(incident, rid, entry, desired, comment_sha, fp, now)
-        except WritebackError as exc:
+        except AdapterError as exc:
             return self._failed(incident, key, "sentinel", rid, entry, exc, fp, now)
 
     def _write_sentinel(
-        self, incident: Incident, rid: str, entry: dict, desired: Desired, comment_sha: str, fp: str, now: datetime
+        self,
+        incident: Incident,
+        rid: str,
+        entry: st.TargetEntry,
+        desired: Desired,
+        comment_sha: str,
+        fp: str,
+        now: datetime,
     ) -> _Outcome:
         key = target_key(rid)
         aspects = desired.sentinel.aspects()
@@ -337,7 +326,7 @@ class WritebackService:
                 )
                 break
             else:
-                raise TransientWritebackError(
+                raise TransientError(
                     f"the incident changed under every one of {conflicts} writes", status=412, code="ConcurrentEdits"
                 )
         # The incident is written: from here on that progress is kept even if the comment fails.
@@ -360,7 +349,7 @@ class WritebackService:
                     else:
                         self.sentinel.put_comment(rid, comment_id, desired.comment)
                         changes["comment"] = "added" if existing is None else "updated"
-        except WritebackError as exc:
+        except AdapterError as exc:
             failed = self._failed(incident, key, "sentinel", rid, progress, exc, fp, now)
             failed.seen = seen
             if changes:
@@ -382,7 +371,14 @@ class WritebackService:
         )
 
     def _sentinel_draft(
-        self, rid: str, changes: dict, note: str | None, conflicts: int, comment_id: str, desired: Desired, entry: dict
+        self,
+        rid: str,
+        changes: dict,
+        note: str | None,
+        conflicts: int,
+        comment_id: str,
+        desired: Desired,
+        entry: st.TargetEntry,
     ) -> EventDraft:
         return EventDraft(
             event_type="writeback.sentinel",
@@ -402,7 +398,7 @@ class WritebackService:
 
     # ---------------------------------------------------------------- Defender for Cloud
     def _defender_target(
-        self, incident: Incident, rid: str, entry: dict, desired: Desired, trigger: str, now: datetime
+        self, incident: Incident, rid: str, entry: st.TargetEntry, desired: Desired, trigger: str, now: datetime
     ) -> _Outcome:
         key = target_key(rid)
         action = desired.defender_action
@@ -436,7 +432,7 @@ class WritebackService:
                 )
                 return _Outcome(key, "defender", "unchanged", new_entry, drafts=drafts)
             self.defender.set_state(rid, action)
-        except WritebackError as exc:
+        except AdapterError as exc:
             return self._failed(incident, key, "defender", rid, entry, exc, fp, now)
         after = mapping.STATUS_AFTER[action]
         draft = EventDraft(
@@ -463,7 +459,7 @@ class WritebackService:
         kind: str,
         rid: str,
         entry: dict,
-        exc: WritebackError,
+        exc: AdapterError,
         fingerprint: str,
         now: datetime,
     ) -> _Outcome:

@@ -101,7 +101,7 @@ def app(azure_env, fake, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppHarness
     from devtools.functions_runtime import LocalFunctionsRuntime
     from function_app import build_app
     from shared import runtime
-    from shared.store import TableEvidenceStore
+    from shared.adapters.table_store import TableEvidenceStore
 
     for name, value in APP_SETTINGS.items():
         monkeypatch.setenv(name, value)

@@ -32,7 +32,7 @@ def only_state(wb) -> dict:
     from shared.writeback import state as st
 
     [row] = list(wb.store.iter_incident_index())
-    return st.load(wb.store, row.incident_id)
+    return st.load(wb.store, row.incident_id).wire()
 
 
 def sentinel_entry(wb, rid: str) -> dict:

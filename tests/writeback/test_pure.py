@@ -19,17 +19,17 @@ from shared.models import (
     SlaClocks,
     TriageDecision,
 )
-from shared.writeback import comment, mapping
-from shared.writeback import state as st
-from shared.writeback.plan import SentinelDesired, plan_incident_update
-from shared.writeback.targets import (
+from shared.sentinel_updates import classify
+from shared.sources import (
     defender_alert_id,
     defender_refs_from_arm,
     defender_refs_from_connector,
-    find_targets,
     sentinel_incident_id,
 )
-from shared.writeback.updates import classify
+from shared.writeback import comment, mapping
+from shared.writeback import state as st
+from shared.writeback.plan import SentinelDesired, plan_incident_update
+from shared.writeback.targets import find_targets
 
 pytestmark = pytest.mark.unit
 UTC = UTC
@@ -344,12 +344,15 @@ def test_label_claims_survive_a_stale_entry_and_are_released_only_as_claimed():
         }
     }
     stale = {"id": "rid", "kind": "sentinel", "applied": {"labels": ["soc-responder", "P1"]}, "owned": []}
-    st.merge_target(state, key, stale)  # a projection that loaded its entry before the claim was written
+    # a projection that loaded its entry before the claim was written
+    state["targets"][key] = st.merged_target(state["targets"][key], stale)
     assert state["targets"][key]["labelClaims"] == {"soc-responder": "a", "P1": "a"}
     assert state["targets"][key]["applied"] == {"labels": ["soc-responder", "P1"]}
     # P1 removed by a run that saw claim "a"; soc-responder re-claimed by another run since ("b"): kept.
     state["targets"][key]["labelClaims"]["soc-responder"] = "b"
-    st.merge_target(state, key, {"id": "rid", st.RELEASED: {"P1": "a", "soc-responder": "a"}})
+    state["targets"][key] = st.merged_target(
+        state["targets"][key], {"id": "rid", st.RELEASED: {"P1": "a", "soc-responder": "a"}}
+    )
     entry = state["targets"][key]
     assert entry["labelClaims"] == {"soc-responder": "b"} and entry["owned"] == ["soc-responder"]
     assert st.RELEASED not in entry

@@ -1,7 +1,10 @@
 """Incident updates coming back from Sentinel (``objectEventType: Update`` on ``POST /api/incidents/sentinel``).
 
 ``shared.ingest`` hands an update of a known incident here instead of
-recording a duplicate. The handler compares severity, status and owner with
+recording a duplicate (``shared.runtime`` wires this handler in as ingest's
+``source_updates``: ingest never imports it). It sits above ingest, priority
+changes (``shared.notify.priority``) and the write-back's state, which it reads
+to recognise our own writes coming back. The handler compares severity, status and owner with
 what it last saw of that Sentinel incident:
 
 - values soc-responder wrote itself (recognised by the etag of our write, or by
@@ -27,11 +30,13 @@ from typing import Any
 from shared.evidence import EventDraft, now_ms
 from shared.ingest import IngestOutcome
 from shared.models import ActorType, Alert, Incident, Phase, isoformat
+from shared.notify.priority import change_priority
 from shared.partners import PartnerRegistry
+from shared.sources import SENTINEL_REF, sentinel_incident_id
 from shared.store import EvidenceStore
 from shared.writeback import mapping
 from shared.writeback import state as st
-from shared.writeback.targets import SENTINEL_REF, sentinel_incident_id, target_key
+from shared.writeback.targets import target_key
 
 log = logging.getLogger("soc_responder.writeback")
 
@@ -43,7 +48,11 @@ PriorityNotifier = Callable[[str, Any, str], Any]
 
 
 def classify(
-    entry: dict[str, Any], values: dict[str, Any], etag: str | None, modified: str | None, baseline: dict[str, Any]
+    entry: st.TargetEntry,
+    values: dict[str, Any],
+    etag: str | None,
+    modified: str | None,
+    baseline: dict[str, Any],
 ) -> tuple[dict[str, list], list[str], list[str]]:
     """(changes {field: [before, after]}, fields recognised as our own write-back, stale fields). Pure.
 
@@ -98,7 +107,7 @@ class SentinelUpdateHandler:
             "owner": ext.get("sentinelOwner") or None,
         }
         etag, modified = ext.get("sentinelEtag"), ext.get("sentinelLastModified")
-        entry = st.load(self.store, incident.id)["targets"].get(key) or {}
+        entry = st.load(self.store, incident.id).target(key) or {}
         changes, own, stale = classify(entry, values, etag, modified, self._baseline(incident, alert))
         actor = values["owner"] or SENTINEL_ACTOR
         number = ext.get("incidentNumber")
@@ -141,9 +150,10 @@ class SentinelUpdateHandler:
                 data=data,
             )
         self.store.append_events(incident.id, [draft])
-        after, runbook, notes = incident, None, []
-        if "severity" in changes and not mapping.in_step(values["severity"], incident.priority):
-            after, runbook, notes = self._reprioritise(incident, values["severity"], actor, label, etag or modified)
+        after, runbook, notes = incident, None, list[str]()
+        severity = values["severity"]
+        if "severity" in changes and severity is not None and not mapping.in_step(severity, incident.priority):
+            after, runbook, notes = self._reprioritise(incident, severity, actor, label, etag or modified)
         # What the Sentinel incident shows now (a stale delivery does not overwrite what our later write set).
         seen_update = {
             **{n: values[n] for n in FIELDS if values[n] is not None and n not in stale},
@@ -151,11 +161,9 @@ class SentinelUpdateHandler:
             "lastModified": modified,
         }
 
-        def remember(state: dict[str, Any]) -> dict[str, Any]:
-            stored = state["targets"].get(key) or {"id": rid, "kind": "sentinel"}
-            stored["seen"] = {**(stored.get("seen") or {}), **seen_update}
-            state["targets"][key] = stored
-            return state
+        def remember(state: st.WritebackState) -> st.WritebackState:
+            stored = state.target(key) or {"id": rid, "kind": "sentinel"}
+            return state.with_target(key, {**stored, "seen": {**(stored.get("seen") or {}), **seen_update}})
 
         st.update(self.store, incident.id, remember)
         return IngestOutcome(
@@ -173,8 +181,6 @@ class SentinelUpdateHandler:
     def _reprioritise(
         self, incident: Incident, severity: str, actor: str, label: str, change_key: str | None
     ) -> tuple[Incident, Any, list[str]]:
-        from shared.notify.priority import change_priority
-
         wanted = mapping.priority_for_severity(severity)
         if wanted is None or wanted == incident.priority:
             return incident, None, []
