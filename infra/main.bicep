@@ -1,7 +1,7 @@
 // soc-responder: everything the app needs in one subscription-scope deployment.
 //   az deployment sub create --location <region> --template-file infra/main.bicep \
 //     --parameters infra/main.<env>.bicepparam
-// See docs/deploy.md for the steps Bicep cannot do (Graph app roles, the ingest key).
+// See docs/deploy.md for the steps Bicep cannot do (Graph app roles, the callers' keys).
 // Written for the Bicep CLI and kept inside what pycep-parser 0.5.1 (checkov) and
 // 0.7.1 (tests/infra) parse: no user-defined types, imports, lambdas or spread.
 targetScope = 'subscription'
@@ -196,8 +196,32 @@ param keyVaultSecretsOfficerPrincipalId string = ''
 ])
 param keyVaultSecretsOfficerPrincipalType string = 'Group'
 
-@description('Name of the Key Vault secret that holds the Functions host key the Logic Apps send.')
+@description('Prefix of the Key Vault secrets holding the callers\' named function keys: <prefix>-<caller>, one per caller (docs/access-setup.md).')
 param ingestKeySecretName string = 'soc-responder-ingest-key'
+
+@description('Names of the SIEM forwarders that post to POST /api/alerts, each with its own function key (letters, digits and hyphens; docs/access-setup.md).')
+param siemForwarderNames array = []
+
+// ---------------------------------------------------------------- operator sign-in (issue 12)
+
+@description('Application (client) id of the operator app registration (scripts/create-operator-app.sh); empty leaves App Service Authentication off.')
+param operatorAppClientId string = ''
+
+// ---------------------------------------------------------------- durable backend (issue 15)
+
+@description('Durable Functions backend: the Azure Storage task hub (default) or a Durable Task Scheduler (docs/durable-settings.md).')
+@allowed([
+  'AzureStorage'
+  'DurableTaskScheduler'
+])
+param durableBackend string = 'AzureStorage'
+
+@description('Billing SKU of the Durable Task Scheduler when durableBackend is DurableTaskScheduler.')
+@allowed([
+  'Consumption'
+  'Dedicated'
+])
+param durableTaskSchedulerSku string = 'Consumption'
 
 // ---------------------------------------------------------------- derived names
 
@@ -218,6 +242,33 @@ var sentinelWorkspaceResourceGroup = split(sentinelWorkspaceResourceId, '/')[4]
 var sentinelWorkspaceName = last(split(sentinelWorkspaceResourceId, '/'))
 var functionAppName = 'func-${workload}-${environmentName}-${shortToken}'
 var deploymentContainerName = 'app-package'
+// One named function key per caller, each a key of the one function (route) that caller
+// posts to, each in its own Key Vault secret: revoking or rotating one leaves the others
+// working. scripts/set-caller-keys.sh creates them from the callerKeys output.
+var wiringCallerKeys = [
+  {
+    caller: 'sentinel-playbook'
+    functionName: 'ingest_sentinel_incident'
+    keyName: 'sentinel-playbook'
+    secretName: '${ingestKeySecretName}-sentinel-playbook'
+  }
+  {
+    caller: 'defender-workflow-automation'
+    functionName: 'ingest_defender_alert'
+    keyName: 'defender-workflow-automation'
+    secretName: '${ingestKeySecretName}-defender-workflow-automation'
+  }
+]
+var siemCallerKeys = [for name in siemForwarderNames: {
+  caller: 'siem-${name}'
+  functionName: 'ingest_generic_alert'
+  keyName: 'siem-${name}'
+  secretName: '${ingestKeySecretName}-siem-${name}'
+}]
+var callerKeys = concat(wiringCallerKeys, siemCallerKeys)
+var useDurableTaskScheduler = durableBackend == 'DurableTaskScheduler'
+// Must equal extensions.durableTask.hubName in host.json (a test checks).
+var durableTaskHubName = 'SocResponderHub'
 var archiveContainerName = 'evidence-archive'
 
 // ---------------------------------------------------------------- resources
@@ -334,7 +385,8 @@ module playbooks 'app/playbooks.bicep' = {
     functionBaseUrl: 'https://${functionApp.outputs.defaultHostName}'
     wiringIdentityResourceId: identities.outputs.wiringIdentityResourceId
     keyVaultUri: keyVault.outputs.keyVaultUri
-    ingestKeySecretName: ingestKeySecretName
+    sentinelKeySecretName: wiringCallerKeys[0].secretName
+    defenderKeySecretName: wiringCallerKeys[1].secretName
     sentinelAutomationPrincipalId: sentinelAutomationPrincipalId
     logAnalyticsWorkspaceResourceId: monitoring.outputs.logAnalyticsWorkspaceResourceId
   }
@@ -385,6 +437,39 @@ module protectedSubscription 'app/protected-subscription.bicep' = [for subscript
   }
 }]
 
+// Entra ID sign-in for operators (issue 12); the code enforces the app roles.
+module operatorAuth 'app/auth-settings.bicep' = if (!empty(operatorAppClientId)) {
+  name: '${workload}-${environmentName}-operator-auth'
+  scope: group
+  params: {
+    functionAppName: functionApp.outputs.functionAppName
+    operatorAppClientId: operatorAppClientId
+  }
+}
+
+// Optional Durable Task Scheduler backend (issue 15); Azure Storage stays the default.
+module durableTaskScheduler 'core/durable-task-scheduler.bicep' = if (useDurableTaskScheduler) {
+  name: '${workload}-${environmentName}-durable-task-scheduler'
+  scope: group
+  params: {
+    location: location
+    tags: allTags
+    schedulerName: 'dts-${workload}-${environmentName}-${shortToken}'
+    taskHubName: durableTaskHubName
+    skuName: durableTaskSchedulerSku
+    appPrincipalId: identities.outputs.appPrincipalId
+  }
+}
+
+// Read by the Durable extension only with the scheduler backend: host.json names the
+// Azure Storage provider, and these two AzureFunctionsJobHost__ settings override its
+// type and connection (docs/durable-settings.md). Identity-based: no key exists.
+var durableBackendSettings = useDurableTaskScheduler ? {
+  DURABLE_TASK_SCHEDULER_CONNECTION_STRING: 'Endpoint=${durableTaskScheduler.outputs.endpoint};Authentication=ManagedIdentity;ClientID=${identities.outputs.appClientId}'
+  AzureFunctionsJobHost__extensions__durableTask__storageProvider__type: 'azureManaged'
+  AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING'
+} : {}
+
 // Every app setting, in one place. tests/infra/test_infra.py checks these names
 // against shared/settings.py. No keys or connection strings: storage is reached with
 // the managed identity (the `__serviceUri` / `__credential` / `__clientId` form).
@@ -393,6 +478,7 @@ module appSettings 'app/app-settings.bicep' = {
   scope: group
   params: {
     functionAppName: functionApp.outputs.functionAppName
+    durableBackendSettings: durableBackendSettings
     appSettings: {
       // Read by the Functions host and the Durable extension (identity-based AzureWebJobsStorage).
       AzureWebJobsStorage__blobServiceUri: hostStorage.outputs.blobServiceUri
@@ -460,8 +546,14 @@ output wiringIdentityPrincipalId string = identities.outputs.wiringPrincipalId
 @description('Key Vault that must receive the ingest key (docs/deploy.md).')
 output keyVaultName string = keyVault.outputs.keyVaultName
 
-@description('Name of the Key Vault secret the Logic Apps read.')
+@description('Prefix of the Key Vault secrets holding the callers\' named function keys.')
 output ingestKeySecretName string = ingestKeySecretName
+
+@description('One named function key per caller: caller, functionName, keyName, secretName (names only; scripts/set-caller-keys.sh reads this).')
+output callerKeys array = callerKeys
+
+@description('Durable Functions backend in use (AzureStorage or DurableTaskScheduler).')
+output durableBackend string = durableBackend
 
 @description('Name of the host storage account (task hub, deployment package).')
 output hostStorageAccountName string = hostStorage.outputs.storageAccountName

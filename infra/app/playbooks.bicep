@@ -3,8 +3,9 @@
 //     POST /api/incidents/sentinel; a Sentinel automation rule runs it (sentinel-workspace.bicep);
 //   - a Logic App with the Defender for Cloud alert trigger that forwards to
 //     POST /api/alerts/defender; Defender workflow automation runs it (protected-resource-group.bicep).
-// Both run as the wiring identity, read the host key from Key Vault at run time with
-// secure inputs/outputs (the key is never in a parameter or the run history), and
+// Both run as the wiring identity, read THEIR OWN named function key (a per-function key
+// of the route they call, docs/access-setup.md) from Key Vault at run time with secure
+// inputs/outputs (the key is never in a parameter or the run history), and
 // retry transient failures with exponential back-off; the app de-duplicates retries.
 metadata description = 'Sentinel playbook and Defender for Cloud forwarder Logic Apps that call the soc-responder ingest routes.'
 
@@ -29,8 +30,11 @@ param wiringIdentityResourceId string
 @description('URI of the Key Vault that holds the ingest key, with its trailing slash.')
 param keyVaultUri string
 
-@description('Name of the Key Vault secret that holds the Functions host key.')
-param ingestKeySecretName string
+@description('Name of the Key Vault secret holding the Sentinel playbook\'s own function key (ingest_sentinel_incident).')
+param sentinelKeySecretName string
+
+@description('Name of the Key Vault secret holding the Defender forwarder\'s own function key (ingest_defender_alert).')
+param defenderKeySecretName string
 
 @description('Optional object id of the Azure Security Insights service principal in this tenant; when set it gets Microsoft Sentinel Automation Contributor on this resource group so automation rules may run the playbook.')
 param sentinelAutomationPrincipalId string
@@ -112,7 +116,7 @@ resource sentinelPlaybook 'Microsoft.Logic/workflows@2019-05-01' = {
         value: keyVaultAudience
       }
       ingestKeySecretName: {
-        value: ingestKeySecretName
+        value: sentinelKeySecretName
       }
       wiringIdentityResourceId: {
         value: wiringIdentityResourceId
@@ -154,7 +158,7 @@ resource defenderForwarder 'Microsoft.Logic/workflows@2019-05-01' = {
         value: keyVaultAudience
       }
       ingestKeySecretName: {
-        value: ingestKeySecretName
+        value: defenderKeySecretName
       }
       wiringIdentityResourceId: {
         value: wiringIdentityResourceId
