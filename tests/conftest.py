@@ -1,7 +1,7 @@
 """Test infrastructure shared by every test: the Azure fake, Azurite, environment.
 
 Fixtures:
-- ``azure_fake`` (session): one running ``devtools.azure_fake.AzureFake``.
+- ``azure_fake`` (session): one running ``devtools.fakes.AzureFake``.
 - ``fake`` (function): that fake, reset (empty store, log, faults) before and after the test.
 - ``azurite`` (session): one in-memory Azurite; its log is attached to failing tests' reports.
 - ``fake_env`` (function): os.environ pointed at the fake (no storage); client caches reset.
@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from devtools.azure_fake import AzureFake
 from devtools.azurite import Azurite, AzuriteError
+from devtools.fakes import AzureFake
 
 # Settings a developer's shell (or CI) may carry that would point the app elsewhere.
 _APP_ENV = (
