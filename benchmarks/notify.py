@@ -40,7 +40,7 @@ def _alert(i: int) -> dict:
 
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def _ms(values: list[float]) -> str:
@@ -78,7 +78,7 @@ def main() -> None:
                 "ACS_CALLER_ID": "+15555550000",
                 "CALLBACK_BASE_URL": "https://soc-responder.example",
             }
-        ) as (azurite, fake):
+        ) as (_azurite, fake):
             fake.add_mailbox(SENDER)
             from devtools.functions_runtime import LocalFunctionsRuntime
             from function_app import build_app

@@ -23,8 +23,10 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 60
@@ -33,7 +35,7 @@ SUB = "11111111-2222-3333-4444-555555555555"  # the sample partner (enforce mode
 
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def _payload() -> dict:
@@ -61,7 +63,10 @@ def _sentinel_requests(fake) -> list:
     return [r for r in fake.requests(api="arm") if "securityinsights" in r.path.lower()]
 
 
-def _timed(fn, *args) -> tuple[float, object]:
+T = TypeVar("T")
+
+
+def _timed(fn: Callable[..., T], *args: Any) -> tuple[float, T]:
     t0 = time.perf_counter()
     out = fn(*args)
     return time.perf_counter() - t0, out
@@ -155,7 +160,7 @@ def main() -> None:
             "WRITEBACK_TARGETS": "sentinel",
             "CALLBACK_BASE_URL": "https://soc-responder.example",
         }
-    ) as (azurite, fake):
+    ) as (_azurite, fake):
         from shared import runtime
         from shared.intake import sentinel
         from shared.models import Priority
