@@ -8,7 +8,8 @@ Fixtures:
 - ``azure_env`` (function): ``fake_env`` plus ``EvidenceStorage`` / ``AzureWebJobsStorage`` =
   the Azurite connection string, with every Azurite table dropped first.
 
-App fixtures belong in tests/functional/conftest.py, not here.
+The app harness (fixture ``app``, helpers ``sample``/``ROOT``/``APP_SETTINGS``) is the plugin
+tests/fixtures/app.py, registered below: sub-package conftests use its fixtures without importing them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pytest
 
 from devtools.azurite import Azurite, AzuriteError
 from devtools.fakes import AzureFake
+
+pytest_plugins = ["tests.fixtures.app"]
 
 # Settings a developer's shell (or CI) may carry that would point the app elsewhere.
 _APP_ENV = (
