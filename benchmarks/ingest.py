@@ -38,7 +38,7 @@ def _alert(i: int) -> dict:
 
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def _baseline(conn: str, n: int) -> list[float]:
@@ -52,7 +52,7 @@ def _baseline(conn: str, n: int) -> list[float]:
         tables[name] = svc.get_table_client(name)
     times = []
     doc = "x" * 2500  # about the size of an incident document
-    for i in range(n):
+    for _i in range(n):
         key = uuid.uuid4().hex
         started = time.perf_counter()
         list(tables["BAlertIndex"].query_entities(f"PartitionKey eq '{key}'"))
@@ -81,7 +81,7 @@ def _baseline(conn: str, n: int) -> list[float]:
 def main() -> None:
     from devtools.local_azure import local_azure
 
-    with local_azure({"RESPONSE_MODE": "dry-run"}) as (azurite, fake):
+    with local_azure({"RESPONSE_MODE": "dry-run"}) as (azurite, _fake):
         from devtools.functions_runtime import LocalFunctionsRuntime
         from function_app import build_app
 

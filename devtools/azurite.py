@@ -85,7 +85,8 @@ class Azurite:
         if shutil.which("node") is None:
             raise AzuriteError("node is not on PATH; Azurite needs Node.js.")
         last_error: Exception | None = None
-        for attempt in range(3):  # a free port can be taken between probing and binding
+        attempts = 3  # a free port can be taken between probing and binding
+        for _ in range(attempts):
             try:
                 self._spawn()
                 self._wait_ready()
@@ -93,12 +94,13 @@ class Azurite:
             except AzuriteError as exc:
                 last_error = exc
                 self.stop(keep_log=False)  # the error message carries the log
-        raise AzuriteError(f"Azurite did not start after {attempt + 1} attempts: {last_error}")
+        raise AzuriteError(f"Azurite did not start after {attempts} attempts: {last_error}")
 
     def _spawn(self) -> None:
         self._workdir = tempfile.TemporaryDirectory(prefix="azurite-")
         self.blob_port, self.queue_port, self.table_port = _free_ports(self.host, 3)
         fd, self.log_path = tempfile.mkstemp(prefix="azurite-", suffix=".log")
+        assert self.executable, "start() refuses to spawn without an executable"
         args = [
             self.executable,
             "--inMemoryPersistence",

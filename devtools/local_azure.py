@@ -19,8 +19,8 @@ def local_azure(settings: dict[str, str] | None = None) -> Iterator[tuple]:
     Cached settings and SDK clients are dropped so nothing built for another
     environment is reused.
     """
-    from devtools.azure_fake import AzureFake
     from devtools.azurite import Azurite
+    from devtools.fakes import AzureFake
     from shared import runtime
     from shared.adapters.clients import reset_clients
 

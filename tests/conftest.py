@@ -1,14 +1,15 @@
 """Test infrastructure shared by every test: the Azure fake, Azurite, environment.
 
 Fixtures:
-- ``azure_fake`` (session): one running ``devtools.azure_fake.AzureFake``.
+- ``azure_fake`` (session): one running ``devtools.fakes.AzureFake``.
 - ``fake`` (function): that fake, reset (empty store, log, faults) before and after the test.
 - ``azurite`` (session): one in-memory Azurite; its log is attached to failing tests' reports.
 - ``fake_env`` (function): os.environ pointed at the fake (no storage); client caches reset.
 - ``azure_env`` (function): ``fake_env`` plus ``EvidenceStorage`` / ``AzureWebJobsStorage`` =
   the Azurite connection string, with every Azurite table dropped first.
 
-App fixtures belong in tests/functional/conftest.py, not here.
+The app harness (fixture ``app``, helpers ``sample``/``ROOT``/``APP_SETTINGS``) is the plugin
+tests/fixtures/app.py, registered below: sub-package conftests use its fixtures without importing them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from devtools.azure_fake import AzureFake
 from devtools.azurite import Azurite, AzuriteError
+from devtools.fakes import AzureFake
+
+pytest_plugins = ["tests.fixtures.app"]
 
 # Settings a developer's shell (or CI) may carry that would point the app elsewhere.
 _APP_ENV = (

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import ROOT, app, sample  # noqa: F401 — the lead's harness, reused as is
+from tests.fixtures.app import ROOT, sample  # noqa: F401 - helpers the containment tests import from here
 
 SUB = "11111111-2222-3333-4444-555555555555"
 SOC_SUB = "99999999-8888-7777-6666-555555555555"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devtools.azure_fake import json_diff
+from devtools.fakes import json_diff
 
 from .conftest import (
     account,

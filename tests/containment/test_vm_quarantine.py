@@ -3,7 +3,7 @@ azure-mgmt clients → the HTTPS fake; evidence in Azurite."""
 
 from __future__ import annotations
 
-from devtools.azure_fake import json_diff
+from devtools.fakes import json_diff
 from shared.containment import list_actions as actions_list
 
 from .conftest import (

@@ -1,6 +1,6 @@
 """The real SDK clients, built by shared.adapters.clients with the real
 DefaultAzureCredential (fed by the fake's managed-identity endpoint), work
-against devtools.azure_fake and Azurite — and the fake's own contract
+against devtools.fakes and Azurite — and the fake's own contract
 (request log, faults, ARM store semantics) holds.
 
 Retries stay fast: azure-core's first retry has no back-off and honours
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devtools.azure_fake import ACS_AUDIENCE, AzureFake, FakeResponse, json_diff
+from devtools.fakes import ACS_AUDIENCE, AzureFake, FakeResponse, json_diff
 from shared.adapters import clients
 from shared.settings import Settings
 

@@ -16,7 +16,7 @@ _ROOT = pathlib.Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from devtools.durable_host import InstanceAlreadyExistsError, InstanceGoneError, LocalDurableHost, UnknownFunctionError  # noqa: E402
+from devtools.durable import InstanceAlreadyExistsError, InstanceGoneError, LocalDurableHost, UnknownFunctionError  # noqa: E402
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -15,7 +15,8 @@ _ROOT = pathlib.Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:  # so `devtools` imports however pytest is started
     sys.path.insert(0, str(_ROOT))
 
-from devtools.functions_runtime import LocalFunctionsRuntime, function_index  # noqa: E402
+from devtools.functions_runtime import LocalFunctionsRuntime  # noqa: E402
+from devtools.worker.index import function_index  # noqa: E402
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 

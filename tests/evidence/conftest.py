@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.functional.conftest import app  # noqa: F401 — the lead's harness, reused as is
-
 
 @pytest.fixture
-def timeline_table(app):  # noqa: F811 — ``app`` is the harness fixture above
+def timeline_table(app):  # ``app``: the harness fixture (tests/fixtures/app.py)
     """The IncidentTimeline table through its own client: what someone with storage access could edit."""
     from azure.data.tables import TableServiceClient
 

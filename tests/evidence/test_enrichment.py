@@ -11,7 +11,7 @@ from shared.adapters.log_analytics import LogAnalyticsSource
 from shared.enrichment import IncidentInvestigator
 from shared.models import Entity, EntityKind, Priority
 from tests.evidence.seed import make_incident, seed, timeline
-from tests.functional.conftest import sample
+from tests.fixtures.app import sample
 
 UTC = UTC
 EVIL_UPN = "eve'; SigninLogs | take 100000 //@contoso.example"

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.store import TABLES
-from tests.functional.conftest import sample
+from tests.fixtures.app import sample
 
 ROUTES = ["/api/alerts/defender", "/api/incidents/sentinel", "/api/alerts"]
 JSON = {"content-type": "application/json"}

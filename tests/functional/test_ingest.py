@@ -6,7 +6,7 @@ import copy
 import threading
 from datetime import UTC
 
-from tests.functional.conftest import sample
+from tests.fixtures.app import sample
 
 DEFENDER = "/api/alerts/defender"
 SENTINEL = "/api/incidents/sentinel"

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from shared.poller import STATE_NAME, LogAnalyticsPoller
-from tests.functional.conftest import WORKSPACE_ID, sample
+from tests.fixtures.app import WORKSPACE_ID, sample
 
 ALERT_COLUMNS = sample("log-analytics-query-response.json")["tables"][0]["columns"]
 ALERT_ROW = sample("log-analytics-query-response.json")["tables"][0]["rows"][0]

@@ -1,6 +1,6 @@
 """Fixtures for notification and escalation tests.
 
-``app`` is the functional harness (tests/functional/conftest.py); ``notify_app``
+``app`` is the functional harness (tests/fixtures/app.py); ``notify_app``
 adds the MAIL_SENDER mailbox to the fake and puts the durable clock on a known
 minute, so call times are exact. ``make_incident`` builds incidents for pure tests.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import APP_SETTINGS, app  # noqa: F401 - re-exported fixture
+from tests.fixtures.app import APP_SETTINGS
 
 CONTOSO_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CONTOSO_PHONES = ["+15555550100", "+15555550101"]
@@ -63,7 +63,7 @@ class NotifyHarness:
 
     def defender_vm_incident(self) -> tuple[str, str]:
         """samples/defender-alert-arm.json on a seeded VM (partner contoso, enforce): (incident id, NIC id)."""
-        from tests.functional.conftest import sample
+        from tests.fixtures.app import sample
 
         sub = "11111111-2222-3333-4444-555555555555"
         vm = f"/subscriptions/{sub}/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01"
@@ -103,7 +103,7 @@ class NotifyHarness:
 
 
 @pytest.fixture
-def notify_app(app) -> NotifyHarness:  # noqa: F811 - the re-exported fixture
+def notify_app(app) -> NotifyHarness:  # ``app``: the harness fixture (tests/fixtures/app.py)
     app.fake.add_mailbox(MAIL_SENDER)
     # A known minute: escalations started now begin at HH:07:30, so call times are exact.
     now = app.durable.now

@@ -6,7 +6,7 @@ import html.parser
 
 import pytest
 
-from tests.functional.conftest import sample
+from tests.fixtures.app import sample
 from tests.notify.conftest import CONTOSO_EMAILS, CONTOSO_EMERGENCY_EMAILS, MAIL_SENDER, SOC_EMAILS
 
 pytestmark = pytest.mark.functional

@@ -100,7 +100,7 @@ def test_out_of_hours_rule_uses_the_partner_clock(make_incident, local, expected
     from shared.notify.service import NotificationService
     from shared.partners import PartnerRegistry
     from shared.settings import Settings
-    from tests.functional.conftest import ROOT
+    from tests.fixtures.app import ROOT
 
     partners = PartnerRegistry.load(ROOT / "config/partners.json")
     received = local.replace(tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import APP_SETTINGS, ROOT, app, sample  # noqa: F401 - the lead's harness, reused
+from tests.fixtures.app import APP_SETTINGS, ROOT, sample  # noqa: F401 - ROOT: the write-back tests import it from here
 
 CONTOSO_SUB = "11111111-2222-3333-4444-555555555555"
 CONTOSO_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -205,7 +205,7 @@ class WritebackHarness:
 
 
 @pytest.fixture
-def wb(app) -> WritebackHarness:  # noqa: F811 - the re-exported fixture
+def wb(app) -> WritebackHarness:  # ``app``: the harness fixture (tests/fixtures/app.py)
     app.fake.add_mailbox(APP_SETTINGS["MAIL_SENDER"])
     route_alert_state(app.fake)
     return WritebackHarness(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.functional.conftest import sample
+from tests.fixtures.app import sample
 from tests.writeback.conftest import CONTOSO_SUB, defender_alert_id, seed_defender_alert, seed_vm
 
 pytestmark = pytest.mark.functional
