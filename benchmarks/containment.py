@@ -33,7 +33,7 @@ SUB = "11111111-2222-3333-4444-555555555555"  # the sample partner (enforce mode
 
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def _seed_vm(fake, name: str) -> tuple[str, str]:
@@ -102,7 +102,7 @@ def main() -> None:
 
     with local_azure(
         {"RESPONSE_MODE": "enforce", "BLAST_RADIUS_MAX": "100000", "CONTAINMENT_RETRY_BACKOFF_SECONDS": "0"}
-    ) as (azurite, fake):
+    ) as (_azurite, fake):
         from devtools.functions_runtime import LocalFunctionsRuntime
 
         with LocalFunctionsRuntime(_containment_app(), now=datetime.now(UTC), host_json=str(ROOT / "host.json")) as rt:

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from shared.containment.entries import Approval
 from shared.containment.incident_status import IncidentUpdates
 from shared.containment.ledger import Ledger
 from shared.containment.outcome import analyst_event
-from shared.containment.records import ActionRecord, ActionStatus, Approval, summary
+from shared.containment.records import ActionRecord, ActionStatus, summary
 from shared.evidence import EventDraft
 from shared.models import Phase, isoformat
 from shared.store import EvidenceStore

@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from shared.containment.breaker import BlastRadiusBreaker
+from shared.containment.entries import NIC_ALREADY_QUARANTINED, NIC_NOT_CHANGED, NIC_PENDING, NicEntry
 from shared.containment.guardrails import Facts, Outcome, evaluate, isolation_tag
 from shared.containment.outcome import FINAL, ActionRun, Outcomes, breaker_verdict, short
 from shared.containment.ports import NetworkIsolation, NicState, QuarantineNsg, VmState, parse_resource_id, same_id
-from shared.containment.records import NIC_ALREADY_QUARANTINED, NIC_NOT_CHANGED, NIC_PENDING, NicEntry
 from shared.errors import AdapterError, ConcurrentEditError, RequestRejectedError, TransientError
 from shared.models import isoformat
 

@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from shared.containment.breaker import BlastRadiusBreaker
+from shared.containment.entries import AccountState
 from shared.containment.guardrails import Facts, Outcome, Verdict, evaluate, is_protected
 from shared.containment.outcome import FINAL, ActionRun, Outcomes, breaker_verdict
 from shared.containment.ports import Directory, DirectoryAccount
-from shared.containment.records import AccountState, ActionStatus
+from shared.containment.records import ActionStatus
 from shared.errors import AccessDeniedError, RequestRejectedError
 from shared.partners import PartnerRegistry
 

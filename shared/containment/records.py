@@ -1,11 +1,10 @@
 """ContainmentActions rows as typed records: one per (incident, planned action), keyed by the action's id.
 
 A row is the action's current state plus what release needs (each NIC's previous NSG, whether *we*
-disabled the account); its history is the incident's timeline. Rows are parsed into these records when
-read and serialised back to exactly the JSON they were stored as (``from_row`` / ``to_row``): existing
-tables keep reading, and a key that was absent stays absent. ``NicEntry`` and ``AccountState`` are
-frozen: a use case replaces them with the next state (``quarantined``, ``disabled``, ...), it never
-edits them where they lie. Reading and writing rows is ``ledger.py``'s job.
+disabled the account: the frozen parts in ``entries.py``); its history is the incident's timeline.
+Rows are parsed into ``ActionRecord`` when read and serialised back to exactly the JSON they were
+stored as (``from_row`` / ``to_row``): existing tables keep reading, and a key that was absent stays
+absent. Reading and writing rows is ``ledger.py``'s job.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.containment.entries import AccountState, Approval, NicEntry, put_if_set
 from shared.models import isoformat
 from shared.response_plan import ActionKind, ContainmentAction
 
@@ -65,184 +65,6 @@ STICKY = frozenset(
     }
 )
 IN_EFFECT = frozenset({ActionStatus.CONTAINED, ActionStatus.ALREADY_CONTAINED})
-
-# What a NIC entry says about its NIC.
-NIC_PENDING = "pending"  # about to be written (saved before the PUT): the live NIC decides what happened
-NIC_QUARANTINED = "quarantined"  # the app attached the quarantine NSG
-NIC_ALREADY_QUARANTINED = "already-quarantined"  # it had the quarantine NSG before this action
-NIC_NOT_CHANGED = "not-changed"  # read by the attempt, and its write was refused
-
-
-def _put(out: dict[str, Any], key: str, value: Any) -> None:
-    """Stored only when set: these keys were absent from the row until the step that sets them."""
-    if value is not None:
-        out[key] = value
-
-
-@dataclass(frozen=True)
-class NicEntry:
-    """One NIC of a VM isolation: its NSG before containment, and what the app did to it."""
-
-    id: str
-    location: str | None
-    previous_nsg: str | None
-    quarantine_nsg: str | None
-    state: str
-    changed_by_us: bool = False
-    at: str | None = None
-    unexpected_changes: list[str] | None = None
-    restored: bool | None = None
-    restore_note: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any], key: str = "") -> NicEntry:
-        return cls(
-            id=row.get("id") or key,
-            location=row.get("location"),
-            previous_nsg=row.get("previousNsg"),
-            quarantine_nsg=row.get("quarantineNsg"),
-            state=row.get("state") or "",
-            changed_by_us=bool(row.get("changedByUs")),
-            at=row.get("at"),
-            unexpected_changes=row.get("unexpectedChanges"),
-            restored=row.get("restored"),
-            restore_note=row.get("restoreNote"),
-        )
-
-    def to_row(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "location": self.location,
-            "previousNsg": self.previous_nsg,
-            "quarantineNsg": self.quarantine_nsg,
-            "state": self.state,
-            "changedByUs": self.changed_by_us,
-        }
-        _put(out, "at", self.at)
-        _put(out, "unexpectedChanges", self.unexpected_changes)
-        _put(out, "restored", self.restored)
-        _put(out, "restoreNote", self.restore_note)
-        return out
-
-    @property
-    def changed(self) -> bool:
-        """Quarantined (or possibly quarantined) by us and not restored yet. ``pending``: an attempt was
-        about to write it and never recorded the outcome (crash, then retries ran out) — release checks
-        the live NIC before writing, so counting it is safe."""
-        return bool((self.changed_by_us or self.state == NIC_PENDING) and not self.restored)
-
-    def quarantined(self, at: str | None = None, unexpected: list[str] | None = None) -> NicEntry:
-        return dataclasses.replace(
-            self,
-            state=NIC_QUARANTINED,
-            changed_by_us=True,
-            at=at or self.at,
-            unexpected_changes=unexpected or self.unexpected_changes,
-        )
-
-    def put_back(self, note: str) -> NicEntry:
-        """Restored (or nothing left to restore), with what release found."""
-        return dataclasses.replace(self, restored=True, restore_note=note)
-
-
-@dataclass(frozen=True)
-class AccountState:
-    """The user or service principal of a lockout: its state before containment, and what the app did.
-
-    ``disable_pending`` is three-valued and stored only when set: True — saved with the write-ahead
-    because the PATCH may land and go unrecorded; False — this attempt saw the PATCH refused; None
-    (absent) — no disable under way."""
-
-    id: str | None = None
-    kind: str | None = None
-    upn: str | None = None
-    app_id: str | None = None
-    display_name: str | None = None
-    enabled_before: bool | None = None
-    disabled_by_us: bool | None = None
-    disable_pending: bool | None = None
-    sessions_revoked: bool | None = None
-    restored: bool | None = None
-    restore_note: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any] | None) -> AccountState | None:
-        if not row:
-            return None
-        return cls(
-            id=row.get("id"),
-            kind=row.get("kind"),
-            upn=row.get("upn"),
-            app_id=row.get("appId"),
-            display_name=row.get("displayName"),
-            enabled_before=row.get("enabledBefore"),
-            disabled_by_us=row.get("disabledByUs"),
-            disable_pending=row.get("disablePending"),
-            sessions_revoked=row.get("sessionsRevoked"),
-            restored=row.get("restored"),
-            restore_note=row.get("restoreNote"),
-        )
-
-    def to_row(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "kind": self.kind,
-            "upn": self.upn,
-            "appId": self.app_id,
-            "displayName": self.display_name,
-        }
-        _put(out, "enabledBefore", self.enabled_before)
-        _put(out, "disabledByUs", self.disabled_by_us)
-        _put(out, "disablePending", self.disable_pending)
-        _put(out, "sessionsRevoked", self.sessions_revoked)
-        _put(out, "restored", self.restored)
-        _put(out, "restoreNote", self.restore_note)
-        return out
-
-    def disabling(self) -> AccountState:
-        """Saved with the write-ahead: the PATCH may land and go unrecorded."""
-        return dataclasses.replace(self, disable_pending=True)
-
-    def disabled(self) -> AccountState:
-        """The app disabled it (recorded, so the marker of a disable under way goes)."""
-        return dataclasses.replace(self, disabled_by_us=True, disable_pending=None)
-
-    def refused(self) -> AccountState:
-        """Read enabled by this attempt, and the PATCH was refused: nothing to put back."""
-        return dataclasses.replace(self, disable_pending=False)
-
-    def revoked(self) -> AccountState:
-        return dataclasses.replace(self, sessions_revoked=True)
-
-    def put_back(self, note: str) -> AccountState:
-        return dataclasses.replace(self, restored=True, restore_note=note)
-
-
-@dataclass(frozen=True)
-class Approval:
-    """An analyst's decision on a held action (``approval_id`` names the run that executes it)."""
-
-    decision: str | None
-    actor: str | None = None
-    reason: str | None = None
-    at: str | None = None
-    approval_id: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any] | None) -> Approval | None:
-        if not row:
-            return None
-        return cls(row.get("decision"), row.get("actor"), row.get("reason"), row.get("at"), row.get("approvalId"))
-
-    def to_row(self) -> dict[str, Any]:
-        return {
-            "decision": self.decision,
-            "actor": self.actor,
-            "reason": self.reason,
-            "at": self.at,
-            "approvalId": self.approval_id,
-        }
-
 
 _KNOWN = frozenset(
     [
@@ -350,7 +172,7 @@ class ActionRecord:
         }
         if self.preview_stored or self.preview is not None:
             out["preview"] = self.preview
-        _put(out, "containedAt", self.contained_at)
+        put_if_set(out, "containedAt", self.contained_at)
         out.update(self.extra)
         return out
 
