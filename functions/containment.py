@@ -162,7 +162,7 @@ def _unrecorded_failure(action: dict, error: str, record_error: str) -> dict[str
 
 
 def _first_line(text: str) -> str:
-    from shared.containment.service import error_line
+    from shared.containment.execute import error_line
 
     return error_line(text)
 

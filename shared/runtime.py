@@ -83,9 +83,14 @@ class AppContext:
 
     @cached_property
     def containment(self):
+        from shared.adapters.arm_network import ArmNetworkIsolation
+        from shared.adapters.graph_directory import GraphDirectory
         from shared.containment.service import ContainmentService
 
-        return ContainmentService(self.store, self.partners, self.settings, self.network_isolation, self.directory)
+        # Typed here so mypy checks that the adapters satisfy the containment ports (Protocols).
+        network: ArmNetworkIsolation = self.network_isolation
+        directory: GraphDirectory = self.directory
+        return ContainmentService(self.store, self.partners, self.settings, network, directory)
 
     @cached_property
     def mailer(self) -> MailSender | None:

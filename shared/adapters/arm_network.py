@@ -10,7 +10,7 @@
   rules are checked on every use and put back if someone loosened them.
 - A NIC is changed by GET + PUT of the same document with only
   ``networkSecurityGroup`` replaced, under ``If-Match`` with the ETag read, so
-  a concurrent change is never overwritten (412 → the service re-reads).
+  a concurrent change is never overwritten (412 → ``ConcurrentEditError``: the use case re-reads).
 - Long-running operations are awaited (``.result()``).
 - Retries: azure-core's RetryPolicy already retries 408/429/5xx (honouring
   Retry-After) and connection/read timeouts; it is configured per call here
@@ -24,18 +24,14 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from shared.containment.ports import (
+from shared.containment.ports import NicState, QuarantineNsg, VmState, parse_resource_id
+from shared.errors import (
     AccessDeniedError,
-    ContainmentError,
-    NetworkIsolation,
-    NicState,
-    PreconditionFailedError,
-    QuarantineNsg,
+    AdapterError,
+    ConcurrentEditError,
     RequestRejectedError,
     TargetNotFoundError,
     TransientError,
-    VmState,
-    parse_resource_id,
 )
 from shared.settings import Settings
 
@@ -141,7 +137,7 @@ def _rule_signature(rules: list[dict[str, Any]]) -> set[tuple]:
     out = set()
     for r in rules or []:
         props = r.get("properties") or {}
-        sig = [str(r.get("name", "")).lower()]
+        sig: list[object] = [str(r.get("name", "")).lower()]
         for k in _RULE_KEYS:
             v = props.get(k)
             if isinstance(v, list):
@@ -158,11 +154,11 @@ def rules_drifted(actual: list[dict[str, Any]], desired: list[dict[str, Any]]) -
     return _rule_signature(actual) != _rule_signature(desired)
 
 
-def translate(exc: BaseException, what: str) -> ContainmentError:
+def translate(exc: BaseException, what: str) -> AdapterError:
     """An azure-core exception as the domain's error (reason safe to evidence: no tokens, no headers)."""
     from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 
-    if isinstance(exc, ContainmentError):
+    if isinstance(exc, AdapterError):
         return exc
     if isinstance(exc, HttpResponseError):
         status = exc.status_code
@@ -174,7 +170,7 @@ def translate(exc: BaseException, what: str) -> ContainmentError:
         if status == 403:
             return AccessDeniedError(reason, status=status, code=code)
         if status == 412:
-            return PreconditionFailedError(reason, status=status, code=code)
+            return ConcurrentEditError(reason, status=status, code=code)
         if status is None or status < 400 or status in (408, 409, 429) or status >= 500:
             # < 400: a long-running operation that ended Failed; 409: another operation in progress.
             return TransientError(reason, status=status, code=code)
@@ -184,8 +180,8 @@ def translate(exc: BaseException, what: str) -> ContainmentError:
     raise exc
 
 
-class ArmNetworkIsolation(NetworkIsolation):
-    """``NetworkIsolation`` on Azure Resource Manager."""
+class ArmNetworkIsolation:
+    """Containment's ``NetworkIsolation`` port on Azure Resource Manager."""
 
     def __init__(
         self,
@@ -322,7 +318,7 @@ class ArmNetworkIsolation(NetworkIsolation):
                     created = True
                 except Exception as exc2:
                     err = translate(exc2, f"create quarantine NSG {name}")
-                    if isinstance(err, PreconditionFailedError):
+                    if isinstance(err, ConcurrentEditError):
                         continue  # another instance created it first: read theirs
                     if isinstance(err, TargetNotFoundError):
                         raise RequestRejectedError(
@@ -347,7 +343,7 @@ class ArmNetworkIsolation(NetworkIsolation):
                     ).result()
                 except Exception as exc:
                     err = translate(exc, f"repair quarantine NSG {name}")
-                    if isinstance(err, PreconditionFailedError):
+                    if isinstance(err, ConcurrentEditError):
                         continue
                     raise err from None
                 return QuarantineNsg(id=nsg.id, location=nsg.location, created=created, repaired=not created)

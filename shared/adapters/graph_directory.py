@@ -24,15 +24,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from shared.containment.ports import (
-    AccessDeniedError,
-    ContainmentError,
-    Directory,
-    DirectoryAccount,
-    RequestRejectedError,
-    TargetNotFoundError,
-    TransientError,
-)
+from shared.containment.ports import DirectoryAccount
+from shared.errors import AccessDeniedError, AdapterError, RequestRejectedError, TargetNotFoundError, TransientError
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -40,9 +33,9 @@ _USER_FIELDS = ["id", "userPrincipalName", "displayName", "userType", "accountEn
 _SP_FIELDS = ["id", "appId", "displayName", "accountEnabled", "servicePrincipalType"]
 
 
-def translate(exc: BaseException, what: str) -> ContainmentError:
+def translate(exc: BaseException, what: str) -> AdapterError:
     """A kiota / httpx exception as the domain's error (reason safe to evidence)."""
-    if isinstance(exc, ContainmentError):
+    if isinstance(exc, AdapterError):
         return exc
     status = getattr(exc, "response_status_code", None)
     if status is not None:
@@ -68,8 +61,8 @@ def translate(exc: BaseException, what: str) -> ContainmentError:
     raise exc
 
 
-class GraphDirectory(Directory):
-    """``Directory`` on Microsoft Graph v1.0."""
+class GraphDirectory:
+    """Containment's ``Directory`` port on Microsoft Graph v1.0."""
 
     def __init__(
         self,

@@ -1,47 +1,51 @@
-"""Containment (SPEC 4): quarantine NSGs, Entra lockout, guardrails, approval and release.
+"""Containment (SPEC 4, 9): quarantine NSGs, Entra lockout, guardrails, approval and release.
 
-- ``guardrails``: pure decisions (response mode, protected identities,
-  ``soc-isolation`` tags, guests, blast-radius breaker, incident status).
-- ``records``: the ContainmentActions rows and their public summaries.
-- ``ports``: the interfaces the Azure adapters implement, and their errors.
-- ``service``: ``ContainmentService`` (execute, record a final failure,
-  conclude, approve/reject, release) and ``list_actions``.
+- ``guardrails``: pure decisions (response mode, protected identities, ``soc-isolation`` tags, guests,
+  blast-radius breaker, incident status).
+- ``records`` / ``ledger``: the typed ContainmentActions rows, read and written under their ETag.
+- ``ports``: the interfaces the Azure adapters implement (errors: ``shared.errors``).
+- use cases: ``execute`` (``isolate_vm``, ``lockout``, ``outcome``), ``breaker``, ``incident_status``,
+  ``approval``, ``release`` (``restore``); ``service.ContainmentService`` is their facade.
+- ``names``: durable names and time bounds of the runs.
+
+This package module re-exports the names other packages use and imports no use case: the triggers
+import it at cold start (``function_app`` → ``functions.containment``), so it must not pull in pydantic
+and the store. ``list_actions`` is therefore resolved on first use (PEP 562); ``ledger`` imports
+nothing from this module, so there is no cycle.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-ORCHESTRATOR = "containment_orchestrator"
+from shared.containment.names import (
+    ACTIVITY_TIMEOUT,
+    ATTEMPTS,
+    IN_PROGRESS_STUCK_AFTER,
+    ORCHESTRATOR,
+    RETRY_INTERVAL,
+    approval_instance_id,
+    containment_instance_id,
+)
 
-# Durable retry options of ``containment_execute`` (functions/containment.py): each attempt already
-# includes the SDKs' own retries; three attempts 15 s apart.
-ATTEMPTS = 3
-RETRY_INTERVAL = timedelta(seconds=15)
-# host.json ``functionTimeout``: the longest one activity attempt can run before the host kills it.
-ACTIVITY_TIMEOUT = timedelta(minutes=10)
-# An ``in-progress`` row not updated for longer than every attempt of ``containment_execute`` and of
-# ``containment_record_failure`` (same retry options) with the pauses between them
-# (2 × 3 × (10 min + 15 s) = 61.5 min) belongs to a run that is gone (terminated, or even recording the
-# failure failed): release treats it as failed and restores it. (The release route also asks the durable
-# host whether the run is still alive, which frees such a row at once.)
-IN_PROGRESS_STUCK_AFTER = 2 * ATTEMPTS * (ACTIVITY_TIMEOUT + RETRY_INTERVAL)
+__all__ = [
+    "ACTIVITY_TIMEOUT",
+    "ATTEMPTS",
+    "IN_PROGRESS_STUCK_AFTER",
+    "ORCHESTRATOR",
+    "RETRY_INTERVAL",
+    "approval_instance_id",
+    "containment_instance_id",
+    "list_actions",
+]
 
-
-def containment_instance_id(incident_id: str, epoch: int) -> str:
-    """Durable instance id of an incident's P1 containment run (one per runbook epoch)."""
-    return f"containment-{incident_id}-{int(epoch)}"
-
-
-def approval_instance_id(incident_id: str, approval_id: str) -> str:
-    """Durable instance id of the run that executes one approval's actions."""
-    return f"containment-{incident_id}-{approval_id}"
+if TYPE_CHECKING:
+    from shared.containment.ledger import list_actions
 
 
-def list_actions(store: Any, incident_id: str) -> list[dict[str, Any]]:
-    """Every containment action of an incident with its status and a one-line ``result``
-    (what the notification email lists as "every action taken and its result")."""
-    from shared.containment.service import list_actions as _list
+def __getattr__(name: str) -> Any:
+    if name == "list_actions":
+        from shared.containment.ledger import list_actions
 
-    return _list(store, incident_id)
+        return list_actions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,70 +1,36 @@
-"""What containment needs from Azure, as interfaces the domain owns.
+"""What containment needs from Azure, as structural interfaces (``typing.Protocol``) the domain owns.
 
 ``shared/adapters/arm_network.py`` and ``shared/adapters/graph_directory.py``
-implement them with the real SDKs; the service only sees these value types and
-the errors below, so it knows nothing of azure-core, msgraph or HTTP.
+implement them with the real SDKs (without importing this module's protocols:
+``shared/runtime.py`` is where mypy checks they fit); the use cases only see
+these value types and the shared adapter errors, so they know nothing of
+azure-core, msgraph or HTTP.
 
-Error contract (adapters translate every SDK failure into one of these):
+Error contract (``shared/errors.py``; adapters translate every SDK failure into one of these):
 
 - ``TargetNotFoundError``, ``AccessDeniedError``, ``RequestRejectedError`` are
   *final*: retrying cannot help (a VM that no longer exists, 403 on a
-  privileged admin, a missing quarantine resource group). The service records
+  privileged admin, a missing quarantine resource group). The use case records
   them and escalates to people.
 - ``TransientError`` is what is left after the SDK's own retries (429 with
   Retry-After, 5xx, timeouts): the durable activity is retried, and only when
   those retries are exhausted is the action recorded as failed.
-- ``PreconditionFailedError`` (HTTP 412): the resource changed between read and
-  write; the service re-reads and tries again.
+- ``ConcurrentEditError`` (HTTP 412): the resource changed between read and
+  write; the use case re-reads and tries again.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from shared.errors import SocResponderError
-
-
-# -- errors ---------------------------------------------------------------------------------
-class ContainmentError(SocResponderError):
-    """A containment call failed; ``permanent`` says whether retrying can help."""
-
-    permanent = True
-
-    def __init__(self, reason: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.code = code
-
-    def describe(self) -> dict[str, Any]:
-        """Evidence-safe description (no tokens, no request internals)."""
-        return {"reason": self.reason, "status": self.status, "code": self.code, "permanent": self.permanent}
+from shared.errors import AdapterError
 
 
-class TargetNotFoundError(ContainmentError):
-    """The VM, NIC, account or service principal does not exist (404)."""
-
-
-class AccessDeniedError(ContainmentError):
-    """The app's identity may not do this (403), e.g. disabling a privileged administrator."""
-
-
-class RequestRejectedError(ContainmentError):
-    """The service refused the request for a reason retrying cannot fix (400, 401, configuration)."""
-
-
-class TransientError(ContainmentError):
-    """Throttled, unavailable or timed out after the SDK's own retries: retry later."""
-
-    permanent = False
-
-
-class PreconditionFailedError(ContainmentError):
-    """The resource changed since it was read (HTTP 412 on If-Match)."""
-
-    permanent = False
+def describe(exc: AdapterError) -> dict[str, Any]:
+    """What containment evidence records about an adapter failure (the fields its rows and timelines
+    have always carried: ``permanent`` is the shared vocabulary's ``final``). No tokens, no internals."""
+    return {"reason": exc.reason, "status": exc.status, "code": exc.code, "permanent": exc.final}
 
 
 # -- value types ----------------------------------------------------------------------------
@@ -123,46 +89,42 @@ class DirectoryAccount:
 
 
 # -- interfaces -----------------------------------------------------------------------------
-class NetworkIsolation(ABC):
+class NetworkIsolation(Protocol):
     """Quarantine NSGs and NIC associations (Azure Resource Manager)."""
 
-    @abstractmethod
     def get_vm(self, vm_id: str) -> VmState:
         """The VM by its resource id; TargetNotFoundError if it no longer exists."""
+        ...
 
-    @abstractmethod
     def get_nic(self, nic_id: str) -> NicState:
         """The NIC by its resource id."""
+        ...
 
-    @abstractmethod
     def quarantine_nsg_id(self, subscription_id: str, location: str) -> str:
         """Resource id the quarantine NSG of that subscription and region has (no I/O)."""
+        ...
 
-    @abstractmethod
     def ensure_quarantine_nsg(self, subscription_id: str, location: str) -> QuarantineNsg:
         """The region's quarantine NSG, created if missing and its rules repaired if they drifted."""
+        ...
 
-    @abstractmethod
     def set_nic_nsg(self, nic: NicState, nsg_id: str | None) -> NicState:
-        """Associate ``nsg_id`` (None: no NSG) with the NIC, changing nothing else; guarded by the NIC's ETag."""
+        """Associate ``nsg_id`` (None: no NSG) with the NIC, changing nothing else; guarded by the NIC's
+        ETag (``ConcurrentEditError`` when it changed since read)."""
+        ...
 
 
-class Directory(ABC):
+class Directory(Protocol):
     """Entra ID users and service principals (Microsoft Graph)."""
 
-    @abstractmethod
     def get_user(self, id_or_upn: str) -> DirectoryAccount: ...
 
-    @abstractmethod
     def set_user_enabled(self, user_id: str, enabled: bool) -> None: ...
 
-    @abstractmethod
     def revoke_sign_in_sessions(self, user_id: str) -> None: ...
 
-    @abstractmethod
     def get_service_principal(self, object_id: str | None = None, app_id: str | None = None) -> DirectoryAccount: ...
 
-    @abstractmethod
     def set_service_principal_enabled(self, sp_id: str, enabled: bool) -> None: ...
 
 

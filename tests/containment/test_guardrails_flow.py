@@ -64,7 +64,7 @@ def test_vm_tagged_for_approval_is_held_with_its_risk_then_approval_isolates_it(
 
 def test_vm_tagged_never_is_never_isolated_even_when_approval_is_asked(enforce):
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "dns-01", tags={"soc-isolation": "never"})
+    vm, _nics = seed_vm(fake, "dns-01", tags={"soc-isolation": "never"})
     incident_id = ingest(app, p1_alert(host(vm)))
 
     row = actions(app, incident_id)["isolate-vm"]
@@ -146,12 +146,12 @@ def test_blast_radius_breaker_trips_at_n_plus_one(enforce):
 def test_dry_run_sends_no_write_request_at_all(app):
     app.configure(RESPONSE_MODE="dry-run")  # no partner owns SOC_SUB: the deployment's mode applies
     fake = app.fake
-    vm, nics = seed_vm(
+    vm, _nics = seed_vm(
         fake,
         "vm-dry",
         sub=SOC_SUB,
         nsgs=[
-            "/subscriptions/%s/resourceGroups/rg-prod/providers/Microsoft.Network/networkSecurityGroups/nsg-x" % SOC_SUB
+            f"/subscriptions/{SOC_SUB}/resourceGroups/rg-prod/providers/Microsoft.Network/networkSecurityGroups/nsg-x"
         ],
     )
     fake.add_user("0f0f0f0f-0000-4000-8000-0000000000d1", "dry@contoso.example")
@@ -214,7 +214,7 @@ def test_a_failure_in_an_approved_run_is_emailed_to_people(app, partner_mode):
 
 def test_an_approval_whose_run_never_started_is_started_by_the_next_approve_call(enforce):
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "dc-02", tags={"soc-isolation": "approval"})
+    vm, _nics = seed_vm(fake, "dc-02", tags={"soc-isolation": "approval"})
     incident_id = ingest(app, p1_alert(host(vm)))
     action_id = actions(app, incident_id)["isolate-vm"]["actionId"]
     # What a crash between recording the approval and starting its run leaves behind.

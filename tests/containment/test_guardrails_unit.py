@@ -8,6 +8,7 @@ import pytest
 
 from shared.adapters.arm_network import investigation_sources, quarantine_rules, region_key, rules_drifted
 from shared.containment import approval_instance_id, containment_instance_id
+from shared.containment.execute import error_line
 from shared.containment.guardrails import (
     Facts,
     Guardrail,
@@ -19,11 +20,11 @@ from shared.containment.guardrails import (
     status_after_containment,
     status_after_release,
 )
-from shared.containment.ports import DirectoryAccount, RequestRejectedError, parse_resource_id, same_id
+from shared.containment.isolate_vm import changed_paths
+from shared.containment.ports import DirectoryAccount, parse_resource_id, same_id
 from shared.containment.records import ActionStatus, changed_by_us, result_text, start_new_cycle, summary
 from shared.containment.requests import ApprovalRequest, ReleaseRequest, parse_request
-from shared.containment.service import changed_paths, error_line
-from shared.errors import ValidationError
+from shared.errors import RequestRejectedError, ValidationError
 from shared.models import IncidentStatus
 from shared.response_plan import ActionDecision, ActionKind
 

@@ -65,7 +65,7 @@ def test_release_restores_each_nics_previous_nsg_exactly_and_re_enables_the_acco
 
 def test_releasing_twice_is_harmless(enforce):
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "vm-twice")
+    vm, _nics = seed_vm(fake, "vm-twice")
     incident_id = ingest(app, p1_alert(host(vm)))
     assert release(app, incident_id).json()["status"] == "released"
     fake.clear_log()
@@ -125,7 +125,7 @@ def test_nic_changed_by_someone_after_quarantine_is_left_as_they_set_it(enforce)
 
 def test_release_of_held_actions_withdraws_them_so_a_later_approval_runs_nothing(enforce):
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "vm-held", tags={"soc-isolation": "approval"})
+    vm, _nics = seed_vm(fake, "vm-held", tags={"soc-isolation": "approval"})
     incident_id = ingest(app, p1_alert(host(vm)))
 
     assert release(app, incident_id).json()["status"] == "released"
@@ -188,7 +188,7 @@ def test_release_body_and_incident_are_validated(enforce):
 def test_release_emails_the_incident_contacts_once(enforce):
     app, fake = enforce, enforce.fake
     fake.add_mailbox("soc-responder@soc.example")
-    vm, nics = seed_vm(fake, "vm-mail")
+    vm, _nics = seed_vm(fake, "vm-mail")
     incident_id = ingest(app, p1_alert(host(vm)))
     before = len(fake.sent_mail())
 

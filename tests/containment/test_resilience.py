@@ -48,7 +48,7 @@ def test_host_restart_mid_containment_resumes_and_does_not_repeat(enforce):
 
 def test_activity_re_run_after_a_lost_completion_changes_nothing(enforce):
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "vm-rerun")
+    vm, _nics = seed_vm(fake, "vm-rerun")
     oid = "0f0f0f0f-0000-4000-8000-0000000000c1"
     fake.add_user(oid, "rerun@contoso.example")
     incident_id = ingest(app, p1_alert(host(vm), account(object_id=oid)))
@@ -90,7 +90,7 @@ def test_crash_after_the_change_but_before_it_was_recorded_is_finished_not_repea
 
 def test_runbook_started_again_for_the_same_epoch_does_not_act_twice(enforce):
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "vm-dup")
+    vm, _nics = seed_vm(fake, "vm-dup")
     incident_id = ingest(app, p1_alert(host(vm)))
     writes = containment_writes(fake)
 

@@ -125,7 +125,7 @@ def test_vm_already_quarantined_changes_nothing_and_says_so(enforce):
     app, fake = enforce, enforce.fake
     first, _ = seed_vm(fake, "vm-a")
     ingest(app, p1_alert(host(first)))
-    vm, nics = seed_vm(fake, "vm-b", nsgs=[quarantine_id("eastus")])
+    vm, _nics = seed_vm(fake, "vm-b", nsgs=[quarantine_id("eastus")])
     fake.clear_log()
 
     incident_id = ingest(app, p1_alert(host(vm)))
@@ -161,7 +161,7 @@ def test_deleted_vm_fails_and_is_escalated(enforce):
 def test_quarantine_nsg_rules_loosened_by_someone_are_restored_before_use(enforce):
     app, fake = enforce, enforce.fake
     fake.add_nsg(quarantine_id("eastus"), "eastus", [_rule("let-me-in", "Allow", port="3389")])
-    vm, nics = seed_vm(fake, "vm-c")
+    vm, _nics = seed_vm(fake, "vm-c")
     incident_id = ingest(app, p1_alert(host(vm)))
 
     names = {r["name"] for r in fake.get_resource(quarantine_id("eastus"))["properties"]["securityRules"]}
@@ -198,7 +198,7 @@ def test_nic_changed_between_read_and_write_is_reread_not_overwritten(enforce):
 
 def test_throttled_nic_update_is_retried_after_retry_after(enforce):
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "vm-f")
+    vm, _nics = seed_vm(fake, "vm-f")
     fake.inject("PUT", r"/networkInterfaces/", 429, headers={"Retry-After": "1"})
     incident_id = ingest(app, p1_alert(host(vm)))
 
@@ -235,7 +235,7 @@ def test_persistent_arm_5xx_exhausts_sdk_and_durable_retries_then_escalates(enfo
 
 def test_same_alert_delivered_twice_contains_once(enforce):
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "vm-h")
+    vm, _nics = seed_vm(fake, "vm-h")
     body = p1_alert(host(vm))
     first = ingest(app, body)
     second = ingest(app, body)
@@ -247,7 +247,7 @@ def test_same_alert_delivered_twice_contains_once(enforce):
 
 def test_below_p1_nothing_is_contained(enforce):
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "vm-i")
+    vm, _nics = seed_vm(fake, "vm-i")
     incident_id = ingest(app, p1_alert(host(vm), score=8))
 
     assert containment_writes(fake) == []
@@ -257,7 +257,7 @@ def test_below_p1_nothing_is_contained(enforce):
 
 def test_incident_view_lists_actions_with_results(enforce):
     app, fake = enforce, enforce.fake
-    vm, nics = seed_vm(fake, "vm-j", nsgs=[None, None])
+    vm, _nics = seed_vm(fake, "vm-j", nsgs=[None, None])
     incident_id = ingest(app, p1_alert(host(vm)))
 
     view = app.get(f"/api/incidents/{incident_id}").json()

@@ -1,0 +1,61 @@
+"""The blast-radius breaker: a deployment-wide budget of automatic containments (SPEC 4).
+
+The budget is one ``IngestState`` row (``containment-breaker``) holding the slots taken in the sliding
+window, updated under its ETag, so it holds across scaled-out instances without a lock. Which slot
+may be taken is the pure ``guardrails.breaker_reserve``; this module only reads and writes the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from shared.containment.guardrails import BREAKER_STATE, breaker_reserve
+from shared.errors import ConcurrencyError, ConflictError, TransientError
+from shared.etag import Versioned, update_under_etag
+from shared.settings import Settings
+from shared.store import EvidenceStore
+
+Slots = list[dict[str, str]]
+
+# Every automatic containment of a storm may race for the row; past this many lost races the
+# activity is retried later by the orchestration rather than spinning.
+_TRIES = 30
+
+
+class BlastRadiusBreaker:
+    """Takes one automatic-containment slot per action (a re-run of the same action takes none)."""
+
+    def __init__(self, store: EvidenceStore, settings: Settings, clock: Callable[[], datetime]):
+        self.store, self.settings, self.clock = store, settings, clock
+
+    def take_slot(self, key: str) -> bool:
+        """Whether ``key`` (incident/action) may contain automatically now; the slot is recorded if so."""
+        limit = self.settings.blast_radius_max
+        window = timedelta(minutes=self.settings.blast_radius_window_minutes)
+
+        def read() -> Versioned[Slots]:
+            got = self.store.get_state(BREAKER_STATE)
+            if got is None:
+                return Versioned([], None)
+            return Versioned(list(got[0].get("slots") or []), got[1])
+
+        def change(current: Slots) -> Slots | None:
+            _, slots = breaker_reserve(current, key, self.clock(), limit, window)
+            return None if slots == current else slots
+
+        def write(slots: Slots, etag: str | None) -> str:
+            doc = {"slots": slots, "limit": limit, "windowMinutes": self.settings.blast_radius_window_minutes}
+            try:
+                if etag is None:
+                    return self.store.put_record("IngestState", "state", BREAKER_STATE, doc, create_only=True)
+                return self.store.set_state(BREAKER_STATE, doc, etag)
+            except ConflictError:  # created by another instance meanwhile: read theirs
+                raise ConcurrencyError(BREAKER_STATE) from None
+
+        try:
+            updated = update_under_etag(read, write, change, what="the blast-radius breaker", tries=_TRIES)
+        except ConcurrencyError:
+            raise TransientError("the blast-radius breaker is contended; will retry") from None
+        # The key holds a live slot after the update exactly when it was allowed one.
+        return updated is not None and any(s["key"] == key for s in updated.after)

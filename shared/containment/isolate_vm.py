@@ -1,0 +1,201 @@
+"""Isolate a VM: attach its region's quarantine NSG to every NIC, changing nothing else (SPEC 4).
+
+The NICs are the VM's own (read by id). Before the first PUT each NIC's previous NSG is saved with the
+row ``in-progress`` (state ``pending``), so an attempt that dies after a PUT is finished by the next
+one — which finds the quarantine NSG already attached and records it as ours — and release always
+knows what to put back. A NIC that changed between read and write (412) is read again and decided
+again on the fresh state: someone else's change is never overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from shared.containment.breaker import BlastRadiusBreaker
+from shared.containment.entries import NIC_ALREADY_QUARANTINED, NIC_NOT_CHANGED, NIC_PENDING, NicEntry
+from shared.containment.guardrails import Facts, Outcome, evaluate, isolation_tag
+from shared.containment.outcome import FINAL, ActionRun, Outcomes, breaker_verdict, short
+from shared.containment.ports import NetworkIsolation, NicState, QuarantineNsg, VmState, parse_resource_id, same_id
+from shared.errors import AdapterError, ConcurrentEditError, RequestRejectedError, TransientError
+from shared.models import isoformat
+
+# 412s on one NIC before the attempt gives up (and the orchestration retries it later).
+NIC_WRITE_TRIES = 4
+
+
+class VmIsolation:
+    """The ``isolate-vm`` action."""
+
+    def __init__(
+        self,
+        network: NetworkIsolation,
+        breaker: BlastRadiusBreaker,
+        outcomes: Outcomes,
+        clock: Callable[[], datetime],
+    ):
+        self.network, self.breaker, self.outcomes, self.clock = network, breaker, outcomes, clock
+
+    def run(self, run: ActionRun) -> dict[str, Any]:
+        out = self.outcomes
+        vm, settled = out.read_target(run, lambda: self.network.get_vm(run.action.target), "the VM")
+        if vm is None:
+            assert settled is not None
+            return settled
+        verdict = evaluate(
+            Facts(
+                kind=run.action.kind,
+                planned=run.action.decision,
+                approved=run.approved,
+                isolation_tag=isolation_tag(vm.tags),
+            )
+        )
+        facts = {
+            "vm": {"id": vm.id, "name": vm.name, "location": vm.location, "tags": vm.tags, "nics": list(vm.nic_ids)}
+        }
+        if verdict.outcome == Outcome.DRY_RUN:
+            return out.settle(run, verdict, facts, preview=self.preview(vm))
+        if verdict.outcome != Outcome.EXECUTE:
+            return out.settle(run, verdict, facts)
+        if not vm.nic_ids:
+            return out.fail(run, RequestRejectedError("the VM has no network interface to isolate"), facts)
+        try:
+            nics = [self.network.get_nic(nic_id) for nic_id in vm.nic_ids]
+        except FINAL as exc:
+            return out.fail(run, exc, facts)
+        entries = run.record.nics
+        pending: list[NicState] = []
+        for nic in nics:
+            quarantine = self.network.quarantine_nsg_id(parse_resource_id(nic.id)["subscription"], nic.location)
+            key = nic.id.lower()
+            entry = entries.get(key)
+            if same_id(nic.nsg_id, quarantine):
+                if entry is None:
+                    entries[key] = NicEntry(nic.id, nic.location, nic.nsg_id, quarantine, NIC_ALREADY_QUARANTINED)
+                elif entry.state == NIC_PENDING:
+                    # A previous attempt changed it and stopped before recording that.
+                    entries[key] = entry.quarantined()
+                continue
+            entries[key] = NicEntry(nic.id, nic.location, nic.nsg_id, quarantine, NIC_PENDING)
+            pending.append(nic)
+        if not pending:
+            if any(e.changed_by_us for e in entries.values()):
+                return out.contained(run, verdict, facts)
+            return out.already(run, verdict, facts, "every NIC already has the quarantine NSG: nothing changed")
+        if not run.approved and not self.breaker.take_slot(run.slot_key):
+            for nic in pending:
+                entries.pop(nic.id.lower(), None)
+            return out.settle(run, breaker_verdict(), facts)
+        out.write_ahead(run, verdict, facts)
+        try:
+            nsgs: dict[tuple[str, str], QuarantineNsg] = {}
+            for nic in pending:
+                sub = parse_resource_id(nic.id)["subscription"]
+                loc_key = (sub.lower(), nic.location.replace(" ", "").lower())
+                if loc_key not in nsgs:
+                    nsgs[loc_key] = self._ensure_nsg(run, sub, nic.location)
+                self._quarantine_nic(run, nic, nsgs[loc_key].id)
+        except FINAL as exc:
+            # Still pending: read live by this attempt, and its write was refused.
+            run.record.nics = {
+                k: dataclasses.replace(e, state=NIC_NOT_CHANGED) if e.state == NIC_PENDING else e
+                for k, e in entries.items()
+            }
+            return out.fail(run, exc, facts)
+        return out.contained(run, verdict, facts)
+
+    def _ensure_nsg(self, run: ActionRun, subscription: str, location: str) -> QuarantineNsg:
+        nsg = self.network.ensure_quarantine_nsg(subscription, location)
+        if nsg.created or nsg.repaired:
+            run.drafts.append(
+                self.outcomes.draft(
+                    run,
+                    "containment.quarantine-nsg-" + ("created" if nsg.created else "repaired"),
+                    f"Quarantine NSG {nsg.id.rsplit('/', 1)[-1]} "
+                    + ("created" if nsg.created else "rules restored to deny-all (they had drifted)"),
+                    {"nsg": nsg.id, "location": nsg.location},
+                )
+            )
+        return nsg
+
+    def _quarantine_nic(self, run: ActionRun, nic: NicState, nsg_id: str) -> None:
+        key = nic.id.lower()
+        after: NicState | None = None
+        for _ in range(NIC_WRITE_TRIES):
+            try:
+                after = self.network.set_nic_nsg(nic, nsg_id)
+                break
+            except ConcurrentEditError:
+                nic = self.network.get_nic(nic.id)  # changed since read: decide again on fresh state
+                if same_id(nic.nsg_id, nsg_id):
+                    after = nic
+                    break
+                run.record.nics[key] = dataclasses.replace(run.record.nics[key], previous_nsg=nic.nsg_id)
+        if after is None:
+            raise TransientError(f"NIC {nic.id.rsplit('/', 1)[-1]} kept changing while being quarantined")
+        unexpected = [
+            p
+            for p in changed_paths(nic.document, after.document)
+            if not p.startswith("properties.networkSecurityGroup")
+        ]
+        entry = run.record.nics[key].quarantined(isoformat(self.clock()), unexpected)
+        run.record.nics[key] = entry
+        run.drafts.append(
+            self.outcomes.draft(
+                run,
+                "containment.nic-quarantined",
+                f"NIC {nic.id.rsplit('/', 1)[-1]}: NSG {short(entry.previous_nsg)} → {short(nsg_id)}",
+                {
+                    "nic": nic.id,
+                    "before": {"networkSecurityGroup": entry.previous_nsg, "etag": nic.etag},
+                    "after": {"networkSecurityGroup": after.nsg_id, "etag": after.etag},
+                    "otherChanges": unexpected,
+                },
+            )
+        )
+
+    def preview(self, vm: VmState) -> dict[str, Any]:
+        """Dry-run: what enforce mode would change (reads only, best effort)."""
+        nics: list[dict[str, Any]] = []
+        for nic_id in vm.nic_ids:
+            try:
+                nic = self.network.get_nic(nic_id)
+                sub = parse_resource_id(nic.id)["subscription"]
+                nics.append(
+                    {
+                        "id": nic.id,
+                        "currentNsg": nic.nsg_id,
+                        "quarantineNsg": self.network.quarantine_nsg_id(sub, nic.location),
+                    }
+                )
+            except AdapterError as exc:
+                nics.append({"id": nic_id, "error": exc.reason})
+        return {"nics": nics}
+
+
+def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
+    """Dotted paths where two ARM documents differ (ETag and provisioning state ignored; lists of
+    named items matched by name). Proves a NIC update changed nothing but its NSG."""
+    ignore = {"etag", "provisioningState"}
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[str] = []
+        for k in sorted(set(before) | set(after)):
+            if k in ignore:
+                continue
+            p = f"{path}.{k}" if path else k
+            if k not in before or k not in after:
+                out.append(p)
+            else:
+                out.extend(changed_paths(before[k], after[k], p))
+        return out
+    if isinstance(before, list) and isinstance(after, list):
+        if len(before) != len(after):
+            return [path]
+        out = []
+        for i, (x, y) in enumerate(zip(before, after, strict=True)):
+            name = x.get("name") if isinstance(x, dict) else None
+            out.extend(changed_paths(x, y, f"{path}[{name if name is not None else i}]"))
+        return out
+    return [] if before == after else [path]
