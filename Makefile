@@ -21,20 +21,21 @@ $(NODE_STAMP): package.json package-lock.json
 venv: $(STAMP)
 node: $(NODE_STAMP)
 
-## make test: unit, functional (Azurite + HTTPS fakes), end-to-end and infrastructure checks
-# (the lint/format/type gates join it once every package passes them: see `make gates`)
-test: venv node
+## make test: the gates (lint, format, types, import layers), then every test: unit, functional
+## (Azurite + HTTPS fakes) and infrastructure checks
+test: gates node
 	$(PY) -m pytest
 
-## make unit: the fast unit tests only
+## make unit: the fast unit tests only (no Azurite, no fake, no checkov)
 unit: venv
-	$(PY) -m pytest -m unit -q
+	$(PY) -m pytest -m "unit and not slow" -q
 
-## make gates: lint, format check and type check (config in pyproject.toml)
+## make gates: lint, format check, type check and import layering (config in pyproject.toml)
 gates: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 ## make lint: the same gates
 lint: gates

@@ -1,4 +1,4 @@
-"""Containment (SPEC 4, 9): the P1 containment sub-orchestration, its activities, approve and release.
+"""Containment (docs/spec/containment.md, docs/spec/operator-api.md): the P1 containment sub-orchestration, its activities, approve and release.
 
 ``containment_orchestrator`` runs an incident's planned actions one by one,
 each as an activity with durable retry options (so a host restart resumes
@@ -216,7 +216,7 @@ def _notify_release(ctx, incident_id: str, actor: str, reason: str, result: dict
         log.exception("release notification for %s failed", incident_id)
 
 
-# -- operator routes (SPEC 9) -----------------------------------------------------------------------
+# -- operator routes (docs/spec/operator-api.md) -----------------------------------------------------------------------
 def _incident_id(req: func.HttpRequest) -> str:
     return req.route_params.get("id", "")
 

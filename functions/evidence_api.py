@@ -1,4 +1,4 @@
-"""Auditor and review routes (SPEC 6, 9), the overdue-review timer and the investigation activity.
+"""Auditor and review routes (docs/spec/evidence.md, docs/spec/operator-api.md), the overdue-review timer and the investigation activity.
 
 - ``GET /api/evidence?from=&to=&format=csv|json|jsonl`` (+ ``partner``, ``priority``, ``incident``,
   ``limit``, ``continuationToken``): the evidence export. The Python worker needs a whole body per
@@ -195,7 +195,7 @@ async def sla_report(req: func.HttpRequest) -> func.HttpResponse:
     return _text_response(buf.getvalue(), "text/csv", {"Content-Disposition": 'attachment; filename="sla-report.csv"'})
 
 
-# -- Investigate (SPEC 1) ------------------------------------------------------------------------------
+# -- Investigate (docs/spec/lifecycle.md) ------------------------------------------------------------------------------
 @bp.activity_trigger(input_name="request")
 def investigate_incident(request: dict) -> dict:
     """Attach related Log Analytics activity to the incident; skipped when no workspace is configured.

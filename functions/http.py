@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by every route: body rules (SPEC 2) and the one error → status map."""
+"""HTTP plumbing shared by every route: body rules (docs/spec/ingest.md) and the one error → status map."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def error_body(error: str, details: list[dict] | None = None) -> dict:
 
 
 def read_json(req: func.HttpRequest) -> Any:
-    """The request's JSON body, enforcing content type, size and syntax (SPEC 2)."""
+    """The request's JSON body, enforcing content type, size and syntax (docs/spec/ingest.md)."""
     length = req.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise PayloadTooLargeError()

@@ -1,4 +1,4 @@
-"""Ingest routes (SPEC 2): Defender alerts, Sentinel incidents, generic alerts, and the timer poll."""
+"""Ingest routes (docs/spec/ingest.md): Defender alerts, Sentinel incidents, generic alerts, and the timer poll."""
 
 from __future__ import annotations
 

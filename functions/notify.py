@@ -1,11 +1,11 @@
-"""Notification and phone escalation (SPEC 3, 5, 9): orchestration, activities, operator routes, ACS callbacks, timers.
+"""Notification and phone escalation (docs/spec/triage.md, docs/spec/notification.md, docs/spec/operator-api.md): orchestration, activities, operator routes, ACS callbacks, timers.
 
 - ``call_escalation``: the durable call schedule of one incident, instance
   ``escalation-{incidentId}`` (so ack finds it by incident id, and a second
   start while it runs is refused by the host: one escalation per incident).
 - Activities ``notify_incident`` / ``start_call_escalation`` (the runbook's
   notify step), ``place_escalation_call`` and ``end_call_escalation``.
-- ``POST /api/incidents/{id}/ack|priority|call`` (SPEC 9) and
+- ``POST /api/incidents/{id}/ack|priority|call`` (docs/spec/operator-api.md) and
   ``POST /api/callbacks/acs`` (ACS call events, validated per call).
 - Timers ``sla_watchdog`` (every minute) and ``p4_daily_digest`` (hourly;
   each partner's digest goes out once a day at its local digest hour).
@@ -242,7 +242,7 @@ def end_call_escalation(request: dict) -> dict:
     return runtime.context().notifications.escalation_ended(request)
 
 
-# -- operator routes (SPEC 9) ------------------------------------------------------------------------
+# -- operator routes (docs/spec/operator-api.md) ------------------------------------------------------------------------
 
 
 def _body(req: func.HttpRequest) -> dict:
@@ -255,7 +255,7 @@ def _body(req: func.HttpRequest) -> dict:
 
 
 def _operator_request(req: func.HttpRequest) -> tuple[str, dict, str]:
-    """(incident id, JSON object body, actor) of an operator route (SPEC 9): every call names its actor."""
+    """(incident id, JSON object body, actor) of an operator route (docs/spec/operator-api.md): every call names its actor."""
     body = _body(req)
     return req.route_params.get("id", ""), body, _text(body, "actor")
 

@@ -1,4 +1,4 @@
-"""Operator API (SPEC 9): read an incident and verify its evidence chain.
+"""Operator API (docs/spec/operator-api.md): read an incident and verify its evidence chain.
 
 State-changing operator routes (ack, priority, approve, release, call) live
 with the features they drive.
@@ -41,7 +41,7 @@ async def get_incident(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def verify_incident(ctx, incident_id: str) -> dict:
-    """SPEC 9 body of the chain check (events and the stored chain head)."""
+    """docs/spec/operator-api.md body of the chain check (events and the stored chain head)."""
     from shared.verify_export import check_stored_chain, verdict_body
 
     if ctx.store.get_incident(incident_id) is None:

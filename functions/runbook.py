@@ -35,7 +35,7 @@ def incident_runbook(context: df.DurableOrchestrationContext):
         }
     )
 
-    # -- Contain (SPEC 4) ------------------------------------------------------------
+    # -- Contain (docs/spec/containment.md) ------------------------------------------------------------
     if plan.get("priority") == "P1" and plan.get("containment"):
         from shared.containment import ORCHESTRATOR, containment_instance_id
 
@@ -59,7 +59,7 @@ def incident_runbook(context: df.DurableOrchestrationContext):
                 "failures": [{"reason": "containment run failed: " + str(exc).splitlines()[0][:300], "final": True}],
             }
 
-    # -- Notify and escalate (SPEC 5) --------------------------------------------------
+    # -- Notify and escalate (docs/spec/notification.md) --------------------------------------------------
     context.set_custom_status({"step": "notifying", "incidentId": incident_id})
     notify_retry = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
     try:
@@ -100,7 +100,7 @@ def incident_runbook(context: df.DurableOrchestrationContext):
         except Exception as exc:
             result["escalation"] = {"error": str(exc)[:300]}
 
-    # -- Investigate (SPEC 1) --------------------------------------------------------
+    # -- Investigate (docs/spec/lifecycle.md) --------------------------------------------------------
     # Log Analytics enrichment (functions/evidence_api.py): skipped inside the activity when no
     # workspace is configured; query failures are evidenced there. Anything else must not fail the
     # runbook after containment and notification are done.

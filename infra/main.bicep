@@ -43,7 +43,7 @@ param protectedSubscriptionIds array = []
 @description('Name of the resource group, created in each protected subscription, that holds the quarantine NSGs (QUARANTINE_RESOURCE_GROUP).')
 param quarantineResourceGroupName string = 'rg-soc-quarantine'
 
-// ---------------------------------------------------------------- behaviour (SPEC 4, 5, 7)
+// ---------------------------------------------------------------- behaviour (docs/spec/containment.md, docs/spec/notification.md, docs/spec/settings.md)
 
 @description('Deployment-wide response mode (RESPONSE_MODE); a partner may override it.')
 @allowed([
@@ -145,7 +145,7 @@ param hostStorageSku string = 'Standard_ZRS'
 ])
 param evidenceStorageSku string = 'Standard_GZRS'
 
-@description('Days the evidence archive container keeps blobs immutable; at least 3 years (SPEC 6).')
+@description('Days the evidence archive container keeps blobs immutable; at least 3 years (docs/spec/evidence.md).')
 @minValue(1096)
 param evidenceRetentionDays int = 1096
 

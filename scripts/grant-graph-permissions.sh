@@ -17,7 +17,7 @@
 #   --graph-endpoint URL       Microsoft Graph endpoint (default https://graph.microsoft.com)
 #   --dry-run                  print what would be granted, change nothing
 #
-# What is granted and why (SPEC 4 and 5):
+# What is granted and why (docs/spec/containment.md and 5):
 #   User.Read.All                  read a user's accountEnabled and id before acting,
 #                                  so containment and release are idempotent and the
 #                                  protected-identity guardrail can match ids and UPNs.

@@ -1,4 +1,4 @@
-"""Investigate (SPEC 1): related activity from Log Analytics, summarised into the incident timeline.
+"""Investigate (docs/spec/lifecycle.md): related activity from Log Analytics, summarised into the incident timeline.
 
 For each account of the incident: its sign-ins (``SigninLogs``) and directory
 audit events (``AuditLogs``); for each IP address: Azure activity from it

@@ -1,4 +1,4 @@
-"""Evidence events and their per-incident hash chain (SPEC 6). Pure.
+"""Evidence events and their per-incident hash chain (docs/spec/evidence.md). Pure.
 
 Each event carries the hash of the previous event of its incident; the hash
 covers every field of the event (canonical JSON), so a changed, removed or

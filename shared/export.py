@@ -1,4 +1,4 @@
-"""Auditor export of the evidence timeline (SPEC 6): CSV, JSON and JSON Lines, memory-flat.
+"""Auditor export of the evidence timeline (docs/spec/evidence.md): CSV, JSON and JSON Lines, memory-flat.
 
 Rows come from the store in (incident id, seq) order, so every incident's
 events are contiguous and in chain order and an exported file can be

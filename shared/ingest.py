@@ -1,4 +1,4 @@
-"""Detect and Triage (SPEC 1–3): from a normalised alert to a recorded incident.
+"""Detect and Triage (docs/spec/lifecycle.md, docs/spec/ingest.md, docs/spec/triage.md): from a normalised alert to a recorded incident.
 
 De-duplication and grouping rely only on conditional writes in the evidence
 store (no in-process locks), so any number of instances may ingest the same
@@ -65,7 +65,7 @@ class IngestOutcome:
     stop_escalation: bool = False
 
     def response(self) -> dict:
-        """The 202 body (SPEC 2), extended with the outcome."""
+        """The 202 body (docs/spec/ingest.md), extended with the outcome."""
         return {
             "incidentId": self.incident_id,
             "priority": self.priority.value,

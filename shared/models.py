@@ -43,12 +43,12 @@ class Priority(StrEnum):
 
     @property
     def partner_severity(self) -> str:
-        """Severity as shown to partners (SPEC 3)."""
+        """Severity as shown to partners (docs/spec/triage.md)."""
         return {"P1": "Critical", "P2": "Major", "P3": "Minor", "P4": "Minor"}[self.value]
 
     @classmethod
     def from_score(cls, score: int) -> Priority:
-        """Map a 1–10 score to a priority (SPEC 3)."""
+        """Map a 1–10 score to a priority (docs/spec/triage.md)."""
         if score >= 9:
             return cls.P1
         if score >= 7:
@@ -201,7 +201,7 @@ class RuleHit(SocModel):
 
 
 class TriageDecision(SocModel):
-    """Score, priority and why (SPEC 3)."""
+    """Score, priority and why (docs/spec/triage.md)."""
 
     score: int
     priority: Priority

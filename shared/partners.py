@@ -1,4 +1,4 @@
-"""Partner registry (SPEC 5): who an alert belongs to and whom to tell.
+"""Partner registry (docs/spec/notification.md): who an alert belongs to and whom to tell.
 
 Loaded from ``PARTNERS_FILE`` (shape of ``samples/partners.json``) and
 validated at load. Extensions to the sample shape are optional fields:

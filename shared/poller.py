@@ -1,4 +1,4 @@
-"""Timer poll of Sentinel's ``SecurityIncident`` and ``SecurityAlert`` tables (SPEC 2).
+"""Timer poll of Sentinel's ``SecurityIncident`` and ``SecurityAlert`` tables (docs/spec/ingest.md).
 
 The watermark is the ingestion time of the rows already taken. It only moves
 past a row once that row is recorded, so a failed row is queried again next

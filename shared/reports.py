@@ -1,4 +1,4 @@
-"""SLA report (SPEC 3, SPEC 6): per period and partner, the two service-commitment clocks and the
+"""SLA report (docs/spec/triage.md, docs/spec/evidence.md): per period and partner, the two service-commitment clocks and the
 per-priority response SLA, with every breach listed.
 
 - Time to triage: receipt → triage decision, target 15 minutes.

@@ -1,4 +1,4 @@
-"""What the runbook would do for an incident (SPEC 4, 5). Pure.
+"""What the runbook would do for an incident (docs/spec/containment.md, docs/spec/notification.md). Pure.
 
 The plan is decided from the incident, its partner and the settings alone;
 guardrails that need live state (VM tags, the blast-radius counter, the

@@ -1,4 +1,4 @@
-"""Evidence retention (SPEC 6): at least 3 years; nothing deletes evidence younger than that.
+"""Evidence retention (docs/spec/evidence.md): at least 3 years; nothing deletes evidence younger than that.
 
 Nothing in the app deletes evidence on its own: no timer, no route. This module
 is the only code that may, and only for a closed incident whose every row —

@@ -1,4 +1,4 @@
-"""Post-incident review (SPEC 1 Review, SPEC 6): built from the incident and its timeline.
+"""Post-incident review (docs/spec/lifecycle.md Review, docs/spec/evidence.md): built from the incident and its timeline.
 
 The review is never stored as a document: it is derived on demand from the
 evidence (incident row, timeline, containment and notification records), so
@@ -190,7 +190,7 @@ class ChainStamp(SocModel):
 
 
 class PostIncidentReview(SocModel):
-    """The review a SOC files for an incident (SPEC 6)."""
+    """The review a SOC files for an incident (docs/spec/evidence.md)."""
 
     incident_id: str
     title: str

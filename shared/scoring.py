@@ -1,4 +1,4 @@
-"""Triage (SPEC 3): score 1–10 from the payload and the rules file, then P1–P4.
+"""Triage (docs/spec/triage.md): score 1–10 from the payload and the rules file, then P1–P4.
 
 Pure: a function of the alert, the partner and the rules. The rules live in
 ``SCORING_RULES_FILE`` (default ``config/scoring-rules.json``, documented in

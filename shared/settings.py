@@ -1,4 +1,4 @@
-"""App settings (SPEC section 7), declared once so code, docs and Bicep agree.
+"""App settings (docs/spec/settings.md), declared once so code, docs and Bicep agree.
 
 Every setting the code reads is declared in ``SETTINGS``; ``Settings.from_env``
 is the only place that reads the environment. The infrastructure test checks
@@ -61,7 +61,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "SCORING_RULES_FILE",
         "config/scoring-rules.json",
-        "Scoring rules (SPEC 3); the shipped default is documented in docs/scoring.md.",
+        "Scoring rules (docs/spec/triage.md); the shipped default is documented in docs/scoring.md.",
     ),
     SettingSpec("MAIL_SENDER", None, "Mailbox (UPN) that Graph sendMail sends from; unset disables email."),
     SettingSpec("ACS_CALLER_ID", None, "E.164 number calls come from."),

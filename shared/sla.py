@@ -1,4 +1,4 @@
-"""SLA clocks (SPEC 3): pure functions of priority, receipt time and time zone."""
+"""SLA clocks (docs/spec/triage.md): pure functions of priority, receipt time and time zone."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Evidence store: the interface the domain owns (``EvidenceStore``) and the records it exchanges.
 
-Tables (SPEC 6), as ``shared.adapters.table_store.TableEvidenceStore`` lays them out:
+Tables (docs/spec/evidence.md), as ``shared.adapters.table_store.TableEvidenceStore`` lays them out:
 - ``Incidents``         PK incident id, RK ``incident`` — current state.
 - ``IncidentTimeline``  PK incident id, RK zero-padded sequence — append-only
   events; a ``~head`` row (same partition) holds the chain head and is updated

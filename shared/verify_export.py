@@ -146,7 +146,7 @@ def check_stored_chain(store, incident_id: str, attempts: int = 3) -> ChainVerdi
 
 
 def verdict_body(verdict: ChainVerdict) -> dict[str, Any]:
-    """SPEC 9 body: ``{"valid": true}``, or ``{"valid": false, "brokenAt": seq, "reason": ...}``."""
+    """docs/spec/operator-api.md body: ``{"valid": true}``, or ``{"valid": false, "brokenAt": seq, "reason": ...}``."""
     if verdict.valid:
         return {"valid": True}
     return {"valid": False, "brokenAt": verdict.broken_at, "reason": verdict.reason}

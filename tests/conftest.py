@@ -23,6 +23,26 @@ from devtools.fakes import AzureFake
 
 pytest_plugins = ["tests.fixtures.app"]
 
+# The layer of a test (tests/README.md) follows from the fixtures it really uses: any of these brings a network
+# service in (the loopback Azure fake, Azurite, or the app wired to them), so the test is functional; a test
+# that uses none is unit. Decided here, once, so a marker can never say one thing while the test does another;
+# only ``e2e`` (a running Functions host or deployed resources) is declared by hand.
+SERVICE_FIXTURES = frozenset({"azure_fake", "fake", "azurite", "fake_env", "azure_env", "app"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        declared = [m.name for m in item.iter_markers() if m.name in ("unit", "functional")]
+        if declared:
+            raise pytest.UsageError(
+                f"{item.nodeid}: the unit/functional marker is derived from the fixtures, not declared"
+            )
+        if item.get_closest_marker("e2e"):
+            continue
+        services = SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.functional if services else pytest.mark.unit)
+
+
 # Settings a developer's shell (or CI) may carry that would point the app elsewhere.
 _APP_ENV = (
     "AzureWebJobsStorage",

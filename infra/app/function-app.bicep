@@ -60,7 +60,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: client certificates would break the callers that cannot present one (Sentinel/Defender Logic App HTTP actions, Azure Communication Services call events)
   // checkov:skip=CKV_AZURE_222: public network access is required: Logic Apps (Consumption) and Azure Communication Services call this app over the internet
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero by itself; a missed push is caught by the poll_log_analytics timer, so always-ready instances are not worth their cost
-  // checkov:skip=CKV_AZURE_213: the app exposes no health endpoint (SPEC 9 defines none) and Flex Consumption replaces failed instances itself; failures are watched in Application Insights
+  // checkov:skip=CKV_AZURE_213: the app exposes no health endpoint (docs/spec/operator-api.md defines none) and Flex Consumption replaces failed instances itself; failures are watched in Application Insights
   name: functionAppName
   location: location
   tags: tags

@@ -1,4 +1,4 @@
-// The wiring that pushes detections to the app (SPEC 2):
+// The wiring that pushes detections to the app (docs/spec/ingest.md):
 //   - a Sentinel playbook (incident trigger) that forwards each incident to
 //     POST /api/incidents/sentinel; a Sentinel automation rule runs it (sentinel-workspace.bicep);
 //   - a Logic App with the Defender for Cloud alert trigger that forwards to

@@ -1,4 +1,4 @@
-// Azure Communication Services for the P1 call escalation (SPEC 5). Phone numbers
+// Azure Communication Services for the P1 call escalation (docs/spec/notification.md). Phone numbers
 // cannot be bought from Bicep: buy one in the portal and set acsCallerId.
 metadata description = 'Azure Communication Services resource for calls, reached by the app with its managed identity.'
 

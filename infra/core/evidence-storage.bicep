@@ -1,4 +1,4 @@
-// Storage for the evidence tables (SPEC section 6): incidents, timeline, containment
+// Storage for the evidence tables (docs/spec/evidence.md): incidents, timeline, containment
 // actions, notifications, alert index. Evidence must be kept for at least three years
 // and nothing may delete younger evidence. Azure Table storage has neither soft delete
 // nor immutability policies, so the protections here are:
@@ -7,7 +7,7 @@
 //   - every data-plane delete logged to Log Analytics (StorageDelete via allLogs),
 //   - geo/zone-redundant replication,
 //   - an archive blob container with a time-based immutability policy for exports.
-// The hash chain in the timeline (SPEC 6) proves any tampering that gets past these.
+// The hash chain in the timeline (docs/spec/evidence.md) proves any tampering that gets past these.
 metadata description = 'Evidence storage account: identity-only table access, delete lock, audit logs and an immutable archive container.'
 
 @description('Azure region of the storage account.')
@@ -31,7 +31,7 @@ param storageAccountName string
 ])
 param skuName string
 
-@description('Days the archive container keeps every blob immutable (at least 3 years, SPEC 6).')
+@description('Days the archive container keeps every blob immutable (at least 3 years, docs/spec/evidence.md).')
 @minValue(1096)
 param evidenceRetentionDays int
 
@@ -148,7 +148,7 @@ resource deleteLock 'Microsoft.Authorization/locks@2020-05-01' = if (lockAccount
   scope: storage
   properties: {
     level: 'CanNotDelete'
-    notes: 'soc-responder evidence must be kept for at least 3 years (SPEC 6); remove this lock only through change control.'
+    notes: 'soc-responder evidence must be kept for at least 3 years (docs/spec/evidence.md); remove this lock only through change control.'
   }
 }
 

@@ -89,5 +89,5 @@ def _rows(tables) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for table in tables:
         columns = list(table.columns)
-        rows.extend(dict(zip(columns, row)) for row in table.rows)
+        rows.extend(dict(zip(columns, row, strict=True)) for row in table.rows)
     return rows

@@ -1,4 +1,4 @@
-"""Containment (SPEC 4, 9): quarantine NSGs, Entra lockout, guardrails, approval and release.
+"""Containment (docs/spec/containment.md, docs/spec/operator-api.md): quarantine NSGs, Entra lockout, guardrails, approval and release.
 
 - ``guardrails``: pure decisions (response mode, protected identities, ``soc-isolation`` tags, guests,
   blast-radius breaker, incident status).

@@ -1,4 +1,4 @@
-"""Approve or reject an incident's held containment actions (SPEC 9).
+"""Approve or reject an incident's held containment actions (docs/spec/operator-api.md).
 
 An approval moves each held row to ``approved`` under its ETag and names the run that will execute it
 (``approvalId``); the route starts that run. Approved rows whose run may never have started (a crash

@@ -1,4 +1,4 @@
-"""The blast-radius breaker: a deployment-wide budget of automatic containments (SPEC 4).
+"""The blast-radius breaker: a deployment-wide budget of automatic containments (docs/spec/containment.md).
 
 The budget is one ``IngestState`` row (``containment-breaker``) holding the slots taken in the sliding
 window, updated under its ETag, so it holds across scaled-out instances without a lock. Which slot

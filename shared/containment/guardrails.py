@@ -1,4 +1,4 @@
-"""Containment guardrails (SPEC 4): pure decisions over facts the service gathered.
+"""Containment guardrails (docs/spec/containment.md): pure decisions over facts the service gathered.
 
 Nothing here does I/O. The service reads the live facts (VM tags, the
 account's UPN and type, the breaker's slots), asks these functions what to

@@ -1,4 +1,4 @@
-"""Isolate a VM: attach its region's quarantine NSG to every NIC, changing nothing else (SPEC 4).
+"""Isolate a VM: attach its region's quarantine NSG to every NIC, changing nothing else (docs/spec/containment.md).
 
 The NICs are the VM's own (read by id). Before the first PUT each NIC's previous NSG is saved with the
 row ``in-progress`` (state ``pending``), so an attempt that dies after a PUT is finished by the next

@@ -1,4 +1,4 @@
-"""Lock an identity out: disable an Entra user (and revoke its sessions) or a service principal (SPEC 4).
+"""Lock an identity out: disable an Entra user (and revoke its sessions) or a service principal (docs/spec/containment.md).
 
 The account is read live first: the protected-identity check uses its real UPN and ids (not only the
 plan's), a guest is refused (its home tenant owns it), and ``accountEnabled`` before containment is

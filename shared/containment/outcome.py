@@ -280,7 +280,7 @@ def breaker_verdict() -> Verdict:
 
 
 def analyst_event(actor: str, event_type: str, phase: Phase, at: datetime, summary: str, data: dict) -> EventDraft:
-    """An event an operator's request caused: the person who asked is its actor (SPEC 9)."""
+    """An event an operator's request caused: the person who asked is its actor (docs/spec/operator-api.md)."""
     return EventDraft(
         event_type=event_type,
         phase=phase,

@@ -1,4 +1,4 @@
-"""Release an incident's containment (SPEC 9): restore exactly what it changed, withdraw what never ran.
+"""Release an incident's containment (docs/spec/operator-api.md): restore exactly what it changed, withdraw what never ran.
 
 Harmless to repeat. Refused (409) while a run that could still contain the incident is alive — the
 rest of that run would undo the release. Each action's prior state is put back by ``restore.py``.

@@ -1,4 +1,4 @@
-"""Operator requests for containment (SPEC 9): approve/reject and release bodies, validated.
+"""Operator requests for containment (docs/spec/operator-api.md): approve/reject and release bodies, validated.
 
 Errors name the field and never echo the value sent (it may be anything).
 """

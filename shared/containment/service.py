@@ -35,7 +35,7 @@ from shared.store import EvidenceStore
 
 
 class ContainmentService:
-    """Contain, approve, release — with the guardrails of SPEC 4, every step evidenced."""
+    """Contain, approve, release — with the guardrails of docs/spec/containment.md, every step evidenced."""
 
     def __init__(
         self,

@@ -1,1 +1,1 @@
-"""Notification and phone escalation (SPEC 3 priority changes and SLA watchdog, SPEC 5)."""
+"""Notification and phone escalation (docs/spec/triage.md priority changes and SLA watchdog, docs/spec/notification.md)."""

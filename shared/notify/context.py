@@ -42,7 +42,7 @@ class NotifyContext:
         return partner.timezone if partner else self.partners.soc.timezone
 
     def email_recipients(self, incident: Incident, *priorities: Priority) -> list[str]:
-        """Who is emailed about the incident at these priorities (default: its own), per SPEC 5."""
+        """Who is emailed about the incident at these priorities (default: its own), per docs/spec/notification.md."""
         out: list[str] = []
         for p in priorities or (incident.priority,):
             plan = plan_response(incident.model_copy(update={"priority": p}), self.partners, self.settings)

@@ -1,4 +1,4 @@
-"""Priority changes by an analyst (SPEC 3): `POST /api/incidents/{id}/priority`.
+"""Priority changes by an analyst (docs/spec/triage.md): `POST /api/incidents/{id}/priority`.
 
 Rules:
 - every change (and every request that changes nothing) is evidenced with

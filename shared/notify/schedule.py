@@ -1,4 +1,4 @@
-"""The phone escalation schedule (SPEC 5). Pure: a function of start time, attempt number and time zone.
+"""The phone escalation schedule (docs/spec/notification.md). Pure: a function of start time, attempt number and time zone.
 
 Attempts 1–4 are at start +0, +15, +30 and +45 minutes. From attempt 5 on
 there is one call at the top of every following hour: attempt 5 is the first

@@ -1,4 +1,4 @@
-"""Email (HTML + plain text) and spoken call text, per priority and per event (SPEC 5). Pure.
+"""Email (HTML + plain text) and spoken call text, per priority and per event (docs/spec/notification.md). Pure.
 
 Everything that came from an alert (titles, entity names, error texts) or a
 person (actor, reason, note) is attacker-controlled: it is only ever placed

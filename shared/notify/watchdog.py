@@ -1,4 +1,4 @@
-"""SLA watchdog (SPEC 3): flags missed targets once per incident, as evidence and a notification.
+"""SLA watchdog (docs/spec/triage.md): flags missed targets once per incident, as evidence and a notification.
 
 Targets, from the service commitments and the priority table:
 - ``triage``: analysis within 15 minutes of receipt (``sla.triaged_at``);

@@ -159,7 +159,7 @@ def test_dry_run_sends_no_write_request_at_all(app):
         app, p1_alert(host(vm), account(object_id="0f0f0f0f-0000-4000-8000-0000000000d1"), sub=SOC_SUB)
     )
 
-    assert [r for r in fake.writes(api="arm")] == []
+    assert list(fake.writes(api="arm")) == []
     assert [r for r in fake.writes(api="graph") if not r.path.lower().endswith("/sendmail")] == []
     rows = actions(app, incident_id)
     assert rows["isolate-vm"]["status"] == rows["disable-user"]["status"] == "dry-run"

@@ -1,4 +1,4 @@
-"""Release (SPEC 4, 9): exact restore, idempotence, what is never released."""
+"""Release (docs/spec/containment.md, docs/spec/operator-api.md): exact restore, idempotence, what is never released."""
 
 from __future__ import annotations
 

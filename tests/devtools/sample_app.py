@@ -230,7 +230,7 @@ def flaky(payload: dict) -> dict:
 @bp.activity_trigger(input_name="call")
 async def place_call(call: dict) -> dict:
     CALLS.append(call)
-    logging.info("calling for %s (attempt %s)", call["incident"], call["attempt"])
+    logging.getLogger(__name__).info("calling for %s (attempt %s)", call["incident"], call["attempt"])
     return {"placed": call["attempt"]}
 
 

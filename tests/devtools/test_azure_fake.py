@@ -545,7 +545,7 @@ def test_logs_query_returns_rows_and_the_handler_sees_query_and_timespan(setting
     )
     assert result.status == LogsQueryStatus.SUCCESS
     table = result.tables[0]
-    row = dict(zip(table.columns, table.rows[0]))
+    row = dict(zip(table.columns, table.rows[0], strict=True))
     assert row["SystemAlertId"] == "c8f1e2d3-4b5a-4968-8776-a5b4c3d2e1f0"
     assert row["TimeGenerated"] == datetime(2026, 11, 21, 22, 15, 42, 118000, tzinfo=UTC)
     assert seen[0][0] == "ws-guid" and seen[0][1]["timespan"].startswith("2026-11-21T22:00:00")

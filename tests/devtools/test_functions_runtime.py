@@ -120,9 +120,11 @@ def test_unhandled_exception_is_a_500_or_raises(runtime):
     assert response.status_code == 500
     assert b"handler exploded" in response.get_body()
     assert isinstance(runtime.errors[-1], RuntimeError)
-    with LocalFunctionsRuntime(sample.app, raise_errors=True) as strict:
-        with pytest.raises(RuntimeError, match="handler exploded"):
-            strict.http("GET", "/api/boom")
+    with (
+        LocalFunctionsRuntime(sample.app, raise_errors=True) as strict,
+        pytest.raises(RuntimeError, match="handler exploded"),
+    ):
+        strict.http("GET", "/api/boom")
 
 
 # ------------------------------------------------------------------- timer

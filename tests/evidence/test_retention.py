@@ -1,4 +1,4 @@
-"""Retention (SPEC 6): nothing deletes evidence younger than 3 years."""
+"""Retention (docs/spec/evidence.md): nothing deletes evidence younger than 3 years."""
 
 from __future__ import annotations
 

@@ -8,15 +8,12 @@ import re
 import uuid
 from pathlib import Path
 
-import pytest
 from pycep import BicepParser
 
 from tests.infra.conftest import SOC_TENANT
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-
-pytestmark = pytest.mark.unit
 
 _parser = BicepParser()
 

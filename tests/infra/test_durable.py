@@ -8,13 +8,10 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from pycep import BicepParser
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-
-pytestmark = pytest.mark.unit
 
 # Host-read settings the scheduler backend adds (and nothing else).
 DURABLE_TASK_SCHEDULER_SETTINGS = {

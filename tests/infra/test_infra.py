@@ -32,8 +32,6 @@ BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 PARAM_FILES = sorted(INFRA.glob("*.bicepparam"))
 WORKFLOWS = INFRA / "app" / "workflows"
 
-pytestmark = pytest.mark.unit
-
 # --------------------------------------------------------------------------- settings tables
 # Settings the Functions host (not shared/settings.py) reads, as they appear in Azure.
 # AzureWebJobsStorage is a connection string locally; in Azure it is the identity-based

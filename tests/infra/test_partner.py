@@ -5,14 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from pycep import BicepParser
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTNER = ROOT / "infra" / "partner"
 PARTNER_BICEP = sorted(PARTNER.glob("*.bicep"))
-
-pytestmark = pytest.mark.unit
 
 # The roles the SOC identity needs in a partner subscription: built-in roles only (Lighthouse
 # accepts no custom role, no Owner, no role with DataActions). Why each: infra/partner/lighthouse.bicep.

@@ -5,10 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pytest
-
-pytestmark = pytest.mark.functional
-
 
 def _query(call) -> dict:
     return {k: v[0] for k, v in parse_qs(urlsplit(call.callback_uri).query).items()}

@@ -5,11 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from tests.notify.conftest import CONTOSO_EMAILS
 
-pytestmark = pytest.mark.functional
 NEW_YORK = ZoneInfo("America/New_York")
 
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import html.parser
 
-import pytest
-
 from tests.fixtures.app import sample
 from tests.notify.conftest import CONTOSO_EMAILS, CONTOSO_EMERGENCY_EMAILS, MAIL_SENDER, SOC_EMAILS
-
-pytestmark = pytest.mark.functional
 
 EVIL = "<script>alert(document.cookie)</script><img src=x onerror=\"fetch('//evil')\">"
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-
 from tests.notify.conftest import CALLBACK_BASE, CALLER_ID, CONTOSO_PHONES, SOC_EMAILS
-
-pytestmark = pytest.mark.functional
 
 
 def expected_schedule(start, hours: int) -> list:

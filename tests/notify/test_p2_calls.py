@@ -8,7 +8,6 @@ import pytest
 
 from tests.notify.conftest import CONTOSO_PHONES
 
-pytestmark = pytest.mark.functional
 ANA = "ana@soc.example"
 
 
@@ -83,7 +82,6 @@ def test_p2_call_rule_never_by_default_and_on_a_raise_to_p2(notify_app):
     assert len(app.fake.calls()) == 2
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize(
     "local, expected",
     [

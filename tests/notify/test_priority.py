@@ -1,4 +1,4 @@
-"""POST /api/incidents/{id}/priority and /ack (SPEC 3, 9): evidenced, notified, calls stopped, containment kept."""
+"""POST /api/incidents/{id}/priority and /ack (docs/spec/triage.md, docs/spec/operator-api.md): evidenced, notified, calls stopped, containment kept."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from tests.notify.conftest import CONTOSO_EMAILS, CONTOSO_EMERGENCY_EMAILS
 
-pytestmark = pytest.mark.functional
 ANA = "ana@soc.example"
 
 

@@ -6,8 +6,6 @@ import pytest
 
 from shared.notify.records import CallRecord, DigestQueueRecord, EmailRecord
 
-pytestmark = pytest.mark.unit
-
 CALL = {
     "channel": "call",
     "kind": "escalation-call",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +12,6 @@ from hypothesis import strategies as st
 
 from shared.notify.schedule import call_time, call_times, next_attempt, next_top_of_hour
 
-pytestmark = pytest.mark.unit
 UTC = UTC
 
 
@@ -79,7 +79,7 @@ def test_call_time_and_call_times_agree():
 def test_dst_changes_move_nothing_in_whole_hour_zones(tz, start):
     times = call_times(start, 12, tz)
     hourly = times[4:]
-    assert all(b - a == timedelta(hours=1) for a, b in zip(hourly, hourly[1:]))
+    assert all(b - a == timedelta(hours=1) for a, b in pairwise(hourly))
     assert all(t.minute == 0 and t.second == 0 for t in hourly)
     assert all(t.astimezone(ZoneInfo(tz)).minute == 0 for t in hourly)
 
@@ -171,7 +171,7 @@ ZONES = [
 )
 def test_properties_over_any_start_and_zone(start, tz):
     times = call_times(start, 10, tz)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in pairwise(times)]
     assert gaps[:3] == [timedelta(minutes=15)] * 3
     # never closer than the 15-minute cadence, never more than 75 minutes (+30 for a half-hour DST shift)
     assert all(timedelta(minutes=15) <= g <= timedelta(minutes=105) for g in gaps)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from tests.notify.conftest import SOC_EMAILS, generic_alert
-
-pytestmark = pytest.mark.functional
 
 
 def age(app, incident_id: str, minutes: int, *, responded: bool = False) -> None:
@@ -142,7 +138,6 @@ def test_a_runbook_that_failed_is_started_again(notify_app, tmp_path):
     assert len(app.mails(f"New security incident: {incident_id}")) == 1
 
 
-@pytest.mark.unit
 def test_due_breaches_pure(make_incident):
     from shared.notify.watchdog import due_breaches
 

@@ -18,8 +18,6 @@ from shared.notify.templates import (
     spoken_summary,
 )
 
-pytestmark = pytest.mark.unit
-
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>"><a href="javascript:evil()">click</a>\u202e'
 BASE = "https://soc-responder.example"
 

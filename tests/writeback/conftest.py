@@ -60,7 +60,7 @@ def sentinel_payload(
     if title:
         props["title"] = title
     ids = alert_ids or [str(uuid.uuid4()) for _ in props["alerts"]]
-    for alert, aid in zip(props["alerts"], ids):
+    for alert, aid in zip(props["alerts"], ids, strict=True):
         alert["properties"]["systemAlertId"] = aid
         if alert_type:
             alert["properties"]["alertType"] = alert_type

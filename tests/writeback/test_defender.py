@@ -3,17 +3,13 @@ and an alert a person dismissed left alone."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.fixtures.app import sample
 from tests.writeback.conftest import CONTOSO_SUB, defender_alert_id, seed_defender_alert, seed_vm
-
-pytestmark = pytest.mark.functional
 
 
 def _arm_alert(wb, name: str = "2516892455221183920_5c3d8e2a-9f4b-4c1e-8d7a-1b2c3d4e5f60") -> tuple[dict, str, str]:
     """The sample ARM-shape alert (crypto-miner: P1) about a seeded VM, its alert resource seeded Active."""
-    vm, nic = seed_vm(wb.fake, "vm-web-01")
+    _vm, nic = seed_vm(wb.fake, "vm-web-01")
     alert = sample("defender-alert-arm.json")
     alert_id = defender_alert_id(name)
     alert["id"], alert["name"] = alert_id, name
@@ -52,7 +48,7 @@ def _close(wb, incident_id: str, status: str = "resolved") -> None:
 
 
 def test_contained_alert_goes_in_progress_then_resolved_when_the_incident_closes(wb):
-    alert, alert_id, nic = _arm_alert(wb)
+    alert, alert_id, _nic = _arm_alert(wb)
     r = wb.post("/api/alerts/defender", alert)
     assert r.status == 202 and r.json()["priority"] == "P1", r.text
     iid = r.json()["incidentId"]

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from tests.writeback.conftest import (
     ROOT,
     host_entity,
@@ -19,7 +17,6 @@ from tests.writeback.conftest import (
     sentinel_payload,
 )
 
-pytestmark = pytest.mark.functional
 ANA = "ana.analyst@contoso.example"
 VIP = {"labelName": "vip-user", "labelType": "User"}
 

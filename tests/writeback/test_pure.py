@@ -31,7 +31,6 @@ from shared.writeback import state as st
 from shared.writeback.plan import SentinelDesired, plan_incident_update
 from shared.writeback.targets import find_targets
 
-pytestmark = pytest.mark.unit
 UTC = UTC
 T0 = datetime(2026, 11, 21, 13, 0, tzinfo=UTC)
 SUB = "11111111-2222-3333-4444-555555555555"

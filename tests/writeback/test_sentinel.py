@@ -27,7 +27,6 @@ from tests.writeback.conftest import (
     update_payload,
 )
 
-pytestmark = pytest.mark.functional
 ANA = "ana.analyst@contoso.example"
 
 
@@ -128,7 +127,7 @@ def test_a_severity_change_made_in_sentinel_is_a_priority_change_by_the_analyst(
     assert labels_of(wb.fake, rid) == ["soc-responder", "P4"]
     # The same update delivered again changes nothing more.
     again = wb.post_sentinel(update_payload(wb.fake, payload))
-    assert again["outcome"] == "duplicate" and len([e for e in wb.events(iid, "priority.changed")]) == 1
+    assert again["outcome"] == "duplicate" and len(wb.events(iid, "priority.changed")) == 1
 
 
 def test_sentinel_cannot_raise_to_p1_and_high_on_a_p1_changes_nothing(wb):
@@ -383,7 +382,7 @@ def test_approval_and_release_made_through_the_api_show_up_as_labels(wb, tmp_pat
     registry["partners"][0]["responseMode"] = "approve"
     (tmp_path / "partners.json").write_text(json.dumps(registry))
     wb.configure(PARTNERS_FILE=str(tmp_path / "partners.json"), CONTAINMENT_RETRY_BACKOFF_SECONDS="0")
-    vm, nic = seed_vm(wb.fake, "vm-db-02")
+    vm, _nic = seed_vm(wb.fake, "vm-db-02")
     payload = sentinel_payload(alert_type="Ransomware_FileEncryption", entities=[host_entity(vm)])
     seed_sentinel(wb.fake, payload)
     rid = incident_rid(payload)

@@ -7,8 +7,6 @@ import pytest
 from shared.errors import ConcurrencyError
 from shared.etag import Versioned, update_under_etag
 
-pytestmark = pytest.mark.unit
-
 
 class Row:
     """An in-memory row with an ETag that a 'concurrent writer' can bump between our read and write."""
