@@ -81,16 +81,24 @@ class AppContext:
 
         return GraphDirectory(self.settings)
 
+    # -- issue 11: each partner's own directory (Graph with that tenant's token) --
+    @cached_property
+    def directories(self):
+        """One Graph directory per tenant (the SOC's own: the managed identity; a partner's: the SOC app)."""
+        from shared.adapters.graph_directory import GraphDirectories
+
+        return GraphDirectories(self.settings)
+
     @cached_property
     def containment(self):
         from shared.adapters.arm_network import ArmNetworkIsolation
-        from shared.adapters.graph_directory import GraphDirectory
+        from shared.adapters.graph_directory import GraphDirectories
         from shared.containment.service import ContainmentService
 
         # Typed here so mypy checks that the adapters satisfy the containment ports (Protocols).
         network: ArmNetworkIsolation = self.network_isolation
-        directory: GraphDirectory = self.directory
-        return ContainmentService(self.store, self.partners, self.settings, network, directory)
+        directories: GraphDirectories = self.directories
+        return ContainmentService(self.store, self.partners, self.settings, network, directories)
 
     @cached_property
     def mailer(self) -> MailSender | None:
