@@ -113,7 +113,11 @@ class GraphDirectory:
             return future.result(timeout=self._timeout * (self._retries + 1) + 200)
         except Exception as exc:
             future.cancel()
-            raise translate(exc, what) from None
+            # Issue 11: a token the partner's tenant refused (consent missing...) says what to fix.
+            from shared.adapters.entra_tokens import token_failure
+
+            refused = token_failure(exc, self.tenant_id, self._settings.soc_app_client_id)
+            raise (refused or translate(exc, what)) from None
 
     # -- users ---------------------------------------------------------------------------
     def get_user(self, id_or_upn: str) -> DirectoryAccount:
