@@ -187,6 +187,30 @@ class AppContext:
 
         return IncidentInvestigator(self.store, self.log_analytics)
 
+    # -- issue 11: partner preflight --
+    @cached_property
+    def preflight(self):
+        """``GET /api/partners/{id}/preflight``: Graph per tenant, ARM permissions, workspaces."""
+        from shared.adapters.graph_directory import GraphDirectories
+        from shared.adapters.preflight_azure import ArmPreflightAccess, GraphTenantAccess
+        from shared.preflight.run import PartnerPreflight
+
+        directories: GraphDirectories = self.directories
+        return PartnerPreflight(
+            self.partners,
+            self.settings,
+            GraphTenantAccess(self.settings, directories),
+            ArmPreflightAccess(self.settings),
+        )
+
+    @cached_property
+    def daily_preflight(self):
+        """The timer ``partner_preflight``: every partner, evidenced, the SOC emailed about those not ready."""
+        from shared.evidence import now_ms
+        from shared.preflight.daily import DailyPreflight
+
+        return DailyPreflight(self.preflight, self.partners, self.store, self.mailer, now_ms)
+
 
 _context: AppContext | None = None
 _context_lock = threading.Lock()
