@@ -4,6 +4,7 @@ import azure.durable_functions as df
 
 from functions import containment, evidence_api, ingest, notify, operator, runbook, writeback
 from functions.preflight import bp as preflight_bp  # issue 11
+from functions.workspace_poll import bp as workspace_poll_bp  # issue 11
 
 
 def build_app() -> df.DFApp:
@@ -17,6 +18,7 @@ def build_app() -> df.DFApp:
     app.register_functions(evidence_api.bp)
     app.register_functions(writeback.bp)
     app.register_functions(preflight_bp)  # issue 11
+    app.register_functions(workspace_poll_bp)  # issue 11
     return app
 
 
