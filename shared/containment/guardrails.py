@@ -208,7 +208,7 @@ def account_not_owned(incident_partner: Partner | None, tenant: str | None, foun
     if found:
         return None
     where = f"tenant {tenant}" if tenant else "the SOC's directory"
-    return f"not found in partner {incident_partner.id!r}'s {where}"
+    return f"not found in {where}, the directory of partner {incident_partner.id!r}"
 
 
 # -- blast-radius breaker ------------------------------------------------------------------

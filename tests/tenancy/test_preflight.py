@@ -150,3 +150,24 @@ def test_daily_preflight_evidences_every_partner_and_emails_the_soc_about_the_no
     from shared.evidence import verify_chain
 
     assert verify_chain(events).valid  # hash-chained like an incident's timeline
+
+
+def test_the_delegated_network_contributor_role_grants_what_containment_needs():
+    """The code's list of rights (CONTAINMENT_ACTIONS) against the built-in role infra/partner delegates
+    (Network Contributor's published permissions) and one that must not suffice (Log Analytics Reader)."""
+    network_contributor = Permission(
+        (
+            "Microsoft.Authorization/*/read",
+            "Microsoft.Insights/alertRules/*",
+            "Microsoft.Network/*",
+            "Microsoft.ResourceHealth/availabilityStatuses/read",
+            "Microsoft.Resources/deployments/*",
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            "Microsoft.Support/*",
+        )
+    )
+    log_analytics_reader = Permission(
+        ("*/read", "Microsoft.OperationalInsights/workspaces/search/action", "Microsoft.Support/*")
+    )
+    assert missing_actions([network_contributor]) == []
+    assert missing_actions([log_analytics_reader]) == [NIC_WRITE, NSG_JOIN]
