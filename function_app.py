@@ -3,6 +3,8 @@
 import azure.durable_functions as df
 
 from functions import containment, evidence_api, ingest, notify, operator, runbook, writeback
+from functions.preflight import bp as preflight_bp  # issue 11
+from functions.workspace_poll import bp as workspace_poll_bp  # issue 11
 
 
 def build_app() -> df.DFApp:
@@ -15,6 +17,8 @@ def build_app() -> df.DFApp:
     app.register_functions(containment.bp)
     app.register_functions(evidence_api.bp)
     app.register_functions(writeback.bp)
+    app.register_functions(preflight_bp)  # issue 11
+    app.register_functions(workspace_poll_bp)  # issue 11
     return app
 
 

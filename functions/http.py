@@ -17,6 +17,7 @@ from shared.errors import (
     ConflictError,
     EvidenceChainBrokenError,
     IncidentNotFoundError,
+    PartnerNotFoundError,
     PayloadTooLargeError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
@@ -91,6 +92,8 @@ def error_response(exc: BaseException) -> func.HttpResponse:
                 [{"field": "content-type", "message": "expected application/json"}],
             ),
         )
+    if isinstance(exc, PartnerNotFoundError):  # issue 11 (a subclass of IncidentNotFoundError: keep it first)
+        return json_response(404, error_body("partner not found"))
     if isinstance(exc, IncidentNotFoundError):
         return json_response(404, error_body("incident not found"))
     if isinstance(exc, ConflictError):

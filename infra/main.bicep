@@ -114,6 +114,10 @@ param graphEndpoint string = 'https://graph.microsoft.com'
 @description('Log Analytics query endpoint (LOG_ANALYTICS_ENDPOINT); differs in sovereign clouds.')
 param logAnalyticsEndpoint string = 'https://api.loganalytics.io'
 
+// issue 11: tenancy
+@description('Client id of the SOC multi-tenant app printed by scripts/create-soc-app.sh (SOC_APP_CLIENT_ID); empty: a single-tenant SOC, Graph uses the managed identity only.')
+param socAppClientId string = ''
+
 // ---------------------------------------------------------------- sizing and retention
 
 @description('Maximum instances of the Flex Consumption plan (40-1000: the range every Flex region accepts).')
@@ -519,6 +523,10 @@ module appSettings 'app/app-settings.bicep' = {
       CONTAINMENT_RETRY_BACKOFF_SECONDS: containmentRetryBackoffSeconds
       // Write back only where the identity was granted the rights to (docs/writeback.md).
       WRITEBACK_TARGETS: grantSentinelResponder && grantDefenderAlertStateUpdate ? 'sentinel,defender' : grantSentinelResponder ? 'sentinel' : grantDefenderAlertStateUpdate ? 'defender' : 'none'
+      // issue 11: tenancy (Graph tokens for partners' tenants; ARM through Lighthouse needs nothing here)
+      SOC_TENANT_ID: tenant().tenantId
+      SOC_APP_CLIENT_ID: socAppClientId
+      AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
     }
   }
 }

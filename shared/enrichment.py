@@ -349,14 +349,17 @@ class IncidentInvestigator:
     def __init__(
         self,
         store: EvidenceStore,
-        source: InvestigationSource,
+        source: InvestigationSource | None,
         clock: Callable[[], datetime] = now_ms,
         timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
         budget_seconds: int = DEFAULT_BUDGET_SECONDS,
         timer: Callable[[], float] = time.monotonic,
+        source_for: Callable[[Incident], InvestigationSource | None] | None = None,
     ):
         self.store, self.source, self.clock, self.timeout_seconds = store, source, clock, timeout_seconds
         self.budget_seconds, self.timer = budget_seconds, timer
+        # Issue 11: where an incident is investigated (its partner's workspaces); None: ``source``.
+        self.source_for = source_for
 
     def investigate(self, incident_id: str, epoch: int = 1) -> dict[str, Any]:
         """Query, evidence, summarise. Returns counts by status (the activity's result)."""
@@ -364,6 +367,15 @@ class IncidentInvestigator:
         if got is None:
             raise IncidentNotFoundError(incident_id)
         incident = got[0]
+        source = self.source_for(incident) if self.source_for else self.source
+        if source is None:
+            return {
+                "incidentId": incident_id,
+                "epoch": epoch,
+                "queries": 0,
+                "statuses": {},
+                "skipped": "no Log Analytics workspace for this incident's partner",
+            }
         plans = plan_queries(incident, self.clock())
         done = {
             (ev.data.get("epoch"), ev.data.get("queryKey"))
@@ -383,7 +395,7 @@ class IncidentInvestigator:
                 )
             else:
                 try:
-                    outcome = self.source.run(plan.kql, plan.start, plan.end, min(self.timeout_seconds, remaining))
+                    outcome = source.run(plan.kql, plan.start, plan.end, min(self.timeout_seconds, remaining))
                 except Exception as exc:
                     log.warning("investigation query %s failed: %s", plan.kind, exc)
                     outcome = QueryOutcome("failed", error=type(exc).__name__)

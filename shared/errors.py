@@ -41,6 +41,10 @@ class IncidentNotFoundError(SocResponderError):
     """No incident with that id."""
 
 
+class PartnerNotFoundError(IncidentNotFoundError):
+    """No partner with that id in ``PARTNERS_FILE`` (issue 11: preflight); 404 like an unknown incident."""
+
+
 class ConflictError(SocResponderError):
     """The request conflicts with the incident's current state."""
 

@@ -71,6 +71,42 @@ class Contacts(_Config):
         return _emails(v)
 
 
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _guid(value: str, what: str) -> str:
+    value = value.strip().lower()
+    if not _GUID.match(value):
+        raise ValueError(f"{what} must be a GUID, got {value!r}")
+    return value
+
+
+class Workspace(_Config):
+    """A partner's Sentinel workspace (issue 11): where the poll, enrichment and write-back go."""
+
+    subscriptionId: str
+    resourceGroup: str = Field(min_length=1, max_length=90)
+    workspaceName: str = Field(min_length=4, max_length=63)
+    workspaceId: str
+
+    @field_validator("subscriptionId")
+    @classmethod
+    def _sub(cls, v: str) -> str:
+        return _guid(v, "subscriptionId")
+
+    @field_validator("workspaceId")
+    @classmethod
+    def _ws(cls, v: str) -> str:
+        return _guid(v, "workspaceId (the workspace's customer id)")
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscriptionId}/resourceGroups/{self.resourceGroup}"
+            f"/providers/Microsoft.OperationalInsights/workspaces/{self.workspaceName}"
+        )
+
+
 class Partner(Contacts):
     """A customer of the SOC, with its scopes, contacts and response policy."""
 
@@ -79,6 +115,10 @@ class Partner(Contacts):
     tenantIds: list[str] = Field(default_factory=list)
     subscriptionIds: list[str] = Field(default_factory=list)
     workspaceIds: list[str] = Field(default_factory=list)
+    # issue 11: the tenant Graph tokens are requested for (default: the first of tenantIds) and the
+    # partner's Sentinel workspaces (their ids join workspaceIds, their subscriptions must be listed).
+    tenantId: str | None = None
+    workspaces: list[Workspace] = Field(default_factory=list)
     responseMode: Literal["enforce", "approve", "dry-run"] | None = None
     protectedIdentities: list[str] = Field(default_factory=list)
     timezone: str = "UTC"
@@ -97,6 +137,31 @@ class Partner(Contacts):
     @classmethod
     def _lower(cls, v: list[str]) -> list[str]:
         return [x.strip().lower() for x in v]
+
+    @field_validator("tenantId")
+    @classmethod
+    def _tenant(cls, v: str | None) -> str | None:
+        return None if v is None else _guid(v, "tenantId")
+
+    @model_validator(mode="after")
+    def _tenancy(self) -> Partner:
+        if self.tenantId is None and self.tenantIds:
+            self.tenantId = self.tenantIds[0]
+        if self.tenantId and self.tenantId not in self.tenantIds:
+            self.tenantIds.append(self.tenantId)
+        for i, ws in enumerate(self.workspaces):
+            if ws.subscriptionId not in self.subscriptionIds:
+                raise ValueError(
+                    f"workspaces[{i}] ({ws.workspaceName}) is in subscription {ws.subscriptionId}, which is not in "
+                    "subscriptionIds: list it there (it must be delegated to the SOC like the others)"
+                )
+            if ws.workspaceId not in self.workspaceIds:
+                self.workspaceIds.append(ws.workspaceId)
+        return self
+
+    def owns_subscription(self, subscription_id: str | None) -> bool:
+        """The subscription is one the app may change for this partner (issue 11, ownership guard)."""
+        return subscription_id is not None and subscription_id.strip().lower() in self.subscriptionIds
 
     def is_protected(self, *identifiers: str | None) -> bool:
         """True if any identifier (UPN, object id, app id) is a protected identity."""
@@ -160,6 +225,10 @@ class PartnerRegistry:
 
     def get(self, partner_id: str | None) -> Partner | None:
         return self._by_id.get(partner_id) if partner_id else None
+
+    def owner_of_subscription(self, subscription_id: str | None) -> Partner | None:
+        """The partner whose ``subscriptionIds`` list the subscription (issue 11: the target's owner)."""
+        return self._by_sub.get(subscription_id.strip().lower()) if subscription_id else None
 
     def resolve(self, alert: Alert) -> tuple[Partner | None, str]:
         """(partner or None, how it was matched) — an unmatched alert is never dropped."""

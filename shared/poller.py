@@ -18,6 +18,7 @@ from shared.errors import ValidationError
 from shared.etag import Versioned, update_under_etag
 from shared.ingest import IngestOutcome, IngestService
 from shared.intake import log_analytics
+from shared.models import Alert
 from shared.settings import Settings
 from shared.store import EvidenceStore
 
@@ -123,17 +124,23 @@ class LogAnalyticsPoller:
         source: SecurityEventSource,
         settings: Settings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        state_name: str = STATE_NAME,
+        decorate: Callable[[str, Alert], Alert] | None = None,
     ):
         self.store, self.ingest, self.source, self.settings, self.clock = store, ingest, source, settings, clock
+        # Issue 11: one watermark per workspace (``log-analytics-watermark-{workspaceId}`` for a partner's).
+        self.state_name = state_name
+        # Issue 11: what the workspace poll knows that a row does not say (the incident's ARM id).
+        self.decorate = decorate
 
     def _read_state(self) -> Versioned[dict[str, Any]]:
-        got = self.store.get_state(STATE_NAME)
+        got = self.store.get_state(self.state_name)
         return Versioned(got[0], got[1]) if got else Versioned({}, None)
 
     def poll(self) -> PollReport:
         """One run: query since the watermark, ingest each row, move the watermark as far as is safe."""
         now = self.clock()
-        state = self.store.get_state(STATE_NAME)
+        state = self.store.get_state(self.state_name)
         if state:
             since = datetime.fromisoformat(state[0]["watermark"].replace("Z", "+00:00"))
         else:
@@ -162,7 +169,10 @@ class LogAnalyticsPoller:
                 report.rows += 1
                 at = _row_time(row) or since
                 try:
-                    outcome = self.ingest.ingest(parse(row, self.clock()))
+                    alert = parse(row, self.clock())
+                    if self.decorate is not None:
+                        alert = self.decorate(table, alert)
+                    outcome = self.ingest.ingest(alert)
                 except ValidationError as exc:
                     report.rejected += 1
                     report.errors.append(f"{table}: row rejected ({exc.message})")
@@ -199,7 +209,7 @@ class LogAnalyticsPoller:
 
             done = update_under_etag(
                 self._read_state,
-                lambda value, etag: self.store.set_state(STATE_NAME, value, etag),
+                lambda value, etag: self.store.set_state(self.state_name, value, etag),
                 advance,
                 what="the Log Analytics watermark",
                 first=Versioned(state[0], state[1]) if state else None,

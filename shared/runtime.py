@@ -81,16 +81,24 @@ class AppContext:
 
         return GraphDirectory(self.settings)
 
+    # -- issue 11: each partner's own directory (Graph with that tenant's token) --
+    @cached_property
+    def directories(self):
+        """One Graph directory per tenant (the SOC's own: the managed identity; a partner's: the SOC app)."""
+        from shared.adapters.graph_directory import GraphDirectories
+
+        return GraphDirectories(self.settings)
+
     @cached_property
     def containment(self):
         from shared.adapters.arm_network import ArmNetworkIsolation
-        from shared.adapters.graph_directory import GraphDirectory
+        from shared.adapters.graph_directory import GraphDirectories
         from shared.containment.service import ContainmentService
 
         # Typed here so mypy checks that the adapters satisfy the containment ports (Protocols).
         network: ArmNetworkIsolation = self.network_isolation
-        directory: GraphDirectory = self.directory
-        return ContainmentService(self.store, self.partners, self.settings, network, directory)
+        directories: GraphDirectories = self.directories
+        return ContainmentService(self.store, self.partners, self.settings, network, directories)
 
     @cached_property
     def mailer(self) -> MailSender | None:
@@ -172,12 +180,77 @@ class AppContext:
 
     @cached_property
     def investigator(self):
-        """Log Analytics enrichment, or None when no workspace is configured."""
-        if not self.settings.log_analytics_workspace_id:
+        """Log Analytics enrichment, or None when no workspace is configured (SOC-wide or a partner's).
+        Issue 11: an incident of a partner with ``workspaces`` is investigated in those workspaces."""
+        partner_workspaces = any(p.workspaces for p in self.partners.partners)
+        if not self.settings.log_analytics_workspace_id and not partner_workspaces:
             return None
         from shared.enrichment import IncidentInvestigator
 
-        return IncidentInvestigator(self.store, self.log_analytics)
+        return IncidentInvestigator(
+            self.store,
+            self.log_analytics if self.settings.log_analytics_workspace_id else None,
+            source_for=self._investigation_source if partner_workspaces else None,
+        )
+
+    # -- issue 11: partners' own workspaces --
+    def _investigation_source(self, incident):
+        partner = self.partners.get(incident.partner_id)
+        if partner is None or not partner.workspaces:
+            return self.log_analytics if self.settings.log_analytics_workspace_id else None
+        return self._workspace_source(tuple(ws.workspaceId for ws in partner.workspaces))
+
+    def _workspace_source(self, workspace_ids: tuple[str, ...]):
+        from shared.adapters.log_analytics import LogAnalyticsSource
+
+        with self._lock:
+            cache = self.__dict__.setdefault("_workspace_sources", {})
+            if workspace_ids not in cache:
+                cache[workspace_ids] = LogAnalyticsSource(self.settings, workspace_ids=list(workspace_ids))
+            return cache[workspace_ids]
+
+    @cached_property
+    def workspace_poll(self):
+        """Timer ``poll_partner_workspaces``: each partner workspace since its own watermark."""
+        from shared.poller import LogAnalyticsPoller
+        from shared.workspace_poll import PartnerWorkspacePoll, incident_refs, watermark_name
+
+        def poller_for(ws):
+            source = self._workspace_source((ws.workspaceId,))
+            return LogAnalyticsPoller(
+                self.store,
+                self.ingest,
+                source,
+                self.settings,
+                state_name=watermark_name(ws.workspaceId),
+                decorate=incident_refs(ws),
+            )
+
+        return PartnerWorkspacePoll(self.partners, self.settings, poller_for)
+
+    # -- issue 11: partner preflight --
+    @cached_property
+    def preflight(self):
+        """``GET /api/partners/{id}/preflight``: Graph per tenant, ARM permissions, workspaces."""
+        from shared.adapters.graph_directory import GraphDirectories
+        from shared.adapters.preflight_azure import ArmPreflightAccess, GraphTenantAccess
+        from shared.preflight.run import PartnerPreflight
+
+        directories: GraphDirectories = self.directories
+        return PartnerPreflight(
+            self.partners,
+            self.settings,
+            GraphTenantAccess(self.settings, directories),
+            ArmPreflightAccess(self.settings),
+        )
+
+    @cached_property
+    def daily_preflight(self):
+        """The timer ``partner_preflight``: every partner, evidenced, the SOC emailed about those not ready."""
+        from shared.evidence import now_ms
+        from shared.preflight.daily import DailyPreflight
+
+        return DailyPreflight(self.preflight, self.partners, self.store, self.mailer, now_ms)
 
 
 _context: AppContext | None = None

@@ -117,6 +117,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Where soc-responder writes back what it did (issue 7): `sentinel` (incident comment, labels, severity, status; needs Microsoft Sentinel Responder), `defender` (alert state; needs the alert-state role), both comma-separated, or `none`.",
     ),
     SettingSpec("AZURE_CLIENT_ID", None, "Client id of the user-assigned managed identity (read by azure-identity)."),
+    # -- issue 11: tenancy (docs/spec/tenancy.md) --
+    SettingSpec(
+        "SOC_TENANT_ID",
+        None,
+        "The SOC's own Entra tenant: partners in it (and the SOC itself) use the managed identity directly for Graph.",
+    ),
+    SettingSpec(
+        "SOC_APP_CLIENT_ID",
+        None,
+        "Client id of the SOC's multi-tenant app registration: Graph tokens for a partner's own tenant (client assertion = the managed identity's token for api://AzureADTokenExchange). Unset: a single-tenant SOC, every Graph call uses the managed identity.",
+    ),
+    SettingSpec(
+        "AZURE_AUTHORITY_HOST",
+        "https://login.microsoftonline.com",
+        "Entra ID authority the per-tenant tokens are requested from (sovereign clouds differ).",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -218,6 +234,10 @@ class Settings:
     p4_digest_hour: int | None = 8
     acs_cognitive_services_endpoint: str | None = None
     writeback_targets: frozenset[str] = frozenset(WRITEBACK_KINDS)
+    # issue 11: tenancy
+    soc_tenant_id: str | None = None
+    soc_app_client_id: str | None = None
+    azure_authority_host: str = "https://login.microsoftonline.com"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -253,4 +273,8 @@ class Settings:
             p4_digest_hour=_digest_hour(env),
             acs_cognitive_services_endpoint=(_get(env, "ACS_COGNITIVE_SERVICES_ENDPOINT") or "").rstrip("/") or None,
             writeback_targets=_writeback_targets(env),
+            # issue 11: tenancy
+            soc_tenant_id=(_get(env, "SOC_TENANT_ID") or "").strip().lower() or None,
+            soc_app_client_id=(_get(env, "SOC_APP_CLIENT_ID") or "").strip() or None,
+            azure_authority_host=_defaulted(env, "AZURE_AUTHORITY_HOST").rstrip("/"),
         )

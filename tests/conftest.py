@@ -61,6 +61,10 @@ _APP_ENV = (
     "MSI_SECRET",
     "IMDS_ENDPOINT",
     "IDENTITY_SERVER_THUMBPRINT",
+    # issue 11: tenancy
+    "SOC_TENANT_ID",
+    "SOC_APP_CLIENT_ID",
+    "AZURE_AUTHORITY_HOST",
 )
 
 _fake_instance: AzureFake | None = None

@@ -10,9 +10,10 @@ from devtools.fakes.graph import GraphFake
 from devtools.fakes.identity import check_bearer_token
 from devtools.fakes.log_analytics import LogAnalyticsFake
 from devtools.fakes.records import FakeResponse, RecordedRequest, coerce
+from devtools.fakes.tenants import TenantsFake
 
 
-class AzureFake(ArmFake, GraphFake, LogAnalyticsFake, AcsFake):
+class AzureFake(TenantsFake, ArmFake, GraphFake, LogAnalyticsFake, AcsFake):
     """Loopback HTTPS fake of ARM, Microsoft Graph, Log Analytics and ACS Call Automation.
 
     Usage::
@@ -67,10 +68,14 @@ class AzureFake(ArmFake, GraphFake, LogAnalyticsFake, AcsFake):
 
     def _answer(self, req: RecordedRequest) -> FakeResponse:
         if req.api == "token":
-            return self.identity.answer(req)
+            entra = self._entra_token_answer(req)  # issue 11: per-tenant tokens
+            return entra if entra is not None else self.identity.answer(req)
         denied = self._check_auth(req)
         if denied is not None:
             return denied
+        tenancy = self._tenancy_answer(req)  # issue 11: Lighthouse delegation, ARM permissions
+        if tenancy is not None:
+            return tenancy
         for methods, pattern, handler in self._routes:
             m = pattern.search(req.path)
             if m and (methods is None or req.method in methods):

@@ -94,10 +94,12 @@ class GraphFake(FakeServer):
         *,
         display_name: str | None = None,
         mail: str | None = None,
+        tenant: str | None = None,
         **extra: Any,
     ) -> dict:
         """Seed an Entra ID user. ``forbidden``: PATCH/revoke answer 403 (a privileged admin
-        the app may not touch); GET still works."""
+        the app may not touch); GET still works. ``tenant`` (issue 11): the user is seen only with a
+        token of that tenant (None: the managed identity's own tenant)."""
         data = {
             "id": id,
             "userPrincipalName": upn,
@@ -115,7 +117,13 @@ class GraphFake(FakeServer):
             **extra,
         }
         with self._lock:
-            self._users[id.lower()] = {"data": data, "forbidden": forbidden, "revocations": 0, "patches": []}
+            self._users[id.lower()] = {
+                "data": data,
+                "forbidden": forbidden,
+                "revocations": 0,
+                "patches": [],
+                "tenant": tenant.lower() if tenant else None,
+            }
         return copy.deepcopy(data)
 
     def add_mailbox(self, address: str) -> dict:
@@ -142,7 +150,15 @@ class GraphFake(FakeServer):
             return rec["revocations"] if rec else 0
 
     def add_service_principal(
-        self, id: str, app_id: str, display_name: str, *, enabled: bool = True, forbidden: bool = False, **extra: Any
+        self,
+        id: str,
+        app_id: str,
+        display_name: str,
+        *,
+        enabled: bool = True,
+        forbidden: bool = False,
+        tenant: str | None = None,
+        **extra: Any,
     ) -> dict:
         data = {
             "id": id,
@@ -156,7 +172,12 @@ class GraphFake(FakeServer):
             **extra,
         }
         with self._lock:
-            self._sps[id.lower()] = {"data": data, "forbidden": forbidden, "patches": []}
+            self._sps[id.lower()] = {
+                "data": data,
+                "forbidden": forbidden,
+                "patches": [],
+                "tenant": tenant.lower() if tenant else None,
+            }
         return copy.deepcopy(data)
 
     def get_service_principal(self, id_or_app_id: str) -> dict | None:
@@ -197,7 +218,7 @@ class GraphFake(FakeServer):
             return self._graph_user(req, m.group(1))
         m = re.match(r"^/(?:v1\.0|beta)/users/([^/]+)/revokeSignInSessions$", p, re.I)
         if m and req.method == "POST":
-            rec = self._find_user(m.group(1))
+            rec = _in_tenant(req, self._find_user(m.group(1)))
             if rec is None:
                 return _graph_not_found(m.group(1))
             if rec["forbidden"]:
@@ -217,7 +238,7 @@ class GraphFake(FakeServer):
         )
 
     def _graph_user(self, req: RecordedRequest, key: str) -> FakeResponse:
-        rec = self._find_user(key)
+        rec = _in_tenant(req, self._find_user(key))
         if rec is None:
             return _graph_not_found(key)
         if req.method == "GET":
@@ -234,7 +255,7 @@ class GraphFake(FakeServer):
         return _graph_error(405, "Request_BadRequest", f"{req.method} is not supported on a user in azure_fake.")
 
     def _graph_sp(self, req: RecordedRequest, key: str) -> FakeResponse:
-        rec = self._find_sp(key)
+        rec = _in_tenant(req, self._find_sp(key))
         if rec is None:
             return _graph_not_found(key)
         if req.method == "GET":
@@ -272,6 +293,13 @@ class GraphFake(FakeServer):
             return _graph_error(400, "ErrorInvalidRecipients", "At least one recipient is not valid.")
         self._mail.append(SentMail(sender, copy.deepcopy(message), body.get("saveToSentItems"), time.time()))
         return FakeResponse(202)
+
+
+def _in_tenant(req: RecordedRequest, rec: dict | None) -> dict | None:
+    """Issue 11: a directory object exists only for a token of its own tenant (else Graph answers 404)."""
+    if rec is None or rec.get("tenant") != (req.token_tenant.lower() if req.token_tenant else None):
+        return None
+    return rec
 
 
 def _graph_error(status: int, code: str, message: str) -> FakeResponse:

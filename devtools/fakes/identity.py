@@ -26,6 +26,7 @@ class TokenGrant:
     client_id: str | None
     issued_at: float
     expires_on: int
+    tenant: str | None = None  # issue 11: a partner tenant's token (None: the managed identity's own tenant)
 
 
 class ManagedIdentityEndpoint:
@@ -81,15 +82,17 @@ class ManagedIdentityEndpoint:
         return {"IDENTITY_ENDPOINT": self.url, "IDENTITY_HEADER": self.header_secret}
 
     # tokens ----------------------------------------------------------------
-    def issue_token(self, resource: str, client_id: str | None = None) -> TokenGrant:
-        """Issue a token directly (for tests that call the fake without a credential)."""
+    def issue_token(self, resource: str, client_id: str | None = None, tenant: str | None = None) -> TokenGrant:
+        """Issue a token directly (for tests that call the fake without a credential); ``tenant``: a token
+        of the fake's Entra token endpoint for that tenant (issue 11)."""
         now = time.time()
         grant = TokenGrant(
-            token=f"fake-mi.{secrets.token_urlsafe(24)}",
+            token=f"fake-{'mi' if tenant is None else 'app'}.{secrets.token_urlsafe(24)}",
             resource=resource,
             client_id=client_id,
             issued_at=now,
             expires_on=int(now) + self.token_lifetime_seconds,
+            tenant=tenant,
         )
         with self._lock:
             self._grants[grant.token] = grant
@@ -160,6 +163,7 @@ def check_bearer_token(
     token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
     grant = identity.grant_for(token)
     req.token_resource = grant.resource if grant else None
+    req.token_tenant = grant.tenant if grant else None
     if not require_auth or req.api == "unknown":
         return None
     graph = req.api == "graph"

@@ -55,6 +55,7 @@ class RecordedRequest:
     status: int | None = None  # None: no answer (dropped, or aborted by reset/stop)
     token_resource: str | None = None  # audience of the bearer token it carried, if issued here
     fault: bool = False  # an injected fault answered (or delayed) it
+    token_tenant: str | None = None  # issue 11: tenant of that token (None: the managed identity's own)
 
     def header(self, name: str, default: Any = None) -> Any:
         return self.headers.get(name, default)

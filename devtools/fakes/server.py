@@ -311,7 +311,12 @@ def api_for(path: str) -> str:
         return "acs"
     if low.startswith(("/subscriptions", "/providers/", "/tenants")):
         return "arm"
+    if ENTRA_TOKEN_PATH.match(low):  # issue 11: Entra ID's token endpoint, /{tenant}/oauth2/v2.0/token
+        return "token"
     return "unknown"
+
+
+ENTRA_TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$", re.IGNORECASE)
 
 
 def _system_ca_pem() -> bytes:

@@ -26,6 +26,14 @@ minutes before its failure is escalated, so the azure-core clients get
 honoured. ``set_client_defaults(...)`` overrides them process-wide (tests:
 ``retry_backoff_factor=0.01``, a short ``read_timeout``).
 
+Tenants (issue 11, docs/spec/tenancy.md): ``graph_credential(settings, tenant)`` is the managed identity
+for the SOC's own tenant (``SOC_TENANT_ID``, no tenant, or no ``SOC_APP_CLIENT_ID``: a single-tenant SOC),
+else one ``ClientAssertionCredential`` per partner tenant, cached like the clients: the SOC's multi-tenant
+app signs in to that tenant with the managed identity's token for ``api://AzureADTokenExchange`` as its
+client assertion (no secret), from ``AZURE_AUTHORITY_HOST``. Each credential keeps its own token cache
+(MSAL), so a warm tenant costs no token round trip. ARM (Lighthouse), mail and calls stay on the managed
+identity.
+
 ``reset_clients()`` drops every cached client and the credential (tests use
 it when they point the environment somewhere else).
 """
@@ -62,6 +70,7 @@ __all__ = [
     "compute_client",
     "credential",
     "graph_client",
+    "graph_credential",
     "graph_loop",
     "logs_client",
     "network_client",
@@ -115,6 +124,43 @@ def credential() -> TokenCredential:
 
             _credential = DefaultAzureCredential()
         return _credential
+
+
+# -- issue 11: per-tenant Graph credentials --------------------------------------------------
+TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"
+
+
+def app_tenant(settings: Settings, tenant_id: str | None) -> str | None:
+    """The partner tenant Graph must get an app token for, or None: the managed identity's own tenant."""
+    tenant = (tenant_id or "").strip().lower()
+    if not tenant or not settings.soc_app_client_id or tenant == (settings.soc_tenant_id or ""):
+        return None
+    return tenant
+
+
+def graph_credential(settings: Settings, tenant_id: str | None = None) -> TokenCredential:
+    """The credential for Graph in ``tenant_id``: the managed identity in the SOC's own tenant, else the
+    SOC app's ``ClientAssertionCredential`` for that tenant (one per tenant, cached, thread-safe)."""
+    tenant = app_tenant(settings, tenant_id)
+    if tenant is None:
+        return credential()
+    client_id = settings.soc_app_client_id
+    assert client_id is not None  # app_tenant checked it
+    key = ("tenant-credential", settings.azure_authority_host, client_id, tenant)
+    with _lock:
+        cred = _cache.get(key)
+        if cred is None:
+            from azure.identity import ClientAssertionCredential
+
+            def assertion() -> str:
+                # The managed identity's token for the token exchange (cached by that credential too).
+                return credential().get_token(TOKEN_EXCHANGE_SCOPE).token
+
+            retry = {k: v for k, v in _with_defaults({}).items() if k.startswith("retry_")}
+            cred = _cache[key] = ClientAssertionCredential(
+                tenant, client_id, assertion, authority=settings.azure_authority_host, **retry
+            )
+        return cred
 
 
 def _cached(key: tuple, build: Callable[[], T], kwargs: dict[str, Any]) -> T:
@@ -253,6 +299,7 @@ def graph_client(
     timeout: float | None = None,
     max_retries: int | None = None,
     retry_delay: float | None = None,
+    tenant_id: str | None = None,
 ) -> GraphServiceClient:
     """``GraphServiceClient`` at ``<GRAPH_ENDPOINT>/v1.0``.
 
@@ -260,7 +307,8 @@ def graph_client(
     provider allows exactly the GRAPH_ENDPOINT host (kiota sends requests to
     any other host without a token, silently). ``timeout`` (seconds, default
     kiota's 100 s read / 30 s connect), ``max_retries`` and ``retry_delay``
-    (kiota's retry handler: 429/503/504 only) build an uncached client.
+    (kiota's retry handler: 429/503/504 only) build an uncached client. ``tenant_id`` (issue 11): the
+    directory to act in (``graph_credential``); the SOC's own by default.
     """
     custom = timeout is not None or max_retries is not None or retry_delay is not None
     try:
@@ -268,18 +316,22 @@ def graph_client(
     except RuntimeError:
         loop = None
     if custom or loop is None:
-        return _build_graph(settings, timeout, max_retries, retry_delay)
-    key = ("graph", settings.graph_endpoint)
+        return _build_graph(settings, timeout, max_retries, retry_delay, tenant_id)
+    key = ("graph", settings.graph_endpoint, app_tenant(settings, tenant_id))
     with _lock:
         per_loop = _graph_cache.setdefault(loop, {})
         client = per_loop.get(key)
         if client is None:
-            client = per_loop[key] = _build_graph(settings, None, None, None)
+            client = per_loop[key] = _build_graph(settings, None, None, None, tenant_id)
         return client
 
 
 def _build_graph(
-    settings: Settings, timeout: float | None, max_retries: int | None, retry_delay: float | None
+    settings: Settings,
+    timeout: float | None,
+    max_retries: int | None,
+    retry_delay: float | None,
+    tenant_id: str | None = None,
 ) -> GraphServiceClient:
     from msgraph import GraphRequestAdapter, GraphServiceClient
     from msgraph_core.authentication import AzureIdentityAuthenticationProvider
@@ -288,7 +340,9 @@ def _build_graph(
     host = urlsplit(endpoint).hostname
     if not host:
         raise ConfigurationError(f"GRAPH_ENDPOINT is not a URL: {endpoint!r}")
-    auth = AzureIdentityAuthenticationProvider(credential(), scopes=[_scope(endpoint)], allowed_hosts=[host])
+    auth = AzureIdentityAuthenticationProvider(
+        graph_credential(settings, tenant_id), scopes=[_scope(endpoint)], allowed_hosts=[host]
+    )
     http_client = None
     if timeout is not None or max_retries is not None or retry_delay is not None:
         import httpx

@@ -16,11 +16,15 @@
   with ``CONTAINMENT_RETRY_BACKOFF_SECONDS`` as its base delay; other 5xx,
   transport errors and timeouts become ``TransientError`` for the durable
   activity to retry.
+- Tenants (issue 11): a ``GraphDirectory`` acts in one directory (``tenant_id``; None: the SOC's own);
+  ``GraphDirectories.for_tenant`` hands out one per tenant, cached, each with its tenant's credential
+  (``clients.graph_credential``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -72,9 +76,12 @@ class GraphDirectory:
         retries: int = 3,
         backoff_seconds: float | None = None,
         timeout_seconds: float = 30.0,
+        tenant_id: str | None = None,
     ):
-        """``client``: a ``GraphServiceClient`` (default: built from ``clients.py`` on first use)."""
+        """``client``: a ``GraphServiceClient`` (default: built from ``clients.py`` on first use);
+        ``tenant_id``: the directory acted in (None: the SOC's own)."""
         self._settings = settings
+        self.tenant_id = tenant_id
         self._client = client
         self._retries = retries
         self._backoff = settings.containment_retry_backoff_seconds if backoff_seconds is None else backoff_seconds
@@ -86,7 +93,11 @@ class GraphDirectory:
             from shared.adapters.clients import graph_client
 
             self._client = graph_client(
-                self._settings, timeout=self._timeout, max_retries=self._retries, retry_delay=self._backoff
+                self._settings,
+                timeout=self._timeout,
+                max_retries=self._retries,
+                retry_delay=self._backoff,
+                tenant_id=self.tenant_id,
             )
         return self._client
 
@@ -102,7 +113,11 @@ class GraphDirectory:
             return future.result(timeout=self._timeout * (self._retries + 1) + 200)
         except Exception as exc:
             future.cancel()
-            raise translate(exc, what) from None
+            # Issue 11: a token the partner's tenant refused (consent missing...) says what to fix.
+            from shared.adapters.entra_tokens import token_failure
+
+            refused = token_failure(exc, self.tenant_id, self._settings.soc_app_client_id)
+            raise (refused or translate(exc, what)) from None
 
     # -- users ---------------------------------------------------------------------------
     def get_user(self, id_or_upn: str) -> DirectoryAccount:
@@ -190,3 +205,23 @@ class GraphDirectory:
                 ServicePrincipal(account_enabled=enabled)
             ),
         )
+
+
+class GraphDirectories:
+    """Containment's ``Directories`` port (issue 11): one ``GraphDirectory`` per tenant, built on first use."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._by_tenant: dict[str | None, GraphDirectory] = {}
+
+    def for_tenant(self, tenant_id: str | None) -> GraphDirectory:
+        from shared.adapters.clients import app_tenant
+
+        # Every tenant the managed identity serves directly shares one directory (and client).
+        key = app_tenant(self._settings, tenant_id)
+        with self._lock:
+            directory = self._by_tenant.get(key)
+            if directory is None:
+                directory = self._by_tenant[key] = GraphDirectory(self._settings, tenant_id=key)
+            return directory

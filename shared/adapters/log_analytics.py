@@ -13,13 +13,22 @@ class LogAnalyticsQueryError(Exception):
 
 
 class LogAnalyticsSource:
-    """Runs KQL against the configured workspace; rows come back as dicts."""
+    """Runs KQL against the configured workspace (or, issue 11, a partner's workspaces: the first queried
+    with the others as ``additional_workspaces``, through Lighthouse with the managed identity); rows come
+    back as dicts."""
 
-    def __init__(self, settings: Settings, client=None):
-        if not settings.log_analytics_workspace_id:
+    def __init__(self, settings: Settings, client=None, workspace_ids: list[str] | None = None):
+        ids = list(
+            workspace_ids or ([settings.log_analytics_workspace_id] if settings.log_analytics_workspace_id else [])
+        )
+        if not ids:
             raise LogAnalyticsQueryError("LOG_ANALYTICS_WORKSPACE_ID is not set")
         self._settings = settings
         self._client = client
+        self.workspace_id, self._additional = ids[0], ids[1:]
+
+    def _extra(self) -> dict[str, Any]:
+        return {"additional_workspaces": self._additional} if self._additional else {}
 
     @property
     def client(self):
@@ -32,7 +41,7 @@ class LogAnalyticsSource:
     def query(self, kql: str, start: datetime, end: datetime, allow_partial: bool = False) -> list[dict[str, Any]]:
         from azure.monitor.query import LogsQueryStatus
 
-        result = self.client.query_workspace(self._settings.log_analytics_workspace_id, kql, timespan=(start, end))
+        result = self.client.query_workspace(self.workspace_id, kql, timespan=(start, end), **self._extra())
         if result.status == LogsQueryStatus.PARTIAL:
             if not allow_partial:
                 raise LogAnalyticsQueryError(f"partial result: {getattr(result.partial_error, 'message', '')}")
@@ -57,8 +66,9 @@ class LogAnalyticsSource:
 
         try:
             result = self.client.query_workspace(
-                self._settings.log_analytics_workspace_id,
+                self.workspace_id,
                 kql,
+                **self._extra(),
                 timespan=(start, end),
                 server_timeout=max(1, min(int(timeout_seconds), 600)),
                 read_timeout=timeout_seconds,

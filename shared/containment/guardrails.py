@@ -9,14 +9,17 @@ Order of precedence (first match wins), for an action the plan wanted:
 1. firewall / network device        → partner action (findings only, never touched)
 2. protected identity               → skip (live UPN/id checked too, not only the plan's)
 3. VM tagged ``soc-isolation=never`` → skip, even when approved
-4. guest account                    → fail and escalate (its home tenant owns it)
+4. target not owned by the incident's partner (issue 11) → hold unless approved
+   (``TARGET_NOT_OWNED``; an incident with no known partner owns nothing)
+4b. guest account                   → fail and escalate (its home tenant owns it)
 5. VM tagged ``soc-isolation=approval`` (or an unknown value) → hold unless approved
 6. response mode ``approve``        → hold unless approved
 7. otherwise                        → execute (the blast-radius breaker is checked
                                       right before the first write, see ``breaker_reserve``)
 
 In ``dry-run`` every outcome is wrapped as ``dry-run`` with ``would`` saying
-what enforce mode would have done; nothing is changed.
+what enforce mode would have done; nothing is changed. An approved action on a target
+another partner owns follows that owner's response mode (``owner_dry_run``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.models import IncidentStatus
+from shared.partners import Partner
 from shared.response_plan import ActionDecision, ActionKind
 
 ISOLATION_TAG = "soc-isolation"
@@ -55,6 +59,11 @@ class Guardrail(StrEnum):
     PARTNER_ACTION = "network-device"
     BLAST_RADIUS = "blast-radius"
     REJECTED = "rejected"
+    NOT_OWNED = "ownership"  # issue 11
+
+
+#: The reason an action on a target outside the incident's partner is held (SPEC 10, issue 11).
+TARGET_NOT_OWNED = "target not owned by partner"
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,8 @@ class Facts:
     isolation_tag: str | None = None
     protected: bool = False
     guest: bool = False
+    not_owned: str | None = None  # issue 11: why the target is not the incident partner's (None: owned)
+    owner_dry_run: bool = False  # issue 11: the target's owner (another partner) runs in dry-run
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,13 @@ def evaluate(facts: Facts) -> Verdict:
             "network device: no action by the app; the findings go to the partner, who acts",
         )
     verdict = _enforce_verdict(facts)
+    if facts.approved and facts.owner_dry_run and verdict.outcome == Outcome.EXECUTE:
+        return Verdict(
+            Outcome.DRY_RUN,
+            Guardrail.NOT_OWNED,
+            "approved, but the target's owner is in dry-run (the response mode is the target owner's): nothing changed",
+            would=verdict.outcome,
+        )
     if facts.planned == ActionDecision.PLAN_ONLY and not facts.approved:
         return Verdict(
             Outcome.DRY_RUN,
@@ -136,6 +154,14 @@ def _enforce_verdict(facts: Facts) -> Verdict:
             "VM tagged soc-isolation=never: never isolated by the app",
             risk="the VM stays reachable; the partner must contain it by hand",
         )
+    if facts.not_owned and not facts.approved:
+        return Verdict(
+            Outcome.HOLD,
+            Guardrail.NOT_OWNED,
+            f"{TARGET_NOT_OWNED}: {facts.not_owned}; held for approval",
+            risk="acting on another partner's (or an unknown) estate: an alert naming a target of someone "
+            "else must not contain it",
+        )
     if facts.guest:
         return Verdict(
             Outcome.FAIL,
@@ -159,6 +185,30 @@ def _enforce_verdict(facts: Facts) -> Verdict:
     if facts.approved:
         return Verdict(Outcome.EXECUTE, Guardrail.APPROVED, "approved by an analyst")
     return Verdict(Outcome.EXECUTE, Guardrail.RESPONSE_MODE, "enforce mode")
+
+
+# -- ownership (issue 11) ----------------------------------------------------------------------
+def vm_not_owned(incident_partner: Partner | None, owner: Partner | None, subscription: str) -> str | None:
+    """Why a VM in ``subscription`` is not the incident partner's (None: it is). ``owner``: the partner whose
+    ``subscriptionIds`` list that subscription, if any."""
+    if incident_partner is None:
+        return "the incident has no known partner, so nothing is contained automatically"
+    if incident_partner.owns_subscription(subscription):
+        return None
+    if owner is not None:
+        return f"subscription {subscription} belongs to partner {owner.id!r}, not {incident_partner.id!r}"
+    return f"subscription {subscription} is not one of partner {incident_partner.id!r}'s subscriptions"
+
+
+def account_not_owned(incident_partner: Partner | None, tenant: str | None, found: bool) -> str | None:
+    """Why an account is not the incident partner's (None: it is): it must be found in that partner's
+    tenant (``found``: the partner tenant's Graph answered it; a 404 there means not owned)."""
+    if incident_partner is None:
+        return "the incident has no known partner, so nothing is contained automatically"
+    if found:
+        return None
+    where = f"tenant {tenant}" if tenant else "the SOC's directory"
+    return f"not found in {where}, the directory of partner {incident_partner.id!r}"
 
 
 # -- blast-radius breaker ------------------------------------------------------------------

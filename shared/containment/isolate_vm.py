@@ -5,6 +5,10 @@ row ``in-progress`` (state ``pending``), so an attempt that dies after a PUT is 
 one — which finds the quarantine NSG already attached and records it as ours — and release always
 knows what to put back. A NIC that changed between read and write (412) is read again and decided
 again on the fresh state: someone else's change is never overwritten.
+
+Ownership (issue 11): the VM's subscription must be one of the incident partner's ``subscriptionIds``;
+otherwise the action is held (``target not owned by partner``) before anything of that VM is read, and
+once approved it follows the owner's response mode.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from typing import Any
 
 from shared.containment.breaker import BlastRadiusBreaker
 from shared.containment.entries import NIC_ALREADY_QUARANTINED, NIC_NOT_CHANGED, NIC_PENDING, NicEntry
-from shared.containment.guardrails import Facts, Outcome, evaluate, isolation_tag
+from shared.containment.guardrails import Facts, Outcome, evaluate, isolation_tag, vm_not_owned
 from shared.containment.outcome import FINAL, ActionRun, Outcomes, breaker_verdict, short
 from shared.containment.ports import NetworkIsolation, NicState, QuarantineNsg, VmState, parse_resource_id, same_id
 from shared.errors import AdapterError, ConcurrentEditError, RequestRejectedError, TransientError
 from shared.models import isoformat
+from shared.partners import PartnerRegistry
+from shared.response_plan import effective_mode
+from shared.settings import Settings
 
 # 412s on one NIC before the attempt gives up (and the orchestration retries it later).
 NIC_WRITE_TRIES = 4
@@ -35,11 +42,37 @@ class VmIsolation:
         breaker: BlastRadiusBreaker,
         outcomes: Outcomes,
         clock: Callable[[], datetime],
+        partners: PartnerRegistry,
+        settings: Settings,
     ):
         self.network, self.breaker, self.outcomes, self.clock = network, breaker, outcomes, clock
+        self.partners, self.settings = partners, settings
+
+    def _ownership(self, run: ActionRun) -> tuple[str | None, bool, dict[str, Any]]:
+        """(why the VM is not the incident partner's or None, its owner runs in dry-run, the facts)."""
+        try:
+            subscription = parse_resource_id(run.action.target)["subscription"].lower()
+        except ValueError:
+            subscription = ""
+        partner = self.partners.get(run.incident.partner_id)
+        owner = self.partners.owner_of_subscription(subscription)
+        not_owned = vm_not_owned(partner, owner, subscription)
+        owner_dry = bool(not_owned and owner is not None and effective_mode(owner, self.settings) == "dry-run")
+        facts = {
+            "partner": partner.id if partner else None,
+            "subscription": subscription,
+            "owner": owner.id if owner else None,
+            "owned": not_owned is None,
+        }
+        return not_owned, owner_dry, facts
 
     def run(self, run: ActionRun) -> dict[str, Any]:
         out = self.outcomes
+        not_owned, owner_dry, ownership = self._ownership(run)
+        if not_owned and not run.approved:
+            # Held before any read: the app does not even look at another partner's VM unasked.
+            verdict = evaluate(Facts(kind=run.action.kind, planned=run.action.decision, not_owned=not_owned))
+            return out.settle(run, verdict, {"vm": {"id": run.action.target}, "ownership": ownership})
         vm, settled = out.read_target(run, lambda: self.network.get_vm(run.action.target), "the VM")
         if vm is None:
             assert settled is not None
@@ -50,10 +83,13 @@ class VmIsolation:
                 planned=run.action.decision,
                 approved=run.approved,
                 isolation_tag=isolation_tag(vm.tags),
+                not_owned=not_owned,
+                owner_dry_run=owner_dry,
             )
         )
         facts = {
-            "vm": {"id": vm.id, "name": vm.name, "location": vm.location, "tags": vm.tags, "nics": list(vm.nic_ids)}
+            "vm": {"id": vm.id, "name": vm.name, "location": vm.location, "tags": vm.tags, "nics": list(vm.nic_ids)},
+            "ownership": ownership,
         }
         if verdict.outcome == Outcome.DRY_RUN:
             return out.settle(run, verdict, facts, preview=self.preview(vm))

@@ -4,6 +4,11 @@ The account is read live first: the protected-identity check uses its real UPN a
 plan's), a guest is refused (its home tenant owns it), and ``accountEnabled`` before containment is
 what release restores. ``disablePending`` is saved with the write-ahead because the PATCH may land
 and go unrecorded: release then reads the live account before enabling anything.
+
+Tenancy (issue 11): the account is read and changed in the incident partner's own directory
+(``Directories.for_tenant(partner.tenantId)``), with that tenant's token only. Not found there (404) means
+not the partner's: the action is held with ``target not owned by partner``; an incident with no known
+partner holds every account.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from typing import Any
 
 from shared.containment.breaker import BlastRadiusBreaker
 from shared.containment.entries import AccountState
-from shared.containment.guardrails import Facts, Outcome, Verdict, evaluate, is_protected
+from shared.containment.guardrails import Facts, Outcome, Verdict, account_not_owned, evaluate, is_protected
 from shared.containment.outcome import FINAL, ActionRun, Outcomes, breaker_verdict
-from shared.containment.ports import Directory, DirectoryAccount
+from shared.containment.ports import Directories, Directory, DirectoryAccount
 from shared.containment.records import ActionStatus
-from shared.errors import AccessDeniedError, RequestRejectedError
-from shared.partners import PartnerRegistry
+from shared.containment.tenancy import partner_directory
+from shared.errors import AccessDeniedError, AdapterError, RequestRejectedError, TargetNotFoundError
+from shared.partners import Partner, PartnerRegistry
 
 
 class AccountLockout:
@@ -28,19 +34,20 @@ class AccountLockout:
 
     def __init__(
         self,
-        directory: Directory,
+        directories: Directories,
         partners: PartnerRegistry,
         breaker: BlastRadiusBreaker,
         outcomes: Outcomes,
         clock: Callable[[], datetime],
     ):
-        self.directory, self.partners, self.breaker = directory, partners, breaker
+        self.directories, self.partners, self.breaker = directories, partners, breaker
         self.outcomes, self.clock = outcomes, clock
 
     def run_user(self, run: ActionRun) -> dict[str, Any]:
         entity = run.action.entity
         ident = entity.object_id or entity.upn or run.action.target
-        account, settled = self.outcomes.read_account(run, lambda: self.directory.get_user(ident), "the account")
+        directory, partner, tenant = partner_directory(self.directories, self.partners, run.incident)
+        account, settled = self._read(run, lambda: directory.get_user(ident), "the account", partner, tenant)
         if account is None:
             assert settled is not None
             return settled
@@ -51,17 +58,19 @@ class AccountLockout:
                 approved=run.approved,
                 protected=self._protected(run, account, entity.upn, entity.object_id),
                 guest=account.is_guest,
+                not_owned=account_not_owned(partner, tenant, found=True),
             )
         )
-        return self._lock(run, account, verdict)
+        return self._lock(run, directory, account, verdict)
 
     def run_service_principal(self, run: ActionRun) -> dict[str, Any]:
         entity = run.action.entity
+        directory, partner, tenant = partner_directory(self.directories, self.partners, run.incident)
 
         def read() -> DirectoryAccount:
-            return self.directory.get_service_principal(object_id=entity.object_id, app_id=entity.app_id)
+            return directory.get_service_principal(object_id=entity.object_id, app_id=entity.app_id)
 
-        account, settled = self.outcomes.read_account(run, read, "the service principal")
+        account, settled = self._read(run, read, "the service principal", partner, tenant)
         if account is None:
             assert settled is not None
             return settled
@@ -71,11 +80,49 @@ class AccountLockout:
                 planned=run.action.decision,
                 approved=run.approved,
                 protected=self._protected(run, account, entity.name, entity.object_id, entity.app_id),
+                not_owned=account_not_owned(partner, tenant, found=True),
             )
         )
-        return self._lock(run, account, verdict)
+        return self._lock(run, directory, account, verdict)
 
-    def _lock(self, run: ActionRun, account: DirectoryAccount, verdict: Verdict) -> dict[str, Any]:
+    def _read(
+        self,
+        run: ActionRun,
+        read: Callable[[], DirectoryAccount],
+        what: str,
+        partner: Partner | None,
+        tenant: str | None,
+    ) -> tuple[DirectoryAccount, None] | tuple[None, dict[str, Any]]:
+        """The first read, in the partner's directory: a 404 there (not yet approved) holds the action as not
+        the partner's; anything else is ``Outcomes.read_account``'s (final failures escalated)."""
+        if run.approved:
+            return self.outcomes.read_account(run, read, what)
+        try:
+            first = read()
+        except TargetNotFoundError:
+            verdict = evaluate(
+                Facts(
+                    kind=run.action.kind,
+                    planned=run.action.decision,
+                    not_owned=account_not_owned(partner, tenant, found=False),
+                )
+            )
+            ownership = {"partner": partner.id if partner else None, "tenant": tenant, "found": False}
+            return None, self.outcomes.settle(run, verdict, {"ownership": ownership})
+        except AdapterError as exc:
+            error = exc
+
+            def fails() -> DirectoryAccount:
+                raise error
+
+            return self.outcomes.read_account(run, fails, what)
+        if first.enabled is None:
+            return self.outcomes.read_target(run, read, what)  # read once more, as read_account does
+        return first, None
+
+    def _lock(
+        self, run: ActionRun, directory: Directory, account: DirectoryAccount, verdict: Verdict
+    ) -> dict[str, Any]:
         """Disable a user (and revoke its sessions) or a service principal, as the verdict allows."""
         out = self.outcomes
         is_user = account.kind == "user"
@@ -110,9 +157,9 @@ class AccountLockout:
                 record.account = state.disabling()  # saved with the write-ahead, before the PATCH
                 out.write_ahead(run, verdict, facts)
                 if is_user:
-                    self.directory.set_user_enabled(account.id, False)
+                    directory.set_user_enabled(account.id, False)
                 else:
-                    self.directory.set_service_principal_enabled(account.id, False)
+                    directory.set_service_principal_enabled(account.id, False)
                 record.account = state = state.disabled()
                 run.drafts.append(
                     out.draft(
@@ -123,7 +170,7 @@ class AccountLockout:
                     )
                 )
             if is_user and not state.sessions_revoked:
-                self.directory.revoke_sign_in_sessions(account.id)
+                directory.revoke_sign_in_sessions(account.id)
                 record.account = state = state.revoked()
                 run.drafts.append(
                     out.draft(

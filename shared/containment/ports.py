@@ -128,6 +128,13 @@ class Directory(Protocol):
     def set_service_principal_enabled(self, sp_id: str, enabled: bool) -> None: ...
 
 
+class Directories(Protocol):
+    """Issue 11: each partner's own directory. ``for_tenant(None)`` (or the SOC's own tenant) is the SOC's
+    directory; any other tenant is reached with that tenant's token, never another's."""
+
+    def for_tenant(self, tenant_id: str | None) -> Directory: ...
+
+
 def parse_resource_id(resource_id: str) -> dict[str, str]:
     """Subscription, resource group, provider type and name of an ARM resource id (lower-cased keys).
 

@@ -15,8 +15,9 @@ from typing import Any
 from shared.containment.ledger import CONTENTION_TRIES, Ledger
 from shared.containment.names import IN_PROGRESS_STUCK_AFTER
 from shared.containment.outcome import analyst_event, short
-from shared.containment.ports import Directory, NetworkIsolation, describe, same_id
+from shared.containment.ports import Directories, Directory, NetworkIsolation, describe, same_id
 from shared.containment.records import ActionRecord, ActionStatus
+from shared.containment.tenancy import partner_directory
 from shared.errors import (
     AdapterError,
     ConcurrencyError,
@@ -27,6 +28,7 @@ from shared.errors import (
 )
 from shared.evidence import EventDraft
 from shared.models import Incident, Phase, isoformat
+from shared.partners import PartnerRegistry
 from shared.response_plan import ActionKind
 from shared.store import EvidenceStore
 
@@ -53,10 +55,12 @@ class Restorer:
         store: EvidenceStore,
         ledger: Ledger,
         network: NetworkIsolation,
-        directory: Directory,
+        directories: Directories,
+        partners: PartnerRegistry,
         clock: Callable[[], datetime],
     ):
-        self.store, self.ledger, self.network, self.directory, self.clock = store, ledger, network, directory, clock
+        self.store, self.ledger, self.network, self.clock = store, ledger, network, clock
+        self.directories, self.partners = directories, partners
 
     def restore(
         self, incident: Incident, action_id: str, actor: str, reason: str, checked_at: datetime | None = None
@@ -90,7 +94,9 @@ class Restorer:
                 if record.kind == ActionKind.ISOLATE_VM:
                     self._restore_nics(record, actor, drafts, notes)
                 else:
-                    self._restore_account(record, actor, drafts, notes)
+                    # Issue 11: put back in the directory it was changed in (the partner's tenant).
+                    directory = partner_directory(self.directories, self.partners, incident)[0]
+                    self._restore_account(directory, record, actor, drafts, notes)
             except AdapterError as exc:
                 # What was put back so far stays recorded (restored flags), so a retry finishes the rest.
                 failure = {
@@ -205,17 +211,15 @@ class Restorer:
             record.nics[key] = entry
             notes.append(f"NIC {name}: {entry.restore_note}")
 
-    def _restore_account(self, record: ActionRecord, actor: str, drafts: list[EventDraft], notes: list[str]) -> None:
+    def _restore_account(
+        self, directory: Directory, record: ActionRecord, actor: str, drafts: list[EventDraft], notes: list[str]
+    ) -> None:
         state = record.account
         if state is None or not record.account_changed or not state.id:  # includes a disable never recorded
             return
         is_user = record.kind == ActionKind.DISABLE_USER
         try:
-            current = (
-                self.directory.get_user(state.id)
-                if is_user
-                else self.directory.get_service_principal(object_id=state.id)
-            )
+            current = directory.get_user(state.id) if is_user else directory.get_service_principal(object_id=state.id)
         except TargetNotFoundError:
             record.account = state.put_back("the account no longer exists")
             notes.append("account no longer exists")
@@ -224,9 +228,9 @@ class Restorer:
             state = state.put_back("already enabled again")
         else:
             if is_user:
-                self.directory.set_user_enabled(current.id, True)
+                directory.set_user_enabled(current.id, True)
             else:
-                self.directory.set_service_principal_enabled(current.id, True)
+                directory.set_service_principal_enabled(current.id, True)
             state = state.put_back("re-enabled")
             drafts.append(
                 analyst_event(

@@ -25,7 +25,7 @@ from shared.containment.isolate_vm import VmIsolation
 from shared.containment.ledger import Ledger, list_actions
 from shared.containment.lockout import AccountLockout
 from shared.containment.outcome import Outcomes
-from shared.containment.ports import Directory, NetworkIsolation
+from shared.containment.ports import Directories, NetworkIsolation
 from shared.containment.release import Release
 from shared.containment.restore import Restorer
 from shared.evidence import now_ms
@@ -43,7 +43,7 @@ class ContainmentService:
         partners: PartnerRegistry,
         settings: Settings,
         network: NetworkIsolation,
-        directory: Directory,
+        directories: Directories,
         clock: Callable[[], datetime] = now_ms,
     ):
         self.store, self.clock = store, clock
@@ -55,13 +55,13 @@ class ContainmentService:
             ledger,
             self.incidents,
             outcomes,
-            VmIsolation(network, breaker, outcomes, clock),
-            AccountLockout(directory, partners, breaker, outcomes, clock),
+            VmIsolation(network, breaker, outcomes, clock, partners, settings),
+            AccountLockout(directories, partners, breaker, outcomes, clock),
             clock,
         )
         self.approvals = Approvals(store, ledger, self.incidents, clock)
         self.releases = Release(
-            store, ledger, self.incidents, Restorer(store, ledger, network, directory, clock), clock
+            store, ledger, self.incidents, Restorer(store, ledger, network, directories, partners, clock), clock
         )
 
     def list_actions(self, incident_id: str) -> list[dict[str, Any]]:

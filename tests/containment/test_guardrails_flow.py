@@ -4,7 +4,6 @@ approve/reject, network devices, dry-run."""
 from __future__ import annotations
 
 from .conftest import (
-    SOC_SUB,
     account,
     actions,
     containment_output,
@@ -12,6 +11,7 @@ from .conftest import (
     device,
     host,
     ingest,
+    nsg_id,
     p1_alert,
     quarantine_id,
     seed_vm,
@@ -143,21 +143,13 @@ def test_blast_radius_breaker_trips_at_n_plus_one(enforce):
     assert len(state["slots"]) == 2
 
 
-def test_dry_run_sends_no_write_request_at_all(app):
-    app.configure(RESPONSE_MODE="dry-run")  # no partner owns SOC_SUB: the deployment's mode applies
+def test_dry_run_sends_no_write_request_at_all(app, partner_mode):
+    partner_mode(None)  # the partner sets no mode: the deployment's dry-run applies
+    app.configure(RESPONSE_MODE="dry-run")
     fake = app.fake
-    vm, _nics = seed_vm(
-        fake,
-        "vm-dry",
-        sub=SOC_SUB,
-        nsgs=[
-            f"/subscriptions/{SOC_SUB}/resourceGroups/rg-prod/providers/Microsoft.Network/networkSecurityGroups/nsg-x"
-        ],
-    )
+    vm, _nics = seed_vm(fake, "vm-dry", nsgs=[nsg_id("nsg-x")])
     fake.add_user("0f0f0f0f-0000-4000-8000-0000000000d1", "dry@contoso.example")
-    incident_id = ingest(
-        app, p1_alert(host(vm), account(object_id="0f0f0f0f-0000-4000-8000-0000000000d1"), sub=SOC_SUB)
-    )
+    incident_id = ingest(app, p1_alert(host(vm), account(object_id="0f0f0f0f-0000-4000-8000-0000000000d1")))
 
     assert list(fake.writes(api="arm")) == []
     assert [r for r in fake.writes(api="graph") if not r.path.lower().endswith("/sendmail")] == []

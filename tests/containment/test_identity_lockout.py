@@ -179,10 +179,18 @@ def test_service_principal_is_disabled_by_app_id(enforce):
     assert row["status"] == "contained" and row["account"]["disabledByUs"] is True
 
 
-def test_unknown_account_fails_and_is_escalated(enforce):
+def test_account_not_in_the_partners_directory_is_held_then_fails_when_approved(enforce):
+    """Issue 11: a 404 from the partner's directory means the account is not the partner's: held, not acted
+    on; approving it cannot make it exist there, so the approved run fails and is escalated."""
     app, fake = enforce, enforce.fake
     incident_id = ingest(app, p1_alert(account(object_id="0f0f0f0f-0000-4000-8000-0000000000ff")))
 
-    [failure] = containment_output(app, incident_id)["failures"]
-    assert failure["status"] == 404 and "no longer exists" in failure["reason"]
+    row = actions(app, incident_id)["disable-user"]
+    assert row["status"] == "held" and "target not owned by partner" in row["reason"]
+    assert containment_writes(fake) == []
+    resp = app.post(f"/api/incidents/{incident_id}/approve", {"actor": "ana.lyst@soc.example", "decision": "approve"})
+    assert resp.status == 202, resp.text
+    row = actions(app, incident_id)["disable-user"]
+    assert row["status"] == "failed" and row["failure"]["status"] == 404
+    assert "no longer exists" in row["failure"]["reason"]
     assert containment_writes(fake) == []

@@ -11,6 +11,7 @@ from tests.writeback.conftest import (
     ROOT,
     host_entity,
     incident_rid,
+    ip_entity,
     labels_of,
     seed_sentinel,
     seed_vm,
@@ -95,7 +96,7 @@ def test_a_lost_answer_keeps_our_labels_ours_and_approval_and_a_priority_change_
 
 
 def test_a_write_that_landed_but_failed_keeps_its_labels_ours_in_the_failure_state(wb):
-    payload = sentinel_payload()  # High + Exfiltration: P1 (its account is unknown to the directory: not contained)
+    payload = sentinel_payload(entities=[ip_entity()])  # High + Exfiltration: P1, nothing containable
     seed_sentinel(wb.fake, payload, labels=[VIP])
     rid = incident_rid(payload)
     seen = lose_answers(wb, rid, then="503")
