@@ -2,7 +2,16 @@
 
 import azure.durable_functions as df
 
-from functions import containment, evidence_api, ingest, notify, operator, runbook, writeback
+from functions import (
+    anchor,  # issue 12
+    containment,
+    evidence_api,
+    ingest,
+    notify,
+    operator,
+    runbook,
+    writeback,
+)
 
 
 def build_app() -> df.DFApp:
@@ -15,6 +24,7 @@ def build_app() -> df.DFApp:
     app.register_functions(containment.bp)
     app.register_functions(evidence_api.bp)
     app.register_functions(writeback.bp)
+    app.register_functions(anchor.bp)  # issue 12: evidence anchors
     return app
 
 

@@ -117,6 +117,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Where soc-responder writes back what it did (issue 7): `sentinel` (incident comment, labels, severity, status; needs Microsoft Sentinel Responder), `defender` (alert state; needs the alert-state role), both comma-separated, or `none`.",
     ),
     SettingSpec("AZURE_CLIENT_ID", None, "Client id of the user-assigned managed identity (read by azure-identity)."),
+    # -- issue 12: who may act, evidence anchored outside the tables --
+    SettingSpec(
+        "OPERATOR_AUTH",
+        "entra",
+        "`entra` (default): operator routes need App Service Authentication's `X-MS-CLIENT-PRINCIPAL` with the route's app role, and the actor is that principal; `function-key`: local runs only, the body `actor` is accepted and events are marked `actorVerified: false`.",
+    ),
+    SettingSpec(
+        "EvidenceStorage__blobServiceUri",
+        None,
+        "Evidence archive (blob service URI, managed identity; Azure): where `anchor_evidence` writes chain-head anchors. Locally the `EvidenceStorage` connection string's blob endpoint is used.",
+    ),
+    SettingSpec(
+        "EVIDENCE_ARCHIVE_CONTAINER",
+        "evidence-archive",
+        "Write-once (immutable) blob container for evidence anchors and exports.",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -218,6 +234,10 @@ class Settings:
     p4_digest_hour: int | None = 8
     acs_cognitive_services_endpoint: str | None = None
     writeback_targets: frozenset[str] = frozenset(WRITEBACK_KINDS)
+    # issue 12
+    operator_auth: str = "entra"
+    evidence_blob_service_uri: str | None = None
+    evidence_archive_container: str = "evidence-archive"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -253,4 +273,8 @@ class Settings:
             p4_digest_hour=_digest_hour(env),
             acs_cognitive_services_endpoint=(_get(env, "ACS_COGNITIVE_SERVICES_ENDPOINT") or "").rstrip("/") or None,
             writeback_targets=_writeback_targets(env),
+            # issue 12
+            operator_auth=_choice(env, "OPERATOR_AUTH", ("entra", "function-key")),
+            evidence_blob_service_uri=_get(env, "EvidenceStorage__blobServiceUri"),
+            evidence_archive_container=_defaulted(env, "EVIDENCE_ARCHIVE_CONTAINER"),
         )

@@ -459,6 +459,14 @@ class TableEvidenceStore(EvidenceStore):
             return None
         return int(head["lastSeq"]), head["lastHash"]
 
+    def iter_chain_heads(self) -> Iterator[tuple[str, int, str]]:
+        # Every chain's head row, whether or not its incident row still exists (issue 12: anchors).
+        rows = self._t("IncidentTimeline").query_entities(
+            f"RowKey eq '{HEAD_ROW}'", select=["PartitionKey", "lastSeq", "lastHash"], results_per_page=1000
+        )
+        for r in rows:
+            yield r["PartitionKey"], int(r["lastSeq"]), r["lastHash"]
+
     _EVIDENCE_TABLES = ("Incidents", "IncidentTimeline", "ContainmentActions", "Notifications")
 
     def newest_write(self, incident_id: str) -> datetime | None:
