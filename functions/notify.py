@@ -449,18 +449,24 @@ async def request_call_escalation(req: func.HttpRequest, client: df.DurableOrche
 @handle_errors
 async def acs_call_events(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Call Automation events for a call we placed (anonymous: the per-call secret in the URL authenticates)."""
-    from shared.notify.callbacks import CallbackRejectedError, CallbackUnauthorizedError
+    from shared.errors import UnauthorizedError
+    from shared.notify.callbacks import CallbackRejectedError
 
     body = read_json(req)
-    notifier = runtime.context().notifications
+    ctx = runtime.context()
+    notifier = ctx.notifications
     try:
+        # issue 12: the signed token ACS sends with each event, when present, besides the per-call secret
+        authorization = req.headers.get("authorization")
+        if authorization:
+            await asyncio.to_thread(ctx.acs_callback_tokens.verify, authorization)
         outcome = await asyncio.to_thread(notifier.handle_call_events, dict(req.params), body)
-    except (CallbackRejectedError, CallbackUnauthorizedError) as exc:
+    except (CallbackRejectedError, UnauthorizedError) as exc:  # a bad ACS token is an UnauthorizedError too
         log.warning(
             "rejected ACS callback (incidentId=%r callId=%r): %s",
             req.params.get("incidentId", "")[:80],
             req.params.get("callId", "")[:120],
-            exc.reason,
+            getattr(exc, "reason", exc),
         )
         raise
     if outcome.acknowledged_by:

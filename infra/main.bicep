@@ -523,6 +523,9 @@ module appSettings 'app/app-settings.bicep' = {
       OPERATOR_AUTH: 'entra'
       EvidenceStorage__blobServiceUri: evidenceStorage.outputs.blobServiceUri
       EVIDENCE_ARCHIVE_CONTAINER: archiveContainerName
+      // ACS callbacks: the signed token of each event is checked against this OpenID configuration and audience.
+      ACS_CALLBACK_OPENID_CONFIG: 'https://acscallautomation.communication.azure.com/calling/.well-known/acsopenidconfiguration'
+      ACS_RESOURCE_ID: deployCommunicationServices ? communication.outputs.immutableResourceId : ''
       WRITEBACK_TARGETS: grantSentinelResponder && grantDefenderAlertStateUpdate ? 'sentinel,defender' : grantSentinelResponder ? 'sentinel' : grantDefenderAlertStateUpdate ? 'defender' : 'none'
     }
   }

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # the ports, for the type checker only (cold start imports nothing it does not use)
+    from shared.adapters.acs_callback_tokens import AcsCallbackTokens  # issue 12
     from shared.anchor import AnchorArchive, EvidenceIntegrity  # issue 12
     from shared.notify.ports import MailSender, PhoneCaller
 
@@ -194,6 +195,12 @@ class AppContext:
         from shared.anchor import EvidenceIntegrity
 
         return EvidenceIntegrity(self.store, self.archive)
+
+    @cached_property
+    def acs_callback_tokens(self) -> AcsCallbackTokens:
+        from shared.adapters.acs_callback_tokens import AcsCallbackTokens
+
+        return AcsCallbackTokens(self.settings.acs_callback_openid_config, self.settings.acs_resource_id)
 
 
 _context: AppContext | None = None

@@ -133,6 +133,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "evidence-archive",
         "Write-once (immutable) blob container for evidence anchors and exports.",
     ),
+    SettingSpec(
+        "ACS_CALLBACK_OPENID_CONFIG",
+        "https://acscallautomation.communication.azure.com/calling/.well-known/acsopenidconfiguration",
+        "OpenID configuration of the Call Automation callback tokens (issuer, JWKS); a token an ACS callback carries is verified against it.",
+    ),
+    SettingSpec(
+        "ACS_RESOURCE_ID",
+        None,
+        "Immutable resource id of the Communication Services resource: the audience of its callback tokens (unset: audience not checked).",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -238,6 +248,10 @@ class Settings:
     operator_auth: str = "entra"
     evidence_blob_service_uri: str | None = None
     evidence_archive_container: str = "evidence-archive"
+    acs_callback_openid_config: str = (
+        "https://acscallautomation.communication.azure.com/calling/.well-known/acsopenidconfiguration"
+    )
+    acs_resource_id: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -277,4 +291,6 @@ class Settings:
             operator_auth=_choice(env, "OPERATOR_AUTH", ("entra", "function-key")),
             evidence_blob_service_uri=_get(env, "EvidenceStorage__blobServiceUri"),
             evidence_archive_container=_defaulted(env, "EVIDENCE_ARCHIVE_CONTAINER"),
+            acs_callback_openid_config=_defaulted(env, "ACS_CALLBACK_OPENID_CONFIG"),
+            acs_resource_id=_get(env, "ACS_RESOURCE_ID"),
         )
