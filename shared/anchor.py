@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import Field
@@ -34,6 +35,14 @@ from shared.verify_export import check_stored_chain
 
 ANCHOR_PREFIX = "anchors/"
 KIND = "soc-responder.evidence-anchor"
+CLOCK_MARGIN = timedelta(minutes=10)  # heads written just before the previous anchor, by the storage clock
+RETENTION = timedelta(days=3 * 365)
+PURGES = "retention-purges"  # shared/retention.PURGE_LOG_PARTITION (the purge log)
+log = logging.getLogger("soc_responder.anchor")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class AnchorArchive(Protocol):
@@ -51,6 +60,7 @@ class AnchorArchive(Protocol):
 class AnchoredHead(SocModel):
     last_seq: int
     last_hash: str
+    first_anchored_at: str | None = None  # when an anchor first named the incident (purges need 3 years)
 
 
 class AnchorManifest(SocModel):
@@ -75,9 +85,17 @@ def anchor_name(at: datetime, manifest_hash: str) -> str:
 
 
 def build_manifest(
-    heads: Iterable[tuple[str, int, str]], at: datetime, previous: tuple[str, AnchorManifest] | None
+    heads: Iterable[tuple[str, int, str]] | dict[str, AnchoredHead],
+    at: datetime,
+    previous: tuple[str, AnchorManifest] | None,
 ) -> AnchorManifest:
-    incidents = {iid: AnchoredHead(last_seq=seq, last_hash=h) for iid, seq, h in sorted(heads)}
+    if isinstance(heads, dict):
+        incidents = dict(sorted(heads.items()))
+    else:
+        stamp = isoformat(at)
+        incidents = {
+            iid: AnchoredHead(last_seq=seq, last_hash=h, first_anchored_at=stamp) for iid, seq, h in sorted(heads)
+        }
     manifest = AnchorManifest(
         anchored_at=isoformat(at),
         incident_count=len(incidents),
@@ -141,14 +159,55 @@ class EvidenceIntegrity:
         return name, parse_manifest(raw, name)
 
     def anchor(self, at: datetime) -> dict[str, Any]:
-        """Write a new anchor of every incident's chain head; returns its name and counts."""
+        """Write a new anchor; returns its name and counts.
+
+        Anchors are cumulative: the new one starts from the previous anchor's heads and moves forward
+        only the chains whose head changed since, and only when the change is an append (the event the
+        previous anchor named still has its hash). So an incident deleted, truncated or rewritten after
+        it was anchored stays anchored as it was — the deletion cannot age out of the anchors — and
+        only a recorded retention purge of an incident anchored 3 years ago removes it.
+        """
         if self.archive is None:
             return {"skipped": "no evidence archive configured"}
         previous = self.latest_anchor()
-        manifest = build_manifest(self.store.iter_chain_heads(), at, previous)
+        if previous is None:
+            manifest = build_manifest(self.store.iter_chain_heads(), at, None)
+            refused: list[str] = []
+        else:
+            heads, refused = self._advance(previous[1], at)
+            manifest = build_manifest(heads, at, previous)
         name = anchor_name(at, manifest.manifest_hash)
         self.archive.write_new(name, json.dumps(manifest.wire(), sort_keys=True, indent=1).encode("utf-8"))
-        return {"anchor": name, "incidents": manifest.incident_count, "manifestHash": manifest.manifest_hash}
+        if refused:
+            log.warning("anchor %s kept the earlier anchored head of %d incident(s): %s", name, len(refused), refused)
+        return {
+            "anchor": name,
+            "incidents": manifest.incident_count,
+            "manifestHash": manifest.manifest_hash,
+            "keptAnchored": refused,
+        }
+
+    def _advance(self, previous: AnchorManifest, at: datetime) -> tuple[dict[str, AnchoredHead], list[str]]:
+        heads = dict(previous.incidents)
+        stamp = isoformat(at)
+        since = _parse(previous.anchored_at) - CLOCK_MARGIN
+        refused = []
+        for iid, seq, last_hash in self.store.iter_chain_heads(changed_since=since):
+            old = heads.get(iid)
+            if old is None:
+                heads[iid] = AnchoredHead(last_seq=seq, last_hash=last_hash, first_anchored_at=stamp)
+            elif (seq, last_hash) == (old.last_seq, old.last_hash):
+                continue
+            elif seq > old.last_seq and self.store.get_event_hash(iid, old.last_seq) == old.last_hash:
+                heads[iid] = AnchoredHead(last_seq=seq, last_hash=last_hash, first_anchored_at=old.first_anchored_at)
+            else:  # the chain went backwards or its anchored event changed: keep the anchored truth
+                refused.append(iid)
+        cutoff = at - RETENTION
+        for iid, head in list(heads.items()):
+            first = _parse(head.first_anchored_at) if head.first_anchored_at else None
+            if first is not None and first <= cutoff and self.store.get_record("IngestState", PURGES, iid):
+                del heads[iid]  # purged under retention (shared/retention.py) after 3 years anchored
+        return heads, refused
 
     def check(self, incident_id: str, events: list[EvidenceEvent] | None = None) -> ChainVerdict:
         """Stored-chain verdict, then the anchor's (a broken chain is reported first)."""

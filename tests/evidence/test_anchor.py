@@ -161,3 +161,42 @@ def test_offline_verifier_checks_an_export_against_an_anchor_file(app, anchored,
     doc["incidents"].pop(anchored[0].id)
     anchor.write_text(json.dumps(doc))
     assert main([str(bad), "--anchor", str(anchor)]) == 2
+
+
+def test_anchors_are_cumulative_so_a_deletion_never_ages_out(app, anchored, timeline_table):
+    """Deleted right after an anchor: the next anchors still name the incident as it was."""
+    from azure.data.tables import TableServiceClient
+
+    inc = anchored[0]
+    service = TableServiceClient.from_connection_string(app.context.settings.evidence_connection_string)
+    for table in ("IncidentTimeline", "Incidents"):
+        client = service.get_table_client(table)
+        for row in list(client.query_entities(f"PartitionKey eq '{inc.id}'")):
+            client.delete_entity(row["PartitionKey"], row["RowKey"])
+    app.runtime.timer("anchor_evidence")
+    _name, raw = app.context.archive.latest("anchors/")
+    assert json.loads(raw)["incidents"][inc.id]["lastSeq"] == 5
+    assert _verify(app, inc.id).status == 409
+
+
+def test_a_rewrite_or_truncation_is_not_taken_into_the_next_anchor(app, anchored, timeline_table):
+    _rewrite_from(timeline_table, anchored[0].id, 2, "rewritten")
+    _truncate(timeline_table, anchored[1].id, 3)
+    report = app.context.integrity.anchor(datetime.now(UTC))
+    assert sorted(report["keptAnchored"]) == sorted(i.id for i in anchored)
+    assert _verify(app, anchored[0].id).status == 409 and _verify(app, anchored[1].id).status == 409
+
+
+def test_appends_move_the_anchor_forward_and_new_incidents_join_it(app, anchored):
+    from shared.evidence import EventDraft, now_ms
+    from shared.models import Phase
+
+    app.store.append_events(
+        anchored[0].id, [EventDraft(event_type="note", phase=Phase.TRIAGE, summary="later", occurred_at=now_ms())]
+    )
+    late = make_incident("anchor-c", T0)
+    seed(app.store, late, timeline(late, 2))
+    app.runtime.timer("anchor_evidence")
+    doc = json.loads(app.context.archive.latest("anchors/")[1])
+    assert doc["incidents"][anchored[0].id]["lastSeq"] == 6 and doc["incidents"][late.id]["lastSeq"] == 2
+    assert doc["incidents"][late.id]["firstAnchoredAt"] > doc["incidents"][anchored[0].id]["firstAnchoredAt"]
