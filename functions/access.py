@@ -24,6 +24,7 @@ import inspect
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
@@ -69,7 +70,11 @@ def _admit(action: str, req: func.HttpRequest) -> tuple[access.Caller, func.Http
     body = _body_object(req) if req.method.upper() in ("POST", "PUT", "PATCH") else None
     mode = runtime.context().settings.operator_auth
     caller = access.authorize(
-        action, mode, req.headers.get(access.PRINCIPAL_HEADER), body.get("actor") if body is not None else None
+        action,
+        mode,
+        req.headers.get(access.PRINCIPAL_HEADER),
+        body.get("actor") if body is not None else None,
+        urlsplit(req.url).hostname or "",
     )
     for name in ("id",):
         if name in req.route_params:

@@ -138,9 +138,18 @@ def required_roles(action: str) -> frozenset[str]:
     return POLICY[action]
 
 
-def authorize(action: str, mode: str, principal_header: str | None, body_actor: Any) -> Caller:
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def authorize(action: str, mode: str, principal_header: str | None, body_actor: Any, host: str = "localhost") -> Caller:
     """Decide one request: the Caller it acts as, or UnauthorizedError (401) / ForbiddenError (403)."""
     allowed = required_roles(action)
+    if mode == FUNCTION_KEY and host.lower() not in LOCAL_HOSTS:
+        # A deployment left in local mode would let anyone act as anyone: it answers local requests only.
+        raise ForbiddenError(
+            "OPERATOR_AUTH=function-key answers local requests only",
+            [{"field": "OPERATOR_AUTH", "message": "set entra where the app is reachable from elsewhere"}],
+        )
     if mode == FUNCTION_KEY:
         # Local runs only: nobody vouches for the name; the evidence says so.
         actor = body_actor.strip() if isinstance(body_actor, str) and body_actor.strip() else None

@@ -196,3 +196,13 @@ def test_incident_view_never_shows_a_full_phone_number(app):
     )
     text = app.get(f"/api/incidents/{iid}").text
     assert "5555550100" not in text and "+***0100" in text
+
+
+def test_function_key_mode_refuses_requests_that_are_not_local():
+    """A deployment accidentally left in local mode does not let the internet act as anyone."""
+    from shared.access import FUNCTION_KEY, authorize
+    from shared.errors import ForbiddenError
+
+    assert authorize("ack", FUNCTION_KEY, None, ANA, "127.0.0.1").actor == ANA
+    with pytest.raises(ForbiddenError):
+        authorize("ack", FUNCTION_KEY, None, ANA, "soc-responder.azurewebsites.net")
