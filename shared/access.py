@@ -127,6 +127,9 @@ def parse_principal(header: str | None) -> Principal | None:
     roles = frozenset(v for t, v in pairs if t in role_types)
     name_types = [*_NAME_CLAIMS, *([doc["name_typ"]] if isinstance(doc.get("name_typ"), str) else []), "name"]
     name = next((v.strip() for want in name_types for t, v in pairs if t == want and v.strip()), "")
+    if not name:  # an application (client-credentials token, e.g. a SOAR) acts under its client id
+        app_id = next((v.strip() for want in ("azp", "appid") for t, v in pairs if t == want and v.strip()), "")
+        name = f"app:{app_id}" if app_id else ""
     if not name or len(name) > 256 or _CONTROL.search(name):
         raise UnauthorizedError("the client principal names nobody")
     oid = next((v for want in _OID_CLAIMS for t, v in pairs if t == want), None)

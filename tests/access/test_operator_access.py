@@ -206,3 +206,29 @@ def test_function_key_mode_refuses_requests_that_are_not_local():
     assert authorize("ack", FUNCTION_KEY, None, ANA, "127.0.0.1").actor == ANA
     with pytest.raises(ForbiddenError):
         authorize("ack", FUNCTION_KEY, None, ANA, "soc-responder.azurewebsites.net")
+
+
+def test_principal_parsing_reads_the_documented_claim_types():
+    import base64
+    import json as _json
+
+    from shared.access import parse_principal
+
+    def header(doc):
+        return base64.b64encode(_json.dumps(doc).encode()).decode()
+
+    upn = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+    role = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+    p = parse_principal(
+        header({"auth_typ": "aad", "claims": [{"typ": upn, "val": "ana@soc.example"}, {"typ": role, "val": "Auditor"}]})
+    )
+    assert p is not None and p.name == "ana@soc.example" and p.roles == {"Auditor"}
+    custom = {
+        "auth_typ": "aad",
+        "role_typ": "r",
+        "claims": [{"typ": "preferred_username", "val": "lee@soc.example"}, {"typ": "r", "val": "Approver"}],
+    }
+    assert parse_principal(header(custom)).roles == {"Approver"}
+    app_only = {"auth_typ": "aad", "claims": [{"typ": "azp", "val": "1111"}, {"typ": "roles", "val": "Responder"}]}
+    assert parse_principal(header(app_only)).name == "app:1111"
+    assert parse_principal(None) is None
