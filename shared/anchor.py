@@ -56,6 +56,10 @@ class AnchorArchive(Protocol):
         """The blob with the greatest name under ``prefix``, or None."""
         ...
 
+    def read(self, name: str) -> bytes | None:
+        """One blob's content, or None when it does not exist."""
+        ...
+
 
 class AnchoredHead(SocModel):
     last_seq: int
@@ -156,7 +160,42 @@ class EvidenceIntegrity:
         if got is None:
             return None
         name, raw = got
-        return name, parse_manifest(raw, name)
+        latest = parse_manifest(raw, name)
+        return name, self._with_predecessor(latest)
+
+    def _with_predecessor(self, latest: AnchorManifest) -> AnchorManifest:
+        """``latest``, unless its predecessor shows it dropped or rewound an incident (anchors only grow).
+
+        The app identity can add anchors (never change one), so a forged newest anchor could leave an
+        incident out; the predecessor it must name then still holds it, and wins for that incident.
+        """
+        if not latest.previous_anchor or self.archive is None:
+            return latest
+        raw = self.archive.read(latest.previous_anchor)
+        try:
+            previous = parse_manifest(raw, latest.previous_anchor) if raw is not None else None
+        except ValidationError:
+            previous = None
+        if previous is None or previous.manifest_hash != latest.previous_manifest_hash:
+            log.error("evidence anchor %s names a predecessor that is missing or differs", latest.previous_anchor)
+            return latest
+        cutoff = _parse(latest.anchored_at) - RETENTION
+        merged, dropped = dict(latest.incidents), []
+        for iid, head in previous.incidents.items():
+            now = merged.get(iid)
+            aged = head.first_anchored_at is not None and _parse(head.first_anchored_at) <= cutoff
+            if (now is None and not aged) or (now is not None and now.last_seq < head.last_seq):
+                merged[iid] = head
+                dropped.append(iid)
+        if not dropped:
+            return latest
+        log.error(
+            "evidence anchor after %s dropped or rewound %d incident(s): %s",
+            previous.anchored_at,
+            len(dropped),
+            dropped[:20],
+        )
+        return latest.model_copy(update={"incidents": merged, "incident_count": len(merged)})
 
     def anchor(self, at: datetime) -> dict[str, Any]:
         """Write a new anchor; returns its name and counts.

@@ -78,3 +78,11 @@ class BlobAnchorArchive:
             return None
         name = max(names)
         return name, self._container.download_blob(name).readall()
+
+    def read(self, name: str) -> bytes | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self._container.download_blob(name).readall()
+        except ResourceNotFoundError:
+            return None

@@ -200,3 +200,25 @@ def test_appends_move_the_anchor_forward_and_new_incidents_join_it(app, anchored
     doc = json.loads(app.context.archive.latest("anchors/")[1])
     assert doc["incidents"][anchored[0].id]["lastSeq"] == 6 and doc["incidents"][late.id]["lastSeq"] == 2
     assert doc["incidents"][late.id]["firstAnchoredAt"] > doc["incidents"][anchored[0].id]["firstAnchoredAt"]
+
+
+def test_a_forged_newest_anchor_that_drops_an_incident_is_outvoted_by_its_predecessor(app, anchored):
+    """The app identity may add anchors: one that leaves an incident out cannot hide its later deletion."""
+    from shared.anchor import anchor_name, build_manifest, parse_manifest
+
+    name, raw = app.context.archive.latest("anchors/")
+    real = parse_manifest(raw)
+    kept = {i: h for i, h in real.incidents.items() if i != anchored[0].id}
+    forged = build_manifest(kept, datetime.now(UTC), (name, real))
+    app.context.archive.write_new(
+        anchor_name(datetime.now(UTC), forged.manifest_hash), json.dumps(forged.wire()).encode("utf-8")
+    )
+    from azure.data.tables import TableServiceClient
+
+    service = TableServiceClient.from_connection_string(app.context.settings.evidence_connection_string)
+    for table in ("IncidentTimeline", "Incidents"):
+        client = service.get_table_client(table)
+        for row in list(client.query_entities(f"PartitionKey eq '{anchored[0].id}'")):
+            client.delete_entity(row["PartitionKey"], row["RowKey"])
+    r = _verify(app, anchored[0].id)
+    assert r.status == 409 and "deleted" in r.json()["reason"], r.text
