@@ -2,9 +2,18 @@
 
 import azure.durable_functions as df
 
-from functions import containment, evidence_api, ingest, notify, operator, runbook, writeback
-from functions.preflight import bp as preflight_bp  # issue 11
-from functions.workspace_poll import bp as workspace_poll_bp  # issue 11
+from functions import (
+    anchor,
+    containment,
+    evidence_api,
+    ingest,
+    notify,
+    operator,
+    preflight,
+    runbook,
+    workspace_poll,
+    writeback,
+)
 
 
 def build_app() -> df.DFApp:
@@ -17,8 +26,9 @@ def build_app() -> df.DFApp:
     app.register_functions(containment.bp)
     app.register_functions(evidence_api.bp)
     app.register_functions(writeback.bp)
-    app.register_functions(preflight_bp)  # issue 11
-    app.register_functions(workspace_poll_bp)  # issue 11
+    app.register_functions(preflight.bp)  # partner preflight (docs/spec/tenancy.md)
+    app.register_functions(workspace_poll.bp)  # partners' own Sentinel workspaces
+    app.register_functions(anchor.bp)  # evidence anchors (docs/spec/access.md)
     return app
 
 

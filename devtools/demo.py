@@ -181,7 +181,14 @@ def main() -> int:
         "MAIL_SENDER": "soc-responder@soc.example",
         "ACS_CALLER_ID": "+15555550000",
         "CALLBACK_BASE_URL": "https://soc-responder.example",
+        # issue 12: no App Service Authentication locally, so operator calls name their actor in the body
+        "OPERATOR_AUTH": "function-key",
     }
+    print(
+        "OPERATOR_AUTH=function-key (local run without Entra sign-in): operator actors are taken from the "
+        "request body and their events are marked actorVerified: false",
+        flush=True,
+    )
     with local_azure(settings) as (_azurite, fake):
         _seed_azure(fake)
         fake.log_analytics_handler = _log_analytics_answer

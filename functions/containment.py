@@ -19,6 +19,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.access import operator_access
 from functions.http import handle_errors, json_response, read_json
 from functions.orchestrations import ENDED_UNFINISHED, RUNNING, status_name
 from shared import runtime
@@ -221,8 +222,9 @@ def _incident_id(req: func.HttpRequest) -> str:
     return req.route_params.get("id", "")
 
 
-@bp.route(route="incidents/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="incidents/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
+@operator_access("approve")  # issue 12: sign-in and app role (functions/access.py)
 @handle_errors
 async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Approve (run) or reject (block) the incident's held containment actions."""
@@ -261,8 +263,9 @@ async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestra
     return json_response(202 if started else 200, outcome)
 
 
-@bp.route(route="incidents/{id}/release", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="incidents/{id}/release", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
+@operator_access("release")  # issue 12: sign-in and app role (functions/access.py)
 @handle_errors
 async def release_containment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Restore the prior state of everything this incident's containment changed.

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.access import operator_access
 from functions.http import handle_errors, json_response, read_json
 from shared import runtime
 from shared.errors import ValidationError
@@ -75,7 +76,8 @@ def _next_link(req: func.HttpRequest, token: str) -> str:
 
 
 # -- evidence export -------------------------------------------------------------------------------
-@bp.route(route="evidence", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="evidence", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@operator_access("evidence")  # issue 12: sign-in and app role (functions/access.py)
 @handle_errors
 async def export_evidence(req: func.HttpRequest) -> func.HttpResponse:
     """One page of the evidence export (all of it when it fits in ``limit`` rows)."""
@@ -105,7 +107,8 @@ async def export_evidence(req: func.HttpRequest) -> func.HttpResponse:
 
 
 # -- post-incident review --------------------------------------------------------------------------
-@bp.route(route="incidents/{id}/review", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="incidents/{id}/review", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@operator_access("review")  # issue 12: sign-in and app role (functions/access.py)
 @handle_errors
 async def get_review(req: func.HttpRequest) -> func.HttpResponse:
     """The post-incident review: Markdown (default), ``?format=html`` or ``?format=json``."""
@@ -124,7 +127,8 @@ async def get_review(req: func.HttpRequest) -> func.HttpResponse:
     return _text_response(render_markdown(review), "text/markdown", {})
 
 
-@bp.route(route="incidents/{id}/review", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="incidents/{id}/review", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@operator_access("review.submit")  # issue 12: sign-in and app role (functions/access.py)
 @handle_errors
 async def submit_review(req: func.HttpRequest) -> func.HttpResponse:
     """Record review fields (root cause, impact, action items …) as an evidence event."""
@@ -162,7 +166,8 @@ def review_overdue_watch(timer: func.TimerRequest) -> None:
 
 
 # -- SLA report ------------------------------------------------------------------------------------
-@bp.route(route="reports/sla", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="reports/sla", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@operator_access("reports")  # issue 12: sign-in and app role (functions/access.py)
 @handle_errors
 async def sla_report(req: func.HttpRequest) -> func.HttpResponse:
     """Time to triage / first response against the targets and per-priority SLAs, breaches listed."""

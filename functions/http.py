@@ -16,6 +16,7 @@ from shared.errors import (
     ConfigurationError,
     ConflictError,
     EvidenceChainBrokenError,
+    ForbiddenError,
     IncidentNotFoundError,
     PartnerNotFoundError,
     PayloadTooLargeError,
@@ -80,6 +81,8 @@ def error_response(exc: BaseException) -> func.HttpResponse:
         return json_response(400, error_body(exc.message, exc.details))
     if isinstance(exc, UnauthorizedError):
         return json_response(401, error_body(exc.message, exc.details))
+    if isinstance(exc, ForbiddenError):
+        return json_response(403, error_body(exc.message, exc.details))
     if isinstance(exc, PayloadTooLargeError):
         return json_response(
             413, error_body("request body is larger than 1 MiB", [{"field": "body", "message": "too large"}])

@@ -65,8 +65,9 @@ async def stop_escalation(client: df.DurableOrchestrationClient, outcome: Ingest
 
 
 async def _ingest(req: func.HttpRequest, client: df.DurableOrchestrationClient, parse: Callable) -> func.HttpResponse:
-    payload = read_json(req)
-    alert = parse(payload, datetime.now(UTC))
+    # issue 12: JSON decoding and validation of up to 1 MiB run off the event loop (other requests keep flowing)
+    payload = await asyncio.to_thread(read_json, req)
+    alert = await asyncio.to_thread(parse, payload, datetime.now(UTC))
     ctx = runtime.context()
     outcome = await asyncio.to_thread(ctx.ingest.ingest, alert)
     await start_runbook(client, outcome)

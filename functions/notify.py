@@ -23,6 +23,7 @@ from typing import Any, Literal, overload
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.access import operator_access
 from functions.http import handle_errors, json_response, read_json
 from functions.orchestrations import ENDED_UNFINISHED, RUNNING, status_name
 from shared import runtime
@@ -298,8 +299,9 @@ def _stamp(moment: datetime) -> str:
     return re.sub(r"[^0-9A-Za-z]", "", isoformat(moment))
 
 
-@bp.route(route="incidents/{id}/ack", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="incidents/{id}/ack", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
+@operator_access("ack")  # issue 12: sign-in and app role (functions/access.py)
 @handle_errors
 async def acknowledge_incident(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Contact established: stops the phone escalation at once. Body ``{"actor", "note"?}``."""
@@ -323,8 +325,9 @@ async def acknowledge_incident(req: func.HttpRequest, client: df.DurableOrchestr
     )
 
 
-@bp.route(route="incidents/{id}/priority", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="incidents/{id}/priority", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
+@operator_access("priority")  # issue 12: sign-in and app role (functions/access.py)
 @handle_errors
 async def change_incident_priority(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Raise or lower the priority. Body ``{"actor", "priority": "P1".."P4", "reason"}``."""
@@ -387,8 +390,9 @@ async def change_incident_priority(req: func.HttpRequest, client: df.DurableOrch
     return json_response(200, out)
 
 
-@bp.route(route="incidents/{id}/call", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="incidents/{id}/call", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
+@operator_access("call")  # issue 12: sign-in and app role (functions/access.py)
 @handle_errors
 async def request_call_escalation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start the phone escalation for a P2 (or a P1). Body ``{"actor", "reason"}``."""
@@ -445,18 +449,24 @@ async def request_call_escalation(req: func.HttpRequest, client: df.DurableOrche
 @handle_errors
 async def acs_call_events(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Call Automation events for a call we placed (anonymous: the per-call secret in the URL authenticates)."""
-    from shared.notify.callbacks import CallbackRejectedError, CallbackUnauthorizedError
+    from shared.errors import UnauthorizedError
+    from shared.notify.callbacks import CallbackRejectedError
 
     body = read_json(req)
-    notifier = runtime.context().notifications
+    ctx = runtime.context()
+    notifier = ctx.notifications
     try:
+        # issue 12: the signed token ACS sends with each event, when present, besides the per-call secret
+        authorization = req.headers.get("authorization")
+        if authorization:
+            await asyncio.to_thread(ctx.acs_callback_tokens.verify, authorization)
         outcome = await asyncio.to_thread(notifier.handle_call_events, dict(req.params), body)
-    except (CallbackRejectedError, CallbackUnauthorizedError) as exc:
+    except (CallbackRejectedError, UnauthorizedError) as exc:  # a bad ACS token is an UnauthorizedError too
         log.warning(
             "rejected ACS callback (incidentId=%r callId=%r): %s",
             req.params.get("incidentId", "")[:80],
             req.params.get("callId", "")[:120],
-            exc.reason,
+            getattr(exc, "reason", exc),
         )
         raise
     if outcome.acknowledged_by:

@@ -14,6 +14,7 @@ import logging
 
 import azure.functions as func
 
+from functions.access import operator_access
 from functions.http import handle_errors, json_response
 from shared import runtime
 
@@ -21,7 +22,8 @@ bp = func.Blueprint()
 log = logging.getLogger("soc_responder.preflight")
 
 
-@bp.route(route="partners/{id}/preflight", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="partners/{id}/preflight", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@operator_access("preflight")  # sign-in and app role (functions/access.py)
 @handle_errors
 async def partner_preflight_check(req: func.HttpRequest) -> func.HttpResponse:
     """Can the app act for this partner right now? Each failed check names what to fix."""

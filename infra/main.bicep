@@ -522,6 +522,14 @@ module appSettings 'app/app-settings.bicep' = {
       P4_DIGEST_HOUR: p4DigestHour
       CONTAINMENT_RETRY_BACKOFF_SECONDS: containmentRetryBackoffSeconds
       // Write back only where the identity was granted the rights to (docs/writeback.md).
+      // issue 12: operators sign in (App Service Authentication, infra/app/auth-settings.bicep) and the code
+      // checks their app role; evidence anchors go to the write-once archive container.
+      OPERATOR_AUTH: 'entra'
+      EvidenceStorage__blobServiceUri: evidenceStorage.outputs.blobServiceUri
+      EVIDENCE_ARCHIVE_CONTAINER: archiveContainerName
+      // ACS callbacks: the signed token of each event is checked against this OpenID configuration and audience.
+      ACS_CALLBACK_OPENID_CONFIG: 'https://acscallautomation.communication.azure.com/calling/.well-known/acsopenidconfiguration'
+      ACS_RESOURCE_ID: deployCommunicationServices ? communication.outputs.immutableResourceId : ''
       WRITEBACK_TARGETS: grantSentinelResponder && grantDefenderAlertStateUpdate ? 'sentinel,defender' : grantSentinelResponder ? 'sentinel' : grantDefenderAlertStateUpdate ? 'defender' : 'none'
       // issue 11: tenancy (Graph tokens for partners' tenants; ARM through Lighthouse needs nothing here)
       SOC_TENANT_ID: tenant().tenantId

@@ -29,6 +29,15 @@ class UnauthorizedError(SocResponderError):
         self.details = details or []
 
 
+class ForbiddenError(SocResponderError):
+    """The caller is known but may not do this (no app role for the route, or a body actor naming someone else)."""
+
+    def __init__(self, message: str, details: list[dict] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
 class PayloadTooLargeError(SocResponderError):
     """The request body is over the limit."""
 

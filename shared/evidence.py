@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
+from shared.access import stamp_for
 from shared.models import ActorType, Phase, SocModel, isoformat
 
 GENESIS_HASH = "0" * 64
@@ -79,8 +80,9 @@ def chain(incident_id: str, drafts: Iterable[EventDraft], last_seq: int, last_ha
     seq, prev = last_seq, last_hash
     for d in drafts:
         seq += 1
-        # Round-trip data through JSON so what is hashed is what is stored.
-        data = json.loads(canonical_json(d.data))
+        # Round-trip data through JSON so what is hashed is what is stored. An event written for the
+        # operator of the current request carries whether sign-in vouched for that name (issue 12).
+        data = json.loads(canonical_json({**d.data, **stamp_for(d.actor)}))
         ev = EvidenceEvent(
             incident_id=incident_id,
             seq=seq,

@@ -186,6 +186,7 @@ class IngestService:
         received = self.clock()
         partner, matched_by = self.partners.resolve(alert)
         decision = score_alert(alert, self.rules, partner)
+        ensure_recordable(alert, decision, received)  # issue 12: before any claim, so a refusal leaves nothing
         claims = self.store.get_alert_claims(alert.dedupe_keys)
         primary = alert.primary_key
         if primary in claims:
@@ -541,3 +542,41 @@ def _alert_evidence(alert: Alert) -> dict:
         # Where the write-back goes (the Sentinel incident's / Defender alert's ARM id), when the source has one.
         **({"refs": refs} if (refs := alert_refs(alert.extended_properties)) else {}),
     }
+
+
+# -- issue 12: an alert is claimed only once it is known to fit ----------------------------------------------
+# The evidence store splits a JSON property into at most 15 × 30,000 characters (Table Storage: 64 KiB per
+# property, 1 MiB per row). An alert whose evidence or incident row would not fit used to be claimed key by
+# key, then fail to store (500) and leave its claims behind, so no delivery of it could ever be recorded.
+MAX_RECORD_CHARS = 200_000
+MAX_DEDUPE_KEYS = 160  # the alert's own key + Sentinel's 150 alerts + a few refs
+
+
+def ensure_recordable(alert: Alert, decision: TriageDecision, received: datetime) -> None:
+    """ValidationError (400, naming the field) when the alert's evidence or incident row would not fit."""
+    from shared.errors import ValidationError
+    from shared.evidence import canonical_json
+
+    if len(alert.dedupe_keys) > MAX_DEDUPE_KEYS:
+        raise ValidationError(
+            "the alert names too many alert ids",
+            [{"field": "alerts", "message": f"at most {MAX_DEDUPE_KEYS - 10} alerts per incident"}],
+        )
+    sizes = {
+        "alert": len(canonical_json(_alert_evidence(alert))),
+        "incident": len(
+            canonical_json(open_incident(alert.primary_key, alert, decision, None, "UTC", received, received).wire())
+        ),
+    }
+    too_big = {name: n for name, n in sizes.items() if n > MAX_RECORD_CHARS}
+    if too_big:
+        raise ValidationError(
+            "the alert is too large to record",
+            [
+                {
+                    "field": "body",
+                    "message": f"its {name} evidence would take {n} characters; at most {MAX_RECORD_CHARS}",
+                }
+                for name, n in too_big.items()
+            ],
+        )

@@ -34,7 +34,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from shared.errors import ValidationError
-from shared.evidence import EventDraft, EvidenceEvent, now_ms, verify_chain
+from shared.evidence import ChainVerdict, EventDraft, EvidenceEvent, now_ms, verify_chain
 from shared.models import ActorType, Incident, Phase, SocModel, isoformat
 from shared.notify.incidents import load_incident
 from shared.partners import PartnerRegistry
@@ -272,7 +272,12 @@ def _record_entry(rec: dict[str, Any]) -> ReviewEntry:
 
 
 def build_review(
-    incident: Incident, events: list[EvidenceEvent], containment_records: list[dict[str, Any]], tz: str, now: datetime
+    incident: Incident,
+    events: list[EvidenceEvent],
+    containment_records: list[dict[str, Any]],
+    tz: str,
+    now: datetime,
+    verdict: ChainVerdict | None = None,
 ) -> PostIncidentReview:
     """The review from the evidence (pure)."""
     fields: dict[str, Any] = {}
@@ -310,7 +315,7 @@ def build_review(
     missing = [
         name for name, ok in (("root cause", bool(fields.get("rootCause"))), ("action items", bool(items))) if not ok
     ]
-    verdict = verify_chain(events)
+    verdict = verdict or verify_chain(events)  # the caller's stored-head + anchor check when given (issue 12)
     resolved = resolution_time(incident)
     sla = incident.sla
     return PostIncidentReview(
@@ -356,7 +361,9 @@ def build_review(
         },
         contributions=contributions,
         timeline=[_entry(ev) for ev in events],
-        chain=ChainStamp(valid=verdict.valid, events=verdict.events, broken_at=verdict.broken_at),
+        chain=ChainStamp(
+            valid=verdict.valid, events=verdict.events, broken_at=verdict.broken_at, reason=verdict.reason
+        ),
         overdue_flagged_at=flagged_at,
         generated_at=isoformat(now),
     )
@@ -560,8 +567,16 @@ class OverdueWatchReport:
 class ReviewService:
     """Builds reviews, records analyst submissions, flags overdue reviews."""
 
-    def __init__(self, store: EvidenceStore, partners: PartnerRegistry, clock: Callable[[], datetime] = now_ms):
+    def __init__(
+        self,
+        store: EvidenceStore,
+        partners: PartnerRegistry,
+        clock: Callable[[], datetime] = now_ms,
+        integrity: Callable[[str, list[EvidenceEvent]], ChainVerdict] | None = None,
+    ):
         self.store, self.partners, self.clock = store, partners, clock
+        # The same check as GET /verify: chain, stored head and the latest anchor (wired by shared/runtime.py).
+        self.integrity = integrity
 
     def _tz(self, incident: Incident) -> str:
         partner = self.partners.get(incident.partner_id)
@@ -569,7 +584,8 @@ class ReviewService:
 
     def _build(self, incident: Incident, events: list[EvidenceEvent]) -> PostIncidentReview:
         records = self.store.list_records("ContainmentActions", incident.id)
-        return build_review(incident, events, records, self._tz(incident), self.clock())
+        verdict = self.integrity(incident.id, events) if self.integrity else None
+        return build_review(incident, events, records, self._tz(incident), self.clock(), verdict)
 
     def review(self, incident_id: str) -> PostIncidentReview:
         """The current review of an incident (IncidentNotFoundError if unknown)."""

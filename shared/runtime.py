@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # the ports, for the type checker only (cold start imports nothing it does not use)
+    from shared.adapters.acs_callback_tokens import AcsCallbackTokens  # issue 12
+    from shared.anchor import AnchorArchive, EvidenceIntegrity  # issue 12
     from shared.notify.ports import MailSender, PhoneCaller
 
 APP_ROOT = Path(__file__).resolve().parent.parent
@@ -128,7 +130,9 @@ class AppContext:
     def reviews(self):
         from shared.review import ReviewService
 
-        return ReviewService(self.store, self.partners)
+        return ReviewService(
+            self.store, self.partners, integrity=self.integrity.check
+        )  # issue 12: same check as verify
 
     @cached_property
     def sla_reports(self):
@@ -251,6 +255,25 @@ class AppContext:
         from shared.preflight.daily import DailyPreflight
 
         return DailyPreflight(self.preflight, self.partners, self.store, self.mailer, now_ms)
+
+    # -- issue 12: evidence anchored outside the tables -------------------------------------------------------
+    @cached_property
+    def archive(self) -> AnchorArchive | None:
+        from shared.adapters.archive_blob import BlobAnchorArchive
+
+        return BlobAnchorArchive.from_settings(self.settings)
+
+    @cached_property
+    def integrity(self) -> EvidenceIntegrity:
+        from shared.anchor import EvidenceIntegrity
+
+        return EvidenceIntegrity(self.store, self.archive)
+
+    @cached_property
+    def acs_callback_tokens(self) -> AcsCallbackTokens:
+        from shared.adapters.acs_callback_tokens import AcsCallbackTokens
+
+        return AcsCallbackTokens(self.settings.acs_callback_openid_config, self.settings.acs_resource_id)
 
 
 _context: AppContext | None = None

@@ -133,6 +133,32 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "https://login.microsoftonline.com",
         "Entra ID authority the per-tenant tokens are requested from (sovereign clouds differ).",
     ),
+    # -- issue 12: who may act, evidence anchored outside the tables --
+    SettingSpec(
+        "OPERATOR_AUTH",
+        "entra",
+        "`entra` (default): operator routes need App Service Authentication's `X-MS-CLIENT-PRINCIPAL` with the route's app role, and the actor is that principal; `function-key`: local runs only, the body `actor` is accepted and events are marked `actorVerified: false`.",
+    ),
+    SettingSpec(
+        "EvidenceStorage__blobServiceUri",
+        None,
+        "Evidence archive (blob service URI, managed identity; Azure): where `anchor_evidence` writes chain-head anchors. Locally the `EvidenceStorage` connection string's blob endpoint is used.",
+    ),
+    SettingSpec(
+        "EVIDENCE_ARCHIVE_CONTAINER",
+        "evidence-archive",
+        "Write-once (immutable) blob container for evidence anchors and exports.",
+    ),
+    SettingSpec(
+        "ACS_CALLBACK_OPENID_CONFIG",
+        "https://acscallautomation.communication.azure.com/calling/.well-known/acsopenidconfiguration",
+        "OpenID configuration of the Call Automation callback tokens (issuer, JWKS); a token an ACS callback carries is verified against it.",
+    ),
+    SettingSpec(
+        "ACS_RESOURCE_ID",
+        None,
+        "Immutable resource id of the Communication Services resource: the audience of its callback tokens (unset: audience not checked).",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -238,6 +264,14 @@ class Settings:
     soc_tenant_id: str | None = None
     soc_app_client_id: str | None = None
     azure_authority_host: str = "https://login.microsoftonline.com"
+    # issue 12
+    operator_auth: str = "entra"
+    evidence_blob_service_uri: str | None = None
+    evidence_archive_container: str = "evidence-archive"
+    acs_callback_openid_config: str = (
+        "https://acscallautomation.communication.azure.com/calling/.well-known/acsopenidconfiguration"
+    )
+    acs_resource_id: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -277,4 +311,10 @@ class Settings:
             soc_tenant_id=(_get(env, "SOC_TENANT_ID") or "").strip().lower() or None,
             soc_app_client_id=(_get(env, "SOC_APP_CLIENT_ID") or "").strip() or None,
             azure_authority_host=_defaulted(env, "AZURE_AUTHORITY_HOST").rstrip("/"),
+            # issue 12
+            operator_auth=_choice(env, "OPERATOR_AUTH", ("entra", "function-key")),
+            evidence_blob_service_uri=_get(env, "EvidenceStorage__blobServiceUri"),
+            evidence_archive_container=_defaulted(env, "EVIDENCE_ARCHIVE_CONTAINER"),
+            acs_callback_openid_config=_defaulted(env, "ACS_CALLBACK_OPENID_CONFIG"),
+            acs_resource_id=_get(env, "ACS_RESOURCE_ID"),
         )

@@ -197,6 +197,18 @@ class EvidenceStore(ABC):
         events = self.list_events(incident_id)
         return (events[-1].seq, events[-1].hash) if events else None
 
+    def iter_chain_heads(self, changed_since: datetime | None = None) -> Iterator[tuple[str, int, str]]:
+        """(incident id, last seq, last hash) of every chain the store holds — or of those whose head was
+        written at or after ``changed_since`` (by the storage service's clock) — (issue 12: evidence anchors)."""
+        for inc in self.iter_incidents():
+            head = self.get_chain_head(inc.id)
+            if head is not None:
+                yield inc.id, head[0], head[1]
+
+    def get_event_hash(self, incident_id: str, seq: int) -> str | None:
+        """The stored hash of one event of the incident, or None."""
+        return next((ev.hash for ev in self.list_events(incident_id) if ev.seq == seq), None)
+
     def newest_write(self, incident_id: str) -> datetime | None:
         """When anything of the incident's evidence was last written, by the storage service's clock."""
         raise NotImplementedError

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from shared.evidence import GENESIS_HASH, ChainVerdict, EvidenceEvent, verify_chain
+from shared.evidence import GENESIS_HASH, ChainVerdict, EvidenceEvent, canonical_json, verify_chain
 from shared.export import COLUMNS, HASHED_COLUMNS, restore_cell
 
 csv.field_size_limit(16 * 1024 * 1024)  # a ``data`` cell can be large (Table Storage allows ~450 KB)
@@ -65,6 +66,8 @@ class VerifyReport:
     rows: int = 0
     incidents: dict[str, _Chain] = field(default_factory=dict)
     breaks: list[Break] = field(default_factory=list)
+    # issue 12: hash of each watched incident's event at the seq an anchor names
+    watched: dict[str, str] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
@@ -258,7 +261,10 @@ def _event(rec: dict[str, Any]) -> EvidenceEvent:
 
 # -- checking --------------------------------------------------------------------------
 def verify_records(
-    records: Iterator[tuple[dict[str, Any] | None, int | None, str | None]], *, require_complete: bool = False
+    records: Iterator[tuple[dict[str, Any] | None, int | None, str | None]],
+    *,
+    require_complete: bool = False,
+    watch: Mapping[str, int] | None = None,
 ) -> VerifyReport:
     """Check every incident's chain in the records (file order)."""
     report = VerifyReport()
@@ -309,18 +315,59 @@ def verify_records(
             continue
         chain.last_seq, chain.last_hash = ev.seq, ev.hash
         chain.events += 1
+        if watch is not None and watch.get(incident_id) == ev.seq:
+            report.watched[incident_id] = ev.hash
     return report
 
 
-def verify_file(path: str | Path, *, require_complete: bool = False) -> VerifyReport:
-    """Verify an export file (CSV, JSON Lines or JSON); ExportFormatError if it is not one."""
+def verify_file(path: str | Path, *, require_complete: bool = False, anchor: str | Path | None = None) -> VerifyReport:
+    """Verify an export file (CSV, JSON Lines or JSON); ExportFormatError if it is not one.
+
+    With ``anchor`` (an evidence anchor blob from the archive container, issue 12), every anchored
+    incident in the file must hold the anchored event with the anchored hash; with
+    ``require_complete`` too, every anchored incident must be in the file and reach its anchored event.
+    """
+    heads = load_anchor(anchor) if anchor is not None else None
     try:
         with open(path, encoding="utf-8-sig", newline="") as fp:
             kind = _sniff(fp)
             reader = {"csv": _csv_records, "jsonl": _jsonl_records, "json": _json_array_records}[kind]
-            return verify_records(reader(fp), require_complete=require_complete)
+            watch = {i: h[0] for i, h in heads.items()} if heads is not None else None
+            report = verify_records(reader(fp), require_complete=require_complete, watch=watch)
     except UnicodeDecodeError:
         raise ExportFormatError("the file is not UTF-8 text") from None
+    if heads is not None:
+        check_anchor(report, heads, require_complete=require_complete)
+    return report
+
+
+def load_anchor(path: str | Path) -> dict[str, tuple[int, str]]:
+    """incident id → (last seq, last hash) of an anchor file whose own manifest hash checks out."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportFormatError(f"the anchor {path} cannot be read: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("incidents"), dict):
+        raise ExportFormatError(f"{path} is not an evidence anchor")
+    body = {k: v for k, v in doc.items() if k != "manifestHash"}
+    if hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest() != doc.get("manifestHash"):
+        raise ExportFormatError(f"the anchor {path} was altered (its manifest hash does not match)")
+    return {str(i): (int(h["lastSeq"]), str(h["lastHash"])) for i, h in doc["incidents"].items()}
+
+
+def check_anchor(report: VerifyReport, heads: Mapping[str, tuple[int, str]], *, require_complete: bool) -> None:
+    """Breaks for anchored incidents the file contradicts (rewritten), or, complete, lacks (deleted, truncated)."""
+    for incident_id, (seq, anchored_hash) in sorted(heads.items()):
+        chain = report.incidents.get(incident_id)
+        seen = report.watched.get(incident_id)
+        if seen is not None and seen != anchored_hash:
+            report.breaks.append(Break(incident_id, seq, 0, None, f"rewritten: event {seq} differs from the anchor"))
+        elif seen is None and chain is None and require_complete:
+            report.breaks.append(Break(incident_id, None, 0, None, "deleted: anchored but not in the file"))
+        elif seen is None and chain is not None and not chain.broken and chain.last_seq < seq and require_complete:
+            report.breaks.append(
+                Break(incident_id, chain.last_seq + 1, 0, None, f"truncated: the anchor has {seq} events")
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,9 +382,12 @@ def main(argv: list[str] | None = None) -> int:
         help="fail when an incident's exported events do not start at event 1",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--anchor", help="an evidence anchor (anchors/...json from the archive container) to check against"
+    )
     args = parser.parse_args(argv)
     try:
-        report = verify_file(args.file, require_complete=args.require_complete)
+        report = verify_file(args.file, require_complete=args.require_complete, anchor=args.anchor)
     except (OSError, ExportFormatError) as exc:
         print(f"cannot verify {args.file}: {exc}", file=sys.stderr)
         return 2

@@ -197,3 +197,45 @@ class AcsFake(FakeServer):
             ctx = (req.body or {}).get("operationContext") if isinstance(req.body, dict) else None
             return FakeResponse(status, {"operationContext": ctx})
         return FakeResponse(405, {"error": {"code": "MethodNotAllowed", "message": f"{req.method} {p}"}})
+
+
+# -- issue 12: the signed token ACS puts in each callback's Authorization header -----------------------------------
+#: Issuer of Call Automation callback tokens (the real service's, so the app's check is the production one).
+ACS_CALLBACK_ISSUER = "https://acscallautomation.communication.azure.com"
+OPENID_PATH = "/calling/.well-known/acsopenidconfiguration"
+JWKS_PATH = "/calling/.well-known/acsjwks"
+
+
+class AcsCallbackSigner:
+    """The fake's callback-token key: an RSA key it makes, served as a JWKS behind an OpenID configuration."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.kid = secrets.token_hex(8)
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwks(self) -> dict:
+        import json
+
+        from jwt.algorithms import RSAAlgorithm
+
+        jwk = json.loads(RSAAlgorithm.to_jwk(self._key.public_key()))
+        return {"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
+
+    def token(self, audience: str, *, lifetime: int = 300, key=None, **claims: Any) -> str:
+        """A callback token as ACS signs it (5-minute lifetime); ``key`` signs with another key (forgery)."""
+        import jwt
+
+        now = int(time.time())
+        body = {"iss": ACS_CALLBACK_ISSUER, "aud": audience, "iat": now, "nbf": now, "exp": now + lifetime, **claims}
+        return jwt.encode(body, key or self._key, algorithm="RS256", headers={"kid": self.kid})
+
+
+def acs_openid_answer(fake_url: str, signer: AcsCallbackSigner, path: str) -> FakeResponse | None:
+    """The OpenID configuration and JWKS (anonymous, as on the real service); None for other paths."""
+    if path == OPENID_PATH:
+        return FakeResponse(200, {"issuer": ACS_CALLBACK_ISSUER, "jwks_uri": f"{fake_url}{JWKS_PATH}"})
+    if path == JWKS_PATH:
+        return FakeResponse(200, signer.jwks())
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from devtools.fakes.acs import ACS_AUDIENCE, AcsFake
+from devtools.fakes.acs import ACS_AUDIENCE, AcsCallbackSigner, AcsFake, acs_openid_answer
 from devtools.fakes.arm import ArmFake
 from devtools.fakes.graph import GraphFake
 from devtools.fakes.identity import check_bearer_token
@@ -32,6 +32,8 @@ class AzureFake(TenantsFake, ArmFake, GraphFake, LogAnalyticsFake, AcsFake):
         #: Not ``Retry-After: 0``: azure-core then falls back to the client's polling_interval
         #: (30 s), and azure-mgmt-network parses Retry-After as an int (no fractions).
         self.lro_retry_after_ms = lro_retry_after_ms
+        #: issue 12: signs ACS callback tokens (``acs_callback_signer.token(audience)``); survives reset().
+        self.acs_callback_signer = AcsCallbackSigner()
         super().__init__(host=host)
 
     def reset(self) -> None:
@@ -70,6 +72,10 @@ class AzureFake(TenantsFake, ArmFake, GraphFake, LogAnalyticsFake, AcsFake):
         if req.api == "token":
             entra = self._entra_token_answer(req)  # issue 11: per-tenant tokens
             return entra if entra is not None else self.identity.answer(req)
+        if req.api == "acs" and req.path.startswith("/calling/.well-known/"):  # issue 12: anonymous, like ACS's
+            answer = acs_openid_answer(self.url, self.acs_callback_signer, req.path)
+            if answer is not None:
+                return answer
         denied = self._check_auth(req)
         if denied is not None:
             return denied

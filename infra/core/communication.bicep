@@ -39,3 +39,6 @@ resource callerRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 @description('Endpoint of the Communication Services resource (ACS_ENDPOINT).')
 output endpoint string = 'https://${communication.properties.hostName}'
+
+@description('Immutable resource id: the audience of Call Automation callback tokens (ACS_RESOURCE_ID, issue 12).')
+output immutableResourceId string = communication.properties.immutableResourceId

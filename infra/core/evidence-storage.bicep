@@ -41,15 +41,33 @@ param archiveContainerName string
 @description('Put a CanNotDelete lock on the account. Leave on outside throw-away dev subscriptions.')
 param lockAccount bool
 
-@description('Principal id of the Function App identity, granted Storage Table Data Contributor on this account only.')
+@description('Principal id of the Function App identity: evidence table writer (no delete) on this account, anchor writer on the archive container.')
 param appPrincipalId string
 
 @description('Resource id of the Log Analytics workspace that receives the diagnostic logs.')
 param logAnalyticsWorkspaceResourceId string
 
-// Built-in role: Storage Table Data Contributor. The app has no blob role here: the
-// archive container is written by operators (see docs/deploy.md), never by the app.
-var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+// issue 12: the app's data roles here are custom and cannot delete. Table rows: read, insert,
+// update/replace (every evidence write is a conditional insert or an ETag-guarded replace; no
+// code path of the app deletes). Archive container: read and create blobs only (evidence
+// anchors; the immutability policy forbids overwrite and delete anyway). Deleting evidence
+// (the 3-year retention purge, shared/retention.py) is an operator's job, under a role granted
+// for that change only (docs/access-setup.md).
+var evidenceTableWriterActions = [
+  'Microsoft.Storage/storageAccounts/tableServices/tables/read'
+  'Microsoft.Storage/storageAccounts/tableServices/tables/write'
+]
+var evidenceTableWriterDataActions = [
+  'Microsoft.Storage/storageAccounts/tableServices/tables/entities/read'
+  'Microsoft.Storage/storageAccounts/tableServices/tables/entities/write'
+  'Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action'
+  'Microsoft.Storage/storageAccounts/tableServices/tables/entities/update/action'
+]
+var anchorWriterDataActions = [
+  'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+  'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+  'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'
+]
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: Flex Consumption without VNet integration reaches the evidence tables over the public endpoint; shared keys are off, so only Entra identities with a data role get in
@@ -152,11 +170,61 @@ resource deleteLock 'Microsoft.Authorization/locks@2020-05-01' = if (lockAccount
   }
 }
 
-resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, appPrincipalId, storageTableDataContributorRoleId)
+resource evidenceTableWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'soc-responder-evidence-table-writer')
+  properties: {
+    roleName: 'soc-responder evidence table writer (${resourceGroup().name})'
+    description: 'Read, insert and update evidence table rows; no delete (issue 12).'
+    type: 'CustomRole'
+    assignableScopes: [
+      resourceGroup().id
+    ]
+    permissions: [
+      {
+        actions: evidenceTableWriterActions
+        notActions: []
+        dataActions: evidenceTableWriterDataActions
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+resource anchorWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'soc-responder-evidence-anchor-writer')
+  properties: {
+    roleName: 'soc-responder evidence anchor writer (${resourceGroup().name})'
+    description: 'Read and create blobs in the write-once evidence archive; no delete (issue 12).'
+    type: 'CustomRole'
+    assignableScopes: [
+      resourceGroup().id
+    ]
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: anchorWriterDataActions
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+resource tableDataWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, appPrincipalId, 'soc-responder-evidence-table-writer')
   scope: storage
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
+    roleDefinitionId: evidenceTableWriterRole.id
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource archiveAnchorWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(archiveContainer.id, appPrincipalId, 'soc-responder-evidence-anchor-writer')
+  scope: archiveContainer
+  properties: {
+    roleDefinitionId: anchorWriterRole.id
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -213,6 +281,9 @@ output storageAccountName string = storage.name
 
 @description('Table service URI (EvidenceStorage__tableServiceUri).')
 output tableServiceUri string = storage.properties.primaryEndpoints.table
+
+@description('Blob service URI (EvidenceStorage__blobServiceUri): evidence anchors in the archive container.')
+output blobServiceUri string = storage.properties.primaryEndpoints.blob
 
 @description('URL of the immutable archive container for evidence exports.')
 output archiveContainerUrl string = '${storage.properties.primaryEndpoints.blob}${archiveContainerName}'

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from shared.errors import ConcurrencyError, ConfigurationError, ConflictError
@@ -458,6 +458,25 @@ class TableEvidenceStore(EvidenceStore):
         except e.ResourceNotFoundError:
             return None
         return int(head["lastSeq"]), head["lastHash"]
+
+    def iter_chain_heads(self, changed_since: datetime | None = None) -> Iterator[tuple[str, int, str]]:
+        # Every chain's head row (or those written since), whether or not its incident row still exists
+        # (issue 12: anchors). The Timestamp filter keeps the hourly anchor's answer to what changed.
+        flt = f"RowKey eq '{HEAD_ROW}'"
+        if changed_since is not None:
+            flt += f" and Timestamp ge datetime'{changed_since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+        rows = self._t("IncidentTimeline").query_entities(
+            flt, select=["PartitionKey", "lastSeq", "lastHash"], results_per_page=1000
+        )
+        for r in rows:
+            yield r["PartitionKey"], int(r["lastSeq"]), r["lastHash"]
+
+    def get_event_hash(self, incident_id: str, seq: int) -> str | None:
+        e = self._errors()
+        try:
+            return self._t("IncidentTimeline").get_entity(incident_id, f"{seq:010d}", select=["hash"])["hash"]
+        except e.ResourceNotFoundError:
+            return None
 
     _EVIDENCE_TABLES = ("Incidents", "IncidentTimeline", "ContainmentActions", "Notifications")
 

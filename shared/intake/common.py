@@ -17,6 +17,15 @@ from shared.models import Entity, EntityKind
 MAX_TITLE = 512
 MAX_TEXT = 4000
 MAX_ENTITIES = 100
+# issue 12: list sizes a sender may put in one alert (a 1 MiB body of 123k tactics used to stall the
+# worker for a minute). Sentinel keeps at most 150 alerts per incident; MITRE ATT&CK has 14 tactics.
+MAX_ALERTS = 150
+MAX_TACTICS = 50
+MAX_TECHNIQUES = 200
+MAX_RAW_ENTITIES = 500
+MAX_RESOURCE_IDENTIFIERS = 50
+MAX_LABELS = 100
+MAX_ALERT_ID = 256
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SUBSCRIPTION = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})", re.IGNORECASE)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -48,11 +57,8 @@ def subscription_ids(resource_ids: Iterable[str | None]) -> list[str]:
 
 
 def dedupe(values: Iterable[str | None]) -> list[str]:
-    out: list[str] = []
-    for v in values:
-        if v and v not in out:
-            out.append(v)
-    return out
+    """Non-empty values in first-seen order; linear (a dict keeps the order, issue 12)."""
+    return list(dict.fromkeys(v for v in values if v))
 
 
 def lower_keys(obj: dict[str, Any]) -> dict[str, Any]:

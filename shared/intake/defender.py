@@ -14,7 +14,10 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.errors import ValidationError
-from shared.intake.common import (
+from shared.intake.common import (  # issue 12: list caps
+    MAX_ALERT_ID,
+    MAX_RAW_ENTITIES,
+    MAX_RESOURCE_IDENTIFIERS,
     MAX_TITLE,
     clean_text,
     dedupe,
@@ -38,12 +41,12 @@ class DefenderArmProperties(_Lenient):
     alertDisplayName: _Str
     alertType: _Str | None = None
     severity: _Str
-    systemAlertId: _Str | None = None
+    systemAlertId: _Str | None = Field(None, max_length=MAX_ALERT_ID)
     compromisedEntity: str | None = None
     intent: str | None = None
     description: str | None = None
-    entities: list[dict[str, Any]] = Field(default_factory=list)
-    resourceIdentifiers: list[dict[str, Any]] = Field(default_factory=list)
+    entities: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_RAW_ENTITIES)
+    resourceIdentifiers: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_RESOURCE_IDENTIFIERS)
     timeGeneratedUtc: str | None = None
     startTimeUtc: str | None = None
     extendedProperties: dict[str, Any] = Field(default_factory=dict)
@@ -63,7 +66,7 @@ class DefenderArmAlert(_Lenient):
 class DefenderConnectorAlert(_Lenient):
     """The workflow-automation connector shape (``samples/defender-alert-connector.json``)."""
 
-    SystemAlertId: _Str
+    SystemAlertId: _Str = Field(max_length=MAX_ALERT_ID)
     AlertDisplayName: _Str
     AlertType: _Str | None = None
     Severity: _Str
@@ -71,9 +74,9 @@ class DefenderConnectorAlert(_Lenient):
     AzureResourceId: str | None = None
     Description: str | None = None
     Intent: str | None = None
-    Entities: list[dict[str, Any]] = Field(default_factory=list)
+    Entities: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_RAW_ENTITIES)
     ExtendedProperties: dict[str, Any] = Field(default_factory=dict)
-    ResourceIdentifiers: list[dict[str, Any]] = Field(default_factory=list)
+    ResourceIdentifiers: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_RESOURCE_IDENTIFIERS)
     TimeGenerated: str | None = None
     StartTimeUtc: str | None = None
     ProductName: str | None = None

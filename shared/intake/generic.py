@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, Str
 
 from shared.errors import ValidationError
 from shared.intake.common import (
+    MAX_TACTICS,  # issue 12: list caps
     MAX_TITLE,
     clean_text,
     dedupe,
@@ -55,7 +56,7 @@ class GenericAlert(BaseModel):
     severity: str | None = None
     tenantId: str | None = Field(None, max_length=128)
     subscriptionId: str | None = Field(None, max_length=128)
-    tactics: list[str] = Field(default_factory=list, max_length=50)
+    tactics: list[str] = Field(default_factory=list, max_length=MAX_TACTICS)
     link: str | None = Field(None, max_length=2048)
     entities: list[GenericEntity] = Field(default_factory=list, max_length=200)
     details: dict[str, Any] = Field(default_factory=dict)

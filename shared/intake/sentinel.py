@@ -9,7 +9,13 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.errors import ValidationError
-from shared.intake.common import (
+from shared.intake.common import (  # issue 12: list caps
+    MAX_ALERT_ID,
+    MAX_ALERTS,
+    MAX_LABELS,
+    MAX_RAW_ENTITIES,
+    MAX_TACTICS,
+    MAX_TECHNIQUES,
     MAX_TITLE,
     clean_text,
     dedupe,
@@ -29,23 +35,23 @@ class _Lenient(BaseModel):
 
 
 class SentinelAlertProperties(_Lenient):
-    systemAlertId: str | None = None
+    systemAlertId: str | None = Field(None, max_length=MAX_ALERT_ID)
     alertDisplayName: str | None = None
     alertType: str | None = None
     severity: str | None = None
-    tactics: list[str] = Field(default_factory=list)
+    tactics: list[str] = Field(default_factory=list, max_length=MAX_TACTICS)
     productName: str | None = None
 
 
 class SentinelAlert(_Lenient):
-    id: str | None = None
+    id: str | None = Field(None, max_length=1024)
     properties: SentinelAlertProperties = Field(default_factory=SentinelAlertProperties)
 
 
 class SentinelAdditionalData(_Lenient):
-    tactics: list[str] = Field(default_factory=list)
-    techniques: list[str] = Field(default_factory=list)
-    alertProductNames: list[str] = Field(default_factory=list)
+    tactics: list[str] = Field(default_factory=list, max_length=MAX_TACTICS)
+    techniques: list[str] = Field(default_factory=list, max_length=MAX_TECHNIQUES)
+    alertProductNames: list[str] = Field(default_factory=list, max_length=MAX_TACTICS)
 
 
 class SentinelIncidentProperties(_Lenient):
@@ -54,13 +60,13 @@ class SentinelIncidentProperties(_Lenient):
     incidentNumber: int | None = None
     description: str | None = None
     status: str | None = None
-    relatedEntities: list[dict[str, Any]] = Field(default_factory=list)
-    alerts: list[SentinelAlert] = Field(default_factory=list)
+    relatedEntities: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_RAW_ENTITIES)
+    alerts: list[SentinelAlert] = Field(default_factory=list, max_length=MAX_ALERTS)
     additionalData: SentinelAdditionalData = Field(default_factory=SentinelAdditionalData)
     createdTimeUtc: str | None = None
     firstActivityTimeUtc: str | None = None
     incidentUrl: str | None = None
-    labels: list[Any] = Field(default_factory=list)
+    labels: list[Any] = Field(default_factory=list, max_length=MAX_LABELS)
     owner: Any = None  # {objectId, email, assignedTo, userPrincipalName}; kept lenient
     lastModifiedTimeUtc: str | None = None
 

@@ -136,6 +136,9 @@ class CallEvents:
         row = got.value
         if not hmac.compare_digest(call_token_hash(token), str(row.token_hash or "")):
             raise CallbackUnauthorizedError(f"wrong token for call {record_id}")
+        if row.ended_at or row.status == "failed":
+            # issue 12: a call's secret expires when the call ends; a leaked callback URL is then worthless
+            raise CallbackUnauthorizedError(f"call {record_id} has ended: its secret has expired")
         events = body if isinstance(body, list) else [body]
         if not events or len(events) > MAX_EVENTS:
             raise CallbackRejectedError("empty or oversized event batch")

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from shared.links import defang, portal_link  # issue 12
 from shared.models import Incident, Priority, isoformat
 from shared.notify.actions import ActionLine, ActionState, action_lines
 from shared.notify.document import (
@@ -207,13 +208,20 @@ def _actions(doc: Doc, ctx: MessageContext) -> None:
 def _links(doc: Doc, ctx: MessageContext) -> None:
     links = evidence_links(ctx.base_url, ctx.incident.id)
     alert_links = []
+    as_text = []  # issue 12: only portal links are clickable; anything else a sender wrote is defanged text
     for a in ctx.incident.alerts[-5:]:
-        url = safe_link(a.link)
+        url = portal_link(safe_link(a.link))
         if url:
             alert_links.append((f"{a.source} alert: {plain(a.title, 80)}", url))
-    if links or alert_links:
+        elif a.link:
+            as_text.append(
+                f"{a.source} alert link (not a Microsoft portal, not clickable): {defang(plain(a.link, 200))}"
+            )
+    if links or alert_links or as_text:
         doc.h("Evidence")
         doc.links(links + alert_links)
+        for line in as_text:
+            doc.p(line)
         if links:
             doc.p("The evidence links need a function key or an Entra sign-in of the SOC.")
 

@@ -58,13 +58,11 @@ def test_sign_in_is_on_only_with_an_operator_app():
     assert "operatorAppClientId" in json.dumps(module["config"]["condition"])
 
 
-def test_operator_auth_setting_is_not_set_before_the_code_reads_it():
-    """OPERATOR_AUTH (docs/spec/settings.md, issue 12) is not read by shared/settings.py yet, and
-    the settings-consistency test refuses a setting nothing reads: it is left out on purpose."""
-    from shared.settings import SETTING_NAMES
-
+def test_operator_auth_is_entra_in_azure():
+    """OPERATOR_AUTH (docs/spec/settings.md, issue 12): Azure always enforces sign-in and app roles;
+    `function-key` is for local runs only (local.settings.example.json)."""
     settings = _module(_main(), "app/app-settings.bicep")["params"]["appSettings"]
-    assert ("OPERATOR_AUTH" in settings) == ("OPERATOR_AUTH" in SETTING_NAMES)
+    assert settings["OPERATOR_AUTH"] == "entra"
 
 
 # --------------------------------------------------------------------------- named keys

@@ -395,7 +395,7 @@ def test_comment_says_priority_and_why_actions_and_results_who_was_notified_and_
     assert "vm-web-01 isolated: quarantine NSG attached to 2 of 2 NIC(s)" in text and "contained" in text
     plain = re.sub(r"<[^>]+>", "", text)
     assert plain.index("2026-11-21T13:04:00.000Z — email “new-incident” to soc@contoso.example: sent") < plain.index(
-        "2026-11-21T13:05:00.000Z — call attempt 1 to Dana Reyes (+1555***0100): answered"
+        "2026-11-21T13:05:00.000Z — call attempt 1 to Dana Reyes (+***0100): answered"
     )
     assert "2026-11-21T13:03:00.000Z — P4 email for the daily digest: queued" in plain
     assert "+15555550100" not in text  # phone numbers masked
