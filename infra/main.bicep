@@ -87,6 +87,11 @@ param blastRadiusMax int = 5
 @minValue(1)
 param blastRadiusWindowMinutes int = 15
 
+// issue 15
+@description('A P1\'s first email and call wait at most this many seconds for containment (CONTAINMENT_NOTIFY_AFTER_SECONDS).')
+@minValue(0)
+param containmentNotifyAfterSeconds int = 60
+
 @description('Phone escalation attempts before it is declared exhausted and people are emailed (ESCALATION_MAX_ATTEMPTS).')
 @minValue(1)
 param escalationMaxAttempts int = 12
@@ -517,6 +522,7 @@ module appSettings 'app/app-settings.bicep' = {
       P2_CALL_RULE: p2CallRule
       P4_DIGEST_HOUR: p4DigestHour
       CONTAINMENT_RETRY_BACKOFF_SECONDS: containmentRetryBackoffSeconds
+      CONTAINMENT_NOTIFY_AFTER_SECONDS: string(containmentNotifyAfterSeconds) // issue 15
       // Write back only where the identity was granted the rights to (docs/writeback.md).
       WRITEBACK_TARGETS: grantSentinelResponder && grantDefenderAlertStateUpdate ? 'sentinel,defender' : grantSentinelResponder ? 'sentinel' : grantDefenderAlertStateUpdate ? 'defender' : 'none'
     }

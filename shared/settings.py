@@ -116,6 +116,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "sentinel,defender",
         "Where soc-responder writes back what it did (issue 7): `sentinel` (incident comment, labels, severity, status; needs Microsoft Sentinel Responder), `defender` (alert state; needs the alert-state role), both comma-separated, or `none`.",
     ),
+    # -- issue 15: people are not kept waiting by slow containment --------------------------------------
+    SettingSpec(
+        "CONTAINMENT_NOTIFY_AFTER_SECONDS",
+        "60",
+        "A P1's first email and first call go out when containment finishes or after this many seconds, whichever comes first (the email then says which actions are still running); `0` does not wait at all.",
+    ),
     SettingSpec("AZURE_CLIENT_ID", None, "Client id of the user-assigned managed identity (read by azure-identity)."),
 )
 
@@ -218,6 +224,7 @@ class Settings:
     p4_digest_hour: int | None = 8
     acs_cognitive_services_endpoint: str | None = None
     writeback_targets: frozenset[str] = frozenset(WRITEBACK_KINDS)
+    containment_notify_after_seconds: int = 60  # issue 15
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -253,4 +260,5 @@ class Settings:
             p4_digest_hour=_digest_hour(env),
             acs_cognitive_services_endpoint=(_get(env, "ACS_COGNITIVE_SERVICES_ENDPOINT") or "").rstrip("/") or None,
             writeback_targets=_writeback_targets(env),
+            containment_notify_after_seconds=_int(env, "CONTAINMENT_NOTIFY_AFTER_SECONDS", 0),  # issue 15
         )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from shared.containment.breaker import slot_keys
 from shared.containment.guardrails import Facts, evaluate
 from shared.containment.incident_status import IncidentUpdates
 from shared.containment.isolate_vm import VmIsolation
@@ -24,6 +25,17 @@ from shared.containment.records import STICKY, ActionRecord, ActionStatus, summa
 from shared.errors import ConcurrencyError, ConfigurationError, ConflictError, RequestRejectedError, TransientError
 from shared.models import Incident
 from shared.response_plan import ActionDecision, ActionKind, ContainmentAction
+
+# Outcomes that changed nothing in Azure: a slot reserved for them goes back to the breaker.
+_UNUSED_SLOT = frozenset(
+    {
+        ActionStatus.ALREADY_CONTAINED.value,
+        ActionStatus.HELD.value,
+        ActionStatus.SKIPPED.value,
+        ActionStatus.DRY_RUN.value,
+        ActionStatus.PARTNER_ACTION.value,
+    }
+)
 
 
 class ActionExecutor:
@@ -58,10 +70,23 @@ class ActionExecutor:
             record, approved = prepared
             run = ActionRun(incident, action, record, etag, epoch, approved, self.clock())
             try:
-                return self._run(run)
+                result = self._run(run)
             except (ConcurrencyError, ConflictError):
                 continue  # someone else moved the row (duplicate run, operator): re-read and decide again
+            if request.get("reserved") and result.get("status") in _UNUSED_SLOT:
+                self.vms.breaker.give_back(run.slot_key)  # reserved before the fan-out, not needed after all
+            return result
         raise TransientError("the action's row kept changing under us; will retry")
+
+    def reserve(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Before a P1's actions fan out: take the breaker's slots for its automatic actions in plan
+        order (``{"incidentId", "actions"}`` → ``{"reserved": [actionId]}``), so which ones the
+        breaker holds does not depend on which parallel activity reaches its row first."""
+        actions = [ContainmentAction.model_validate(a) for a in request.get("actions") or []]
+        incident_id = request["incidentId"]
+        keys = slot_keys(incident_id, actions)
+        taken = set(self.vms.breaker.reserve(keys)) if keys else set()
+        return {"reserved": [a.action_id for a in actions if f"{incident_id}/{a.action_id}" in taken]}
 
     def _prepare(
         self,
