@@ -1,7 +1,7 @@
 """Containment (docs/spec/containment.md, docs/spec/operator-api.md): the P1 containment sub-orchestration, its activities, approve and release.
 
 ``containment_orchestrator`` runs an incident's planned actions in parallel
-(a durable fan-out, after the breaker's slots are reserved in plan order),
+(a durable fan-out; the breaker still holds in plan order),
 each as an activity with its own durable retry options (so a host restart
 resumes from history instead of repeating finished actions, and a transient
 failure is retried with a pause). A final failure is recorded, evidenced
@@ -34,13 +34,16 @@ log = logging.getLogger("soc_responder.containment")
 RETRY = df.RetryOptions(
     first_retry_interval_in_milliseconds=int(RETRY_INTERVAL.total_seconds() * 1000), max_number_of_attempts=ATTEMPTS
 )
+# Actions run in parallel. False restores the one-by-one run this replaced; only benchmarks/latency.py
+# sets it (in its own process), to measure both designs in one run.
+FAN_OUT = True
 
 
 # -- orchestration -------------------------------------------------------------------------------
 @bp.orchestration_trigger(context_name="context")
 def containment_orchestrator(context: df.DurableOrchestrationContext):
-    """Reserve the breaker's slots (plan order), run every action at once (each retried alone), record
-    final failures, then conclude (incident status, evidence).
+    """Run every action at once (each retried alone; the breaker holds in plan order), record final
+    failures, then conclude (incident status, evidence).
 
     Input ``{"incidentId", "epoch", "actions": [ContainmentAction], "trigger": "runbook"|"approval",
     "approvalId"?}``. Output: ``{"status", "actions", "failures", "held", "incidentStatus", ...}``.
@@ -63,17 +66,12 @@ def containment_orchestrator(context: df.DurableOrchestrationContext):
             "actions": [a.get("actionId") for a in actions],
         }
     )
-    # Holds are decided BEFORE the fan-out: the breaker's slots are taken in plan order in one update,
-    # so the breaker holds the same actions as a one-by-one run would. Only needed when two or more
-    # actions compete for slots (one action takes its own slot in its activity, as before).
-    reserved: set[str] = set()
-    if base["trigger"] == "runbook" and _competing_for_slots(actions):
-        try:
-            got = yield context.call_activity_with_retry("containment_reserve", RETRY, {**base, "actions": actions})
-            reserved = set(got.get("reserved") or [])
-        except Exception:
-            pass  # each action still takes its own slot under the breaker's ETag; only plan order is lost
-    steps = [{**base, "action": a, **({"reserved": True} if a.get("actionId") in reserved else {})} for a in actions]
+    # Holds are decided in plan order although the actions run at once: each action carries the plan's
+    # order of automatic actions, and the first to reach the breaker takes the slots of every earlier
+    # one with its own (shared/containment/breaker.py) — what a one-by-one run would hold, without a
+    # separate reservation hop before the fan-out.
+    order = _slot_order(actions) if base["trigger"] == "runbook" else []
+    steps = [{**base, "action": a, **({"slotOrder": order} if len(order) >= 2 else {})} for a in actions]
     # Fan out: every action at once, each with its own durable retries (a VM's NICs go in parallel
     # inside its activity). task_all fails fast on the first final failure, so each task is then
     # collected on its own: the others keep running and are awaited one by one.
@@ -117,6 +115,14 @@ def containment_orchestrator(context: df.DurableOrchestrationContext):
 def _gather(context: df.DurableOrchestrationContext, activity: str, inputs: list[dict]):
     """Run ``activity`` for every input at once (durable retries each) → results in input order, an
     ``Exception`` where one failed for good. A sub-generator: call it with ``yield from``."""
+    if not FAN_OUT:  # the one-by-one design this replaced (benchmarks/latency.py measures both)
+        done: list[Any] = []
+        for item in inputs:
+            try:
+                done.append((yield context.call_activity_with_retry(activity, RETRY, item)))
+            except Exception as exc:
+                done.append(exc)
+        return done
     tasks = [context.call_activity_with_retry(activity, RETRY, item) for item in inputs]
     if not tasks:
         return []
@@ -133,10 +139,10 @@ def _gather(context: df.DurableOrchestrationContext, activity: str, inputs: list
     return out
 
 
-def _competing_for_slots(actions: list[dict]) -> bool:
+def _slot_order(actions: list[dict]) -> list[str]:
     from shared.containment.breaker import SLOT_KINDS
 
-    return sum(1 for a in actions if a.get("decision") == "execute" and a.get("kind") in SLOT_KINDS) >= 2
+    return [a["actionId"] for a in actions if a.get("decision") == "execute" and a.get("kind") in SLOT_KINDS]
 
 
 def containment_result(base: dict, results: list[dict], concluded: dict) -> dict[str, Any]:
@@ -215,12 +221,6 @@ def _first_line(text: str) -> str:
 def containment_execute(request: dict) -> dict:
     """Evaluate the guardrails for one action and carry it out (idempotent: safe to run twice)."""
     return runtime.context().containment.execute(request)
-
-
-@bp.activity_trigger(input_name="request")
-def containment_reserve(request: dict) -> dict:
-    """Before the fan-out: the breaker's slots for the plan's automatic actions, in plan order."""
-    return runtime.context().containment.reserve(request)
 
 
 @bp.activity_trigger(input_name="request")

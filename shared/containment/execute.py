@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from shared.containment.breaker import slot_keys
+from shared.containment.breaker import slots_before
 from shared.containment.guardrails import Facts, evaluate
 from shared.containment.incident_status import IncidentUpdates
 from shared.containment.isolate_vm import VmIsolation
@@ -26,7 +26,7 @@ from shared.errors import ConcurrencyError, ConfigurationError, ConflictError, R
 from shared.models import Incident
 from shared.response_plan import ActionDecision, ActionKind, ContainmentAction
 
-# Outcomes that changed nothing in Azure: a slot reserved for them goes back to the breaker.
+# Outcomes that changed nothing in Azure: a slot taken for them goes back to the breaker.
 _UNUSED_SLOT = frozenset(
     {
         ActionStatus.ALREADY_CONTAINED.value,
@@ -69,24 +69,17 @@ class ActionExecutor:
                 return prepared
             record, approved = prepared
             run = ActionRun(incident, action, record, etag, epoch, approved, self.clock())
+            run.slot_before = slots_before(incident_id, action.action_id, request.get("slotOrder"))
             try:
                 result = self._run(run)
             except (ConcurrencyError, ConflictError):
                 continue  # someone else moved the row (duplicate run, operator): re-read and decide again
-            if request.get("reserved") and result.get("status") in _UNUSED_SLOT:
-                self.vms.breaker.give_back(run.slot_key)  # reserved before the fan-out, not needed after all
+            if run.slot_before is not None and result.get("status") in _UNUSED_SLOT:
+                # A sibling may have taken this action's slot for it (plan order): it changed nothing, so
+                # the slot goes back.
+                self.vms.breaker.give_back(run.slot_key)
             return result
         raise TransientError("the action's row kept changing under us; will retry")
-
-    def reserve(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Before a P1's actions fan out: take the breaker's slots for its automatic actions in plan
-        order (``{"incidentId", "actions"}`` → ``{"reserved": [actionId]}``), so which ones the
-        breaker holds does not depend on which parallel activity reaches its row first."""
-        actions = [ContainmentAction.model_validate(a) for a in request.get("actions") or []]
-        incident_id = request["incidentId"]
-        keys = slot_keys(incident_id, actions)
-        taken = set(self.vms.breaker.reserve(keys)) if keys else set()
-        return {"reserved": [a.action_id for a in actions if f"{incident_id}/{a.action_id}" in taken]}
 
     def _prepare(
         self,

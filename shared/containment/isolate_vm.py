@@ -96,7 +96,7 @@ class VmIsolation:
             if any(e.changed_by_us for e in entries.values()):
                 return out.contained(run, verdict, facts)
             return out.already(run, verdict, facts, "every NIC already has the quarantine NSG: nothing changed")
-        if not run.approved and not self.breaker.take_slot(run.slot_key):
+        if not run.approved and not self.breaker.take_slot(run.slot_key, run.slot_before or ()):
             for nic in pending:
                 entries.pop(nic.id.lower(), None)
             return out.settle(run, breaker_verdict(), facts)

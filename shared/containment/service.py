@@ -74,10 +74,6 @@ class ContainmentService:
         """Run one planned action → its summary (``TransientError``: retried by the orchestration)."""
         return self.executor.execute(request)
 
-    def reserve(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Before the fan-out: the breaker's slots for the plan's automatic actions, in plan order."""
-        return self.executor.reserve(request)
-
     def record_failure(self, request: dict[str, Any]) -> dict[str, Any]:
         """Retries exhausted: record the action failed and escalate."""
         return self.executor.record_failure(request)
