@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["coldstart", "ingest", "containment", "notify", "export", "writeback"]
+BENCHMARKS = ["coldstart", "ingest", "containment", "notify", "export", "writeback", "latency"]
 
 
 def main(argv: list[str]) -> int:
