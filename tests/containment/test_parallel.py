@@ -122,3 +122,23 @@ def test_people_are_told_after_the_bound_while_containment_still_runs(enforce):
     # The write-back ran after containment finished, so it projects the final result.
     assert output["writeback"] is not None
     assert app.store.get_incident(incident_id)[0].status.value == "contained"
+
+
+def test_a_failure_that_comes_after_the_first_email_is_emailed_too(enforce):
+    app, fake = enforce, enforce.fake
+    app.configure(CONTAINMENT_NOTIFY_AFTER_SECONDS="20")
+    fake.add_mailbox(APP_SETTINGS["MAIL_SENDER"])
+    vm, nics = seed_vm(fake, "vm-down")
+    fake.inject("PUT", nics[0].rsplit("/", 1)[-1] + "$", 503, times=100)  # ARM refuses every attempt
+    incident_id = ingest(app, p1_alert(host(vm)))
+
+    app.durable.advance(timedelta(seconds=21))
+    assert len(fake.sent_mail()) == 1  # the first email: isolation in progress
+    app.durable.advance(timedelta(seconds=30))  # attempts at +15 s and +30 s fail too: given up
+    output = app.durable.status(f"runbook-{incident_id}-1")["output"]
+    assert output["containment"]["status"] == "failed"
+    assert actions(app, incident_id)["isolate-vm"]["status"] == "failed"
+    mails = fake.sent_mail()
+    assert len(mails) == 2
+    assert "vm-down" in str(mails[1]) and "fail" in str(mails[1]).lower()
+    assert "error" not in output["lateFailures"]
