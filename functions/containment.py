@@ -133,7 +133,7 @@ def _gather(context: df.DurableOrchestrationContext, activity: str, inputs: list
     out: list[Any] = []
     for task in tasks:
         try:
-            out.append((yield task))  # already finished: answered at once on replay and live
+            out.append((yield task))  # a finished task answers at once; a running one is awaited
         except Exception as exc:
             out.append(exc)
     return out

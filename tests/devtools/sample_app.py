@@ -252,9 +252,13 @@ FAN_BARRIERS: dict[str, object] = {}
 def fan_out_retrying(context: df.DurableOrchestrationContext):
     """task_all over retried activities; a final failure fails the WhenAll, then each task is collected alone."""
     request = context.get_input()
-    options = df.RetryOptions(first_retry_interval_in_milliseconds=10_000, max_number_of_attempts=3)
+    attempts = request.get("attempts") or {}
+
+    def options(key: str) -> df.RetryOptions:
+        return df.RetryOptions(first_retry_interval_in_milliseconds=10_000, max_number_of_attempts=attempts.get(key, 3))
+
     tasks = [
-        context.call_activity_with_retry("fan_flaky", options, {"key": k, "barrier": request.get("barrier")})
+        context.call_activity_with_retry("fan_flaky", options(k), {"key": k, "barrier": request.get("barrier")})
         for k in request["keys"]
     ]
     try:

@@ -362,3 +362,18 @@ def test_a_fan_out_of_retried_activities_replays_like_the_sdk(host):
         T0 + timedelta(seconds=10),
         T0 + timedelta(seconds=20),
     ]
+
+
+def test_a_fan_out_whose_first_final_failure_comes_while_others_still_retry(host):
+    # fx fails for good first (1 attempt: raised after one interval, +10 s); fy is still retrying then
+    # (fails twice, succeeds at +20 s): the WhenAll fails at once, and fy is awaited on its own after.
+    sample.FAN_FAILURES.update({"fx": 10, "fy": 2})
+    iid = host.start_new("fan_out_retrying", "fan-early-fail", {"keys": ["fx", "fy"], "attempts": {"fx": 1}})
+    host.advance(timedelta(seconds=10))
+    assert host.status(iid)["runtimeStatus"] == "Running"  # fx's failure is known, fy not done yet
+    host.advance(5 * MIN)
+    status = host.status(iid)
+    assert status["runtimeStatus"] == "Completed", status
+    assert "fan_flaky" in status["output"][0]["failed"]
+    assert status["output"][1] == {"ok": "fy"}
+    assert Counter(c["input"]["key"] for c in host.activity_calls("fan_flaky", iid)) == {"fx": 1, "fy": 3}
