@@ -53,17 +53,13 @@ def incident_runbook(context: df.DurableOrchestrationContext):
             {"incidentId": incident_id, "epoch": epoch, "actions": plan["containment"], "trigger": "runbook"},
             containment_instance_id(str(incident_id), epoch),
         )
+        # The same every replay: a setting, read where the orchestration waits (0: a timer due at once,
+        # which still starts containment now — a task is only scheduled when it is yielded).
         bound = runtime.context().settings.containment_notify_after_seconds
-        finished = True
-        if bound > 0:
-            timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=bound))
-            winner = yield context.task_any([containing, timer])
-            finished = winner is not timer
-            if finished:
-                timer.cancel()
-        else:
-            finished = False
-        if finished:
+        timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=bound))
+        winner = yield context.task_any([containing, timer])
+        if winner is not timer:
+            timer.cancel()
             result["containment"] = yield from _containment_outcome(containing, incident_id, epoch)
         else:
             # Still running: notify now, saying so; the runbook collects the result before writing back.

@@ -142,3 +142,17 @@ def test_a_failure_that_comes_after_the_first_email_is_emailed_too(enforce):
     assert len(mails) == 2
     assert "vm-down" in str(mails[1]) and "fail" in str(mails[1]).lower()
     assert "error" not in output["lateFailures"]
+
+
+def test_with_no_wait_at_all_containment_still_starts_at_once(enforce):
+    app, fake = enforce, enforce.fake
+    app.configure(CONTAINMENT_NOTIFY_AFTER_SECONDS="0")
+    vm, _ = seed_vm(fake, "vm-nowait")
+    incident_id = ingest(app, p1_alert(host(vm)))
+
+    names = [c["name"] for c in app.durable.activity_calls()]
+    # Containment is started before the runbook moves on (not when it is finally awaited, after
+    # notify and investigation).
+    assert names.index("containment_execute") < names.index("investigate_incident")
+    assert actions(app, incident_id)["isolate-vm"]["status"] == "contained"
+    assert app.durable.status(f"runbook-{incident_id}-1")["output"]["containment"]["status"] == "contained"
