@@ -494,6 +494,9 @@ module appSettings 'app/app-settings.bicep' = {
       // Read by the host: telemetry, sent with the identity because local auth is off.
       APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.appInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identities.outputs.appClientId};Authorization=AAD'
+      // issue 15: read by the Python worker — threads for sync functions (activities, orchestrator replays);
+      // the default min(32, cores + 4) is below host.json's 10 concurrent activities (docs/durable-settings.md).
+      PYTHON_THREADPOOL_THREAD_COUNT: '16'
       // Evidence tables through the managed identity (EvidenceStorage itself is local-only).
       EvidenceStorage__tableServiceUri: evidenceStorage.outputs.tableServiceUri
       EvidenceStorage__credential: 'managedidentity'
