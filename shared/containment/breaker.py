@@ -24,6 +24,8 @@ Slots = list[dict[str, str]]
 # Every automatic containment of a storm may race for the row; past this many lost races the
 # activity is retried later by the orchestration rather than spinning.
 _TRIES = 30
+# Keys remembered as needing no slot (issue 15), newest kept.
+_UNUSED_MAX = 200
 
 
 # Kinds that change something in Azure automatically, so take a slot (docs/spec/containment.md).
@@ -77,7 +79,9 @@ class BlastRadiusBreaker:
             now = self.clock()
             unused = _live(current.unused, now, window)
             if not any(u["key"] == key for u in unused):
-                unused = [*unused, {"key": key, "at": now.isoformat()}]
+                # Bounded: the row must stay small in a storm; a marker dropped costs at most a slot
+                # counted for an action that needed none (the safe side).
+                unused = [*unused, {"key": key, "at": now.isoformat()}][-_UNUSED_MAX:]
             new = Row([s for s in current.slots if s["key"] != key], unused)
             return None if new == current else new
 

@@ -74,7 +74,11 @@ class ActionExecutor:
                 result = self._run(run)
             except (ConcurrencyError, ConflictError):
                 continue  # someone else moved the row (duplicate run, operator): re-read and decide again
-            if run.slot_before is not None and result.get("status") in _UNUSED_SLOT:
+            if (
+                run.slot_before is not None
+                and result.get("status") in _UNUSED_SLOT
+                and result.get("guardrail") != "blast-radius"  # held by the breaker: it never had a slot
+            ):
                 # A sibling may have taken this action's slot for it (plan order): it changed nothing, so
                 # the slot goes back.
                 self.vms.breaker.give_back(run.slot_key)

@@ -68,8 +68,11 @@ def test_the_breaker_holds_the_last_actions_of_the_plan_as_a_sequential_run_woul
     assert [c["name"] for c in app.durable.activity_calls() if c["name"].startswith("containment_")] == [
         "containment_execute"
     ] * 4 + ["containment_conclude"]
-    slots = app.store.get_state("containment-breaker")[0]["slots"]
-    assert sorted(s["key"] for s in slots) == sorted(f"{incident_id}/{rows[vm]['actionId']}" for vm, _ in vms[:2])
+    state = app.store.get_state("containment-breaker")[0]
+    assert sorted(s["key"] for s in state["slots"]) == sorted(
+        f"{incident_id}/{rows[vm]['actionId']}" for vm, _ in vms[:2]
+    )
+    assert "unused" not in state  # held by the breaker: they never had a slot to give back
 
 
 def test_a_slot_taken_for_an_action_that_did_not_need_it_goes_back(enforce):
