@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["coldstart", "ingest", "containment", "notify", "export", "writeback", "tenancy"]  # tenancy: issue 11
+BENCHMARKS = ["coldstart", "ingest", "containment", "notify", "export", "writeback", "tenancy", "latency"]
 
 
 def main(argv: list[str]) -> int:

@@ -126,8 +126,9 @@ class LocalFunctionsRuntime:
         Extra keyword arguments for ``LocalDurableHost``.
     host_json:
         Path of the app's host.json: ``extensions.http.routePrefix``,
-        ``extensions.durableTask.hubName`` and
-        ``overridableExistingInstanceStates`` are honoured (nothing else).
+        ``extensions.durableTask.hubName``,
+        ``overridableExistingInstanceStates`` and ``maxConcurrentActivityFunctions`` (how many
+        activities of a fan-out run at once) are honoured (nothing else).
     """
 
     def __init__(
@@ -146,12 +147,14 @@ class LocalFunctionsRuntime:
         host_json: str | os.PathLike[str] | None = None,
     ) -> None:
         durable_options = dict(durable_options or {})
+        max_activities: int | None = None
         if host_json is not None:
             with open(host_json, encoding="utf-8") as fh:
                 extensions = json.load(fh).get("extensions") or {}
             route_prefix = (extensions.get("http") or {}).get("routePrefix", route_prefix)
             durable_task = extensions.get("durableTask") or {}
             task_hub = durable_task.get("hubName", task_hub)
+            max_activities = durable_task.get("maxConcurrentActivityFunctions")
             if "overridableExistingInstanceStates" in durable_task:
                 durable_options.setdefault(
                     "overridable_existing_instance_states", durable_task["overridableExistingInstanceStates"]
@@ -168,6 +171,7 @@ class LocalFunctionsRuntime:
         self._durable_state = durable_state
         self._task_hub = task_hub
         self._durable_options = durable_options
+        self._max_activities = int(max_activities) if max_activities else None
         self._durable: LocalDurableHost | None = None
         self._closed = False
         background_loop()
@@ -189,6 +193,8 @@ class LocalFunctionsRuntime:
                 self._durable = LocalDurableHost.from_state(self._durable_state, self.functions, **options)
             else:
                 self._durable = LocalDurableHost(self.functions, now=self._now, **options)
+            if self._max_activities:
+                self._durable.max_concurrent_activities = self._max_activities
         return self._durable
 
     def _client_binding(self, task_hub: str | None, connection: str | None) -> str:

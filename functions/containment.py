@@ -1,9 +1,10 @@
 """Containment (docs/spec/containment.md, docs/spec/operator-api.md): the P1 containment sub-orchestration, its activities, approve and release.
 
-``containment_orchestrator`` runs an incident's planned actions one by one,
-each as an activity with durable retry options (so a host restart resumes
-from history instead of repeating finished actions, and a transient failure
-is retried with a pause). A final failure is recorded, evidenced
+``containment_orchestrator`` runs an incident's planned actions in parallel
+(a durable fan-out; the breaker still holds in plan order),
+each as an activity with its own durable retry options (so a host restart
+resumes from history instead of repeating finished actions, and a transient
+failure is retried with a pause). A final failure is recorded, evidenced
 (``containment.failed``) and returned in ``failures`` for the notify step to
 escalate to people. The runbook calls it for P1 plans; an approval starts it
 for the approved actions.
@@ -34,12 +35,16 @@ log = logging.getLogger("soc_responder.containment")
 RETRY = df.RetryOptions(
     first_retry_interval_in_milliseconds=int(RETRY_INTERVAL.total_seconds() * 1000), max_number_of_attempts=ATTEMPTS
 )
+# Actions run in parallel. False restores the one-by-one run this replaced; only benchmarks/latency.py
+# sets it (in its own process), to measure both designs in one run.
+FAN_OUT = True
 
 
 # -- orchestration -------------------------------------------------------------------------------
 @bp.orchestration_trigger(context_name="context")
 def containment_orchestrator(context: df.DurableOrchestrationContext):
-    """Execute each action (retried), record final failures, then conclude (incident status, evidence).
+    """Run every action at once (each retried alone; the breaker holds in plan order), record final
+    failures, then conclude (incident status, evidence).
 
     Input ``{"incidentId", "epoch", "actions": [ContainmentAction], "trigger": "runbook"|"approval",
     "approvalId"?}``. Output: ``{"status", "actions", "failures", "held", "incidentStatus", ...}``.
@@ -53,36 +58,47 @@ def containment_orchestrator(context: df.DurableOrchestrationContext):
         "trigger": request.get("trigger") or "runbook",
         "approvalId": request.get("approvalId"),
     }
-    results: list[dict] = []
-    for done, action in enumerate(actions):
-        context.set_custom_status(
-            {
-                "step": "containing",
-                "incidentId": incident_id,
-                "done": done,
-                "of": len(actions),
-                "action": action.get("actionId"),
-            }
+    context.set_custom_status(
+        {
+            "step": "containing",
+            "incidentId": incident_id,
+            "done": 0,
+            "of": len(actions),
+            "actions": [a.get("actionId") for a in actions],
+        }
+    )
+    # Holds are decided in plan order although the actions run at once: each action carries the plan's
+    # order of automatic actions, and the first to reach the breaker takes the slots of every earlier
+    # one with its own (shared/containment/breaker.py) — what a one-by-one run would hold, without a
+    # separate reservation hop before the fan-out.
+    order = _slot_order(actions) if base["trigger"] == "runbook" else []
+    steps = [{**base, "action": a, **({"slotOrder": order} if len(order) >= 2 else {})} for a in actions]
+    # Fan out: every action at once, each with its own durable retries (a VM's NICs go in parallel
+    # inside its activity). task_all fails fast on the first final failure, so each task is then
+    # collected on its own: the others keep running and are awaited one by one.
+    results = yield from _gather(context, "containment_execute", steps)
+    failed = [i for i, r in enumerate(results) if isinstance(r, Exception)]
+    if failed:
+        recorded = yield from _gather(
+            context,
+            "containment_record_failure",
+            [{**steps[i], "error": str(results[i])[:4000], "attempts": ATTEMPTS} for i in failed],
         )
-        step = {**base, "action": action}
-        try:
-            summary = yield context.call_activity_with_retry("containment_execute", RETRY, step)
-        except Exception as exc:
-            try:
-                summary = yield context.call_activity_with_retry(
-                    "containment_record_failure", RETRY, {**step, "error": str(exc)[:4000], "attempts": ATTEMPTS}
-                )
-            except Exception as exc2:
-                summary = _unrecorded_failure(action, str(exc), str(exc2))
-        results.append(summary)
+        for i, rec in zip(failed, recorded, strict=True):
+            results[i] = (
+                _unrecorded_failure(actions[i], str(results[i]), str(rec)) if isinstance(rec, Exception) else rec
+            )
+    summaries: list[dict] = [r for r in results if isinstance(r, dict)]
     context.set_custom_status(
         {"step": "concluding", "incidentId": incident_id, "done": len(actions), "of": len(actions)}
     )
     try:
-        concluded = yield context.call_activity_with_retry("containment_conclude", RETRY, {**base, "results": results})
+        concluded = yield context.call_activity_with_retry(
+            "containment_conclude", RETRY, {**base, "results": summaries}
+        )
     except Exception as exc:
         concluded = {"incidentStatus": None, "error": _first_line(str(exc))}
-    output = containment_result(base, results, concluded)
+    output = containment_result(base, summaries, concluded)
     if base["trigger"] == "approval" and output["failures"]:
         # A runbook run is reported by the runbook's notify step; an approval run reports its own failures.
         try:
@@ -95,6 +111,39 @@ def containment_orchestrator(context: df.DurableOrchestrationContext):
         {"step": "done", "incidentId": incident_id, "status": output["status"], "failures": len(output["failures"])}
     )
     return output
+
+
+def _gather(context: df.DurableOrchestrationContext, activity: str, inputs: list[dict]):
+    """Run ``activity`` for every input at once (durable retries each) → results in input order, an
+    ``Exception`` where one failed for good. A sub-generator: call it with ``yield from``."""
+    if not FAN_OUT:  # the one-by-one design this replaced (benchmarks/latency.py measures both)
+        done: list[Any] = []
+        for item in inputs:
+            try:
+                done.append((yield context.call_activity_with_retry(activity, RETRY, item)))
+            except Exception as exc:
+                done.append(exc)
+        return done
+    tasks = [context.call_activity_with_retry(activity, RETRY, item) for item in inputs]
+    if not tasks:
+        return []
+    try:
+        yield context.task_all(tasks)
+    except Exception:
+        pass  # one failed for good; the WhenAll stops there, the others are collected below
+    out: list[Any] = []
+    for task in tasks:
+        try:
+            out.append((yield task))  # a finished task answers at once; a running one is awaited
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
+def _slot_order(actions: list[dict]) -> list[str]:
+    from shared.containment.breaker import SLOT_KINDS
+
+    return [a["actionId"] for a in actions if a.get("decision") == "execute" and a.get("kind") in SLOT_KINDS]
 
 
 def containment_result(base: dict, results: list[dict], concluded: dict) -> dict[str, Any]:

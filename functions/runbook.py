@@ -8,6 +8,8 @@ rather than repeating completed steps.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import azure.durable_functions as df
 
 from shared import runtime
@@ -36,28 +38,33 @@ def incident_runbook(context: df.DurableOrchestrationContext):
     )
 
     # -- Contain (docs/spec/containment.md) ------------------------------------------------------------
+    # People are not kept waiting by slow containment (a hung ARM operation): the email and the first
+    # call go out when containment finishes or after CONTAINMENT_NOTIFY_AFTER_SECONDS, whichever first.
+    still_containing = None
     if plan.get("priority") == "P1" and plan.get("containment"):
         from shared.containment import ORCHESTRATOR, containment_instance_id
 
         epoch = int(request.get("epoch", 1))
         context.set_custom_status({"step": "containing", "incidentId": incident_id})
-        try:
-            # A sub-orchestration with its own id per epoch: its activities retry, and a host restart
-            # resumes it from history instead of acting twice.
-            result["containment"] = yield context.call_sub_orchestrator(
-                ORCHESTRATOR,
-                {"incidentId": incident_id, "epoch": epoch, "actions": plan["containment"], "trigger": "runbook"},
-                containment_instance_id(str(incident_id), epoch),
-            )
-        except Exception as exc:
-            result["containment"] = {
-                "incidentId": incident_id,
-                "epoch": epoch,
-                "status": "failed",
-                "actions": [],
-                "held": [],
-                "failures": [{"reason": "containment run failed: " + str(exc).splitlines()[0][:300], "final": True}],
-            }
+        # A sub-orchestration with its own id per epoch: its activities retry, and a host restart
+        # resumes it from history instead of acting twice.
+        containing = context.call_sub_orchestrator(
+            ORCHESTRATOR,
+            {"incidentId": incident_id, "epoch": epoch, "actions": plan["containment"], "trigger": "runbook"},
+            containment_instance_id(str(incident_id), epoch),
+        )
+        # The same every replay: a setting, read where the orchestration waits (0: a timer due at once,
+        # which still starts containment now — a task is only scheduled when it is yielded).
+        bound = runtime.context().settings.containment_notify_after_seconds
+        timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=bound))
+        winner = yield context.task_any([containing, timer])
+        if winner is not timer:
+            timer.cancel()
+            result["containment"] = yield from _containment_outcome(containing, incident_id, epoch)
+        else:
+            # Still running: notify now, saying so; the runbook collects the result before writing back.
+            still_containing = containing
+            result["containment"] = still_running(incident_id, epoch, plan["containment"], bound)
 
     # -- Notify and escalate (docs/spec/notification.md) --------------------------------------------------
     context.set_custom_status({"step": "notifying", "incidentId": incident_id})
@@ -112,6 +119,28 @@ def incident_runbook(context: df.DurableOrchestrationContext):
     except Exception as exc:
         result["investigation"] = {"error": str(exc)[:300]}
 
+    # -- Containment that outlived the notify bound (issue 15) --------------------------------------
+    # Its evidence is written by its own conclude step; here the runbook waits for it so the write-back
+    # below projects the final result, and people hear of failures that came after their first email.
+    if still_containing is not None:
+        context.set_custom_status({"step": "awaiting-containment", "incidentId": incident_id})
+        epoch = int(request.get("epoch", 1))
+        result["containment"] = yield from _containment_outcome(still_containing, incident_id, epoch)
+        if result["containment"].get("failures"):
+            try:
+                result["lateFailures"] = yield context.call_activity_with_retry(
+                    "containment_notify_failures",
+                    notify_retry,
+                    {
+                        "incidentId": incident_id,
+                        "epoch": epoch,
+                        "approvalId": f"runbook-e{epoch}",
+                        "failures": result["containment"]["failures"],
+                    },
+                )
+            except Exception as exc:
+                result["lateFailures"] = {"error": str(exc)[:300]}
+
     # -- Write back to Sentinel / Defender for Cloud (issue 7, functions/writeback.py) ---------
     # Last, so it can never hold up containment or notification; Sentinel/Defender failures are
     # evidenced inside the activity and retried by the writeback_sync timer.
@@ -128,6 +157,44 @@ def incident_runbook(context: df.DurableOrchestrationContext):
 
     context.set_custom_status({"step": "done", "incidentId": incident_id})
     return result
+
+
+def _containment_outcome(containing, incident_id, epoch: int):
+    """The containment sub-orchestration's output, or a failure summary (``yield from``)."""
+    try:
+        return (yield containing)
+    except Exception as exc:
+        return {
+            "incidentId": incident_id,
+            "epoch": epoch,
+            "status": "failed",
+            "actions": [],
+            "held": [],
+            "failures": [{"reason": "containment run failed: " + str(exc).splitlines()[0][:300], "final": True}],
+        }
+
+
+def still_running(incident_id, epoch: int, planned: list[dict], bound: int) -> dict:
+    """What the notify step is told when containment outlived the bound: every planned action, running."""
+    return {
+        "incidentId": incident_id,
+        "epoch": epoch,
+        "status": "running",
+        "waitedSeconds": bound,
+        "running": [a.get("actionId") for a in planned],
+        "actions": [
+            {
+                "actionId": a.get("actionId"),
+                "kind": a.get("kind"),
+                "target": a.get("target"),
+                "targetDisplay": a.get("targetDisplay"),
+                "status": "running",
+            }
+            for a in planned
+        ],
+        "failures": [],
+        "held": [],
+    }
 
 
 @bp.activity_trigger(input_name="request")

@@ -87,6 +87,11 @@ param blastRadiusMax int = 5
 @minValue(1)
 param blastRadiusWindowMinutes int = 15
 
+// issue 15
+@description('A P1\'s first email and call wait at most this many seconds for containment (CONTAINMENT_NOTIFY_AFTER_SECONDS).')
+@minValue(0)
+param containmentNotifyAfterSeconds int = 60
+
 @description('Phone escalation attempts before it is declared exhausted and people are emailed (ESCALATION_MAX_ATTEMPTS).')
 @minValue(1)
 param escalationMaxAttempts int = 12
@@ -493,6 +498,9 @@ module appSettings 'app/app-settings.bicep' = {
       // Read by the host: telemetry, sent with the identity because local auth is off.
       APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.appInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identities.outputs.appClientId};Authorization=AAD'
+      // issue 15: read by the Python worker — threads for sync functions (activities, orchestrator replays);
+      // the default min(32, cores + 4) is below host.json's 10 concurrent activities (docs/durable-settings.md).
+      PYTHON_THREADPOOL_THREAD_COUNT: '16'
       // Evidence tables through the managed identity (EvidenceStorage itself is local-only).
       EvidenceStorage__tableServiceUri: evidenceStorage.outputs.tableServiceUri
       EvidenceStorage__credential: 'managedidentity'
@@ -521,6 +529,7 @@ module appSettings 'app/app-settings.bicep' = {
       P2_CALL_RULE: p2CallRule
       P4_DIGEST_HOUR: p4DigestHour
       CONTAINMENT_RETRY_BACKOFF_SECONDS: containmentRetryBackoffSeconds
+      CONTAINMENT_NOTIFY_AFTER_SECONDS: string(containmentNotifyAfterSeconds) // issue 15
       // Write back only where the identity was granted the rights to (docs/writeback.md).
       // issue 12: operators sign in (App Service Authentication, infra/app/auth-settings.bicep) and the code
       // checks their app role; evidence anchors go to the write-once archive container.

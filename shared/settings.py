@@ -116,6 +116,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "sentinel,defender",
         "Where soc-responder writes back what it did (issue 7): `sentinel` (incident comment, labels, severity, status; needs Microsoft Sentinel Responder), `defender` (alert state; needs the alert-state role), both comma-separated, or `none`.",
     ),
+    # -- issue 15: people are not kept waiting by slow containment --------------------------------------
+    SettingSpec(
+        "CONTAINMENT_NOTIFY_AFTER_SECONDS",
+        "60",
+        "A P1's first email and first call go out when containment finishes or after this many seconds, whichever comes first (the email then says which actions are still running); `0` does not wait at all.",
+    ),
     SettingSpec("AZURE_CLIENT_ID", None, "Client id of the user-assigned managed identity (read by azure-identity)."),
     # -- issue 11: tenancy (docs/spec/tenancy.md) --
     SettingSpec(
@@ -272,6 +278,7 @@ class Settings:
         "https://acscallautomation.communication.azure.com/calling/.well-known/acsopenidconfiguration"
     )
     acs_resource_id: str | None = None
+    containment_notify_after_seconds: int = 60  # issue 15
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -317,4 +324,5 @@ class Settings:
             evidence_archive_container=_defaulted(env, "EVIDENCE_ARCHIVE_CONTAINER"),
             acs_callback_openid_config=_defaulted(env, "ACS_CALLBACK_OPENID_CONFIG"),
             acs_resource_id=_get(env, "ACS_RESOURCE_ID"),
+            containment_notify_after_seconds=_int(env, "CONTAINMENT_NOTIFY_AFTER_SECONDS", 0),  # issue 15
         )

@@ -84,6 +84,14 @@ Simplified
   terminate`` helpers (``run=True``).  Requests through the HTTP API only
   enqueue (``LocalFunctionsRuntime`` drives after every call).  Activities
   take zero simulated time; timers fire only when the clock reaches them.
+  Activities waiting side by side (a ``task_all`` fan-out) run concurrently
+  in threads, at most ``max_concurrent_activities`` at once (host.json's
+  ``maxConcurrentActivityFunctions`` through ``LocalFunctionsRuntime``), so
+  their real wall-clock latency overlaps as on the real host; their results
+  are recorded in scheduling order, so histories stay deterministic.
+* ``task_all`` fails fast on the first failed child (the SDK's ``WhenAllTask``);
+  to collect every result of a fan-out of retried activities, catch it and
+  ``yield`` each task on its own afterwards (a finished task answers at once).
 * Unknown orchestrator names are rejected at start with 400 (the client
   raises "The function 'X' doesn't exist, is disabled, or is not an
   orchestrator function.") instead of leaving a stuck instance.

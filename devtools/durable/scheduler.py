@@ -5,6 +5,11 @@ off the queue until none is left and no timer is due; ``advance()``/``advance_to
 firing due timers one at a time in ``fire_at`` order. Activities are run for real by calling the
 app's activity functions (input and result through the SDK's ``ActivityTriggerConverter``) and take
 zero simulated time; a failing one becomes TaskFailed with the Python worker's failure text.
+
+Activities waiting side by side in the queue (a fan-out: ``task_all`` over several ``call_activity``)
+run concurrently in threads, as the real host dispatches them to several workers, so the wall-clock
+latency of the Azure calls they make overlaps; their results are recorded in the order they were
+scheduled, so histories (and tests) stay deterministic whatever finishes first.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import logging
 import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +31,9 @@ from devtools.durable.replay import ReplayEngine
 from devtools.durable.state import DurableHostError
 
 logger = logging.getLogger("devtools.durable")
+# Set in the threads running a fan-out's activities: a nested run_until_idle from there is ignored
+# (as from the driving thread), instead of waiting for the drive lock its own driver holds.
+_in_activity = threading.local()
 
 
 class Scheduler(ReplayEngine):
@@ -83,7 +92,7 @@ class Scheduler(ReplayEngine):
         Returns the number of work items processed.  Calls from inside a
         function this host is running are ignored (the outer call continues).
         """
-        if self._driver == threading.get_ident():
+        if self._driver == threading.get_ident() or getattr(_in_activity, "active", False):
             return 0
         with self._drive_lock:
             self._driver = threading.get_ident()
@@ -107,7 +116,12 @@ class Scheduler(ReplayEngine):
                     if item["kind"] == "orchestration":
                         self._run_episode(item["instance_id"])
                     else:
-                        self._run_activity(item)
+                        with self._lock:
+                            batch = [item]
+                            while self._work and self._work[0]["kind"] == "activity":
+                                batch.append(self._work.popleft())
+                        steps += len(batch) - 1
+                        self._run_activities(batch)
             finally:
                 self._driver = None
 
@@ -167,19 +181,58 @@ class Scheduler(ReplayEngine):
         self._enqueue(inst, self._ev(TIMER_FIRED, TimerId=timer_id, FireAt=task["fire_at"]))
 
     # ---------------------------------------------------------- activities
+    #: Most activities of one fan-out run at once (the real host's maxConcurrentActivityFunctions).
+    max_concurrent_activities = 16
+
+    def _run_activities(self, items: list[dict]) -> None:
+        """Run queued activities concurrently; record their results in queue order."""
+        claimed = [c for c in (self._claim_activity(item) for item in items) if c is not None]
+        if len(claimed) <= 1:
+            for c in claimed:
+                self._finish_activity(c, self._invoke_activity(c))
+            return
+        with ThreadPoolExecutor(
+            max_workers=min(len(claimed), self.max_concurrent_activities), thread_name_prefix="durable-activity"
+        ) as pool:
+            futures = [pool.submit(self._invoke_in_thread, c) for c in claimed]
+            outcomes = [f.result() for f in futures]
+        for c, outcome in zip(claimed, outcomes, strict=True):
+            self._finish_activity(c, outcome)
+
+    def _invoke_in_thread(self, claimed: dict) -> dict:
+        _in_activity.active = True
+        try:
+            return self._invoke_activity(claimed)
+        finally:
+            _in_activity.active = False
+
     def _run_activity(self, item: dict) -> None:
+        claimed = self._claim_activity(item)
+        if claimed is not None:
+            self._finish_activity(claimed, self._invoke_activity(claimed))
+
+    def _claim_activity(self, item: dict) -> dict | None:
         with self._lock:
             inst = self._instances.get(item["instance_id"])
             if inst is None or inst["execution_id"] != item["execution_id"] or inst["status"] in TERMINAL:
-                return
+                return None
             task = inst["tasks"].get(str(item["task_id"]))
             if task is None or task["status"] != "scheduled":
-                return
+                return None
             task["status"] = "running"
-            name, input_json = task["name"], task["input"]
-            now = self._now
             group = inst["retry"].get(task.get("retry_group") or "")
-            attempt = group["attempts"] if group else 1
+            return {
+                "item": item,
+                "inst": inst,
+                "task": task,
+                "name": task["name"],
+                "input_json": task["input"],
+                "now": self._now,
+                "attempt": group["attempts"] if group else 1,
+            }
+
+    def _invoke_activity(self, claimed: dict) -> dict:
+        item, name, input_json, attempt = claimed["item"], claimed["name"], claimed["input_json"], claimed["attempt"]
         entry = self.functions.activity(name)
         result_json: str | None = None
         reason = details = error_text = tb_text = None
@@ -233,6 +286,22 @@ class Scheduler(ReplayEngine):
                     }
                 )
                 logger.info("activity %s failed (attempt %s): %s", name, attempt, error_text)
+        return {
+            "result_json": result_json,
+            "reason": reason,
+            "details": details,
+            "error_text": error_text,
+            "tb_text": tb_text,
+            "decoded_input": decoded_input,
+        }
+
+    def _finish_activity(self, claimed: dict, outcome: dict) -> None:
+        item, name, now = claimed["item"], claimed["name"], claimed["now"]
+        inst: dict = claimed["inst"]
+        task: dict = claimed["task"]
+        result_json, reason, details = outcome["result_json"], outcome["reason"], outcome["details"]
+        error_text, tb_text, decoded_input = outcome["error_text"], outcome["tb_text"], outcome["decoded_input"]
+        attempt = claimed["attempt"]
         with self._lock:
             call = {
                 "name": name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -57,16 +58,21 @@ class ArmFake(FakeServer):
         polls: int = 1,
         fail: Mapping[str, str] | None = None,
         methods: Iterable[str] = ("PUT", "DELETE"),
+        after_seconds: float | None = None,
     ) -> None:
         """Answer PUT (201 new / 200 existing) and DELETE (202) of ``resource_type``
         (e.g. "Microsoft.Network/networkSecurityGroups") as long-running operations with an
         ``Azure-AsyncOperation`` header: the operation reports InProgress ``polls`` times,
-        then Succeeded (or Failed with ``fail`` = {"code", "message"})."""
+        then Succeeded (or Failed with ``fail`` = {"code", "message"}).
+
+        ``after_seconds`` (issue 15): instead of a number of polls, the operation completes that long
+        after it was accepted, however often it is polled — as ARM's own NIC updates do (seconds)."""
         with self._lock:
             self._lro[resource_type.lower()] = {
                 "polls": polls,
                 "fail": dict(fail) if fail else None,
                 "methods": {m.upper() for m in methods},
+                "after_seconds": after_seconds,
             }
 
     def add_resource(self, resource_id: str, document: Mapping[str, Any]) -> dict:
@@ -326,6 +332,8 @@ class ArmFake(FakeServer):
             "remaining": cfg["polls"],
             "fail": cfg["fail"],
             "start": now_iso(),
+            # issue 15: completes at a wall-clock time rather than after a number of polls
+            "due": time.monotonic() + cfg["after_seconds"] if cfg.get("after_seconds") is not None else None,
         }
         url = f"{self.url}/subscriptions/{ap.subscription}/providers/{namespace}/locations/{location}/operations/{op_id}?api-version=2024-05-01"
         return FakeResponse(status, body, {"Azure-AsyncOperation": url, "retry-after-ms": str(self.lro_retry_after_ms)})
@@ -336,7 +344,10 @@ class ArmFake(FakeServer):
         headers = {"retry-after-ms": str(self.lro_retry_after_ms)}
         if op.get("done"):
             return FakeResponse(200, op["done"], headers)
-        if op["remaining"] > 0:
+        if op.get("due") is not None:
+            if time.monotonic() < op["due"]:
+                return FakeResponse(200, {**base, "status": "InProgress"}, headers)
+        elif op["remaining"] > 0:
             op["remaining"] -= 1
             return FakeResponse(200, {**base, "status": "InProgress"}, headers)
         doc = self._arm.get(op["key"])

@@ -51,6 +51,8 @@ class FakeServer:
         self._log: list[RecordedRequest] = []
         self._faults: list[Fault] = []
         self._routes: list[tuple[frozenset[str] | None, re.Pattern[str], RouteHandler]] = []
+        # issue 15: configured latency per API ("arm", "graph", "acs", "logs"), every request
+        self._latency: dict[str, float] = {}
 
     def start(self) -> Self:
         if self._server is not None:
@@ -227,6 +229,17 @@ class FakeServer:
             self._faults.append(fault)
         return fault
 
+    # -- issue 15: latency -------------------------------------------------------------------------
+    def set_latency(self, api: str, seconds: float) -> None:
+        """Answer every request of ``api`` ("arm", "graph", "acs", "logs") ``seconds`` late, as the
+        real service's round trip would be (0 removes it). Concurrent requests wait side by side, so
+        clients that call in parallel see the parallelism. Cleared by reset()."""
+        with self._lock:
+            if seconds > 0:
+                self._latency[api] = float(seconds)
+            else:
+                self._latency.pop(api, None)
+
     def faults(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)
@@ -283,6 +296,9 @@ class FakeServer:
                 resp = fault.response()
                 req.status = resp.status
                 return resp
+        latency = self._latency.get(api, 0.0)  # issue 15: waited outside the lock, side by side
+        if latency and abort.wait(latency):
+            return None
         with self._lock:
             if abort is not self._abort or abort.is_set():
                 return None  # reset or stopped while this request waited

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from shared.containment.breaker import slots_before
 from shared.containment.guardrails import Facts, evaluate
 from shared.containment.incident_status import IncidentUpdates
 from shared.containment.isolate_vm import VmIsolation
@@ -24,6 +25,17 @@ from shared.containment.records import STICKY, ActionRecord, ActionStatus, summa
 from shared.errors import ConcurrencyError, ConfigurationError, ConflictError, RequestRejectedError, TransientError
 from shared.models import Incident
 from shared.response_plan import ActionDecision, ActionKind, ContainmentAction
+
+# Outcomes that changed nothing in Azure: a slot taken for them goes back to the breaker.
+_UNUSED_SLOT = frozenset(
+    {
+        ActionStatus.ALREADY_CONTAINED.value,
+        ActionStatus.HELD.value,
+        ActionStatus.SKIPPED.value,
+        ActionStatus.DRY_RUN.value,
+        ActionStatus.PARTNER_ACTION.value,
+    }
+)
 
 
 class ActionExecutor:
@@ -57,10 +69,20 @@ class ActionExecutor:
                 return prepared
             record, approved = prepared
             run = ActionRun(incident, action, record, etag, epoch, approved, self.clock())
+            run.slot_before = slots_before(incident_id, action.action_id, request.get("slotOrder"))
             try:
-                return self._run(run)
+                result = self._run(run)
             except (ConcurrencyError, ConflictError):
                 continue  # someone else moved the row (duplicate run, operator): re-read and decide again
+            if (
+                run.slot_before is not None
+                and result.get("status") in _UNUSED_SLOT
+                and result.get("guardrail") != "blast-radius"  # held by the breaker: it never had a slot
+            ):
+                # A sibling may have taken this action's slot for it (plan order): it changed nothing, so
+                # the slot goes back.
+                self.vms.breaker.give_back(run.slot_key)
+            return result
         raise TransientError("the action's row kept changing under us; will retry")
 
     def _prepare(

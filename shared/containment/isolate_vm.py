@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from shared.containment.guardrails import Facts, Outcome, evaluate, isolation_ta
 from shared.containment.outcome import FINAL, ActionRun, Outcomes, breaker_verdict, short
 from shared.containment.ports import NetworkIsolation, NicState, QuarantineNsg, VmState, parse_resource_id, same_id
 from shared.errors import AdapterError, ConcurrentEditError, RequestRejectedError, TransientError
+from shared.evidence import EventDraft
 from shared.models import isoformat
 from shared.partners import PartnerRegistry
 from shared.response_plan import effective_mode
@@ -31,6 +33,16 @@ from shared.settings import Settings
 
 # 412s on one NIC before the attempt gives up (and the orchestration retries it later).
 NIC_WRITE_TRIES = 4
+# NICs of one VM changed at once (Azure allows at most a few NICs per VM size; 8 covers the large ones).
+NIC_PARALLELISM = 8
+
+
+def _outcome(future: Future) -> Any:
+    """A NIC's result, or the exception it raised (every NIC is waited for before any is recorded)."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return exc
 
 
 class VmIsolation:
@@ -120,19 +132,21 @@ class VmIsolation:
             if any(e.changed_by_us for e in entries.values()):
                 return out.contained(run, verdict, facts)
             return out.already(run, verdict, facts, "every NIC already has the quarantine NSG: nothing changed")
-        if not run.approved and not self.breaker.take_slot(run.slot_key):
+        if not run.approved and not self.breaker.take_slot(run.slot_key, run.slot_before or ()):
             for nic in pending:
                 entries.pop(nic.id.lower(), None)
             return out.settle(run, breaker_verdict(), facts)
         out.write_ahead(run, verdict, facts)
         try:
             nsgs: dict[tuple[str, str], QuarantineNsg] = {}
+            targets: list[tuple[NicState, str]] = []
             for nic in pending:
                 sub = parse_resource_id(nic.id)["subscription"]
                 loc_key = (sub.lower(), nic.location.replace(" ", "").lower())
                 if loc_key not in nsgs:
                     nsgs[loc_key] = self._ensure_nsg(run, sub, nic.location)
-                self._quarantine_nic(run, nic, nsgs[loc_key].id)
+                targets.append((nic, nsgs[loc_key].id))
+            self._quarantine_nics(run, targets)
         except FINAL as exc:
             # Still pending: read live by this attempt, and its write was refused.
             run.record.nics = {
@@ -156,8 +170,33 @@ class VmIsolation:
             )
         return nsg
 
-    def _quarantine_nic(self, run: ActionRun, nic: NicState, nsg_id: str) -> None:
+    def _quarantine_nics(self, run: ActionRun, targets: list[tuple[NicState, str]]) -> None:
+        """Every NIC of the VM at once: each PUT is a long-running ARM operation (seconds), so a VM
+        with several NICs waits for the slowest one, not for the sum. The row and the evidence are
+        updated here, in NIC order, once all are done — so a NIC that succeeded is recorded even when
+        another failed, and the next attempt (or a replay) never changes it again."""
+        outcomes: list[tuple[NicEntry, EventDraft] | Exception]
+        if len(targets) <= 1:
+            outcomes = [self._quarantine_nic(run, nic, nsg_id) for nic, nsg_id in targets]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(targets), NIC_PARALLELISM), thread_name_prefix="nic") as pool:
+                futures = [pool.submit(self._quarantine_nic, run, nic, nsg_id) for nic, nsg_id in targets]
+                outcomes = [_outcome(f) for f in futures]
+        error: Exception | None = None
+        for (nic, _), outcome in zip(targets, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                error = error if isinstance(error, FINAL) else outcome  # a final failure decides the attempt
+                continue
+            entry, draft = outcome
+            run.record.nics[nic.id.lower()] = entry
+            run.drafts.append(draft)
+        if error is not None:
+            raise error
+
+    def _quarantine_nic(self, run: ActionRun, nic: NicState, nsg_id: str) -> tuple[NicEntry, EventDraft]:
+        """One NIC (runs in a thread: reads its own row entry, returns the new one and its evidence)."""
         key = nic.id.lower()
+        current = run.record.nics[key]
         after: NicState | None = None
         for _ in range(NIC_WRITE_TRIES):
             try:
@@ -168,7 +207,7 @@ class VmIsolation:
                 if same_id(nic.nsg_id, nsg_id):
                     after = nic
                     break
-                run.record.nics[key] = dataclasses.replace(run.record.nics[key], previous_nsg=nic.nsg_id)
+                current = dataclasses.replace(current, previous_nsg=nic.nsg_id)
         if after is None:
             raise TransientError(f"NIC {nic.id.rsplit('/', 1)[-1]} kept changing while being quarantined")
         unexpected = [
@@ -176,9 +215,8 @@ class VmIsolation:
             for p in changed_paths(nic.document, after.document)
             if not p.startswith("properties.networkSecurityGroup")
         ]
-        entry = run.record.nics[key].quarantined(isoformat(self.clock()), unexpected)
-        run.record.nics[key] = entry
-        run.drafts.append(
+        entry = current.quarantined(isoformat(self.clock()), unexpected)
+        return entry, (
             self.outcomes.draft(
                 run,
                 "containment.nic-quarantined",

@@ -148,7 +148,7 @@ class AccountLockout:
         state = self._observe(run, account)
         if account.enabled is False and not state.disabled_by_us:
             return out.already(run, verdict, facts, f"{noun} already disabled: nothing changed")
-        if account.enabled and not run.approved and not self.breaker.take_slot(run.slot_key):
+        if account.enabled and not run.approved and not self.breaker.take_slot(run.slot_key, run.slot_before or ()):
             return out.settle(run, breaker_verdict(), facts)
         who = account.upn or account.display_name or account.id
         record = run.record

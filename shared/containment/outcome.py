@@ -65,6 +65,9 @@ class ActionRun:
     approved: bool
     now: datetime
     drafts: list[EventDraft] = field(default_factory=list)
+    # Breaker keys of the plan's earlier automatic actions (issue 15: parallel actions, plan order);
+    # None when the run gave no plan order (one competing action, or an approval).
+    slot_before: tuple[str, ...] | None = None
 
     @property
     def dry(self) -> bool:

@@ -71,6 +71,12 @@ class EmailNotifier:
         containment = containment or {}
         if not rows:
             rows = [a for a in containment.get("actions") or [] if isinstance(a, dict)]
+        elif containment.get("status") == "running":
+            # issue 15: containment outlived the notify bound; actions with no row yet are still running
+            known = {r.get("actionId") for r in rows}
+            rows += [
+                a for a in containment.get("actions") or [] if isinstance(a, dict) and a.get("actionId") not in known
+            ]
         return action_lines(rows, containment.get("failures") or [])
 
     # -- delivery ------------------------------------------------------------------------------

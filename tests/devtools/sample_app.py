@@ -242,4 +242,51 @@ def poll_timer(timer: func.TimerRequest) -> None:
     TIMER_RUNS.append(timer.past_due)
 
 
+# ------------------------------------------------- fan-out with retries (issue 15)
+#: key -> failures still to raise for ``fan_flaky``; a barrier makes concurrency observable
+FAN_FAILURES: dict[str, int] = {}
+FAN_BARRIERS: dict[str, object] = {}
+
+
+@bp.orchestration_trigger(context_name="context")
+def fan_out_retrying(context: df.DurableOrchestrationContext):
+    """task_all over retried activities; a final failure fails the WhenAll, then each task is collected alone."""
+    request = context.get_input()
+    attempts = request.get("attempts") or {}
+
+    def options(key: str) -> df.RetryOptions:
+        return df.RetryOptions(first_retry_interval_in_milliseconds=10_000, max_number_of_attempts=attempts.get(key, 3))
+
+    tasks = [
+        context.call_activity_with_retry("fan_flaky", options(k), {"key": k, "barrier": request.get("barrier")})
+        for k in request["keys"]
+    ]
+    try:
+        yield context.task_all(tasks)
+    except Exception:
+        pass  # collected one by one below
+    out = []
+    for task in tasks:
+        try:
+            out.append((yield task))
+        except Exception as exc:
+            out.append({"failed": str(exc).splitlines()[0][:80]})
+    return out
+
+
+@bp.activity_trigger(input_name="payload")
+def fan_flaky(payload: dict) -> dict:
+    import threading
+
+    barrier = FAN_BARRIERS.get(payload.get("barrier") or "")
+    if isinstance(barrier, threading.Barrier):
+        barrier.wait()  # breaks (BrokenBarrierError) unless every sibling runs at the same time
+    key = payload["key"]
+    remaining = FAN_FAILURES.get(key, 0)
+    if remaining > 0:
+        FAN_FAILURES[key] = remaining - 1
+        raise RuntimeError(f"transient failure ({key})")
+    return {"ok": key}
+
+
 app.register_functions(bp)

@@ -747,3 +747,45 @@ def test_azurite_that_cannot_start_says_why(tmp_path: Path) -> None:
     script.chmod(0o755)
     with pytest.raises(AzuriteError, match="EADDRINUSE"):
         Azurite(executable=str(script)).start()
+
+
+# -- issue 15: latency of the real services ---------------------------------------------------------------
+
+
+def test_nic_put_is_a_long_running_operation_that_completes_after_its_delay(
+    settings: Settings, fake: AzureFake
+) -> None:
+    from azure.mgmt.network.models import NetworkSecurityGroup
+
+    fake.add_nsg(nsg_id("nsg-q"), "westeurope")
+    fake.add_nic(nic_id("nic-slow"), "westeurope")
+    fake.set_lro("Microsoft.Network/networkInterfaces", after_seconds=0.6, methods=["PUT"])
+    client = clients.network_client(settings, SUB)
+    nic = client.network_interfaces.get("rg-app", "nic-slow")
+    nic.properties.network_security_group = NetworkSecurityGroup(id=nsg_id("nsg-q"))
+    fake.clear_log()
+    started = time.monotonic()
+    poller = client.network_interfaces.begin_create_or_update("rg-app", "nic-slow", nic)
+    # Accepted, not done: the SDK's poller follows Azure-AsyncOperation until ARM says Succeeded.
+    assert fake.get_resource(nic_id("nic-slow"))["properties"]["provisioningState"] == "Updating"
+    updated = poller.result()
+    assert time.monotonic() - started >= 0.6
+    assert updated.properties.network_security_group.id == nsg_id("nsg-q")
+    assert updated.properties.provisioning_state == "Succeeded"
+    put, *polls = fake.requests()
+    assert (put.method, put.status) == ("PUT", 200)
+    operations = [r for r in polls if "/operations/" in r.path]
+    assert len(operations) >= 2  # at least one InProgress answer before Succeeded
+
+
+def test_configured_latency_delays_every_request_of_one_api(settings: Settings, fake: AzureFake) -> None:
+    fake.add_user("u-slow", "slow@contoso.example")
+    fake.set_latency("graph", 0.4)
+
+    async def read() -> object:
+        return await clients.graph_client(settings).users.by_user_id("u-slow").get()
+
+    started = time.monotonic()
+    user = asyncio.run(read())
+    assert time.monotonic() - started >= 0.4
+    assert user.user_principal_name == "slow@contoso.example"

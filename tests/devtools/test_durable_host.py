@@ -322,3 +322,58 @@ def test_http_api_status_codes(host):
     ) as resp:
         assert json.loads(resp.read()) == {"instancesDeleted": 1}
     assert host.status(iid) is None
+
+
+# ------------------------------------------------ fan-out (issue 15)
+
+
+def test_a_fan_out_runs_its_activities_at_the_same_time(host):
+    import threading
+
+    # Three activities meet at a barrier: run one after another, the first would wait alone and break it.
+    sample.FAN_BARRIERS["together"] = threading.Barrier(3, timeout=10)
+    iid = host.start_new("fan_out_retrying", "fan-together", {"keys": ["t1", "t2", "t3"], "barrier": "together"})
+    status = host.status(iid)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == [{"ok": "t1"}, {"ok": "t2"}, {"ok": "t3"}]
+    # Results are recorded in the order the orchestrator scheduled them, whatever finished first.
+    assert [c["input"]["key"] for c in host.activity_calls("fan_flaky", iid)] == ["t1", "t2", "t3"]
+
+
+def test_a_fan_out_of_retried_activities_replays_like_the_sdk(host):
+    # a: fine; b: fails twice then succeeds; c: fails for good (3 attempts).
+    sample.FAN_FAILURES.update({"fa": 0, "fb": 2, "fc": 10})
+    iid = host.start_new("fan_out_retrying", "fan-retry", {"keys": ["fa", "fb", "fc"]})
+    assert host.status(iid)["runtimeStatus"] == "Running"
+    # b and c failed once: one retry timer each, 10 s out.
+    assert [t["fire_at"] for t in host.pending_timers(iid)] == [T0 + timedelta(seconds=10)] * 2
+    host.advance(5 * MIN)
+    status = host.status(iid)
+    assert status["runtimeStatus"] == "Completed", status
+    out = status["output"]
+    assert out[0] == {"ok": "fa"} and out[1] == {"ok": "fb"}
+    assert "fan_flaky" in out[2]["failed"]
+    calls = host.activity_calls("fan_flaky", iid)
+    attempts = Counter(c["input"]["key"] for c in calls)
+    assert attempts == {"fa": 1, "fb": 3, "fc": 3}
+    # Each retry waits its own interval after its own failure.
+    assert sorted(c["time"] for c in calls if c["input"]["key"] == "fb") == [
+        T0,
+        T0 + timedelta(seconds=10),
+        T0 + timedelta(seconds=20),
+    ]
+
+
+def test_a_fan_out_whose_first_final_failure_comes_while_others_still_retry(host):
+    # fx fails for good first (1 attempt: raised after one interval, +10 s); fy is still retrying then
+    # (fails twice, succeeds at +20 s): the WhenAll fails at once, and fy is awaited on its own after.
+    sample.FAN_FAILURES.update({"fx": 10, "fy": 2})
+    iid = host.start_new("fan_out_retrying", "fan-early-fail", {"keys": ["fx", "fy"], "attempts": {"fx": 1}})
+    host.advance(timedelta(seconds=10))
+    assert host.status(iid)["runtimeStatus"] == "Running"  # fx's failure is known, fy not done yet
+    host.advance(5 * MIN)
+    status = host.status(iid)
+    assert status["runtimeStatus"] == "Completed", status
+    assert "fan_flaky" in status["output"][0]["failed"]
+    assert status["output"][1] == {"ok": "fy"}
+    assert Counter(c["input"]["key"] for c in host.activity_calls("fan_flaky", iid)) == {"fx": 1, "fy": 3}

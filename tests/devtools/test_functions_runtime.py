@@ -252,3 +252,20 @@ def test_host_json_route_prefix_and_hub(tmp_path):
         assert rt.http("GET", "/api/incidents/1").status_code == 404
         assert _json(rt.http("GET", "/v1/incidents/1"))["id"] == "1"
         assert json.loads(rt.durable.client_binding_json())["taskHubName"] == "SocHub"
+
+
+def test_host_json_caps_how_many_activities_of_a_fan_out_run_at_once(tmp_path):
+    import threading
+
+    host_json = tmp_path / "host.json"
+    host_json.write_text(
+        json.dumps({"version": "2.0", "extensions": {"durableTask": {"maxConcurrentActivityFunctions": 2}}})
+    )
+    with LocalFunctionsRuntime(sample.app, host_json=host_json) as rt:
+        assert rt.durable.max_concurrent_activities == 2
+        # Two at a time: a barrier of two is met by each pair, so four activities all succeed.
+        sample.FAN_BARRIERS["pairs"] = threading.Barrier(2, timeout=10)
+        iid = rt.durable.start_new(
+            "fan_out_retrying", "fan-pairs", {"keys": ["p1", "p2", "p3", "p4"], "barrier": "pairs"}
+        )
+        assert rt.durable.status(iid)["output"] == [{"ok": k} for k in ("p1", "p2", "p3", "p4")]

@@ -44,6 +44,7 @@ HOST_READ_IN_AZURE: dict[str, str] = {
     "AzureWebJobsStorage__clientId": "AzureWebJobsStorage",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "host telemetry (endpoint locator; local auth is off)",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "host telemetry: Entra ID authentication with the app identity",
+    "PYTHON_THREADPOOL_THREAD_COUNT": "the Python worker's threads for sync functions (issue 15)",
 }
 # Settings the code reads only when running locally; Azure uses the named replacement.
 LOCAL_ONLY: dict[str, str] = {
