@@ -33,6 +33,7 @@ from shared.partners import Partner, PartnerRegistry
 from shared.scoring import ScoringRules, score_alert
 from shared.settings import Settings
 from shared.sla import reprioritise, start_clocks
+from shared.source_judgement import SourceJudgement, judge
 from shared.sources import alert_refs
 from shared.store import AlertClaim, ConcurrencyError, EntityIndexRow, EvidenceStore
 
@@ -206,6 +207,24 @@ class IngestService:
             # told to retry, so this may be that retry): finish its work rather than answer "duplicate"
             # for an incident that does not exist.
             return self._create(claim.incident_id, alert, decision, partner, matched_by, received, recovered=True)
+        judgement = judge(alert)
+        if judgement.starts_nothing and not claims:
+            # Closed at the source, or a test: recorded on its own incident, never grouped into live work.
+            new_id = incident_id_for(primary, alert.observed_at)
+            owner, won = self.store.claim_alert(primary, new_id, received)
+            if not won:
+                got = self.store.get_incident(owner)
+                if got is None:
+                    return IngestOutcome(
+                        owner,
+                        decision.priority,
+                        IncidentStatus.OPEN.value,
+                        "duplicate",
+                        decision.score,
+                        alert_key=primary,
+                    )
+                return self._duplicate(got[0], alert, decision, received)
+            return self._create(new_id, alert, decision, partner, matched_by, received, judgement=judgement)
         if claims:  # another copy of the same underlying alert (e.g. Defender alert inside a Sentinel incident)
             target = next(claims[k].incident_id for k in alert.dedupe_keys if k in claims)
             joined = self._join(target, alert, decision, partner, received, reason="same underlying alert")
@@ -359,9 +378,13 @@ class IngestService:
         matched_by: str,
         received: datetime,
         recovered: bool = False,
+        judgement: SourceJudgement | None = None,
     ) -> IngestOutcome:
         triaged = self.clock()
         incident = open_incident(incident_id, alert, decision, partner, self._tz(partner), received, triaged)
+        judgement = judgement or judge(alert)
+        if judgement.starts_nothing:
+            incident = _recorded_only(incident, judgement, received)
         notes = self._claim_rest(alert, incident_id, received)
         # The timeline is written before the incident becomes visible, so a concurrent
         # duplicate that finds the incident always appends after its first events.
@@ -385,8 +408,9 @@ class IngestService:
                     phase=Phase.TRIAGE,
                     occurred_at=triaged,
                     summary=_triage_summary(decision),
-                    data={"triage": decision.wire(), "sla": incident.sla.wire()},
+                    data={"triage": decision.wire(), "sla": incident.sla.wire(), **judgement.wire()},
                 ),
+                *_starts_nothing_evidence(judgement, triaged),
             ],
             new_chain=not recovered,
         )
@@ -404,7 +428,9 @@ class IngestService:
             incident.status.value,
             "created",
             decision.score,
-            runbook=RunbookStart(
+            runbook=None
+            if judgement.starts_nothing
+            else RunbookStart(
                 incident.runbook_instance_id,
                 {"incidentId": incident_id, "epoch": incident.runbook_epoch, "reason": "new incident"},
             ),
@@ -501,6 +527,34 @@ class IngestService:
             alert_key=alert.primary_key,
             notes=notes,
         )
+
+
+def _recorded_only(incident: Incident, judgement: SourceJudgement, received: datetime) -> Incident:
+    """An incident the source already closed, or a test: kept as evidence, never worked (docs/spec/triage.md).
+
+    Closed at the source → ``closed``; a test or sample → ``resolved`` (P4 by scoring), marked ``test``.
+    Neither is open, so the SLA watchdog neither flags nor re-drives it and no later alert groups into it.
+    """
+    status = IncidentStatus.CLOSED if judgement.closed else IncidentStatus.RESOLVED
+    return incident.model_copy(
+        update={"status": status, "resolved_at": received, "extra": {**incident.extra, **judgement.wire()}}
+    )
+
+
+def _starts_nothing_evidence(judgement: SourceJudgement, at: datetime) -> list[EventDraft]:
+    if not judgement.starts_nothing:
+        return []
+    why = "; ".join(r for r in (judgement.closed_reason, judgement.test_reason) if r)
+    kind = "closed at the source" if judgement.closed else "a test alert"
+    return [
+        EventDraft(
+            event_type="incident.recorded-only",
+            phase=Phase.TRIAGE,
+            occurred_at=at,
+            summary=f"Recorded only, {kind}: no runbook, containment or notification ({why})",
+            data=judgement.wire(),
+        )
+    ]
 
 
 def _versioned(got: tuple[Incident, str] | None) -> Versioned[Incident] | None:

@@ -43,9 +43,10 @@ class AppContext:
 
     @cached_property
     def rules(self):
-        from shared.scoring import ScoringRules
+        # issue 13: the rules file plus the rules derived from the alert catalogue it names.
+        from shared.triage.catalogue import load_rules
 
-        return ScoringRules.load(_resolve(self.settings.scoring_rules_file))
+        return load_rules(_resolve(self.settings.scoring_rules_file))
 
     @cached_property
     def store(self):
