@@ -197,6 +197,10 @@ class IngestService:
                     handled = self.source_updates(got[0], alert, received)
                     if handled is not None:
                         return handled
+                closed = judge(alert).closed_reason
+                if closed and got[0].status.is_open:
+                    # The source closed it later (e.g. Defender Dismissed / Resolved re-sent): ours closes too.
+                    return close_at_source(self.store, got[0].id, closed, alert.source, received, alert.primary_key)
                 return self._duplicate_or_finish(got[0], alert, decision, partner, received)
             if not _is_stale(claim, received):
                 # The delivery that claimed it may still be writing the incident: give it a moment.
@@ -527,6 +531,65 @@ class IngestService:
             alert_key=alert.primary_key,
             notes=notes,
         )
+
+
+def close_at_source(
+    store: EvidenceStore, incident_id: str, reason: str, actor: str, at: datetime, alert_key: str = ""
+) -> IngestOutcome:
+    """The source closed the incident later (docs/spec/triage.md): ours closes and its phone escalation stops
+    (``stop_escalation``); containment stays in place (its release is its own request)."""
+
+    def close(incident: Incident) -> Incident | None:
+        if not incident.status.is_open:
+            return None
+        return incident.model_copy(
+            update={
+                "status": IncidentStatus.CLOSED,
+                "resolved_at": at,
+                "updated_at": at,
+                "extra": {**incident.extra, "closedAtSource": True, "closedReason": reason},
+            }
+        )
+
+    result = update_under_etag(
+        lambda: _versioned(store.get_incident(incident_id)),
+        lambda incident, etag: store.replace_incident(incident, etag or ""),
+        close,
+        what=f"incident {incident_id}",
+    )
+    if result is None or not result.written:  # gone, or already closed: nothing more to do
+        current = result.after if result is not None else None
+        return IngestOutcome(
+            incident_id,
+            current.priority if current else Priority.P4,
+            current.status.value if current else IncidentStatus.CLOSED.value,
+            "duplicate",
+            current.score if current else 0,
+            alert_key=alert_key,
+        )
+    after = result.after
+    store.append_events(
+        incident_id,
+        [
+            EventDraft(
+                event_type="incident.closed-at-source",
+                phase=Phase.RECOVER,
+                occurred_at=at,
+                summary=f"Closed because the source closed it ({reason}); phone escalation stops, containment stays",
+                data={"reason": reason, "source": actor, "alertKey": alert_key, "containment": "kept"},
+            )
+        ],
+    )
+    return IngestOutcome(
+        incident_id,
+        after.priority,
+        after.status.value,
+        "closed",
+        after.score,
+        alert_key=alert_key,
+        notes=[f"closed at the source: {reason}"],
+        stop_escalation=True,
+    )
 
 
 def _recorded_only(incident: Incident, judgement: SourceJudgement, received: datetime) -> Incident:
