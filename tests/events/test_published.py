@@ -136,3 +136,19 @@ def test_ingest_records_and_starts_nothing_for_closed_and_test(app, name, status
     assert doc["extra"].get("test" if status == "resolved" else "closedAtSource") is True
     # nothing started: no runbook instance, so no containment and no notification
     assert not [i for i in app.durable.instance_ids() if body["incidentId"] in i]
+
+
+def test_a_p1_with_nothing_containable_says_so_in_evidence_and_email(app):
+    from tests.fixtures.app import APP_SETTINGS
+
+    app.fake.add_mailbox(APP_SETTINGS["MAIL_SENDER"])
+    r = app.post("/api/alerts/defender", load("defender-connector-aks-miner.json"))
+    body = r.json()
+    assert body["priority"] == "P1", body
+    events = [e for e in app.store.list_events(body["incidentId"]) if e.event_type == "containment.none-possible"]
+    assert len(events) == 1 and "aks-prod" in events[0].data["reason"]
+    assert "containment.planned" not in app.timeline(body["incidentId"])
+    mails = [m for m in app.fake.sent_mail() if "New security incident" in (m.subject or "")]
+    assert mails, [m.subject for m in app.fake.sent_mail()]
+    text = mails[0].body_content or ""
+    assert text.index("Nothing could be contained automatically") < text.index("aks-prod", text.index("Nothing"))
