@@ -2,7 +2,7 @@
 
 import azure.durable_functions as df
 
-from functions import containment, evidence_api, ingest, notify, operator, runbook, writeback
+from functions import containment, evidence_api, ingest, notify, operator, replay, runbook, writeback
 
 
 def build_app() -> df.DFApp:
@@ -15,6 +15,7 @@ def build_app() -> df.DFApp:
     app.register_functions(containment.bp)
     app.register_functions(evidence_api.bp)
     app.register_functions(writeback.bp)
+    app.register_functions(replay.bp)  # issue 13
     return app
 
 

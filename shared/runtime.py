@@ -164,6 +164,13 @@ class AppContext:
 
         return LogAnalyticsSource(self.settings)
 
+    # issue 13: the what-if replay (reads Log Analytics, the rules and the partners; writes nothing)
+    @cached_property
+    def replay(self):
+        from shared.triage.replay import ReplayService
+
+        return ReplayService(self.log_analytics, self.rules, self.partners, self.settings)
+
     @cached_property
     def poller(self):
         """The timer's catch-up over SecurityIncident / SecurityAlert rows (``poll_log_analytics``)."""
