@@ -2,7 +2,7 @@
 
 Body ``{"from", "to", "partner"?}`` → 200 with, per priority and partner, the incidents the rules would
 have made and what the runbook would have done (contained, held, planned only, phoned), and the rules
-that fired most (``shared/triage/replay.py``). Role: ``Approver`` (docs/spec/access.md; checked centrally).
+that fired most (``shared/triage/whatif.py``). Role: ``Approver`` (docs/spec/access.md; checked centrally).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ bp = func.Blueprint()
 
 
 def run_replay(body: dict) -> dict:
-    from shared.triage.replay import parse_window
+    from shared.triage.whatif import parse_window
 
     ctx = runtime.context()
     start, end, partner = parse_window(body, datetime.now(UTC))

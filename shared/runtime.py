@@ -167,7 +167,7 @@ class AppContext:
     # issue 13: the what-if replay (reads Log Analytics, the rules and the partners; writes nothing)
     @cached_property
     def replay(self):
-        from shared.triage.replay import ReplayService
+        from shared.triage.whatif import ReplayService
 
         return ReplayService(self.log_analytics, self.rules, self.partners, self.settings)
 

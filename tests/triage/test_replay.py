@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.errors import ValidationError
-from shared.triage.replay import parse_window
+from shared.triage.whatif import parse_window
 
 CONTOSO = "11111111-2222-3333-4444-555555555555"
 OTHER = "99999999-8888-7777-6666-555555555555"
