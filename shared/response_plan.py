@@ -218,8 +218,12 @@ def no_containment_reason(incident: Incident, containment: list[ContainmentActio
     if containment is None and any(_containable(e) for e in incident.entities):
         return None  # the plan decides then (the email case: containment was planned or is under way)
     actions = containment or []
-    if any(a.decision not in (ActionDecision.SKIP, ActionDecision.NONE) for a in actions):
+    if any(a.decision not in (ActionDecision.SKIP, ActionDecision.NONE, ActionDecision.HOLD) for a in actions):
         return None
+    held = [a for a in actions if a.decision == ActionDecision.HOLD]
+    if held:  # approve mode, or (issue 11) targets not owned by the partner: a person must decide
+        why = sorted({a.reason for a in held})
+        return f"every containment action is held for a decision ({'; '.join(why[:3])})"
     protected = [a.target_display for a in actions if a.decision == ActionDecision.SKIP]
     if protected:
         return f"the only containable identities are protected and never disabled ({', '.join(protected[:5])})"
