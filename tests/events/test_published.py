@@ -152,3 +152,29 @@ def test_a_p1_with_nothing_containable_says_so_in_evidence_and_email(app):
     assert mails, [m.subject for m in app.fake.sent_mail()]
     text = mails[0].body_content or ""
     assert text.index("Nothing could be contained automatically") < text.index("aks-prod", text.index("Nothing"))
+
+
+def test_non_vm_resources_are_enriched_never_contained():
+    from shared.enrichment import plan_queries
+    from shared.ingest import open_incident
+
+    alert = parsed("defender-connector-aks-miner.json")
+    decision = score_alert(alert, RULES)
+    incident = open_incident("INC-x", alert, decision, None, "UTC", NOW, NOW)
+    plans = [p for p in plan_queries(incident, NOW) if p.kind == "resource-activity"]
+    assert [p.entity for p in plans] == [alert.resource_ids[0]]
+    # bound as a base64 literal, never string-built into the KQL (shared/enrichment.py)
+    assert "let p_resource = base64_decode_tostring(" in plans[0].kql and "aks-prod" not in plans[0].kql
+
+
+def test_defender_dismissing_the_alert_later_closes_ours_and_stops_calls(app):
+    first = app.post("/api/alerts/defender", load("defender-rest-get-websrv.json")).json()
+    assert (first["priority"], first["status"]) == ("P1", "open")
+    escalation = f"escalation-{first['incidentId']}"
+    assert app.durable.status(escalation)["runtimeStatus"] == "Running"
+    dismissed = load("defender-rest-get-websrv.json")
+    dismissed["properties"]["status"] = "Dismissed"
+    body = app.post("/api/alerts/defender", dismissed).json()
+    assert (body["incidentId"], body["outcome"], body["status"]) == (first["incidentId"], "closed", "closed")
+    assert app.durable.status(escalation)["runtimeStatus"] == "Completed"
+    assert app.timeline(first["incidentId"]).count("incident.closed-at-source") == 1
