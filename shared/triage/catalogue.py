@@ -60,6 +60,8 @@ class Entry(_Config):
     techniques: list[str] = Field(default_factory=list)
     products: list[str] = Field(default_factory=list)
     titleContains: list[str] = Field(default_factory=list)
+    # compared with the published page when the catalogue was last edited (else: as published, unverified)
+    checked: bool = False
 
 
 class TechniqueEntry(_Config):

@@ -86,6 +86,8 @@ def render(rows: list[CoverageRow], catalogue: AlertCatalogue, rules: ScoringRul
     lines.append(f"{len(rows)} catalogue entries: " + ", ".join(f"{p} {n}" for p, n in counts.items()))
     by_severity = [r for r in rows if r.expected == "by severity"]
     lines.append(f"{len(by_severity)} entries without a family rule (the source severity decides)")
+    checked = sum(1 for r in rows if r.entry.checked)
+    lines.append(f"{checked} entries checked against the published page in the catalogue's last edit")
     mismatches = [r for r in rows if r.mismatch]
     lines.append(f"{len(mismatches)} entries whose priority differs from their family's")
     return "\n".join(lines)
