@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared import source_lifecycle as lifecycle
 from shared.errors import ConflictError
 from shared.etag import Versioned, update_under_etag
 from shared.evidence import EventDraft, now_ms
@@ -199,8 +200,23 @@ class IngestService:
                         return handled
                 closed = judge(alert).closed_reason
                 if closed and got[0].status.is_open:
-                    # The source closed it later (e.g. Defender Dismissed / Resolved re-sent): ours closes too.
-                    return close_at_source(self.store, got[0].id, closed, alert.source, received, alert.primary_key)
+                    # The source closed it later (e.g. Defender Dismissed / Resolved re-sent): ours closes too —
+                    # unless the incident holds other alerts, which one dismissal does not answer.
+                    # (a Defender alert inside a Sentinel incident is one of its keys, not its alert: record only)
+                    if got[0].alert_count <= 1 and any(a.key == alert.primary_key for a in got[0].alerts):
+                        return close_at_source(self.store, got[0].id, closed, alert.source, received, alert.primary_key)
+                    lifecycle.record_one_alert_closed(
+                        self.store, got[0], alert.primary_key, alert.source, closed, received
+                    )
+                    return IngestOutcome(
+                        got[0].id,
+                        got[0].priority,
+                        got[0].status.value,
+                        "duplicate",
+                        got[0].score,
+                        alert_key=alert.primary_key,
+                        notes=[f"one alert closed at the source: {closed}"],
+                    )
                 return self._duplicate_or_finish(got[0], alert, decision, partner, received)
             if not _is_stale(claim, received):
                 # The delivery that claimed it may still be writing the incident: give it a moment.
@@ -388,7 +404,7 @@ class IngestService:
         incident = open_incident(incident_id, alert, decision, partner, self._tz(partner), received, triaged)
         judgement = judgement or judge(alert)
         if judgement.starts_nothing:
-            incident = _recorded_only(incident, judgement, received)
+            incident = lifecycle.recorded_only(incident, judgement, received)
         notes = self._claim_rest(alert, incident_id, received)
         # The timeline is written before the incident becomes visible, so a concurrent
         # duplicate that finds the incident always appends after its first events.
@@ -414,7 +430,7 @@ class IngestService:
                     summary=_triage_summary(decision),
                     data={"triage": decision.wire(), "sla": incident.sla.wire(), **judgement.wire()},
                 ),
-                *_starts_nothing_evidence(judgement, triaged),
+                *lifecycle.recorded_only_evidence(judgement, triaged),
             ],
             new_chain=not recovered,
         )
@@ -536,88 +552,25 @@ class IngestService:
 def close_at_source(
     store: EvidenceStore, incident_id: str, reason: str, actor: str, at: datetime, alert_key: str = ""
 ) -> IngestOutcome:
-    """The source closed the incident later (docs/spec/triage.md): ours closes and its phone escalation stops
-    (``stop_escalation``); containment stays in place (its release is its own request)."""
-
-    def close(incident: Incident) -> Incident | None:
-        if not incident.status.is_open:
-            return None
-        return incident.model_copy(
-            update={
-                "status": IncidentStatus.CLOSED,
-                "resolved_at": at,
-                "updated_at": at,
-                "extra": {**incident.extra, "closedAtSource": True, "closedReason": reason},
-            }
-        )
-
-    result = update_under_etag(
-        lambda: _versioned(store.get_incident(incident_id)),
-        lambda incident, etag: store.replace_incident(incident, etag or ""),
-        close,
-        what=f"incident {incident_id}",
-    )
-    if result is None or not result.written:  # gone, or already closed: nothing more to do
-        current = result.after if result is not None else None
+    """The source closed the incident later (docs/spec/triage.md, ``shared/source_lifecycle.py``): ours closes
+    and its phone escalation stops (``stop_escalation``); containment stays in place."""
+    closed, current = lifecycle.close_incident(store, incident_id, reason, actor, at, alert_key)
+    if current is None:
+        return IngestOutcome(incident_id, Priority.P4, IncidentStatus.CLOSED.value, "duplicate", 0, alert_key=alert_key)
+    if not closed:  # already closed: nothing more to do
         return IngestOutcome(
-            incident_id,
-            current.priority if current else Priority.P4,
-            current.status.value if current else IncidentStatus.CLOSED.value,
-            "duplicate",
-            current.score if current else 0,
-            alert_key=alert_key,
+            incident_id, current.priority, current.status.value, "duplicate", current.score, alert_key=alert_key
         )
-    after = result.after
-    store.append_events(
-        incident_id,
-        [
-            EventDraft(
-                event_type="incident.closed-at-source",
-                phase=Phase.RECOVER,
-                occurred_at=at,
-                summary=f"Closed because the source closed it ({reason}); phone escalation stops, containment stays",
-                data={"reason": reason, "source": actor, "alertKey": alert_key, "containment": "kept"},
-            )
-        ],
-    )
     return IngestOutcome(
         incident_id,
-        after.priority,
-        after.status.value,
+        current.priority,
+        current.status.value,
         "closed",
-        after.score,
+        current.score,
         alert_key=alert_key,
         notes=[f"closed at the source: {reason}"],
         stop_escalation=True,
     )
-
-
-def _recorded_only(incident: Incident, judgement: SourceJudgement, received: datetime) -> Incident:
-    """An incident the source already closed, or a test: kept as evidence, never worked (docs/spec/triage.md).
-
-    Closed at the source → ``closed``; a test or sample → ``resolved`` (P4 by scoring), marked ``test``.
-    Neither is open, so the SLA watchdog neither flags nor re-drives it and no later alert groups into it.
-    """
-    status = IncidentStatus.CLOSED if judgement.closed else IncidentStatus.RESOLVED
-    return incident.model_copy(
-        update={"status": status, "resolved_at": received, "extra": {**incident.extra, **judgement.wire()}}
-    )
-
-
-def _starts_nothing_evidence(judgement: SourceJudgement, at: datetime) -> list[EventDraft]:
-    if not judgement.starts_nothing:
-        return []
-    why = "; ".join(r for r in (judgement.closed_reason, judgement.test_reason) if r)
-    kind = "closed at the source" if judgement.closed else "a test alert"
-    return [
-        EventDraft(
-            event_type="incident.recorded-only",
-            phase=Phase.TRIAGE,
-            occurred_at=at,
-            summary=f"Recorded only, {kind}: no runbook, containment or notification ({why})",
-            data=judgement.wire(),
-        )
-    ]
 
 
 def _versioned(got: tuple[Incident, str] | None) -> Versioned[Incident] | None:

@@ -178,3 +178,17 @@ def test_defender_dismissing_the_alert_later_closes_ours_and_stops_calls(app):
     assert (body["incidentId"], body["outcome"], body["status"]) == (first["incidentId"], "closed", "closed")
     assert app.durable.status(escalation)["runtimeStatus"] == "Completed"
     assert app.timeline(first["incidentId"]).count("incident.closed-at-source") == 1
+
+
+def test_one_alert_of_a_sentinel_incident_dismissed_in_defender_keeps_the_incident_open(app):
+    from tests.fixtures.app import sample
+
+    incident = sample("sentinel-incident-trigger.json")
+    first = app.post("/api/incidents/sentinel", incident).json()
+    inner = incident["object"]["properties"]["alerts"][0]["properties"]["systemAlertId"]
+    dismissed = sample("defender-alert-connector.json")
+    dismissed.update(SystemAlertId=inner, Status="Dismissed")
+    body = app.post("/api/alerts/defender", dismissed).json()
+    assert (body["incidentId"], body["outcome"], body["status"]) == (first["incidentId"], "duplicate", "open")
+    timeline = app.timeline(first["incidentId"])
+    assert "alert.closed-at-source" in timeline and "incident.closed-at-source" not in timeline
