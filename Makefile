@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all venv node test unit gates lint fmt demo bench clean lock
+.PHONY: all venv node test unit gates lint fmt demo bench clean lock coverage-report replay
 
 all: test
 
@@ -48,6 +48,16 @@ fmt: venv
 ## make demo: the sample alerts through the real function handlers, Azurite, dry-run, a readable report
 demo: venv node
 	$(PY) -m devtools.demo
+
+## make coverage-report: every entry of Microsoft's alert catalogues, the priority it gets and the rules that
+## fire (issue 13; config/alert-catalogue.json through config/scoring-rules.json)
+coverage-report: venv
+	$(PY) -m shared.triage.coverage
+
+## make replay FROM=2026-11-01T00:00:00Z TO=2026-12-01T00:00:00Z [PARTNER=id]: past Log Analytics alerts
+## through the current rules, writing nothing (needs LOG_ANALYTICS_WORKSPACE_ID and Azure credentials)
+replay: venv
+	$(PY) -m shared.triage.replay --from "$(FROM)" --to "$(TO)" $(if $(PARTNER),--partner "$(PARTNER)")
 
 ## make bench: ingest throughput/latency and cold-start ratios, measured in one run
 bench: venv node

@@ -10,6 +10,7 @@ from functions import (
     notify,
     operator,
     preflight,
+    replay,
     runbook,
     workspace_poll,
     writeback,
@@ -29,6 +30,7 @@ def build_app() -> df.DFApp:
     app.register_functions(preflight.bp)  # partner preflight (docs/spec/tenancy.md)
     app.register_functions(workspace_poll.bp)  # partners' own Sentinel workspaces
     app.register_functions(anchor.bp)  # evidence anchors (docs/spec/access.md)
+    app.register_functions(replay.bp)  # what-if replay (docs/spec/triage.md)
     return app
 
 

@@ -38,6 +38,27 @@ DELIVERIES = [
         "/api/incidents/sentinel",
         "sentinel-incident-trigger.json#object",
     ),
+    # issue 13: the rest of the range — P3, P4 (held for the digest), a test alert, an incident already closed
+    (
+        "Defender for Cloud: anonymous access to storage (P3)",
+        "/api/alerts/defender",
+        "defender-alert-storage-exposed.json",
+    ),
+    (
+        "Defender for Cloud: informational signature (P4, digest)",
+        "/api/alerts/defender",
+        "defender-alert-informational.json",
+    ),
+    (
+        "Defender for Cloud sample alert (test: recorded, nothing started)",
+        "/api/alerts/defender",
+        "defender-sample-alert.json",
+    ),
+    (
+        "Sentinel incident already Closed as FalsePositive (recorded, nothing started)",
+        "/api/incidents/sentinel",
+        "sentinel-incident-closed.json",
+    ),
 ]
 
 
@@ -120,6 +141,9 @@ def render(incidents: list[dict], deliveries: list[tuple[str, int, dict]], poll:
         for ev in inc["timeline"]:
             if ev["phase"] in ("Contain", "Notify", "Investigate", "Recover"):
                 lines.append(_wrap(f"[{ev['phase']}] {ev['summary']}"))
+        if inc.get("extra", {}).get("test") or inc.get("extra", {}).get("closedAtSource"):
+            reason = inc["extra"].get("testReason") or inc["extra"].get("closedReason")
+            lines.append(_wrap(f"recorded only, nothing started: {reason}"))
         lines.append(
             f"  evidence: {len(inc['timeline'])} timeline events, hash chain "
             f"{'verified' if verify[inc['id']]['valid'] else 'BROKEN'}"
@@ -166,6 +190,21 @@ def _render_notifications(fake, escalation: dict) -> str:
     lines.append("Phone escalation in simulated time (durable timers, acknowledgement stops it at once):")
     lines += [f"  {s}" for s in escalation["steps"]]
     return "\n".join(lines) + "\n\n"
+
+
+def _coverage_summary() -> str:
+    """The catalogue coverage totals (issue 13): what every published alert maps to with the shipped rules."""
+    import contextlib
+    import io
+
+    from shared.triage.coverage import main as coverage
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        coverage(["--rules", str(ROOT / "config/scoring-rules.json"), "--summary"])
+    return (
+        "\nCoverage of Microsoft's alert catalogues (make coverage-report for every entry):\n" + out.getvalue() + "\n"
+    )
 
 
 def main() -> int:
@@ -222,6 +261,7 @@ def main() -> int:
             writes = fake.writes(api="arm") + fake.writes(api="graph")
             containment_writes = [w for w in writes if "sendMail" not in w.path]
         report = render(incidents, deliveries, poll, verify) + _render_notifications(fake, escalation)
+        report += _coverage_summary()
         report += (
             f"Dry-run check: {len(containment_writes)} containment write request(s) reached ARM/Graph (expected 0).\n"
         )

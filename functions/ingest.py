@@ -58,7 +58,10 @@ async def stop_escalation(client: df.DurableOrchestrationClient, outcome: Ingest
         await client.raise_event(
             escalation_instance_id(outcome.incident_id),
             STOP_EVENT,
-            {"actor": "sentinel", "reason": f"priority lowered to {outcome.priority.value}"},
+            # issue 13: a close at the source says so (its note names the source and why)
+            {"actor": "source", "reason": outcome.notes[0]}
+            if outcome.outcome == "closed" and outcome.notes
+            else {"actor": "sentinel", "reason": f"priority lowered to {outcome.priority.value}"},
         )
     except Exception as exc:
         log.info("no escalation to stop for %s: %s", outcome.incident_id, exc)

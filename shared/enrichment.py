@@ -50,6 +50,7 @@ DEFAULT_TIMEOUT_SECONDS = 60
 # a hanging workspace costs the runbook minutes, not the activity.
 DEFAULT_BUDGET_SECONDS = 240
 MAX_ACCOUNTS, MAX_IPS, MAX_VAULTS = 5, 5, 3
+MAX_RESOURCES = 3  # issue 13: Azure resources that are not VMs or vaults (AKS, storage, App Service …)
 TOP_ROWS = 5
 MAX_CELL_CHARS = 256
 MAX_VALUE_CHARS = 1024
@@ -130,6 +131,16 @@ matches
 | extend RowKind = "summary"
 | union (matches | top 5 by TimeGenerated desc | extend RowKind = "event")"""
 
+# issue 13: management operations on an Azure resource an alert names (an AKS cluster, a storage account …).
+RESOURCE_ACTIVITY = """let matches = materialize(AzureActivity
+| where _ResourceId =~ p_resource
+| project TimeGenerated, Caller, CallerIpAddress, OperationNameValue, ActivityStatusValue);
+matches
+| summarize Events = count(), Failures = countif(ActivityStatusValue in~ ("Failure", "Failed")),
+            Callers = make_set(Caller, 10), Operations = make_set(OperationNameValue, 10)
+| extend RowKind = "summary"
+| union (matches | top 5 by TimeGenerated desc | extend RowKind = "event")"""
+
 KEY_VAULT = """let vault_operations = dynamic(["SecretGet", "SecretList", "SecretSet", "SecretDelete", "SecretPurge",
     "SecretBackup", "SecretRestore", "SecretRecover", "KeyGet", "KeyList", "KeyCreate", "KeyImport", "KeyDelete",
     "KeyPurge", "KeyBackup", "KeyRestore", "KeyRecover", "KeyDecrypt", "KeyEncrypt", "KeySign", "KeyVerify",
@@ -161,8 +172,8 @@ class PlannedQuery:
     """One lookup: what it is about, its bound KQL and its time span."""
 
     key: str  # stable per (kind, entity): de-duplicates re-runs
-    kind: str  # signins | directory-audit | ip-activity | keyvault-operations
-    entity_kind: str  # account | ip | keyVault
+    kind: str  # signins | directory-audit | ip-activity | keyvault-operations | resource-activity
+    entity_kind: str  # account | ip | keyVault | azureResource
     entity: str  # what the evidence names (UPN, address, vault id)
     kql: str
     start: datetime
@@ -178,6 +189,7 @@ _TITLES = {
     "directory-audit": "Directory audit events for {entity}",
     "ip-activity": "Azure activity from {entity}",
     "keyvault-operations": "Unusual Key Vault operations on {entity}",
+    "resource-activity": "Azure activity on {entity}",
 }
 
 
@@ -220,6 +232,17 @@ def _vaults(entities: list[Entity]) -> list[str]:
     return out[:MAX_VAULTS]
 
 
+def _resources(entities: list[Entity]) -> list[str]:
+    """Resource ids of ``azureResource`` entities that are not Key Vaults (those have their own lookup)."""
+    out: list[str] = []
+    for e in entities:
+        rid = e.azure_resource_id or ""
+        known = rid.lower() in [r.lower() for r in out]
+        if e.kind == EntityKind.AZURE_RESOURCE and rid.startswith("/") and not _VAULT.match(rid) and not known:
+            out.append(rid)
+    return out[:MAX_RESOURCES]
+
+
 def plan_queries(incident: Incident, now: datetime) -> list[PlannedQuery]:
     """The lookups for the incident's accounts, addresses and Key Vaults (pure)."""
     end = now
@@ -255,6 +278,18 @@ def plan_queries(incident: Incident, now: datetime) -> list[PlannedQuery]:
                 vault,
                 bind(KEY_VAULT, {"p_vault": vault}, {"p_window_start": start}),
                 start - KEY_VAULT_BASELINE,
+                end,
+            )
+        )
+    for rid in _resources(incident.entities):
+        plans.append(
+            PlannedQuery(
+                _key("resource-activity", rid),
+                "resource-activity",
+                "azureResource",
+                rid,
+                bind(RESOURCE_ACTIVITY, {"p_resource": rid}),
+                start,
                 end,
             )
         )
@@ -416,7 +451,9 @@ class IncidentInvestigator:
             shown = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
             text = (
                 f"Investigation: {len(plans)} Log Analytics lookup(s) for {kinds['account']} account(s), "
-                f"{kinds['ip']} IP address(es), {kinds['keyVault']} Key Vault(s): {shown}"
+                f"{kinds['ip']} IP address(es), {kinds['keyVault']} Key Vault(s)"
+                + (f", {n} Azure resource(s)" if (n := sum(p.entity_kind == "azureResource" for p in plans)) else "")
+                + f": {shown}"
             )
         return EventDraft(
             event_type=EVENT_PREFIX + "completed",

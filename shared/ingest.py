@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared import source_lifecycle as lifecycle
 from shared.errors import ConflictError
 from shared.etag import Versioned, update_under_etag
 from shared.evidence import EventDraft, now_ms
@@ -33,6 +34,7 @@ from shared.partners import Partner, PartnerRegistry
 from shared.scoring import ScoringRules, score_alert
 from shared.settings import Settings
 from shared.sla import reprioritise, start_clocks
+from shared.source_judgement import SourceJudgement, judge
 from shared.sources import alert_refs
 from shared.store import AlertClaim, ConcurrencyError, EntityIndexRow, EvidenceStore
 
@@ -197,6 +199,25 @@ class IngestService:
                     handled = self.source_updates(got[0], alert, received)
                     if handled is not None:
                         return handled
+                closed = judge(alert).closed_reason
+                if closed and got[0].status.is_open:
+                    # The source closed it later (e.g. Defender Dismissed / Resolved re-sent): ours closes too —
+                    # unless the incident holds other alerts, which one dismissal does not answer.
+                    # (a Defender alert inside a Sentinel incident is one of its keys, not its alert: record only)
+                    if got[0].alert_count <= 1 and any(a.key == alert.primary_key for a in got[0].alerts):
+                        return close_at_source(self.store, got[0].id, closed, alert.source, received, alert.primary_key)
+                    lifecycle.record_one_alert_closed(
+                        self.store, got[0], alert.primary_key, alert.source, closed, received
+                    )
+                    return IngestOutcome(
+                        got[0].id,
+                        got[0].priority,
+                        got[0].status.value,
+                        "duplicate",
+                        got[0].score,
+                        alert_key=alert.primary_key,
+                        notes=[f"one alert closed at the source: {closed}"],
+                    )
                 return self._duplicate_or_finish(got[0], alert, decision, partner, received)
             if not _is_stale(claim, received):
                 # The delivery that claimed it may still be writing the incident: give it a moment.
@@ -207,6 +228,24 @@ class IngestService:
             # told to retry, so this may be that retry): finish its work rather than answer "duplicate"
             # for an incident that does not exist.
             return self._create(claim.incident_id, alert, decision, partner, matched_by, received, recovered=True)
+        judgement = judge(alert)
+        if judgement.starts_nothing and not claims:
+            # Closed at the source, or a test: recorded on its own incident, never grouped into live work.
+            new_id = incident_id_for(primary, alert.observed_at)
+            owner, won = self.store.claim_alert(primary, new_id, received)
+            if not won:
+                got = self.store.get_incident(owner)
+                if got is None:
+                    return IngestOutcome(
+                        owner,
+                        decision.priority,
+                        IncidentStatus.OPEN.value,
+                        "duplicate",
+                        decision.score,
+                        alert_key=primary,
+                    )
+                return self._duplicate(got[0], alert, decision, received)
+            return self._create(new_id, alert, decision, partner, matched_by, received, judgement=judgement)
         if claims:  # another copy of the same underlying alert (e.g. Defender alert inside a Sentinel incident)
             target = next(claims[k].incident_id for k in alert.dedupe_keys if k in claims)
             joined = self._join(target, alert, decision, partner, received, reason="same underlying alert")
@@ -360,9 +399,13 @@ class IngestService:
         matched_by: str,
         received: datetime,
         recovered: bool = False,
+        judgement: SourceJudgement | None = None,
     ) -> IngestOutcome:
         triaged = self.clock()
         incident = open_incident(incident_id, alert, decision, partner, self._tz(partner), received, triaged)
+        judgement = judgement or judge(alert)
+        if judgement.starts_nothing:
+            incident = lifecycle.recorded_only(incident, judgement, received)
         notes = self._claim_rest(alert, incident_id, received)
         # The timeline is written before the incident becomes visible, so a concurrent
         # duplicate that finds the incident always appends after its first events.
@@ -386,8 +429,9 @@ class IngestService:
                     phase=Phase.TRIAGE,
                     occurred_at=triaged,
                     summary=_triage_summary(decision),
-                    data={"triage": decision.wire(), "sla": incident.sla.wire()},
+                    data={"triage": decision.wire(), "sla": incident.sla.wire(), **judgement.wire()},
                 ),
+                *lifecycle.recorded_only_evidence(judgement, triaged),
             ],
             new_chain=not recovered,
         )
@@ -405,7 +449,9 @@ class IngestService:
             incident.status.value,
             "created",
             decision.score,
-            runbook=RunbookStart(
+            runbook=None
+            if judgement.starts_nothing
+            else RunbookStart(
                 incident.runbook_instance_id,
                 {"incidentId": incident_id, "epoch": incident.runbook_epoch, "reason": "new incident"},
             ),
@@ -502,6 +548,30 @@ class IngestService:
             alert_key=alert.primary_key,
             notes=notes,
         )
+
+
+def close_at_source(
+    store: EvidenceStore, incident_id: str, reason: str, actor: str, at: datetime, alert_key: str = ""
+) -> IngestOutcome:
+    """The source closed the incident later (docs/spec/triage.md, ``shared/source_lifecycle.py``): ours closes
+    and its phone escalation stops (``stop_escalation``); containment stays in place."""
+    closed, current = lifecycle.close_incident(store, incident_id, reason, actor, at, alert_key)
+    if current is None:
+        return IngestOutcome(incident_id, Priority.P4, IncidentStatus.CLOSED.value, "duplicate", 0, alert_key=alert_key)
+    if not closed:  # already closed: nothing more to do
+        return IngestOutcome(
+            incident_id, current.priority, current.status.value, "duplicate", current.score, alert_key=alert_key
+        )
+    return IngestOutcome(
+        incident_id,
+        current.priority,
+        current.status.value,
+        "closed",
+        current.score,
+        alert_key=alert_key,
+        notes=[f"closed at the source: {reason}"],
+        stop_escalation=True,
+    )
 
 
 def _versioned(got: tuple[Incident, str] | None) -> Versioned[Incident] | None:

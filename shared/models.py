@@ -97,6 +97,11 @@ class EntityKind(StrEnum):
     AZURE_RESOURCE = "azureResource"
     FILE = "file"
     URL = "url"
+    # issue 13: the other Sentinel entity kinds a playbook receives, kept for the analyst.
+    MAILBOX = "mailbox"
+    DNS = "dns"
+    REGISTRY = "registry"
+    CLOUD_APPLICATION = "cloudApplication"
     OTHER = "other"
 
 

@@ -31,11 +31,11 @@ PAGE = 2000
 _COLUMNS_ALERT = (
     "TimeGenerated, SystemAlertId, AlertName, DisplayName, AlertSeverity, Description, ProviderName, "
     "ProductName, AlertType, CompromisedEntity, Tactics, Entities, ExtendedProperties, ResourceId, "
-    "TenantId, VendorOriginalId, AlertLink, IngestedAt"
+    "TenantId, VendorOriginalId, AlertLink, Status, IngestedAt"
 )
 _COLUMNS_INCIDENT = (
     "TimeGenerated, IncidentName, IncidentNumber, Title, Description, Severity, Status, AlertIds, "
-    "AdditionalData, FirstActivityTime, CreatedTime, IncidentUrl, TenantId, IngestedAt"
+    "AdditionalData, FirstActivityTime, CreatedTime, IncidentUrl, TenantId, Classification, IngestedAt"
 )
 
 

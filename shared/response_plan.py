@@ -59,6 +59,8 @@ class ResponsePlan(SocModel):
     containment: list[ContainmentAction] = Field(default_factory=list)
     notification: NotificationPlan
     notes: list[str] = Field(default_factory=list)
+    # issue 13 (never silent): why a P1 runbook can contain nothing automatically, else None.
+    none_possible: str | None = None
 
 
 def effective_mode(partner: Partner | None, settings: Settings) -> str:
@@ -171,8 +173,10 @@ def plan_response(incident: Incident, partners: PartnerRegistry, settings: Setti
                 containment.append(action)
         if not containment:
             notes.append("P1 without a containable entity: notification only")
+        none_possible = no_containment_reason(incident, containment)
     else:
         notes.append(f"{incident.priority.value}: no automatic containment (P1 only)")
+        none_possible = None
     emails = list(contacts.socAlertEmails)
     phones: list[str] = []
     if incident.priority == Priority.P1:
@@ -197,4 +201,57 @@ def plan_response(incident: Incident, partners: PartnerRegistry, settings: Setti
         containment=containment,
         notification=notification,
         notes=notes,
+        none_possible=none_possible,
     )
+
+
+_CONTAINABLE = {"host": "VM", "account": "account", "servicePrincipal": "service principal"}
+
+
+def no_containment_reason(incident: Incident, containment: list[ContainmentAction] | None = None) -> str | None:
+    """Why nothing about this incident can be contained automatically (docs/spec/containment.md), or None.
+
+    Containment acts on Azure VMs (network isolation) and Entra accounts / service principals (disable).
+    Anything else an alert names — an AKS cluster, a storage account, an IP, a mailbox — is shown and
+    enriched but never contained, and a P1 naming only such things must say so rather than stay silent.
+    """
+    if containment is None and any(_containable(e) for e in incident.entities):
+        return None  # the plan decides then (the email case: containment was planned or is under way)
+    actions = containment or []
+    if any(a.decision not in (ActionDecision.SKIP, ActionDecision.NONE, ActionDecision.HOLD) for a in actions):
+        return None
+    held = [a for a in actions if a.decision == ActionDecision.HOLD]
+    if held:  # approve mode, or (issue 11) targets not owned by the partner: a person must decide
+        why = sorted({a.reason for a in held})
+        return f"every containment action is held for a decision ({'; '.join(why[:3])})"
+    protected = [a.target_display for a in actions if a.decision == ActionDecision.SKIP]
+    if protected:
+        return f"the only containable identities are protected and never disabled ({', '.join(protected[:5])})"
+    if not incident.entities:
+        return "the alert names no entity at all (no VM, account or service principal to act on)"
+    others = [e for e in incident.entities if e.kind.value not in _CONTAINABLE or not _containable(e)]
+    kinds = sorted({_kind_words(e) for e in others})
+    return (
+        "the incident names no VM, account or service principal that can be contained automatically; "
+        f"it names {', '.join(kinds[:6])} — shown and enriched, never contained automatically"
+    )
+
+
+def _containable(entity: Entity) -> bool:
+    if entity.kind == EntityKind.HOST:
+        return bool(
+            entity.azure_resource_id and "/microsoft.compute/virtualmachines/" in entity.azure_resource_id.lower()
+        )
+    if entity.kind == EntityKind.ACCOUNT:
+        return bool(entity.object_id or entity.upn)
+    if entity.kind == EntityKind.SERVICE_PRINCIPAL:
+        return bool(entity.object_id or entity.app_id)
+    return False
+
+
+def _kind_words(entity: Entity) -> str:
+    if entity.kind == EntityKind.HOST:
+        return f"a host known only by name ({entity.display})"
+    if entity.kind == EntityKind.AZURE_RESOURCE:
+        return f"an Azure resource ({entity.display})"
+    return f"{entity.kind.value} {entity.display}"

@@ -33,6 +33,16 @@ def record_plan(ctx, incident_id: str, epoch: int) -> dict:
                 data={"action": action.wire(), "responseMode": plan.response_mode, "epoch": epoch},
             )
         )
+    if plan.none_possible:  # issue 13: never silent about a P1 nothing could be contained for
+        drafts.append(
+            EventDraft(
+                event_type="containment.none-possible",
+                phase=Phase.CONTAIN,
+                occurred_at=now_ms(),
+                summary=f"Nothing can be contained automatically: {plan.none_possible}",
+                data={"reason": plan.none_possible, "responseMode": plan.response_mode, "epoch": epoch},
+            )
+        )
     n = plan.notification
     drafts.append(
         EventDraft(

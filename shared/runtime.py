@@ -45,9 +45,10 @@ class AppContext:
 
     @cached_property
     def rules(self):
-        from shared.scoring import ScoringRules
+        # issue 13: the rules file plus the rules derived from the alert catalogue it names.
+        from shared.triage.catalogue import load_rules
 
-        return ScoringRules.load(_resolve(self.settings.scoring_rules_file))
+        return load_rules(_resolve(self.settings.scoring_rules_file))
 
     @cached_property
     def store(self):
@@ -174,6 +175,13 @@ class AppContext:
         from shared.adapters.log_analytics import LogAnalyticsSource
 
         return LogAnalyticsSource(self.settings)
+
+    # issue 13: the what-if replay (reads Log Analytics, the rules and the partners; writes nothing)
+    @cached_property
+    def replay(self):
+        from shared.triage.whatif import ReplayService
+
+        return ReplayService(self.log_analytics, self.rules, self.partners, self.settings)
 
     @cached_property
     def poller(self):

@@ -15,6 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.models import Alert, EntityKind, Priority, RuleHit, TriageDecision
 from shared.partners import Partner, load_json_model
+from shared.source_judgement import why_test
+
+# The source's judgement (docs/spec/triage.md): P1 needs a source severity of High or above, an explicit
+# score or a named P1 detection; below that a tactic or keyword alone stops at P2.
+P1_SEVERITIES = frozenset({"High", "Critical"})
+BELOW_HIGH_MAX_SCORE = 8
+TEST_ALERT_MAX_SCORE = 3
 
 
 class _Config(BaseModel):
@@ -31,6 +38,10 @@ class RuleMatch(_Config):
     sources: list[str] = Field(default_factory=list)
     severities: list[str] = Field(default_factory=list)
     assetCriticality: list[Literal["low", "medium", "high", "critical"]] = Field(default_factory=list)
+    # issue 13: MITRE technique ids (a parent id matches its sub-techniques: T1003 ⊇ T1003.001) and product
+    # names (the alert's product, or a Sentinel incident's alert product names), case-insensitive.
+    techniques: list[str] = Field(default_factory=list)
+    products: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _not_empty(self) -> RuleMatch:
@@ -46,6 +57,10 @@ class ScoringRule(_Config):
     adjust: int = Field(0, ge=-9, le=9)
     floor: int | None = Field(None, ge=1, le=10)
     ceiling: int | None = Field(None, ge=1, le=10)
+    # issue 13: a named P1 detection (credential theft or dumping, ransomware, crypto-mining, exfiltration by
+    # a compromised host or account): the only thing besides the source's own High+ severity or an explicit
+    # score that may take a Low / Informational alert to P1 (docs/spec/triage.md).
+    namedP1: bool = False
 
     @model_validator(mode="after")
     def _has_effect(self) -> ScoringRule:
@@ -64,6 +79,9 @@ class ScoringRules(_Config):
     severityScores: dict[Literal["Informational", "Low", "Medium", "High", "Critical"], int]
     defaultScore: int = Field(5, ge=1, le=10)
     rules: list[ScoringRule] = Field(default_factory=list)
+    # issue 13: the alert catalogue whose derived rules follow this file's (path relative to this file);
+    # read by shared.triage.catalogue.load_rules (ScoringRules.load reads this file alone).
+    catalogue: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ScoringRules:
@@ -108,6 +126,16 @@ def _matches(m: RuleMatch, alert: Alert, crit: set[str]) -> bool:
         return False
     if m.severities and (alert.severity or "") not in m.severities:
         return False
+    if m.techniques:
+        have_t = [t.strip().upper() for t in alert.techniques if t]
+        want = [t.strip().upper() for t in m.techniques]
+        if not any(h == w or h.startswith(w + ".") for h in have_t for w in want):
+            return False
+    if m.products:
+        products = {alert.product or "", *alert.extended_properties.get("alertProductNames", "").split(",")}
+        have_p = {p.strip().lower() for p in products if p.strip()}
+        if not have_p & {p.lower() for p in m.products}:
+            return False
     return not m.assetCriticality or bool(crit & set(m.assetCriticality))
 
 
@@ -127,9 +155,7 @@ def score_alert(alert: Alert, rules: ScoringRules, partner: Partner | None = Non
                 score_after=score,
             )
         ]
-        return TriageDecision(
-            score=score, priority=Priority.from_score(score), rules_fired=hits, rules_version=rules.version
-        )
+        return _decide(alert, score, hits, rules)
     if alert.severity and alert.severity in rules.severityScores:
         score = rules.severityScores[alert.severity]
         hits = [
@@ -151,6 +177,7 @@ def score_alert(alert: Alert, rules: ScoringRules, partner: Partner | None = Non
             )
         ]
     crit = _criticalities(alert, partner)
+    named_p1 = False
     for rule in rules.rules:
         if not _matches(rule.match, alert, crit):
             continue
@@ -167,6 +194,28 @@ def score_alert(alert: Alert, rules: ScoringRules, partner: Partner | None = Non
             score = min(score, rule.ceiling)
         effect = ", ".join(effects) + ("" if score != before else " (already met)")
         hits.append(RuleHit(rule_id=rule.id, description=rule.description, effect=effect, score_after=score))
+        named_p1 = named_p1 or (rule.namedP1 and score >= 9)
+    if score >= 9 and alert.severity not in P1_SEVERITIES and not named_p1:
+        # A tactic or keyword alone never makes an alert the source rated below High P1.
+        score = BELOW_HIGH_MAX_SCORE
+        hits.append(
+            RuleHit(
+                rule_id="source-severity",
+                description=f"source severity {alert.severity or 'not given'}: P1 needs a named P1 detection",
+                effect=f"ceiling {score}",
+                score_after=score,
+            )
+        )
+    return _decide(alert, score, hits, rules)
+
+
+def _decide(alert: Alert, score: int, hits: list[RuleHit], rules: ScoringRules) -> TriageDecision:
+    """The decision, with the one judgement no rule overrides: a test or sample alert is P4."""
+    reason = why_test(alert)
+    if reason:
+        effect = f"ceiling {TEST_ALERT_MAX_SCORE}" + ("" if score > TEST_ALERT_MAX_SCORE else " (already met)")
+        score = min(score, TEST_ALERT_MAX_SCORE)
+        hits = [*hits, RuleHit(rule_id="test-alert", description=reason, effect=effect, score_after=score)]
     return TriageDecision(
         score=score, priority=Priority.from_score(score), rules_fired=hits, rules_version=rules.version
     )

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.evidence import EventDraft, now_ms
-from shared.ingest import IngestOutcome
+from shared.ingest import IngestOutcome, close_at_source
 from shared.models import ActorType, Alert, Incident, Phase, isoformat
 from shared.notify.priority import change_priority
 from shared.partners import PartnerRegistry
@@ -166,6 +166,12 @@ class SentinelUpdateHandler:
             return state.with_target(key, {**stored, "seen": {**(stored.get("seen") or {}), **seen_update}})
 
         st.update(self.store, incident.id, remember)
+        if values["status"] == mapping.CLOSED and "status" in changes and after.status.is_open:
+            # issue 13: closed in Sentinel by an analyst → ours closes, calls stop, containment stays.
+            closed = close_at_source(
+                self.store, incident.id, f"Closed in Microsoft Sentinel ({label})", actor, received, alert.primary_key
+            )
+            return closed
         return IngestOutcome(
             incident.id,
             after.priority,

@@ -11,6 +11,7 @@ from typing import Any
 import pydantic
 
 from shared.errors import ValidationError
+from shared.intake.entity_shapes import resource_entity, walk_entities
 from shared.models import Entity, EntityKind
 
 # Table Storage caps a string property at 64 KiB; free text is cut well below it.
@@ -143,6 +144,13 @@ def entity_from_mapping(raw: dict[str, Any]) -> Entity | None:
             azure_resource_id=rid,
             name=rid.rsplit("/", 1)[-1] if rid else None,
         )
+    if kind in ("cloud-application", "cloudapplication") and not (text("serviceprincipalobjectid") or text("objectid")):
+        # A SaaS app Defender for Cloud Apps names (Office 365, …): not a principal of ours to disable.
+        return Entity(
+            kind=EntityKind.CLOUD_APPLICATION,
+            name=text("appname") or text("name") or text("friendlyname"),
+            app_id=text("appid") or text("applicationid"),
+        )
     if kind in ("serviceprincipal", "service-principal", "cloud-application", "cloudapplication"):
         return Entity(
             kind=EntityKind.SERVICE_PRINCIPAL,
@@ -158,29 +166,60 @@ def entity_from_mapping(raw: dict[str, Any]) -> Entity | None:
         return Entity(kind=EntityKind.URL, name=text("url"))
     if kind in ("networkdevice", "network-device", "firewall"):
         return Entity(kind=EntityKind.NETWORK_DEVICE, name=text("name") or text("hostname"), address=text("address"))
+    return _other_kind(kind, text)
+
+
+def _other_kind(kind: str, text: Any) -> Entity | None:
+    """The remaining Sentinel / Defender entity kinds (issue 13): parsed where we can, kept otherwise."""
+    k = kind.replace("-", "").replace("_", "")
+    if k == "mailbox":
+        address = text("mailboxprimaryaddress") or text("upn")
+        return Entity(kind=EntityKind.MAILBOX, name=text("displayname") or address, upn=address)
+    if k in ("dns", "dnsresolution"):
+        return Entity(kind=EntityKind.DNS, name=text("domainname") or text("dnsname") or text("name"))
+    if k in ("registrykey", "registryvalue", "registry"):
+        key = "\\".join(x for x in (text("hive"), text("key")) if x)
+        value = text("valuename") or text("name")
+        return Entity(kind=EntityKind.REGISTRY, name=(f"{key}\\{value}" if key and value else key or value))
+    if k in ("filehash", "malware", "mailmessage", "mailcluster", "submissionmail", "securitygroup", "iotdevice"):
+        name = (
+            text("hashvalue")
+            or text("malwarename")
+            or text("subject")
+            or text("friendlyname")
+            or text("displayname")
+            or text("name")
+        )
+        return Entity(kind=EntityKind.OTHER, name=f"{kind}: {name}" if name else kind) if kind else None
+    if kind and (name := text("friendlyname") or text("name")):
+        return Entity(kind=EntityKind.OTHER, name=f"{kind}: {name}")
     return None
 
 
-def entities_from(raw_list: Any, extra_resource_ids: Iterable[str | None] = ()) -> list[Entity]:
-    """Entities from a list of raw mappings, de-duplicated, VM resource ids added as hosts."""
+def entities_from(
+    raw_list: Any,
+    extra_resource_ids: Iterable[str | None] = (),
+    named: Iterable[Entity] = (),
+) -> list[Entity]:
+    """Entities from a list of raw mappings (nested ``$id`` definitions included), de-duplicated; resource
+    ids added as hosts (VMs) or ``azureResource`` entities; ``named`` (from ``CompromisedEntity`` /
+    ``ExtendedProperties``, ``entity_shapes.named_entities``) added last."""
     entities: list[Entity] = []
     seen: set[str] = set()
-    candidates = raw_list if isinstance(raw_list, list) else []
-    for raw in candidates:
-        entity = entity_from_mapping(raw) if isinstance(raw, dict) else None
-        if entity is None:
-            continue
-        key = entity.merge_key()
-        if key in seen:
-            continue
-        seen.add(key)
+
+    def add(entity: Entity | None) -> None:
+        if entity is None or entity.merge_key() in seen:
+            return
+        seen.add(entity.merge_key())
         entities.append(entity)
+
+    for raw in walk_entities(raw_list):
+        add(entity_from_mapping(raw))
     for rid in extra_resource_ids:
-        if rid and "/microsoft.compute/virtualmachines/" in rid.lower():
-            entity = Entity(kind=EntityKind.HOST, name=rid.rsplit("/", 1)[-1], azure_resource_id=rid)
-            if entity.merge_key() not in seen:
-                seen.add(entity.merge_key())
-                entities.append(entity)
+        if rid and rid.startswith("/"):
+            add(resource_entity(clean_text(rid, 1000) or rid))
+    for entity in named:
+        add(entity)
     # A host seen both by name and by resource id is one host: keep the resource-id form.
     by_name = {e.name.lower(): e for e in entities if e.kind == EntityKind.HOST and e.azure_resource_id and e.name}
     entities = [

@@ -27,7 +27,9 @@ from shared.intake.common import (  # issue 12: list caps
     subscription_ids,
     validation_error,
 )
+from shared.intake.entity_shapes import named_entities
 from shared.models import Alert, normalise_severity
+from shared.source_judgement import SOURCE_STATUS
 from shared.sources import defender_refs_from_arm, defender_refs_from_connector
 
 _Str = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
@@ -115,12 +117,20 @@ def _identifiers(items: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
         if not isinstance(item, dict):
             continue
         low = {str(k).lower(): v for k, v in item.items()}
-        if isinstance(low.get("azureresourceid"), str):
-            rids.append(low["azureresourceid"])
+        # issue 13: published samples use azureResourceId, AzureResourceId and resourceId alike.
+        for k in ("azureresourceid", "resourceid"):
+            if isinstance(low.get(k), str) and low[k].startswith("/"):
+                rids.append(low[k])
         for k in ("azureresourcetenantid", "aadtenantid"):
             if isinstance(low.get(k), str):
                 tenants.append(low[k].lower())
     return rids, tenants
+
+
+def _status(value: Any) -> dict[str, str]:
+    """The alert's state at Defender (Active / InProgress / Dismissed / Resolved), for the source's judgement."""
+    text = clean_text(value, 64) if isinstance(value, str) else None
+    return {SOURCE_STATUS: text} if text else {}
 
 
 def parse(payload: Any, received_at: datetime) -> Alert:
@@ -155,7 +165,7 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             alert_type=clean_text(p.alertType, 256),
             severity=_severity(p.severity, "properties.severity"),
             tactics=_intent_tactics(p.intent),
-            entities=entities_from(p.entities, rids),
+            entities=entities_from(p.entities, rids, named_entities(p.compromisedEntity, p.extendedProperties, rids)),
             tenant_ids=dedupe(tenants),
             subscription_ids=subscription_ids([*rids, *scope_rids]),
             resource_ids=dedupe(rids),
@@ -163,7 +173,11 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             link=clean_text(p.alertUri, 2000),
             observed_at=observed,
             # + the alert's ARM id, for the write-back of its state (shared/writeback)
-            extended_properties={**str_dict(p.extendedProperties), **defender_refs_from_arm(arm.id)},
+            extended_properties={
+                **str_dict(p.extendedProperties),
+                **defender_refs_from_arm(arm.id),
+                **_status(p.status),
+            },
         )
     if "SystemAlertId" in payload or "AlertDisplayName" in payload:
         try:
@@ -182,7 +196,7 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             alert_type=clean_text(c.AlertType, 256),
             severity=_severity(c.Severity, "Severity"),
             tactics=_intent_tactics(c.Intent),
-            entities=entities_from(c.Entities, rids),
+            entities=entities_from(c.Entities, rids, named_entities(c.CompromisedEntity, c.ExtendedProperties, rids)),
             tenant_ids=dedupe(tenants),
             subscription_ids=subscription_ids(rids),
             resource_ids=rids,
@@ -193,6 +207,7 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             extended_properties={
                 **str_dict(c.ExtendedProperties),
                 **defender_refs_from_connector(payload, c.SystemAlertId, rids),
+                **_status(payload.get("Status")),
             },
         )
     raise ValidationError(

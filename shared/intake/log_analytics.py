@@ -12,7 +12,9 @@ from typing import Any
 
 from shared.errors import ValidationError
 from shared.intake.common import MAX_TITLE, clean_text, dedupe, entities_from, parse_time, str_dict, subscription_ids
+from shared.intake.entity_shapes import named_entities
 from shared.models import Alert, normalise_severity
+from shared.source_judgement import SOURCE_CLASSIFICATION, SOURCE_STATUS
 
 
 def _json(value: Any, default: Any) -> Any:
@@ -43,6 +45,16 @@ def _tactics(value: Any) -> list[str]:
     return [t.strip() for t in str(value or "").split(",") if t.strip() and t.strip().lower() != "unknown"]
 
 
+def _lifecycle(row: dict[str, Any]) -> dict[str, str]:
+    """Status and classification columns, for the source's judgement (issue 13)."""
+    out = {}
+    for column, key in (("Status", SOURCE_STATUS), ("Classification", SOURCE_CLASSIFICATION)):
+        value = clean_text(row.get(column), 64) if isinstance(row.get(column), str) else None
+        if value:
+            out[key] = value
+    return out
+
+
 def parse_alert_row(row: dict[str, Any], received_at: datetime) -> Alert:
     """One ``SecurityAlert`` row → ``Alert`` (keyed by SystemAlertId, like the pushed copy)."""
     system_id = row.get("SystemAlertId")
@@ -63,7 +75,13 @@ def parse_alert_row(row: dict[str, Any], received_at: datetime) -> Alert:
         alert_type=clean_text(row.get("AlertType"), 256),
         severity=normalise_severity(row.get("AlertSeverity")),
         tactics=_tactics(row.get("Tactics")),
-        entities=entities_from(_json(row.get("Entities"), []), [rid]),
+        entities=entities_from(
+            _json(row.get("Entities"), []),
+            [rid],
+            named_entities(
+                row.get("CompromisedEntity"), _json(row.get("ExtendedProperties"), {}), [rid] if rid else []
+            ),
+        ),
         subscription_ids=subscription_ids([rid]),
         resource_ids=[rid] if rid else [],
         # In Log Analytics, TenantId is the workspace id.
@@ -71,7 +89,7 @@ def parse_alert_row(row: dict[str, Any], received_at: datetime) -> Alert:
         product=clean_text(row.get("ProductName"), 256),
         link=clean_text(row.get("AlertLink"), 2000),
         observed_at=_time(row, "TimeGenerated", "StartTime", fallback=received_at),
-        extended_properties=str_dict(_json(row.get("ExtendedProperties"), {})),
+        extended_properties={**str_dict(_json(row.get("ExtendedProperties"), {})), **_lifecycle(row)},
     )
 
 
@@ -97,5 +115,8 @@ def parse_incident_row(row: dict[str, Any], received_at: datetime) -> Alert:
         product="Microsoft Sentinel",
         link=clean_text(row.get("IncidentUrl"), 2000),
         observed_at=_time(row, "FirstActivityTime", "CreatedTime", "TimeGenerated", fallback=received_at),
-        extended_properties={"incidentNumber": str(row.get("IncidentNumber"))} if row.get("IncidentNumber") else {},
+        extended_properties={
+            **({"incidentNumber": str(row.get("IncidentNumber"))} if row.get("IncidentNumber") else {}),
+            **_lifecycle(row),
+        },
     )

@@ -25,6 +25,7 @@ from shared.intake.common import (  # issue 12: list caps
     validation_error,
 )
 from shared.models import Alert, normalise_severity
+from shared.source_judgement import SOURCE_CLASSIFICATION
 from shared.sources import SENTINEL_REF, owner_name, sentinel_incident_id
 
 _Str = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
@@ -170,11 +171,21 @@ def parse(payload: Any, received_at: datetime) -> Alert:
                 "sentinelEtag": clean_text(resource.etag, 200),
                 "sentinelOwner": clean_text(owner_name(p.owner), 320),
                 "sentinelLastModified": clean_text(p.lastModifiedTimeUtc, 64),
+                # issue 13: the analyst's verdict (FalsePositive / BenignPositive …) for the source's judgement
+                SOURCE_CLASSIFICATION: _classification(payload),
             }.items()
             if v
         },
         source_event=(trigger.objectEventType if trigger else None),
     )
+
+
+def _classification(payload: dict[str, Any]) -> str | None:
+    """``properties.classification`` of the incident (trigger or bare resource), read from the raw payload."""
+    resource = payload.get("object") if isinstance(payload.get("object"), dict) else payload
+    props = resource.get("properties") if isinstance(resource, dict) else None
+    value = props.get("classification") if isinstance(props, dict) else None
+    return clean_text(value, 64) if isinstance(value, str) else None
 
 
 def _incident_resource_id(resource: SentinelIncidentResource, trigger: SentinelIncidentTrigger | None) -> str | None:

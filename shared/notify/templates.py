@@ -33,6 +33,7 @@ from shared.notify.document import (
     render_text,
     safe_link,
 )
+from shared.response_plan import no_containment_reason
 
 __all__ = [  # what other modules and the tests import from here
     "SPOKEN_ACKNOWLEDGED",
@@ -259,6 +260,15 @@ def render(ctx: MessageContext) -> RenderedMail:
         raise ValueError(f"render() does not make {ev.value} messages (see render_digest)")
     doc = Doc(title=f"{inc.title}", banner=_banner(inc, what), colour=colour)
 
+    # issue 13 (never silent): a P1 nothing could be contained for says so, and why, before anything else.
+    if (
+        inc.priority == Priority.P1
+        and ev in (NotifyEvent.NEW_INCIDENT, NotifyEvent.PRIORITY_CHANGED)
+        and not ctx.actions
+        and (why := no_containment_reason(inc))
+    ):
+        doc.notice(f"Nothing could be contained automatically: {why}. Please act on the resources yourself.", "alert")
+        steps = ["Contain the named resources yourself now (nothing was contained automatically)."] + steps
     if ctx.routed_to_soc:
         doc.notice("No partner matched this alert: it was routed to the SOC's own contacts.", "warn")
     if ev == NotifyEvent.PRIORITY_CHANGED:

@@ -22,7 +22,9 @@ def test_defender_arm_alert_becomes_p1_incident_with_evidence(app):
     assert inc.status == 200
     doc = inc.json()
     assert doc["partnerId"] == "contoso"
-    assert [h["ruleId"] for h in doc["triage"]["rulesFired"]] == ["severity-base", "impact-tactic", "crypto-mining"]
+    fired = [h["ruleId"] for h in doc["triage"]["rulesFired"]]
+    assert fired[:3] == ["severity-base", "impact-tactic", "crypto-mining"]
+    assert "catalogue-crypto-mining" in fired  # the rules derived from the alert catalogue (issue 13)
     assert doc["sla"]["triageDue"] and doc["sla"]["firstResponseDue"] and doc["sla"]["responseSlaDue"]
     types = [e["eventType"] for e in doc["timeline"]]
     assert types[:2] == ["alert.received", "incident.triaged"]

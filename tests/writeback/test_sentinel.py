@@ -142,7 +142,8 @@ def test_sentinel_cannot_raise_to_p1_and_high_on_a_p1_changes_nothing(wb):
 
 def test_our_own_write_back_coming_back_as_an_update_does_not_loop(wb):
     wb.fake.add_user(*JORDAN)
-    payload = sentinel_payload(severity="Medium")  # raised to P1 by the rules: we write High
+    # a named P1 detection (issue 13: a tactic alone no longer lifts a Medium to P1): raised to P1, we write High
+    payload = sentinel_payload(severity="Medium", alert_type="VM_CredentialDumping")
     seed_sentinel(wb.fake, payload)
     rid = incident_rid(payload)
     iid = wb.post_sentinel(payload)["incidentId"]
