@@ -129,7 +129,7 @@ class AppContext:
 
     @cached_property
     def reviews(self):
-        from shared.review import ReviewService
+        from shared.review.service import ReviewService
 
         return ReviewService(
             self.store, self.partners, integrity=self.integrity.check
