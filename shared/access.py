@@ -39,7 +39,7 @@ OPERATOR_AUTH_MODES = (ENTRA, FUNCTION_KEY)
 
 RESPONDER, APPROVER, AUDITOR = "Responder", "Approver", "Auditor"
 APP_ROLES = (RESPONDER, APPROVER, AUDITOR)
-# Who may do what (SPEC 11). A lead (Approver) may do anything an analyst may; everybody with a role may read.
+# Who may do what (docs/spec/access.md). A lead (Approver) may do anything an analyst may; everybody with a role may read.
 _RESPOND = frozenset({RESPONDER, APPROVER})
 _APPROVE = frozenset({APPROVER})
 _READ = frozenset({AUDITOR, RESPONDER, APPROVER})

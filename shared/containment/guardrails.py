@@ -62,7 +62,7 @@ class Guardrail(StrEnum):
     NOT_OWNED = "ownership"  # issue 11
 
 
-#: The reason an action on a target outside the incident's partner is held (SPEC 10, issue 11).
+#: The reason an action on a target outside the incident's partner is held (docs/spec/tenancy.md, issue 11).
 TARGET_NOT_OWNED = "target not owned by partner"
 
 

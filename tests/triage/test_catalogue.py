@@ -28,7 +28,7 @@ def alert(**kw) -> Alert:
     return Alert(**{**base, **kw})
 
 
-# SPEC 3's examples (docs/spec/triage.md), as the sources send them.
+# The examples of docs/spec/triage.md, as the sources send them.
 SPEC_EXAMPLES = [
     ("credentials", alert(alert_type="VM_CredentialDumping", severity="High", tactics=["CredentialAccess"]), "P1"),
     ("leaked credentials", alert(source="log-analytics", title="Leaked credentials", severity="High"), "P1"),
