@@ -17,6 +17,7 @@ from shared import source_lifecycle as lifecycle
 from shared.errors import ConflictError
 from shared.etag import Versioned, update_under_etag
 from shared.evidence import EventDraft, now_ms
+from shared.grouping import claim_entities
 from shared.models import (
     Alert,
     AlertSummary,
@@ -260,6 +261,14 @@ class IngestService:
             if outcome is not None:
                 return outcome
         new_id = incident_id_for(primary, alert.observed_at)
+        # Issue 14: the entity claim decides which of concurrent first alerts opens the entity's incident.
+        entity_owner = self._claim_entities(alert, partner, new_id, received)
+        if entity_owner is not None:
+            if self.store.get_incident(entity_owner) is None:
+                self._await_incident(entity_owner, attempts=60, pause=0.1)
+            outcome = self._join(entity_owner, alert, decision, partner, received, reason="shared entity")
+            if outcome is not None:
+                return outcome
         owner, won = self.store.claim_alert(primary, new_id, received)
         if not won:
             got = self.store.get_incident(owner)
@@ -389,6 +398,28 @@ class IngestService:
             if abs(alert.observed_at - seen) <= window and (best is None or seen > best[0]):
                 best = (seen, row.incident_id)
         return best[1] if best else None
+
+    def _claim_entities(self, alert: Alert, partner: Partner | None, new_id: str, received: datetime) -> str | None:
+        """The incident another delivery opened for one of the alert's entities, or None: this one opens it."""
+        window = timedelta(minutes=self.settings.grouping_window_minutes)
+        keys = list(dict.fromkeys(e.grouping_key for e in alert.entities if e.grouping_key))[:42]
+        if not window or not keys:
+            return None
+
+        def incident_open(incident_id: str) -> bool | None:
+            got = self.store.get_incident(incident_id)
+            return None if got is None else got[0].status.is_open
+
+        return claim_entities(
+            self.store,
+            partner.id if partner else SOC_PARTITION,
+            keys,
+            new_id,
+            alert.observed_at,
+            received,
+            window,
+            incident_open,
+        )
 
     def _create(
         self,
