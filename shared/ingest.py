@@ -66,6 +66,9 @@ class IngestOutcome:
     notes: list[str] = field(default_factory=list)
     # The priority was lowered (e.g. in Sentinel): pending phone calls must stop now.
     stop_escalation: bool = False
+    # issue 14: a redelivery of an open incident's alert — the trigger starts this runbook if it never started
+    # (a delivery that failed between the incident write and the runbook start), instead of the SLA watchdog.
+    repair: RunbookStart | None = None
 
     def response(self) -> dict:
         """The 202 body (docs/spec/ingest.md), extended with the outcome."""
@@ -367,6 +370,16 @@ class IngestService:
             "duplicate",
             incident.score,
             alert_key=alert.primary_key,
+            repair=RunbookStart(
+                incident.runbook_instance_id,
+                {
+                    "incidentId": incident.id,
+                    "epoch": incident.runbook_epoch,
+                    "reason": "started by a redelivery of its alert (the first start was lost)",
+                },
+            )
+            if incident.status.is_open
+            else None,
         )
 
     def _claim_rest(self, alert: Alert, incident_id: str, received: datetime) -> list[str]:
@@ -438,10 +451,51 @@ class IngestService:
         if judgement.starts_nothing:
             incident = lifecycle.recorded_only(incident, judgement, received)
         notes = self._claim_rest(alert, incident_id, received)
+        # issue 14: a delivery that wrote the first events and failed before the incident row is finished
+        # without a second ``alert.received`` (a retry never duplicates a timeline event).
+        written = recovered and any(ev.event_type == "alert.received" for ev in self.store.list_events(incident_id))
         # The timeline is written before the incident becomes visible, so a concurrent
         # duplicate that finds the incident always appends after its first events.
-        self.store.append_events(
+        if not written:
+            self._first_events(incident, alert, decision, matched_by, received, triaged, notes, recovered, judgement)
+        try:
+            self.store.create_incident(incident)
+        except ConflictError:
+            got = self.store.get_incident(incident_id)
+            if got is None:  # created and gone again: only a purge deletes incidents
+                raise ConcurrencyError(f"incident {incident_id} changed while it was being created") from None
+            return self._duplicate(got[0], alert, decision, received)
+        self._index_entities(incident, alert)
+        return IngestOutcome(
             incident_id,
+            incident.priority,
+            incident.status.value,
+            "created",
+            decision.score,
+            runbook=None
+            if judgement.starts_nothing
+            else RunbookStart(
+                incident.runbook_instance_id,
+                {"incidentId": incident_id, "epoch": incident.runbook_epoch, "reason": "new incident"},
+            ),
+            alert_key=alert.primary_key,
+            notes=notes,
+        )
+
+    def _first_events(
+        self,
+        incident: Incident,
+        alert: Alert,
+        decision: TriageDecision,
+        matched_by: str,
+        received: datetime,
+        triaged: datetime,
+        notes: list[str],
+        recovered: bool,
+        judgement: SourceJudgement,
+    ) -> None:
+        self.store.append_events(
+            incident.id,
             [
                 EventDraft(
                     event_type="alert.received",
@@ -465,29 +519,6 @@ class IngestService:
                 *lifecycle.recorded_only_evidence(judgement, triaged),
             ],
             new_chain=not recovered,
-        )
-        try:
-            self.store.create_incident(incident)
-        except ConflictError:
-            got = self.store.get_incident(incident_id)
-            if got is None:  # created and gone again: only a purge deletes incidents
-                raise ConcurrencyError(f"incident {incident_id} changed while it was being created") from None
-            return self._duplicate(got[0], alert, decision, received)
-        self._index_entities(incident, alert)
-        return IngestOutcome(
-            incident_id,
-            incident.priority,
-            incident.status.value,
-            "created",
-            decision.score,
-            runbook=None
-            if judgement.starts_nothing
-            else RunbookStart(
-                incident.runbook_instance_id,
-                {"incidentId": incident_id, "epoch": incident.runbook_epoch, "reason": "new incident"},
-            ),
-            alert_key=alert.primary_key,
-            notes=notes,
         )
 
     def _join(
