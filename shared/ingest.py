@@ -8,6 +8,7 @@ runbook to start.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from shared.sla import reprioritise, start_clocks
 from shared.source_judgement import SourceJudgement, judge
 from shared.sources import alert_refs
 from shared.store import AlertClaim, ConcurrencyError, EntityIndexRow, EvidenceStore
+from shared.suppressions import Suppression
 
 __all__ = ["IngestOutcome", "IngestService", "RunbookStart", "SourceUpdateHandler"]
 
@@ -178,11 +180,14 @@ class IngestService:
         settings: Settings,
         clock: Callable[[], datetime] = now_ms,
         source_updates: SourceUpdateHandler | None = None,
+        suppressions: Callable[[str | None, Alert], Suppression | None] | None = None,
     ):
         self.store, self.rules, self.partners, self.settings, self.clock = store, rules, partners, settings, clock
         # Sentinel incident updates (objectEventType "Update") of a known incident: shared.sentinel_updates,
         # wired by shared.runtime (it sits above ingest: it reprioritises and reads the write-back's state).
         self.source_updates = source_updates
+        # issue 14: the partner's maintenance window covering an alert (shared/suppressions.py), wired by runtime.
+        self.suppressions = suppressions
 
     def _tz(self, partner: Partner | None) -> str:
         return partner.timezone if partner else self.partners.soc.timezone
@@ -233,6 +238,10 @@ class IngestService:
             # for an incident that does not exist.
             return self._create(claim.incident_id, alert, decision, partner, matched_by, received, recovered=True)
         judgement = judge(alert)
+        if self.suppressions is not None and not judgement.starts_nothing and not claims:
+            window = self.suppressions(partner.id if partner else None, alert)
+            if window is not None:  # a maintenance window: recorded on its own incident, starts nothing
+                judgement = dataclasses.replace(judgement, suppressed_by=window.wire())
         if judgement.starts_nothing and not claims:
             # Closed at the source, or a test: recorded on its own incident, never grouped into live work.
             new_id = incident_id_for(primary, alert.observed_at)
