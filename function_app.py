@@ -4,6 +4,7 @@ import azure.durable_functions as df
 
 from functions import (
     anchor,
+    approvals,
     containment,
     evidence_api,
     ingest,
@@ -12,6 +13,7 @@ from functions import (
     preflight,
     replay,
     runbook,
+    suppressions,
     workspace_poll,
     writeback,
 )
@@ -31,6 +33,8 @@ def build_app() -> df.DFApp:
     app.register_functions(workspace_poll.bp)  # partners' own Sentinel workspaces
     app.register_functions(anchor.bp)  # evidence anchors (docs/spec/access.md)
     app.register_functions(replay.bp)  # what-if replay (docs/spec/triage.md)
+    app.register_functions(approvals.bp)  # issue 14: POST /api/approvals (bulk decision on held containment)
+    app.register_functions(suppressions.bp)  # issue 14: maintenance windows
     return app
 
 

@@ -271,18 +271,9 @@ def _incident_id(req: func.HttpRequest) -> str:
     return req.route_params.get("id", "")
 
 
-@bp.route(route="incidents/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@bp.durable_client_input(client_name="client")
-@operator_access("approve")  # issue 12: sign-in and app role (functions/access.py)
-@handle_errors
-async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """Approve (run) or reject (block) the incident's held containment actions."""
-    from shared.containment.requests import ApprovalRequest, parse_request
-
-    body = parse_request(ApprovalRequest, read_json(req))
-    ctx = runtime.context()
-    outcome = await asyncio.to_thread(ctx.containment.decide, _incident_id(req), body.actor, body.decision, body.reason)
-    started = []
+async def start_approved_runs(client: df.DurableOrchestrationClient, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    """Start the containment runs an approval returned (``outcome["runs"]``, removed); the started runs."""
+    started: list[dict[str, Any]] = []
     for run in outcome.pop("runs"):
         instance_id = approval_instance_id(outcome["incidentId"], run["approvalId"])
         state = status_name(await client.get_status(instance_id))
@@ -308,6 +299,21 @@ async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestra
                 "resumed": run["resumed"],
             }
         )
+    return started
+
+
+@bp.route(route="incidents/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@operator_access("approve")  # issue 12: sign-in and app role (functions/access.py)
+@handle_errors
+async def approve_containment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Approve (run) or reject (block) the incident's held containment actions."""
+    from shared.containment.requests import ApprovalRequest, parse_request
+
+    body = parse_request(ApprovalRequest, read_json(req))
+    ctx = runtime.context()
+    outcome = await asyncio.to_thread(ctx.containment.decide, _incident_id(req), body.actor, body.decision, body.reason)
+    started = await start_approved_runs(client, outcome)
     outcome["executions"] = started
     return json_response(202 if started else 200, outcome)
 

@@ -12,6 +12,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.http import handle_errors, json_response, read_json
+from functions.orchestrations import status_name
 from shared import runtime
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at cold start
@@ -41,11 +42,47 @@ async def start_runbook(client: df.DurableOrchestrationClient, outcome: IngestOu
                     event_type="runbook.start-failed",
                     phase=Phase.TRIAGE,
                     occurred_at=now_ms(),
-                    summary="The response runbook could not be started; it will be retried by the SLA watchdog",
+                    summary="The response runbook could not be started; it will be started by the next delivery of the alert or the SLA watchdog",
                     data={"instanceId": outcome.runbook.instance_id, "error": type(exc).__name__},
                 )
             ],
         )
+
+
+async def repair_runbook(client: df.DurableOrchestrationClient, outcome: IngestOutcome) -> None:
+    """issue 14: a redelivery of an open incident's alert starts its runbook when it never started.
+
+    The first delivery may have written the incident and failed before the start (its sender retries): the
+    durable status, read through the client, says whether the run exists; the SLA watchdog no longer has to
+    notice it minutes later. A run that exists (running, finished or failed) is left to its own steps and to
+    the watchdog; a concurrent start of the same id is refused by the durable host (non-running states only).
+    """
+    if outcome.repair is None:
+        return
+    instance_id = outcome.repair.instance_id
+    try:
+        if status_name(await client.get_status(instance_id)) is not None:
+            return
+        await client.start_new(RUNBOOK, instance_id, outcome.repair.input)
+    except Exception as exc:
+        log.info("runbook %s not repaired on redelivery: %s", instance_id, exc)
+        return
+    from shared.evidence import EventDraft, now_ms
+    from shared.models import Phase
+
+    await asyncio.to_thread(
+        runtime.context().store.append_events,
+        outcome.incident_id,
+        [
+            EventDraft(
+                event_type="runbook.repaired",
+                phase=Phase.TRIAGE,
+                occurred_at=now_ms(),
+                summary="The runbook had not started: started by a redelivery of the incident's alert",
+                data={"instanceId": instance_id, "alertKey": outcome.alert_key},
+            )
+        ],
+    )
 
 
 async def stop_escalation(client: df.DurableOrchestrationClient, outcome: IngestOutcome) -> None:
@@ -74,6 +111,7 @@ async def _ingest(req: func.HttpRequest, client: df.DurableOrchestrationClient, 
     ctx = runtime.context()
     outcome = await asyncio.to_thread(ctx.ingest.ingest, alert)
     await start_runbook(client, outcome)
+    await repair_runbook(client, outcome)
     await stop_escalation(client, outcome)
     return json_response(202, outcome.response())
 
@@ -119,6 +157,7 @@ async def poll_log_analytics(timer: func.TimerRequest, client: df.DurableOrchest
     report = await asyncio.to_thread(ctx.poller.poll)
     for outcome in report.outcomes:
         await start_runbook(client, outcome)
+        await repair_runbook(client, outcome)
     log.info(
         "poll: %d rows, %d created, %d grouped, %d duplicates, %d rejected, %d failed; watermark %s → %s",
         report.rows,

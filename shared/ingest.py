@@ -8,6 +8,7 @@ runbook to start.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from shared import source_lifecycle as lifecycle
 from shared.errors import ConflictError
 from shared.etag import Versioned, update_under_etag
 from shared.evidence import EventDraft, now_ms
+from shared.grouping import claim_entities
 from shared.models import (
     Alert,
     AlertSummary,
@@ -37,6 +39,7 @@ from shared.sla import reprioritise, start_clocks
 from shared.source_judgement import SourceJudgement, judge
 from shared.sources import alert_refs
 from shared.store import AlertClaim, ConcurrencyError, EntityIndexRow, EvidenceStore
+from shared.suppressions import Suppression
 
 __all__ = ["IngestOutcome", "IngestService", "RunbookStart", "SourceUpdateHandler"]
 
@@ -65,6 +68,9 @@ class IngestOutcome:
     notes: list[str] = field(default_factory=list)
     # The priority was lowered (e.g. in Sentinel): pending phone calls must stop now.
     stop_escalation: bool = False
+    # issue 14: a redelivery of an open incident's alert — the trigger starts this runbook if it never started
+    # (a delivery that failed between the incident write and the runbook start), instead of the SLA watchdog.
+    repair: RunbookStart | None = None
 
     def response(self) -> dict:
         """The 202 body (docs/spec/ingest.md), extended with the outcome."""
@@ -174,11 +180,14 @@ class IngestService:
         settings: Settings,
         clock: Callable[[], datetime] = now_ms,
         source_updates: SourceUpdateHandler | None = None,
+        suppressions: Callable[[str | None, Alert], Suppression | None] | None = None,
     ):
         self.store, self.rules, self.partners, self.settings, self.clock = store, rules, partners, settings, clock
         # Sentinel incident updates (objectEventType "Update") of a known incident: shared.sentinel_updates,
         # wired by shared.runtime (it sits above ingest: it reprioritises and reads the write-back's state).
         self.source_updates = source_updates
+        # issue 14: the partner's maintenance window covering an alert (shared/suppressions.py), wired by runtime.
+        self.suppressions = suppressions
 
     def _tz(self, partner: Partner | None) -> str:
         return partner.timezone if partner else self.partners.soc.timezone
@@ -229,6 +238,10 @@ class IngestService:
             # for an incident that does not exist.
             return self._create(claim.incident_id, alert, decision, partner, matched_by, received, recovered=True)
         judgement = judge(alert)
+        if self.suppressions is not None and not judgement.starts_nothing and not claims:
+            window = self.suppressions(partner.id if partner else None, alert)
+            if window is not None:  # a maintenance window: recorded on its own incident, starts nothing
+                judgement = dataclasses.replace(judgement, suppressed_by=window.wire())
         if judgement.starts_nothing and not claims:
             # Closed at the source, or a test: recorded on its own incident, never grouped into live work.
             new_id = incident_id_for(primary, alert.observed_at)
@@ -260,6 +273,14 @@ class IngestService:
             if outcome is not None:
                 return outcome
         new_id = incident_id_for(primary, alert.observed_at)
+        # Issue 14: the entity claim decides which of concurrent first alerts opens the entity's incident.
+        entity_owner = self._claim_entities(alert, partner, new_id, received)
+        if entity_owner is not None:
+            if self.store.get_incident(entity_owner) is None:
+                self._await_incident(entity_owner, attempts=60, pause=0.1)
+            outcome = self._join(entity_owner, alert, decision, partner, received, reason="shared entity")
+            if outcome is not None:
+                return outcome
         owner, won = self.store.claim_alert(primary, new_id, received)
         if not won:
             got = self.store.get_incident(owner)
@@ -358,6 +379,16 @@ class IngestService:
             "duplicate",
             incident.score,
             alert_key=alert.primary_key,
+            repair=RunbookStart(
+                incident.runbook_instance_id,
+                {
+                    "incidentId": incident.id,
+                    "epoch": incident.runbook_epoch,
+                    "reason": "started by a redelivery of its alert (the first start was lost)",
+                },
+            )
+            if incident.status.is_open
+            else None,
         )
 
     def _claim_rest(self, alert: Alert, incident_id: str, received: datetime) -> list[str]:
@@ -390,6 +421,28 @@ class IngestService:
                 best = (seen, row.incident_id)
         return best[1] if best else None
 
+    def _claim_entities(self, alert: Alert, partner: Partner | None, new_id: str, received: datetime) -> str | None:
+        """The incident another delivery opened for one of the alert's entities, or None: this one opens it."""
+        window = timedelta(minutes=self.settings.grouping_window_minutes)
+        keys = list(dict.fromkeys(e.grouping_key for e in alert.entities if e.grouping_key))[:42]
+        if not window or not keys:
+            return None
+
+        def incident_open(incident_id: str) -> bool | None:
+            got = self.store.get_incident(incident_id)
+            return None if got is None else got[0].status.is_open
+
+        return claim_entities(
+            self.store,
+            partner.id if partner else SOC_PARTITION,
+            keys,
+            new_id,
+            alert.observed_at,
+            received,
+            window,
+            incident_open,
+        )
+
     def _create(
         self,
         incident_id: str,
@@ -407,10 +460,51 @@ class IngestService:
         if judgement.starts_nothing:
             incident = lifecycle.recorded_only(incident, judgement, received)
         notes = self._claim_rest(alert, incident_id, received)
+        # issue 14: a delivery that wrote the first events and failed before the incident row is finished
+        # without a second ``alert.received`` (a retry never duplicates a timeline event).
+        written = recovered and any(ev.event_type == "alert.received" for ev in self.store.list_events(incident_id))
         # The timeline is written before the incident becomes visible, so a concurrent
         # duplicate that finds the incident always appends after its first events.
-        self.store.append_events(
+        if not written:
+            self._first_events(incident, alert, decision, matched_by, received, triaged, notes, recovered, judgement)
+        try:
+            self.store.create_incident(incident)
+        except ConflictError:
+            got = self.store.get_incident(incident_id)
+            if got is None:  # created and gone again: only a purge deletes incidents
+                raise ConcurrencyError(f"incident {incident_id} changed while it was being created") from None
+            return self._duplicate(got[0], alert, decision, received)
+        self._index_entities(incident, alert)
+        return IngestOutcome(
             incident_id,
+            incident.priority,
+            incident.status.value,
+            "created",
+            decision.score,
+            runbook=None
+            if judgement.starts_nothing
+            else RunbookStart(
+                incident.runbook_instance_id,
+                {"incidentId": incident_id, "epoch": incident.runbook_epoch, "reason": "new incident"},
+            ),
+            alert_key=alert.primary_key,
+            notes=notes,
+        )
+
+    def _first_events(
+        self,
+        incident: Incident,
+        alert: Alert,
+        decision: TriageDecision,
+        matched_by: str,
+        received: datetime,
+        triaged: datetime,
+        notes: list[str],
+        recovered: bool,
+        judgement: SourceJudgement,
+    ) -> None:
+        self.store.append_events(
+            incident.id,
             [
                 EventDraft(
                     event_type="alert.received",
@@ -434,29 +528,6 @@ class IngestService:
                 *lifecycle.recorded_only_evidence(judgement, triaged),
             ],
             new_chain=not recovered,
-        )
-        try:
-            self.store.create_incident(incident)
-        except ConflictError:
-            got = self.store.get_incident(incident_id)
-            if got is None:  # created and gone again: only a purge deletes incidents
-                raise ConcurrencyError(f"incident {incident_id} changed while it was being created") from None
-            return self._duplicate(got[0], alert, decision, received)
-        self._index_entities(incident, alert)
-        return IngestOutcome(
-            incident_id,
-            incident.priority,
-            incident.status.value,
-            "created",
-            decision.score,
-            runbook=None
-            if judgement.starts_nothing
-            else RunbookStart(
-                incident.runbook_instance_id,
-                {"incidentId": incident_id, "epoch": incident.runbook_epoch, "reason": "new incident"},
-            ),
-            alert_key=alert.primary_key,
-            notes=notes,
         )
 
     def _join(

@@ -68,6 +68,7 @@ class AppContext:
             self.partners,
             self.settings,
             source_updates=lambda incident, alert, at: self.sentinel_updates.handle(incident, alert, at),
+            suppressions=self.suppressions.suppressing,  # issue 14: maintenance windows
         )
 
     @cached_property
@@ -282,6 +283,14 @@ class AppContext:
         from shared.adapters.acs_callback_tokens import AcsCallbackTokens
 
         return AcsCallbackTokens(self.settings.acs_callback_openid_config, self.settings.acs_resource_id)
+
+    # -- issue 14: maintenance windows ----------------------------------------------------------------
+    @cached_property
+    def suppressions(self):
+        from shared.evidence import now_ms
+        from shared.suppressions import SuppressionService
+
+        return SuppressionService(self.store, now_ms)
 
 
 _context: AppContext | None = None

@@ -39,11 +39,13 @@ class SourceJudgement:
     test_reason: str | None = None
     closed: bool = False
     closed_reason: str | None = None
+    # issue 14: the partner's maintenance window that covers the alert (shared/suppressions.py), as evidenced
+    suppressed_by: dict | None = None
 
     @property
     def starts_nothing(self) -> bool:
         """Recorded as evidence only: no runbook, no containment, no notification."""
-        return self.closed or self.test
+        return self.closed or self.test or self.suppressed_by is not None
 
     def wire(self) -> dict:
         out: dict = {}
@@ -53,6 +55,9 @@ class SourceJudgement:
         if self.closed:
             out["closedAtSource"] = True
             out["closedReason"] = self.closed_reason
+        if self.suppressed_by is not None:
+            out["suppressed"] = True
+            out["suppression"] = self.suppressed_by
         return out
 
 

@@ -32,8 +32,10 @@ def recorded_only_evidence(judgement: SourceJudgement, at: datetime) -> list[Eve
     """``incident.recorded-only``: why nothing was started (none when something will be)."""
     if not judgement.starts_nothing:
         return []
-    why = "; ".join(r for r in (judgement.closed_reason, judgement.test_reason) if r)
-    kind = "closed at the source" if judgement.closed else "a test alert"
+    window = judgement.suppressed_by or {}
+    suppressed = f"maintenance window {window.get('id')} until {window.get('until')}: {window.get('reason')}"
+    why = "; ".join(r for r in (judgement.closed_reason, judgement.test_reason, suppressed if window else None) if r)
+    kind = "closed at the source" if judgement.closed else "a test alert" if judgement.test else "suppressed"
     return [
         EventDraft(
             event_type="incident.recorded-only",

@@ -9,7 +9,8 @@ Tables (docs/spec/evidence.md), as ``shared.adapters.table_store.TableEvidenceSt
 - ``ContainmentActions``, ``Notifications``  PK incident id.
 - ``AlertIndex``        PK sha256(alert key) — conditional insert decides
   which delivery of an alert wins (de-duplication without locks).
-- ``EntityIndex``       PK partner, RK sha256(entity key) — grouping.
+- ``EntityIndex``       PK partner, RK sha256(entity key) — grouping; RK ``claim~`` + sha256(entity key):
+  the entity claim (issue 14), a create-only row that decides which delivery opens the incident of an entity.
 - ``IngestState``       watermarks and counters.
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "TABLES",
     "AlertClaim",
     "ConcurrencyError",
+    "EntityClaim",
     "EntityIndexRow",
     "EvidenceStore",
     "IncidentIndexRow",
@@ -63,6 +65,21 @@ class EntityIndexRow:
     key: str
     incident_id: str
     last_seen: str  # ISO 8601 UTC
+
+
+@dataclass(frozen=True)
+class EntityClaim:
+    """Issue 14: who opened the incident of an entity (the create-only claim row), and when.
+
+    ``won`` is True when this call wrote the claim (created it, or took over an expired one).
+    """
+
+    key: str
+    incident_id: str
+    observed_at: str  # ISO 8601 UTC: the claiming alert's observation time (the grouping window's start)
+    claimed_at: str  # ISO 8601 UTC: when the claiming delivery arrived
+    etag: str
+    won: bool
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,19 @@ class EvidenceStore(ABC):
 
     @abstractmethod
     def upsert_entities(self, partition: str, rows: list[EntityIndexRow]) -> None: ...
+
+    # -- issue 14: the entity claim (a conditional write, like the alert claim) ---------------------------
+    @abstractmethod
+    def claim_entity(
+        self, partition: str, key: str, incident_id: str, observed_at: datetime, received_at: datetime
+    ) -> EntityClaim:
+        """Create-only claim of an entity for a new incident: the existing claim when one is there."""
+
+    @abstractmethod
+    def take_over_entity(
+        self, partition: str, claim: EntityClaim, incident_id: str, observed_at: datetime, received_at: datetime
+    ) -> EntityClaim | None:
+        """Replace a claim under its ETag: the new claim, or None if another writer changed it first."""
 
     @abstractmethod
     def get_incident(self, incident_id: str) -> tuple[Incident, str] | None:

@@ -20,6 +20,7 @@ from shared.models import Incident
 from shared.store import (
     TABLES,
     AlertClaim,
+    EntityClaim,
     EntityIndexRow,
     EvidenceStore,
     IncidentIndexRow,
@@ -28,6 +29,7 @@ from shared.store import (
 )
 
 HEAD_ROW = "~head"
+ENTITY_CLAIM_PREFIX = "claim~"  # issue 14: entity claims share the EntityIndex partition of their partner
 _CHUNK = 30_000  # characters per string property (Table Storage caps a property at 64 KiB of UTF-16)
 _MAX_CHUNKS = 15
 
@@ -159,6 +161,58 @@ class TableEvidenceStore(EvidenceStore):
         ]
         for i in range(0, len(ops), 100):
             self._t("EntityIndex").submit_transaction(ops[i : i + 100])
+
+    # -- issue 14: entity claims (same table, RowKey ``claim~`` + hash) ------------------------------------
+    @staticmethod
+    def _claim_from(key: str, r: Any, won: bool) -> EntityClaim:  # r: a TableEntity (row + metadata)
+        return EntityClaim(
+            key=key,
+            incident_id=r["incidentId"],
+            observed_at=r.get("observedAt") or "",
+            claimed_at=r.get("claimedAt") or "",
+            etag=r.metadata["etag"],
+            won=won,
+        )
+
+    def _claim_row(self, partition: str, key: str, incident_id: str, observed: datetime, received: datetime) -> dict:
+        return {
+            "PartitionKey": key_hash(partition),
+            "RowKey": ENTITY_CLAIM_PREFIX + key_hash(key),
+            "entityKey": key[:1000],
+            "incidentId": incident_id,
+            "observedAt": observed.isoformat(),
+            "claimedAt": received.isoformat(),
+            "partner": partition,
+        }
+
+    def claim_entity(
+        self, partition: str, key: str, incident_id: str, observed_at: datetime, received_at: datetime
+    ) -> EntityClaim:
+        e = self._errors()
+        row = self._claim_row(partition, key, incident_id, observed_at, received_at)
+        table = self._t("EntityIndex")
+        try:
+            meta = table.create_entity(row)
+            return EntityClaim(key, incident_id, row["observedAt"], row["claimedAt"], meta.get("etag", ""), True)
+        except e.ResourceExistsError:
+            current = table.get_entity(row["PartitionKey"], row["RowKey"])
+            return self._claim_from(key, current, current["incidentId"] == incident_id)
+
+    def take_over_entity(
+        self, partition: str, claim: EntityClaim, incident_id: str, observed_at: datetime, received_at: datetime
+    ) -> EntityClaim | None:
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        e = self._errors()
+        row = self._claim_row(partition, claim.key, incident_id, observed_at, received_at)
+        try:
+            meta = self._t("EntityIndex").update_entity(
+                row, mode=UpdateMode.REPLACE, etag=claim.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (e.ResourceModifiedError, e.ResourceNotFoundError):
+            return None
+        return EntityClaim(claim.key, incident_id, row["observedAt"], row["claimedAt"], meta.get("etag", ""), True)
 
     # -- incidents ------------------------------------------------------------------
     def _incident_entity(self, incident: Incident) -> dict[str, Any]:

@@ -111,9 +111,16 @@ class EscalationCalls:
             return "calls disabled: ACS_ENDPOINT or ACS_CALLER_ID is not set"
         if not self.context.settings.callback_base_url:
             return "calls disabled: CALLBACK_BASE_URL is not set (ACS needs it for call events)"
-        if not self.context.phone_contacts(incident):
+        if not self._contacts(incident, {}):
             return "no emergency contact has a phone number"
         return None
+
+    def _contacts(self, incident: Incident, request: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Who this escalation phones: the incident's emergency contacts, or (issue 14, ``"audience": "soc"``)
+        the SOC's own duty contacts — a blast-radius breaker trip only the SOC can approve."""
+        if request.get("audience") == "soc":
+            return self.context.soc_phone_contacts()
+        return self.context.phone_contacts(incident)
 
     def place_escalation_call(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Call attempt ``request["attempt"]``: one call to each emergency contact, each at most once.
@@ -131,6 +138,8 @@ class EscalationCalls:
         if stop:
             return {"attempt": attempt, "stop": stop}
         impossible = self._impossible(incident)
+        if not impossible and not self._contacts(incident, request):
+            impossible = "no SOC duty contact has a phone number"
         caller = self.caller
         if impossible or caller is None:  # (no caller is one of the reasons; tested twice for the type checker)
             impossible = impossible or "calls disabled"
@@ -145,7 +154,7 @@ class EscalationCalls:
         calls: list[dict] = []
         drafts: list[EventDraft] = []
         owned: list[tuple[str, Versioned[CallRecord], Callable[[CallRecord], CallRecord]]] = []
-        for i, (name, phone) in enumerate(ctx.phone_contacts(incident)):
+        for i, (name, phone) in enumerate(self._contacts(incident, request)):
             record_id = f"call-{key}-a{attempt:02d}-c{i}"
             token = secrets.token_urlsafe(32)
             at = ctx.clock()
@@ -166,7 +175,7 @@ class EscalationCalls:
                     "createdAt": isoformat(at),
                     "updatedAt": isoformat(at),
                     "prompts": 0,
-                    "partnerContact": incident.partner_id is not None,
+                    "partnerContact": incident.partner_id is not None and request.get("audience") != "soc",
                 }
             )
             evidence = {

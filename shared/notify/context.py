@@ -54,6 +54,10 @@ class NotifyContext:
         contacts = self.partners.get(incident.partner_id) or self.partners.soc
         return [(c.name, c.phone) for c in contacts.emergencyContacts if c.phone]
 
+    def soc_phone_contacts(self) -> list[tuple[str, str]]:
+        """issue 14: (name, E.164 number) of the SOC's own duty contacts (the registry's ``soc.emergencyContacts``)."""
+        return [(c.name, c.phone) for c in self.partners.soc.emergencyContacts if c.phone]
+
     def soc_emails(self) -> list[str]:
         """The SOC's own alert and emergency mailboxes (internal escalation)."""
         soc = self.partners.soc

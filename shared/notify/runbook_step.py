@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.models import Priority
+from shared.notify.breaker_page import BreakerPager
 from shared.notify.calls import EscalationCalls
 from shared.notify.context import NotifyContext
 from shared.notify.digest import DigestNotifier
@@ -19,6 +20,7 @@ class RunbookNotifier:
 
     def __init__(self, context: NotifyContext, email: EmailNotifier, digest: DigestNotifier, calls: EscalationCalls):
         self.context, self.email, self.digest, self.calls = context, email, digest, calls
+        self.breaker = BreakerPager(context, calls)  # issue 14: breaker trips page the SOC's duty contacts
 
     def notify_runbook(
         self,
@@ -72,6 +74,10 @@ class RunbookNotifier:
         out["email"] = self.email.send_email(
             incident, f"email-e{epoch}-runbook", event, mail, recipients, {"epoch": epoch}
         )
+        if event == NotifyEvent.CONTAINMENT_HELD:
+            page = self.breaker.page(incident, epoch)
+            if page is not None:
+                out["socPage"] = page
         if incident.priority == Priority.P1:
             out.update(escalate=True, escalationTrigger="p1", escalationReason="P1: phone escalation required")
         else:
