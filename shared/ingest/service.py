@@ -11,21 +11,36 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared import source_lifecycle as lifecycle
 from shared.errors import ConflictError
-from shared.etag import Versioned, update_under_etag
+from shared.etag import update_under_etag
 from shared.evidence import EventDraft, now_ms
 from shared.grouping import claim_entities
+from shared.ingest.closing import (
+    close_at_source,
+)
+from shared.ingest.limits import (
+    ensure_recordable,
+)
+from shared.ingest.records import (
+    SOC_PARTITION,
+    IngestOutcome,
+    SourceUpdateHandler,
+    alert_evidence,
+    alert_keys_of,
+    is_stale,
+    merge_alert,
+    open_incident,
+    triage_summary,
+    versioned,
+)
 from shared.models import (
     Alert,
-    AlertSummary,
     Incident,
     IncidentStatus,
     Phase,
-    Priority,
     RunbookStart,
     TriageDecision,
     incident_id_for,
@@ -35,138 +50,10 @@ from shared.models import (
 from shared.partners import Partner, PartnerRegistry
 from shared.scoring import ScoringRules, score_alert
 from shared.settings import Settings
-from shared.sla import reprioritise, start_clocks
 from shared.source_judgement import SourceJudgement, judge
 from shared.sources import alert_refs
-from shared.store import AlertClaim, ConcurrencyError, EntityIndexRow, EvidenceStore
+from shared.store import ConcurrencyError, EntityIndexRow, EvidenceStore
 from shared.suppressions import Suppression
-
-__all__ = ["IngestOutcome", "IngestService", "RunbookStart", "SourceUpdateHandler"]
-
-SOC_PARTITION = "_soc"
-# A claim whose incident is still missing after this long belongs to a delivery that died.
-STALE_CLAIM = timedelta(minutes=2)
-
-
-def _is_stale(claim: AlertClaim, now: datetime) -> bool:
-    try:
-        at = datetime.fromisoformat(claim.received_at.replace("Z", "+00:00"))
-    except ValueError:
-        return True
-    return now - at > STALE_CLAIM
-
-
-@dataclass
-class IngestOutcome:
-    incident_id: str
-    priority: Priority
-    incident_status: str
-    outcome: str  # created | grouped | duplicate
-    score: int
-    runbook: RunbookStart | None = None
-    alert_key: str = ""
-    notes: list[str] = field(default_factory=list)
-    # The priority was lowered (e.g. in Sentinel): pending phone calls must stop now.
-    stop_escalation: bool = False
-    # issue 14: a redelivery of an open incident's alert — the trigger starts this runbook if it never started
-    # (a delivery that failed between the incident write and the runbook start), instead of the SLA watchdog.
-    repair: RunbookStart | None = None
-
-    def response(self) -> dict:
-        """The 202 body (docs/spec/ingest.md), extended with the outcome."""
-        return {
-            "incidentId": self.incident_id,
-            "priority": self.priority.value,
-            "status": self.incident_status,
-            "outcome": self.outcome,
-            "score": self.score,
-        }
-
-
-def alert_summary(alert: Alert, decision: TriageDecision, received: datetime) -> AlertSummary:
-    return AlertSummary(
-        key=alert.primary_key,
-        source=alert.source,
-        source_id=alert.source_id,
-        title=alert.title,
-        alert_type=alert.alert_type,
-        severity=alert.severity,
-        score=decision.score,
-        priority=decision.priority,
-        observed_at=alert.observed_at,
-        received_at=received,
-        link=alert.link,
-    )
-
-
-def open_incident(
-    incident_id: str,
-    alert: Alert,
-    decision: TriageDecision,
-    partner: Partner | None,
-    tz: str,
-    received: datetime,
-    triaged: datetime,
-) -> Incident:
-    """A new incident opened by its first alert."""
-    return Incident(
-        id=incident_id,
-        partner_id=partner.id if partner else None,
-        partner_name=partner.name if partner else None,
-        title=alert.title,
-        priority=decision.priority,
-        score=decision.score,
-        created_at=received,
-        updated_at=triaged,
-        first_seen_at=alert.observed_at,
-        last_seen_at=alert.observed_at,
-        alerts=[alert_summary(alert, decision, received)],
-        alert_count=1,
-        entities=list(alert.entities),
-        triage=decision,
-        sla=start_clocks(decision.priority, received, triaged, tz),
-        tactics=list(alert.tactics),
-    )
-
-
-def merge_alert(
-    incident: Incident, alert: Alert, decision: TriageDecision, tz: str, received: datetime
-) -> tuple[Incident, Priority | None]:
-    """The incident with one more alert; its priority is the highest of its alerts.
-
-    Returns (updated incident, new priority if it was raised). A raise starts a
-    new runbook epoch: the runbook notifies the change, and on reaching P1 runs
-    the P1 runbook (containment, phone escalation) again.
-    """
-    known = {e.merge_key() for e in incident.entities}
-    entities = incident.entities + [e for e in alert.entities if e.merge_key() not in known]
-    tactics = incident.tactics + [t for t in alert.tactics if t not in incident.tactics]
-    update: dict = {
-        "alerts": incident.alerts + [alert_summary(alert, decision, received)],
-        "alert_count": incident.alert_count + 1,
-        "entities": entities[:200],
-        "tactics": tactics,
-        "first_seen_at": min(incident.first_seen_at, alert.observed_at),
-        "last_seen_at": max(incident.last_seen_at, alert.observed_at),
-        "updated_at": received,
-    }
-    raised = None
-    if decision.priority.rank < incident.priority.rank:
-        raised = decision.priority
-        update.update(
-            priority=decision.priority,
-            score=max(incident.score, decision.score),
-            triage=decision,
-            sla=reprioritise(incident.sla, decision.priority, tz),
-        )
-        update["runbook_epoch"] = incident.runbook_epoch + 1
-    elif decision.score > incident.score and decision.priority == incident.priority:
-        update["score"] = decision.score
-    return incident.model_copy(update=update), raised
-
-
-# (known incident, the update, received at) → the outcome, or None to record it as a duplicate after all.
-SourceUpdateHandler = Callable[[Incident, Alert, datetime], "IngestOutcome | None"]
 
 
 class IngestService:
@@ -228,7 +115,7 @@ class IngestService:
                         notes=[f"one alert closed at the source: {closed}"],
                     )
                 return self._duplicate_or_finish(got[0], alert, decision, partner, received)
-            if not _is_stale(claim, received):
+            if not is_stale(claim, received):
                 # The delivery that claimed it may still be writing the incident: give it a moment.
                 got = self._await_incident(claim.incident_id)
                 if got is not None:
@@ -302,7 +189,7 @@ class IngestService:
         for attempt in range(10):
             if attempt:
                 time.sleep(0.15)  # a concurrent delivery may be between its writes
-            if any(key in _alert_keys_of(ev) for ev in self.store.list_events(incident.id)):
+            if any(key in alert_keys_of(ev) for ev in self.store.list_events(incident.id)):
                 return self._duplicate(incident, alert, decision, received)
         got = self.store.get_incident(incident.id)
         incident = got[0] if got else incident
@@ -319,7 +206,7 @@ class IngestService:
                 phase=Phase.DETECT,
                 occurred_at=received,
                 summary=f"{alert.source} alert joined the incident (recorded on retry): {alert.title}",
-                data={"alert": _alert_evidence(alert), "reason": "recorded on retry", "triage": decision.wire()},
+                data={"alert": alert_evidence(alert), "reason": "recorded on retry", "triage": decision.wire()},
             )
         ]
         runbook = None
@@ -512,7 +399,7 @@ class IngestService:
                     occurred_at=received,
                     summary=f"{alert.source} alert received: {alert.title}",
                     data={
-                        "alert": _alert_evidence(alert),
+                        "alert": alert_evidence(alert),
                         "partner": {"id": incident.partner_id, "matchedBy": matched_by},
                         "notes": notes,
                         "recovered": recovered,
@@ -522,7 +409,7 @@ class IngestService:
                     event_type="incident.triaged",
                     phase=Phase.TRIAGE,
                     occurred_at=triaged,
-                    summary=_triage_summary(decision),
+                    summary=triage_summary(decision),
                     data={"triage": decision.wire(), "sla": incident.sla.wire(), **judgement.wire()},
                 ),
                 *lifecycle.recorded_only_evidence(judgement, triaged),
@@ -560,12 +447,12 @@ class IngestService:
             return self._duplicate(got[0], alert, decision, received)
         tz = self._tz(partner)
         merged = update_under_etag(
-            lambda: _versioned(self.store.get_incident(incident_id)),
+            lambda: versioned(self.store.get_incident(incident_id)),
             lambda incident, etag: self.store.replace_incident(incident, etag or ""),
             lambda incident: merge_alert(incident, alert, decision, tz, received)[0],
             what=f"incident {incident_id}",
             tries=20,
-            first=_versioned(current),  # the read above saves the first round trip
+            first=versioned(current),  # the read above saves the first round trip
         )
         if merged is None:
             return None
@@ -580,7 +467,7 @@ class IngestService:
                 phase=Phase.DETECT,
                 occurred_at=received,
                 summary=f"{alert.source} alert joined the incident ({reason}): {alert.title}",
-                data={"alert": _alert_evidence(alert), "reason": reason, "notes": notes, "triage": decision.wire()},
+                data={"alert": alert_evidence(alert), "reason": reason, "notes": notes, "triage": decision.wire()},
             )
         ]
         runbook = None
@@ -618,106 +505,4 @@ class IngestService:
             runbook=runbook,
             alert_key=alert.primary_key,
             notes=notes,
-        )
-
-
-def close_at_source(
-    store: EvidenceStore, incident_id: str, reason: str, actor: str, at: datetime, alert_key: str = ""
-) -> IngestOutcome:
-    """The source closed the incident later (docs/spec/triage.md, ``shared/source_lifecycle.py``): ours closes
-    and its phone escalation stops (``stop_escalation``); containment stays in place."""
-    closed, current = lifecycle.close_incident(store, incident_id, reason, actor, at, alert_key)
-    if current is None:
-        return IngestOutcome(incident_id, Priority.P4, IncidentStatus.CLOSED.value, "duplicate", 0, alert_key=alert_key)
-    if not closed:  # already closed: nothing more to do
-        return IngestOutcome(
-            incident_id, current.priority, current.status.value, "duplicate", current.score, alert_key=alert_key
-        )
-    return IngestOutcome(
-        incident_id,
-        current.priority,
-        current.status.value,
-        "closed",
-        current.score,
-        alert_key=alert_key,
-        notes=[f"closed at the source: {reason}"],
-        stop_escalation=True,
-    )
-
-
-def _versioned(got: tuple[Incident, str] | None) -> Versioned[Incident] | None:
-    return Versioned(got[0], got[1]) if got else None
-
-
-def _alert_keys_of(event) -> list[str]:
-    """Every key of the alert an ``alert.received`` / ``alert.grouped`` event records (a Sentinel
-    incident's keys include the ids of the alerts inside it)."""
-    if event.event_type not in ("alert.received", "alert.grouped"):
-        return []
-    alert = event.data.get("alert") if isinstance(event.data, dict) else None
-    if not isinstance(alert, dict):
-        return []
-    return [k for k in (alert.get("keys") or [alert.get("key")]) if isinstance(k, str)]
-
-
-def _triage_summary(d: TriageDecision) -> str:
-    fired = ", ".join(h.rule_id for h in d.rules_fired)
-    return f"Scored {d.score}/10 → {d.priority.value} {d.priority.label} (rules: {fired})"
-
-
-def _alert_evidence(alert: Alert) -> dict:
-    return {
-        "key": alert.primary_key,
-        "keys": alert.dedupe_keys,
-        "source": alert.source,
-        "sourceId": alert.source_id,
-        "title": alert.title,
-        "alertType": alert.alert_type,
-        "severity": alert.severity,
-        "explicitScore": alert.explicit_score,
-        "tactics": alert.tactics,
-        "observedAt": isoformat(alert.observed_at),
-        "entities": [e.wire() for e in alert.entities[:50]],
-        "link": alert.link,
-        "product": alert.product,
-        # Where the write-back goes (the Sentinel incident's / Defender alert's ARM id), when the source has one.
-        **({"refs": refs} if (refs := alert_refs(alert.extended_properties)) else {}),
-    }
-
-
-# -- issue 12: an alert is claimed only once it is known to fit ----------------------------------------------
-# The evidence store splits a JSON property into at most 15 × 30,000 characters (Table Storage: 64 KiB per
-# property, 1 MiB per row). An alert whose evidence or incident row would not fit used to be claimed key by
-# key, then fail to store (500) and leave its claims behind, so no delivery of it could ever be recorded.
-MAX_RECORD_CHARS = 200_000
-MAX_DEDUPE_KEYS = 160  # the alert's own key + Sentinel's 150 alerts + a few refs
-
-
-def ensure_recordable(alert: Alert, decision: TriageDecision, received: datetime) -> None:
-    """ValidationError (400, naming the field) when the alert's evidence or incident row would not fit."""
-    from shared.errors import ValidationError
-    from shared.evidence import canonical_json
-
-    if len(alert.dedupe_keys) > MAX_DEDUPE_KEYS:
-        raise ValidationError(
-            "the alert names too many alert ids",
-            [{"field": "alerts", "message": f"at most {MAX_DEDUPE_KEYS - 10} alerts per incident"}],
-        )
-    sizes = {
-        "alert": len(canonical_json(_alert_evidence(alert))),
-        "incident": len(
-            canonical_json(open_incident(alert.primary_key, alert, decision, None, "UTC", received, received).wire())
-        ),
-    }
-    too_big = {name: n for name, n in sizes.items() if n > MAX_RECORD_CHARS}
-    if too_big:
-        raise ValidationError(
-            "the alert is too large to record",
-            [
-                {
-                    "field": "body",
-                    "message": f"its {name} evidence would take {n} characters; at most {MAX_RECORD_CHARS}",
-                }
-                for name, n in too_big.items()
-            ],
         )
