@@ -88,7 +88,6 @@ def _batch_sender(table_client):
 
 def seed(store, service) -> tuple[datetime, datetime]:
     """100,000 events; returns (start, end) of the 10,000-event range."""
-    from shared.adapters.table_store import TableEvidenceStore
     from shared.evidence import GENESIS_HASH, EventDraft, chain
     from shared.ingest import open_incident
     from shared.models import Alert, Phase, Priority, TriageDecision
@@ -130,7 +129,9 @@ def seed(store, service) -> tuple[datetime, datetime]:
             )
             for i in range(EVENTS_EACH)
         ]
-        rows = [TableEvidenceStore._event_entity(ev) for ev in chain(incident.id, drafts, 0, GENESIS_HASH)]
+        from shared.adapters.table_rows import event_entity
+
+        rows = [event_entity(ev) for ev in chain(incident.id, drafts, 0, GENESIS_HASH)]
         for i in range(0, len(rows), 100):
             submit(rows[i : i + 100])
     pool.shutdown(wait=True)

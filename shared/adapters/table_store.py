@@ -6,7 +6,6 @@ module loads azure-core / azure-data-tables only when a store is built and used.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -14,6 +13,18 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from shared.adapters.table_rows import (
+    claim_from,
+    claim_row,
+    event_entity,
+    event_from,
+    get_json,
+    incident_entity,
+    incident_from,
+    put_json,
+    q,
+    range_filter,
+)
 from shared.errors import ConcurrencyError, ConfigurationError, ConflictError
 from shared.evidence import GENESIS_HASH, EventDraft, EvidenceEvent, chain
 from shared.models import Incident
@@ -24,29 +35,10 @@ from shared.store import (
     EntityIndexRow,
     EvidenceStore,
     IncidentIndexRow,
-    StoreUnavailableError,
     key_hash,
 )
 
 HEAD_ROW = "~head"
-ENTITY_CLAIM_PREFIX = "claim~"  # issue 14: entity claims share the EntityIndex partition of their partner
-_CHUNK = 30_000  # characters per string property (Table Storage caps a property at 64 KiB of UTF-16)
-_MAX_CHUNKS = 15
-
-
-def _put_json(entity: dict[str, Any], name: str, value: Any) -> None:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
-    if len(chunks) > _MAX_CHUNKS:
-        raise StoreUnavailableError(f"{name} too large to store ({len(text)} characters)")
-    entity[f"{name}Chunks"] = len(chunks)
-    for i, c in enumerate(chunks):
-        entity[f"{name}{i}"] = c
-
-
-def _get_json(entity: dict[str, Any], name: str) -> Any:
-    n = int(entity.get(f"{name}Chunks", 0))
-    return json.loads("".join(entity[f"{name}{i}"] for i in range(n))) if n else None
 
 
 class TableEvidenceStore(EvidenceStore):
@@ -163,40 +155,19 @@ class TableEvidenceStore(EvidenceStore):
             self._t("EntityIndex").submit_transaction(ops[i : i + 100])
 
     # -- issue 14: entity claims (same table, RowKey ``claim~`` + hash) ------------------------------------
-    @staticmethod
-    def _claim_from(key: str, r: Any, won: bool) -> EntityClaim:  # r: a TableEntity (row + metadata)
-        return EntityClaim(
-            key=key,
-            incident_id=r["incidentId"],
-            observed_at=r.get("observedAt") or "",
-            claimed_at=r.get("claimedAt") or "",
-            etag=r.metadata["etag"],
-            won=won,
-        )
-
-    def _claim_row(self, partition: str, key: str, incident_id: str, observed: datetime, received: datetime) -> dict:
-        return {
-            "PartitionKey": key_hash(partition),
-            "RowKey": ENTITY_CLAIM_PREFIX + key_hash(key),
-            "entityKey": key[:1000],
-            "incidentId": incident_id,
-            "observedAt": observed.isoformat(),
-            "claimedAt": received.isoformat(),
-            "partner": partition,
-        }
 
     def claim_entity(
         self, partition: str, key: str, incident_id: str, observed_at: datetime, received_at: datetime
     ) -> EntityClaim:
         e = self._errors()
-        row = self._claim_row(partition, key, incident_id, observed_at, received_at)
+        row = claim_row(partition, key, incident_id, observed_at, received_at)
         table = self._t("EntityIndex")
         try:
             meta = table.create_entity(row)
             return EntityClaim(key, incident_id, row["observedAt"], row["claimedAt"], meta.get("etag", ""), True)
         except e.ResourceExistsError:
             current = table.get_entity(row["PartitionKey"], row["RowKey"])
-            return self._claim_from(key, current, current["incidentId"] == incident_id)
+            return claim_from(key, current, current["incidentId"] == incident_id)
 
     def take_over_entity(
         self, partition: str, claim: EntityClaim, incident_id: str, observed_at: datetime, received_at: datetime
@@ -205,7 +176,7 @@ class TableEvidenceStore(EvidenceStore):
         from azure.data.tables import UpdateMode
 
         e = self._errors()
-        row = self._claim_row(partition, claim.key, incident_id, observed_at, received_at)
+        row = claim_row(partition, claim.key, incident_id, observed_at, received_at)
         try:
             meta = self._t("EntityIndex").update_entity(
                 row, mode=UpdateMode.REPLACE, etag=claim.etag, match_condition=MatchConditions.IfNotModified
@@ -215,30 +186,6 @@ class TableEvidenceStore(EvidenceStore):
         return EntityClaim(claim.key, incident_id, row["observedAt"], row["claimedAt"], meta.get("etag", ""), True)
 
     # -- incidents ------------------------------------------------------------------
-    def _incident_entity(self, incident: Incident) -> dict[str, Any]:
-        doc = incident.wire()
-        alerts = doc.pop("alerts")
-        entity = {
-            "PartitionKey": incident.id,
-            "RowKey": "incident",
-            "partnerId": incident.partner_id or "",
-            "priority": incident.priority.value,
-            "status": incident.status.value,
-            "score": incident.score,
-            "createdAt": doc["createdAt"],
-            "updatedAt": doc["updatedAt"],
-            "title": incident.title[:512],
-        }
-        _put_json(entity, "doc", doc)
-        # Keep the most recent alerts if an incident grows very large; alertCount keeps the total.
-        _put_json(entity, "alerts", alerts[-200:])
-        return entity
-
-    @staticmethod
-    def _incident_from(entity: dict[str, Any]) -> Incident:
-        doc = _get_json(entity, "doc")
-        doc["alerts"] = _get_json(entity, "alerts") or []
-        return Incident.model_validate(doc)
 
     def get_incident(self, incident_id: str) -> tuple[Incident, str] | None:
         e = self._errors()
@@ -246,12 +193,12 @@ class TableEvidenceStore(EvidenceStore):
             entity = self._t("Incidents").get_entity(incident_id, "incident")
         except e.ResourceNotFoundError:
             return None
-        return self._incident_from(entity), entity.metadata["etag"]
+        return incident_from(entity), entity.metadata["etag"]
 
     def create_incident(self, incident: Incident) -> str:
         e = self._errors()
         try:
-            meta = self._t("Incidents").create_entity(self._incident_entity(incident))
+            meta = self._t("Incidents").create_entity(incident_entity(incident))
         except e.ResourceExistsError:
             raise ConflictError(f"incident {incident.id} exists") from None
         return meta["etag"]
@@ -263,7 +210,7 @@ class TableEvidenceStore(EvidenceStore):
         e = self._errors()
         try:
             meta = self._t("Incidents").update_entity(
-                self._incident_entity(incident),
+                incident_entity(incident),
                 mode=UpdateMode.REPLACE,
                 etag=etag,
                 match_condition=MatchConditions.IfNotModified,
@@ -275,44 +222,9 @@ class TableEvidenceStore(EvidenceStore):
     def iter_incidents(self, filter_expr: str | None = None) -> Iterator[Incident]:
         flt = "RowKey eq 'incident'" + (f" and ({filter_expr})" if filter_expr else "")
         for entity in self._t("Incidents").query_entities(flt):
-            yield self._incident_from(entity)
+            yield incident_from(entity)
 
     # -- timeline -------------------------------------------------------------------
-    @staticmethod
-    def _event_entity(ev: EvidenceEvent) -> dict[str, Any]:
-        entity = {
-            "PartitionKey": ev.incident_id,
-            "RowKey": f"{ev.seq:010d}",
-            "seq": ev.seq,
-            "occurredAt": ev.occurred_at,
-            "phase": ev.phase.value,
-            "criterion": ev.criterion,
-            "actor": ev.actor,
-            "actorType": ev.actor_type.value,
-            "eventType": ev.event_type,
-            "summary": ev.summary,
-            "prevHash": ev.prev_hash,
-            "hash": ev.hash,
-        }
-        _put_json(entity, "data", ev.data)
-        return entity
-
-    @staticmethod
-    def _event_from(entity: dict[str, Any]) -> EvidenceEvent:
-        return EvidenceEvent(
-            incident_id=entity["PartitionKey"],
-            seq=int(entity["seq"]),
-            occurred_at=entity["occurredAt"],
-            phase=entity["phase"],
-            criterion=entity["criterion"],
-            actor=entity["actor"],
-            actor_type=entity["actorType"],
-            event_type=entity["eventType"],
-            summary=entity["summary"],
-            data=_get_json(entity, "data") or {},
-            prev_hash=entity["prevHash"],
-            hash=entity["hash"],
-        )
 
     def append_events(self, incident_id: str, drafts: list[EventDraft], new_chain: bool = False) -> list[EvidenceEvent]:
         from azure.core import MatchConditions
@@ -343,7 +255,7 @@ class TableEvidenceStore(EvidenceStore):
                 "lastSeq": events[-1].seq,
                 "lastHash": events[-1].hash,
             }
-            ops: list[tuple] = [("create", self._event_entity(ev)) for ev in events]
+            ops: list[tuple] = [("create", event_entity(ev)) for ev in events]
             if etag is None:
                 ops.append(("create", head_entity))
             else:
@@ -367,19 +279,17 @@ class TableEvidenceStore(EvidenceStore):
         raise ConcurrencyError(f"could not append to the timeline of {incident_id}: too much contention")
 
     def list_events(self, incident_id: str) -> list[EvidenceEvent]:
-        flt = f"PartitionKey eq '{_q(incident_id)}' and RowKey lt '{HEAD_ROW}'"
-        return sorted(
-            (self._event_from(r) for r in self._t("IncidentTimeline").query_entities(flt)), key=lambda ev: ev.seq
-        )
+        flt = f"PartitionKey eq '{q(incident_id)}' and RowKey lt '{HEAD_ROW}'"
+        return sorted((event_from(r) for r in self._t("IncidentTimeline").query_entities(flt)), key=lambda ev: ev.seq)
 
     def iter_events(self, occurred_from: str | None, occurred_to: str | None) -> Iterator[EvidenceEvent]:
         parts = [f"RowKey lt '{HEAD_ROW}'"]
         if occurred_from:
-            parts.append(f"occurredAt ge '{_q(occurred_from)}'")
+            parts.append(f"occurredAt ge '{q(occurred_from)}'")
         if occurred_to:
-            parts.append(f"occurredAt le '{_q(occurred_to)}'")
+            parts.append(f"occurredAt le '{q(occurred_to)}'")
         for entity in self._t("IncidentTimeline").query_entities(" and ".join(parts), results_per_page=1000):
-            yield self._event_from(entity)
+            yield event_from(entity)
 
     def scan_events(
         self,
@@ -392,22 +302,22 @@ class TableEvidenceStore(EvidenceStore):
         # cursor is a key range, so a page resumes without re-reading what came before. The range is
         # split in two queries (rest of the cursor's partition, then later partitions) because an
         # "or" across keys would make the service scan from the start of the table.
-        time_parts = _range("occurredAt", occurred_from, occurred_before)
+        time_parts = range_filter("occurredAt", occurred_from, occurred_before)
         below_head = f"RowKey lt '{HEAD_ROW}'"
         queries: list[list[str]] = []
         if incident_id is not None:
             if after is None or after[0] < incident_id:
-                queries.append([f"PartitionKey eq '{_q(incident_id)}'", below_head])
+                queries.append([f"PartitionKey eq '{q(incident_id)}'", below_head])
             elif after[0] == incident_id:
-                queries.append([f"PartitionKey eq '{_q(incident_id)}'", f"RowKey gt '{after[1]:010d}'", below_head])
+                queries.append([f"PartitionKey eq '{q(incident_id)}'", f"RowKey gt '{after[1]:010d}'", below_head])
         elif after is not None:
-            queries.append([f"PartitionKey eq '{_q(after[0])}'", f"RowKey gt '{after[1]:010d}'", below_head])
-            queries.append([f"PartitionKey gt '{_q(after[0])}'", below_head])
+            queries.append([f"PartitionKey eq '{q(after[0])}'", f"RowKey gt '{after[1]:010d}'", below_head])
+            queries.append([f"PartitionKey gt '{q(after[0])}'", below_head])
         else:
             queries.append([below_head])
         for parts in queries:
             for entity in self._plain_rows("IncidentTimeline", " and ".join(parts + time_parts)):
-                yield self._event_from(entity)
+                yield event_from(entity)
 
     def _plain_rows(self, table: str, flt: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         """Rows of a filtered query as plain dicts, one page in memory at a time.
@@ -458,14 +368,14 @@ class TableEvidenceStore(EvidenceStore):
     ) -> list[str]:
         parts = ["RowKey eq 'incident'"]
         if incident_id is not None:
-            parts.append(f"PartitionKey eq '{_q(incident_id)}'")
+            parts.append(f"PartitionKey eq '{q(incident_id)}'")
         if from_incident is not None:
-            parts.append(f"PartitionKey ge '{_q(from_incident)}'")
+            parts.append(f"PartitionKey ge '{q(from_incident)}'")
         if partner_id is not None:
-            parts.append(f"partnerId eq '{_q(partner_id)}'")
+            parts.append(f"partnerId eq '{q(partner_id)}'")
         wanted = sorted(set(priorities or ()))
         if wanted:
-            parts.append("(" + " or ".join(f"priority eq '{_q(p)}'" for p in wanted) + ")")
+            parts.append("(" + " or ".join(f"priority eq '{q(p)}'" for p in wanted) + ")")
         return parts
 
     def iter_incident_index(
@@ -478,7 +388,7 @@ class TableEvidenceStore(EvidenceStore):
     ) -> Iterator[IncidentIndexRow]:
         parts = self._incident_filter(partner_id, priorities, incident_id, from_incident)
         if touched_since:
-            parts.append(f"(createdAt ge '{_q(touched_since)}' or updatedAt ge '{_q(touched_since)}')")
+            parts.append(f"(createdAt ge '{q(touched_since)}' or updatedAt ge '{q(touched_since)}')")
         rows = self._t("Incidents").query_entities(
             " and ".join(parts),
             results_per_page=1000,
@@ -501,9 +411,9 @@ class TableEvidenceStore(EvidenceStore):
         created_from: str | None = None,
         created_before: str | None = None,
     ) -> Iterator[Incident]:
-        parts = self._incident_filter(partner_id, priorities) + _range("createdAt", created_from, created_before)
+        parts = self._incident_filter(partner_id, priorities) + range_filter("createdAt", created_from, created_before)
         for entity in self._t("Incidents").query_entities(" and ".join(parts), results_per_page=1000):
-            yield self._incident_from(entity)
+            yield incident_from(entity)
 
     def get_chain_head(self, incident_id: str) -> tuple[int, str] | None:
         e = self._errors()
@@ -538,7 +448,7 @@ class TableEvidenceStore(EvidenceStore):
         newest: datetime | None = None
         for name in self._EVIDENCE_TABLES:
             for r in self._t(name).query_entities(
-                f"PartitionKey eq '{_q(incident_id)}'", select=["RowKey", "Timestamp"]
+                f"PartitionKey eq '{q(incident_id)}'", select=["RowKey", "Timestamp"]
             ):
                 stamp = r.metadata.get("timestamp")
                 if stamp is not None and (newest is None or stamp > newest):
@@ -556,9 +466,7 @@ class TableEvidenceStore(EvidenceStore):
         # The incident row goes last, so an interrupted purge can be run again and finish.
         for name in ("IncidentTimeline", "ContainmentActions", "Notifications", "Incidents"):
             table = self._t(name)
-            keys = [
-                r["RowKey"] for r in table.query_entities(f"PartitionKey eq '{_q(incident_id)}'", select=["RowKey"])
-            ]
+            keys = [r["RowKey"] for r in table.query_entities(f"PartitionKey eq '{q(incident_id)}'", select=["RowKey"])]
             for i in range(0, len(keys), 100):
                 table.submit_transaction(
                     [("delete", {"PartitionKey": incident_id, "RowKey": k}) for k in keys[i : i + 100]]
@@ -584,7 +492,7 @@ class TableEvidenceStore(EvidenceStore):
         for k in ("kind", "status", "target", "createdAt", "updatedAt", "channel", "recipient"):
             if isinstance(data.get(k), (str, int, float)):
                 entity[k] = data[k]
-        _put_json(entity, "doc", data)
+        put_json(entity, "doc", data)
         client = self._t(table)
         try:
             if create_only:
@@ -605,11 +513,11 @@ class TableEvidenceStore(EvidenceStore):
             entity = self._t(table).get_entity(incident_id, record_id)
         except e.ResourceNotFoundError:
             return None
-        return _get_json(entity, "doc"), entity.metadata["etag"]
+        return get_json(entity, "doc"), entity.metadata["etag"]
 
     def list_records(self, table: str, incident_id: str) -> list[dict[str, Any]]:
-        rows = self._t(table).query_entities(f"PartitionKey eq '{_q(incident_id)}'")
-        return [_get_json(r, "doc") for r in sorted(rows, key=lambda r: r["RowKey"])]
+        rows = self._t(table).query_entities(f"PartitionKey eq '{q(incident_id)}'")
+        return [get_json(r, "doc") for r in sorted(rows, key=lambda r: r["RowKey"])]
 
     # -- state -----------------------------------------------------------------------
     def get_state(self, name: str) -> tuple[dict[str, Any], str] | None:
@@ -617,14 +525,3 @@ class TableEvidenceStore(EvidenceStore):
 
     def set_state(self, name: str, value: dict[str, Any], etag: str | None) -> str:
         return self.put_record("IngestState", "state", name, value, etag=etag)
-
-
-def _range(column: str, start: str | None, before: str | None) -> list[str]:
-    """OData comparisons for ``start <= column < before`` (either bound optional)."""
-    parts = [f"{column} ge '{_q(start)}'"] if start else []
-    return parts + ([f"{column} lt '{_q(before)}'"] if before else [])
-
-
-def _q(value: str) -> str:
-    """Quote a value inside an OData string literal."""
-    return value.replace("'", "''")

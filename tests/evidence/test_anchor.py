@@ -27,7 +27,7 @@ def anchored(app):
 
 def _rewrite_from(table, incident_id: str, seq: int, summary: str) -> None:
     """What someone with table write access could do: edit an event and recompute every later hash and the head."""
-    from shared.adapters.table_store import TableEvidenceStore
+    from shared.adapters.table_rows import event_from
 
     rows = sorted(
         (r for r in table.query_entities(f"PartitionKey eq '{incident_id}'") if r["RowKey"] != "~head"),
@@ -35,7 +35,7 @@ def _rewrite_from(table, incident_id: str, seq: int, summary: str) -> None:
     )
     prev = GENESIS_HASH
     for row in rows:
-        ev = TableEvidenceStore._event_from(row)
+        ev = event_from(row)
         if ev.seq >= seq:
             ev = ev.model_copy(update={"prev_hash": prev, "summary": summary if ev.seq == seq else ev.summary})
             ev.hash = ev.compute_hash()
