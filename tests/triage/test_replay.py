@@ -30,7 +30,7 @@ def alert_row(i: int, kind: str, sub: str = CONTOSO) -> list:
     alert_type, name, severity, tactics = {
         "miner": ("VM_CurrencyMining", "Digital currency mining", "High", "Impact"),
         "brute": ("VM_SshBruteForceFailed", "Failed SSH brute force", "Medium", "PreAttack"),
-        "info": ("AzureDNS_NetworkIntrusionDetection", "Network intrusion signature", "Low", ""),
+        "info": ("AppServices_Nmap", "NMap scanning detected", "Informational", "PreAttack"),
         "storage": ("Storage.Blob_AnonymousAccessAnomaly", "Anonymous access", "Low", "Exfiltration"),
     }[kind]
     entities = [{"$id": "1", "HostName": f"vm-{i:03d}", "AzureID": vm, "Type": "host"}]
