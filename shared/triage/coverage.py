@@ -20,7 +20,13 @@ from shared.triage.catalogue import AlertCatalogue, Entry, catalogue_path, load_
 
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
 # Which intake path an entry's alerts arrive by, by the prefix of its source id (one source per published page).
-_SOURCE = (("defender-for-cloud", "defender"), ("entra-", "log-analytics"), ("defender-xdr", "sentinel"))
+_SOURCE = (
+    ("defender-for-cloud-apps", "sentinel"),
+    ("defender-for-cloud", "defender"),
+    ("entra-", "log-analytics"),
+    ("defender-xdr", "sentinel"),
+    ("defender-for-identity", "sentinel"),
+)
 
 
 def _source_of(source_id: str) -> str:
