@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# "SPEC 4", "SPEC 3, 9": the numbered sections of a specification the repository does not carry.
+# "SPEC" and a section number: the numbered sections of a specification the repository does not carry.
 SPEC_REF = re.compile(r"\bSPEC \d")
 MD_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
