@@ -45,7 +45,7 @@ DELIVERIES = [
         "defender-alert-storage-exposed.json",
     ),
     (
-        "Defender for Cloud: informational signature (P4, digest)",
+        "Defender for Cloud: application control audit (P4, digest)",
         "/api/alerts/defender",
         "defender-alert-informational.json",
     ),

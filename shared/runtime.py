@@ -182,7 +182,14 @@ class AppContext:
     def replay(self):
         from shared.triage.whatif import ReplayService
 
-        return ReplayService(self.log_analytics, self.rules, self.partners, self.settings)
+        # issue 13: every registered partner workspace (issue 11) as well as LOG_ANALYTICS_WORKSPACE_ID
+        return ReplayService(
+            self.log_analytics if self.settings.log_analytics_workspace_id else None,
+            self.rules,
+            self.partners,
+            self.settings,
+            source_for=lambda ws: self._workspace_source((ws.workspaceId,)),
+        )
 
     @cached_property
     def poller(self):

@@ -7,13 +7,17 @@ incident's status and marks, and the evidence. Every write is under the incident
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from shared.etag import Versioned, update_under_etag
 from shared.evidence import EventDraft
 from shared.models import Incident, IncidentStatus, Phase
 from shared.source_judgement import SourceJudgement
 from shared.store import EvidenceStore
+
+RECORDED_ONLY = "incident.recorded-only"
 
 
 def recorded_only(incident: Incident, judgement: SourceJudgement, received: datetime) -> Incident:
@@ -38,13 +42,23 @@ def recorded_only_evidence(judgement: SourceJudgement, at: datetime) -> list[Eve
     kind = "closed at the source" if judgement.closed else "a test alert" if judgement.test else "suppressed"
     return [
         EventDraft(
-            event_type="incident.recorded-only",
+            event_type=RECORDED_ONLY,
             phase=Phase.TRIAGE,
             occurred_at=at,
             summary=f"Recorded only, {kind}: no runbook, containment or notification ({why})",
             data=judgement.wire(),
         )
     ]
+
+
+def left_at_the_source(incident: Incident, events: Iterable[Any]) -> bool:
+    """Write-back leaves this incident alone: recorded only (closed at the source on arrival, or a test) and
+    not worked since. The source's own state is the record there: a comment, our labels or a resolve on a
+    sample alert would only change what the source's owner sees (issue 13). Once reopened and worked, it is
+    projected like any other incident."""
+    if incident.status.is_open:
+        return False
+    return any(getattr(e, "event_type", "") == RECORDED_ONLY for e in events)
 
 
 def close_incident(

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from shared.errors import TransientError
 from shared.settings import Settings
 
 
-class LogAnalyticsQueryError(Exception):
-    """A query failed or returned only part of its result."""
+class LogAnalyticsQueryError(TransientError):
+    """A query failed or returned only part of its result (issue 13: in the domain's error vocabulary, so the
+    what-if replay can name a workspace it could not read and go on with the others)."""
 
 
 class LogAnalyticsSource:
@@ -41,7 +43,12 @@ class LogAnalyticsSource:
     def query(self, kql: str, start: datetime, end: datetime, allow_partial: bool = False) -> list[dict[str, Any]]:
         from azure.monitor.query import LogsQueryStatus
 
-        result = self.client.query_workspace(self.workspace_id, kql, timespan=(start, end), **self._extra())
+        try:
+            result = self.client.query_workspace(self.workspace_id, kql, timespan=(start, end), **self._extra())
+        except Exception as exc:  # issue 13: an azure-core failure as the domain's AdapterError
+            from shared.adapters.arm_network import translate
+
+            raise translate(exc, f"Log Analytics workspace {self.workspace_id}") from exc
         if result.status == LogsQueryStatus.PARTIAL:
             if not allow_partial:
                 raise LogAnalyticsQueryError(f"partial result: {getattr(result.partial_error, 'message', '')}")

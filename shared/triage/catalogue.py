@@ -31,6 +31,9 @@ class Source(_Config):
     id: str = Field(min_length=1)
     title: str = Field(min_length=1)
     url: str = Field(pattern=r"^https://")
+    # when the page was read, and which published file (repository:path@commit) the entries were checked against
+    retrieved: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    published: str | None = None
 
 
 class Family(_Config):

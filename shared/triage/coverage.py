@@ -19,7 +19,18 @@ from shared.scoring import ScoringRules, score_alert
 from shared.triage.catalogue import AlertCatalogue, Entry, catalogue_path, load_rules
 
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
-_SOURCE = {"defender-for-cloud": "defender", "entra-id-protection": "log-analytics", "defender-xdr": "sentinel"}
+# Which intake path an entry's alerts arrive by, by the prefix of its source id (one source per published page).
+_SOURCE = (
+    ("defender-for-cloud-apps", "sentinel"),
+    ("defender-for-cloud", "defender"),
+    ("entra-", "log-analytics"),
+    ("defender-xdr", "sentinel"),
+    ("defender-for-identity", "sentinel"),
+)
+
+
+def _source_of(source_id: str) -> str:
+    return next((path for prefix, path in _SOURCE if source_id.startswith(prefix)), "generic")
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,7 @@ class CoverageRow:
 def entry_alert(entry: Entry, index: int) -> Alert:
     """The alert an entry's source would send (what ingest would score)."""
     return Alert(
-        source=_SOURCE.get(entry.source, "generic"),
+        source=_source_of(entry.source),
         source_id=f"catalogue-{index}",
         dedupe_keys=[f"catalogue:{index}"],
         title=entry.title,
@@ -88,6 +99,12 @@ def render(rows: list[CoverageRow], catalogue: AlertCatalogue, rules: ScoringRul
     lines.append(f"{len(by_severity)} entries without a family rule (the source severity decides)")
     checked = sum(1 for r in rows if r.entry.checked)
     lines.append(f"{checked} entries checked against the published page in the catalogue's last edit")
+    per_source = Counter(r.entry.source for r in rows)
+    checked_per_source = Counter(r.entry.source for r in rows if r.entry.checked)
+    lines.append(
+        "Per source (checked/entries): "
+        + ", ".join(f"{s} {checked_per_source.get(s, 0)}/{n}" for s, n in per_source.items())
+    )
     mismatches = [r for r in rows if r.mismatch]
     lines.append(f"{len(mismatches)} entries whose priority differs from their family's")
     return "\n".join(lines)

@@ -17,15 +17,16 @@ entry point, ``shared/triage/replay.py``; the service is wired by ``shared/runti
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from shared.errors import ValidationError
+from shared.errors import AdapterError, ConfigurationError, ValidationError
 from shared.ingest import open_incident
 from shared.intake import log_analytics
 from shared.models import Alert, Priority, incident_id_for
-from shared.partners import PartnerRegistry
+from shared.partners import Partner, PartnerRegistry, Workspace
 from shared.response_plan import ActionDecision, plan_response
 from shared.scoring import ScoringRules, score_alert
 from shared.settings import Settings
@@ -39,6 +40,18 @@ class PastAlertSource(Protocol):
     def query(self, kql: str, start: datetime, end: datetime) -> list[dict[str, Any]]: ...
 
 
+@dataclass(frozen=True)
+class ReplayWorkspace:
+    """One workspace the replay reads (issue 13, since issue 11's partner workspaces): a partner's own Sentinel
+    workspace attributes every row to that partner; the SOC-wide ``LOG_ANALYTICS_WORKSPACE_ID`` (``owner``
+    None) resolves each row to its partner as ingest does (subscription, workspace, tenant)."""
+
+    name: str
+    source: PastAlertSource
+    owner: str | None = None
+
+
+SOC_WORKSPACE = "LOG_ANALYTICS_WORKSPACE_ID"
 MAX_WINDOW = timedelta(days=92)  # a quarter: what a SOC tunes against, and what one query can carry
 PAGE = 10000  # rows per table; more is reported as truncated
 
@@ -102,6 +115,7 @@ class ReplayReport:
     rows: int = 0
     rejected: int = 0
     truncated: list[str] = field(default_factory=list)
+    workspaces: list[dict[str, Any]] = field(default_factory=list)
     by_priority: dict[str, Tally] = field(default_factory=lambda: {p.value: Tally() for p in Priority})
     by_partner: dict[str, dict[str, Tally]] = field(default_factory=dict)
     rules: Counter = field(default_factory=Counter)
@@ -115,6 +129,7 @@ class ReplayReport:
             "rows": self.rows,
             "rejected": self.rejected,
             "truncated": self.truncated,
+            "workspaces": self.workspaces,
             "incidents": sum(t.incidents for t in self.by_priority.values()),
             "byPriority": {p: t.wire() for p, t in self.by_priority.items()},
             "byPartner": {
@@ -163,19 +178,61 @@ def parse_window(body: dict[str, Any], now: datetime) -> tuple[datetime, datetim
 
 
 class ReplayService:
-    """Replays past rows through the current rules (reads only: a source, the rules, the partners)."""
+    """Replays past rows through the current rules (reads only: the workspaces, the rules, the partners)."""
 
-    def __init__(self, source: PastAlertSource, rules: ScoringRules, partners: PartnerRegistry, settings: Settings):
+    def __init__(
+        self,
+        source: PastAlertSource | None,
+        rules: ScoringRules,
+        partners: PartnerRegistry,
+        settings: Settings,
+        source_for: Callable[[Workspace], PastAlertSource] | None = None,
+    ):
+        # ``source``: the SOC-wide workspace (None when LOG_ANALYTICS_WORKSPACE_ID is not set);
+        # ``source_for``: a reader of one partner workspace (the composition root builds it, through Lighthouse).
         self.source, self.rules, self.partners, self.settings = source, rules, partners, settings
+        self.source_for = source_for
 
-    def _alerts(self, start: datetime, end: datetime, report: ReplayReport) -> list[Alert]:
+    def workspaces(self, partner: Partner | None = None) -> list[ReplayWorkspace]:
+        """What to read: the partner's own workspaces when one is given (else, if it has none, the SOC-wide
+        workspace filtered to it); otherwise every registered workspace plus the SOC-wide one. A partner
+        workspace that is also the SOC-wide one is read once, as the SOC-wide one (as the poll does)."""
+        shared_id = (self.settings.log_analytics_workspace_id or "").lower()
+        out: list[ReplayWorkspace] = []
+        seen: set[str] = set()
+        for p in [partner] if partner is not None else self.partners.partners:
+            for ws in p.workspaces:
+                key = ws.workspaceId.lower()
+                if key == shared_id or key in seen or self.source_for is None:
+                    continue
+                seen.add(key)
+                out.append(ReplayWorkspace(f"{p.id}/{ws.workspaceName}", self.source_for(ws), p.id))
+        if self.source is not None and shared_id and (partner is None or not out):
+            out.append(ReplayWorkspace(SOC_WORKSPACE, self.source))
+        if not out:
+            raise ConfigurationError(
+                f"{SOC_WORKSPACE} is not set and "
+                + (f"partner {partner.id!r} has" if partner is not None else "no partner has")
+                + " a Sentinel workspace (workspaces in PARTNERS_FILE): the replay has no past alerts to read"
+            )
+        return out
+
+    def _alerts(self, workspace: ReplayWorkspace, start: datetime, end: datetime, report: ReplayReport) -> list[Alert]:
         queries = replay_queries(start, end)
-        incidents = self.source.query(queries["SecurityIncident"], start, end)
-        alerts = self.source.query(queries["SecurityAlert"], start, end)
+        entry: dict[str, Any] = {"workspace": workspace.name, "partner": workspace.owner, "rows": 0}
+        report.workspaces.append(entry)
+        try:
+            incidents = workspace.source.query(queries["SecurityIncident"], start, end)
+            alerts = workspace.source.query(queries["SecurityAlert"], start, end)
+        except AdapterError as exc:
+            # One refused or unreachable workspace must not hide the others: named in the answer.
+            entry["error"] = exc.reason[:300]
+            return []
         for table, rows in (("SecurityIncident", incidents), ("SecurityAlert", alerts)):
             if len(rows) >= PAGE:
-                report.truncated.append(f"{table}: the first {PAGE} rows only")
-        report.rows = len(incidents) + len(alerts)
+                report.truncated.append(f"{workspace.name} {table}: the first {PAGE} rows only")
+        entry["rows"] = len(incidents) + len(alerts)
+        report.rows += entry["rows"]
         parsed: list[Alert] = []
         for rows, parse in ((incidents, log_analytics.parse_incident_row), (alerts, log_analytics.parse_alert_row)):
             for row in rows:
@@ -187,17 +244,21 @@ class ReplayService:
 
     def run(self, start: datetime, end: datetime, partner_id: str | None = None) -> ReplayReport:
         report = ReplayReport(start, end, partner_id, self.rules.version)
-        if partner_id is not None and self.partners.get(partner_id) is None:
+        wanted = self.partners.get(partner_id) if partner_id is not None else None
+        if partner_id is not None and wanted is None:
             raise ValidationError("unknown partner", [{"field": "partner", "message": f"no partner {partner_id!r}"}])
         claimed: set[str] = set()  # as ingest: an alert already inside an incident counts once, with it
-        for alert in self._alerts(start, end, report):
-            if claimed & set(alert.dedupe_keys):
-                continue
-            claimed.update(alert.dedupe_keys)
-            partner, _ = self.partners.resolve(alert)
-            if partner_id is not None and (partner is None or partner.id != partner_id):
-                continue
-            self._count(alert, partner, report)
+        for workspace in self.workspaces(wanted):
+            owner = self.partners.get(workspace.owner) if workspace.owner else None
+            for alert in self._alerts(workspace, start, end, report):
+                if claimed & set(alert.dedupe_keys):
+                    continue
+                claimed.update(alert.dedupe_keys)
+                # A partner's own workspace holds that partner's alerts; the SOC-wide one is resolved per row.
+                partner = owner if owner is not None else self.partners.resolve(alert)[0]
+                if partner_id is not None and (partner is None or partner.id != partner_id):
+                    continue
+                self._count(alert, partner, report)
         return report
 
     def _count(self, alert: Alert, partner, report: ReplayReport) -> None:
@@ -257,6 +318,9 @@ def render(report: dict[str, Any]) -> str:
     for partner, tallies in report["byPartner"].items():
         lines.append(f"  {partner}: " + ", ".join(f"{p} {t['incidents']}" for p, t in tallies.items()))
     lines.append("Top rules: " + (", ".join(f"{r['rule']} ({r['incidents']})" for r in report["topRules"]) or "none"))
+    for ws in report.get("workspaces") or []:
+        if ws.get("error"):
+            lines.append(f"NOT READ: workspace {ws['workspace']}: {ws['error']}")
     for note in report["truncated"]:
         lines.append(f"TRUNCATED: {note}")
     return "\n".join(lines)

@@ -34,6 +34,7 @@ from shared.models import Incident, Phase, isoformat
 from shared.partners import PartnerRegistry
 from shared.response_plan import effective_mode
 from shared.settings import Settings
+from shared.source_lifecycle import left_at_the_source
 from shared.store import EvidenceStore
 from shared.writeback import SYNC_STATE, mapping
 from shared.writeback import comment as comments
@@ -129,7 +130,11 @@ class WritebackService:
         if got is None:
             return {"incidentId": incident_id, "status": "not-found"}
         incident = got[0]
-        targets = find_targets(self.store.list_events(incident_id))
+        events = self.store.list_events(incident_id)
+        if left_at_the_source(incident, events):
+            # issue 13: recorded only (closed on arrival, or a test alert): the source is never changed.
+            return {"incidentId": incident_id, "status": "recorded-only"}
+        targets = find_targets(events)
         if not targets:
             return {"incidentId": incident_id, "status": "no-target"}
         mode = effective_mode(self.partners.get(incident.partner_id), self.settings)

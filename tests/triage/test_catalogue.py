@@ -45,7 +45,7 @@ SPEC_EXAMPLES = [
         alert(alert_type="Storage.Blob_OpenContainersScanning.SuccessfulDiscovery", severity="Informational"),
         "P3",
     ),
-    ("informational", alert(alert_type="AzureDNS_NetworkIntrusionDetection", severity="Low"), "P4"),
+    ("informational", alert(alert_type="AppServices_Nmap", severity="Informational"), "P4"),
 ]
 
 
@@ -55,16 +55,20 @@ def test_spec_examples(what, a, priority):
     assert d.priority.value == priority, (what, [h.rule_id for h in d.rules_fired])
 
 
+def _family_of_sources(source: str) -> str:
+    """One source per published page; grouped as the issue names them (Defender for Cloud, Defender XDR kinds)."""
+    if source.startswith(("defender-for-cloud-apps", "defender-for-identity")):
+        return "defender-xdr"
+    return "defender-for-cloud" if source.startswith("defender-for-cloud") else source
+
+
 def test_coverage_maps_every_entry_to_its_family_priority():
     rows = coverage.coverage(CATALOGUE, RULES)
     assert len(rows) == len(CATALOGUE.entries) >= 100
     assert [r.entry.alertType or r.entry.title for r in rows if r.mismatch] == []
     counts = coverage.per_priority(rows)
     assert all(counts[p] > 0 for p in ("P1", "P2", "P3", "P4"))
-    plans = {
-        ("defender-for-cloud" if e.source.startswith("defender-for-cloud") else e.source, e.plan)
-        for e in CATALOGUE.entries
-    }
+    plans = {(_family_of_sources(e.source), e.plan) for e in CATALOGUE.entries}
     for plan in ("servers", "containers", "storage", "sql", "key-vault", "resource-manager", "dns", "app-service"):
         assert ("defender-for-cloud", plan) in plans
     for plan in ("dlp", "office-365", "endpoint", "identity", "cloud-apps"):
@@ -88,7 +92,12 @@ def test_coverage_cli_prints_every_entry_and_the_totals(capsys):
             "P1",
             "catalogue-credential-theft",
         ),
-        ("ransomware", alert(alert_type="VM_ShadowCopyDeletion", severity="Medium"), "P1", "catalogue-ransomware"),
+        (
+            "ransomware",
+            alert(title="Suspicious Volume Shadow Copy Activity", severity="Medium"),
+            "P1",
+            "catalogue-ransomware-name",
+        ),
         (
             "crypto-mining",
             alert(title="'CoinMiner' malware was detected", severity="Medium"),
@@ -101,7 +110,7 @@ def test_coverage_cli_prints_every_entry_and_the_totals(capsys):
             "P1",
             "catalogue-compromised-exfiltration-name",
         ),
-        ("malware", alert(alert_type="VM_Webshell", severity="Medium"), "P2", "catalogue-malware"),
+        ("malware", alert(alert_type="Storage.Blob_AM.MalwareFound", severity="Medium"), "P2", "catalogue-malware"),
         ("brute-force", alert(title="Password spray", severity="High"), "P2", "catalogue-brute-force-name"),
         (
             "new-country-sign-in",
@@ -218,3 +227,47 @@ def test_rules_file_without_catalogue_still_loads_as_documented(tmp_path):
     loaded = load_rules(tmp_path / "rules.json")
     assert loaded.version == rules["version"] and not [r for r in loaded.rules if r.id.startswith("catalogue-")]
     assert ScoringRules.load(RULES_FILE).catalogue == "alert-catalogue.json"
+
+
+def test_every_checked_entry_names_the_published_page_and_date():
+    sources = {s.id: s for s in CATALOGUE.sources}
+    checked = [e for e in CATALOGUE.entries if e.checked]
+    assert len(checked) >= 200
+    for e in checked:
+        page = sources[e.source]
+        assert page.retrieved and page.published and page.url.startswith("https://learn.microsoft.com/"), e.source
+    plans = {e.plan for e in checked}
+    assert {
+        "servers",
+        "containers",
+        "storage",
+        "sql",
+        "key-vault",
+        "dns",
+        "app-service",
+        "cosmos-db",
+        "network",
+    } <= plans
+    assert {"sign-in-risk", "user-risk"} <= plans
+
+
+@pytest.mark.parametrize(
+    "alert_type, priority",
+    [
+        ("K8S_PrivilegedContainer", "P3"),  # privileged container: a misconfiguration
+        ("K8S_MaliciousContainerImage", "P1"),  # crypto-mining container
+        ("K8S.NODE_CryptoCoinMinerExecution", "P1"),
+        ("K8S_ExposedDashboard", "P3"),
+        ("KV_UserAnomaly", "P2"),  # unusual access to a key vault
+        ("KV_PutGetAnomaly", "P2"),  # suspicious policy change and secret query
+        ("Storage.Blob_AM.MalwareFound", "P2"),  # malware uploaded
+        ("Storage.Blob_AnonymousAccessAnomaly", "P3"),  # anonymous access: exposed storage
+        ("K8S.NODE_KnownLinuxCredentialAccessTool", "P1"),
+        ("AppServices_DataEgressArtifacts", "P1"),
+    ],
+)
+def test_alerts_a_soc_expects_are_in_the_catalogue_at_their_published_severity(alert_type, priority):
+    [entry] = [e for e in CATALOGUE.entries if e.alertType == alert_type]
+    assert entry.checked
+    d = score_alert(alert(alert_type=alert_type, severity=entry.severity, tactics=entry.tactics), RULES)
+    assert d.priority.value == priority, (alert_type, [h.rule_id for h in d.rules_fired])

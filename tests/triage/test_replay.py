@@ -30,7 +30,7 @@ def alert_row(i: int, kind: str, sub: str = CONTOSO) -> list:
     alert_type, name, severity, tactics = {
         "miner": ("VM_CurrencyMining", "Digital currency mining", "High", "Impact"),
         "brute": ("VM_SshBruteForceFailed", "Failed SSH brute force", "Medium", "PreAttack"),
-        "info": ("AzureDNS_NetworkIntrusionDetection", "Network intrusion signature", "Low", ""),
+        "info": ("AppServices_Nmap", "NMap scanning detected", "Informational", "PreAttack"),
         "storage": ("Storage.Blob_AnonymousAccessAnomaly", "Anonymous access", "Low", "Exfiltration"),
     }[kind]
     entities = [{"$id": "1", "HostName": f"vm-{i:03d}", "AzureID": vm, "Type": "host"}]
@@ -153,3 +153,110 @@ def test_replay_cli_prints_the_same_answer(history, capsys):
     text = capsys.readouterr().out
     assert "320 incidents" in text and "Top rules:" in text
     assert list(history.store.iter_incidents()) == []
+
+
+# ---------------------------------------------------------------- partners' own workspaces (issue 11)
+W_ALPHA = "a1a1a1a1-2222-4000-8000-00000000000a"
+W_BETA = "b2b2b2b2-2222-4000-8000-00000000000b"
+S_ALPHA = "a1a1a1a1-1111-4000-8000-00000000000a"
+S_BETA = "b2b2b2b2-1111-4000-8000-00000000000b"
+NOBODY = "0d0d0d0d-1111-4000-8000-00000000000d"
+
+
+def _partner(pid: str, sub: str, ws: str) -> dict:
+    return {
+        "id": pid,
+        "name": pid.title(),
+        "subscriptionIds": [sub],
+        "workspaces": [
+            {"subscriptionId": sub, "resourceGroup": "rg-sec", "workspaceName": f"law-{pid}", "workspaceId": ws}
+        ],
+        "socAlertEmails": [f"soc@{pid}.example"],
+        "responseMode": "enforce",
+    }
+
+
+@pytest.fixture
+def two_workspaces(app, tmp_path):
+    """Partners alpha and beta, each with its own Sentinel workspace, plus the SOC-wide workspace. Every row
+    names a subscription of nobody: only the workspace it was read from says whose it is."""
+    path = tmp_path / "partners.json"
+    registry = {
+        "partners": [_partner("alpha", S_ALPHA, W_ALPHA), _partner("beta", S_BETA, W_BETA)],
+        "soc": {"name": "SOC", "socAlertEmails": ["oncall@soc.example"]},
+    }
+    path.write_text(json.dumps(registry))
+    app.configure(PARTNERS_FILE=str(path))
+    from tests.fixtures.app import WORKSPACE_ID
+
+    rows = {
+        W_ALPHA: [alert_row(i, "miner", NOBODY) for i in range(3)],
+        W_BETA: [alert_row(i, "brute", NOBODY) for i in range(10, 12)],
+        WORKSPACE_ID: [alert_row(i, "info", NOBODY) for i in range(20, 24)],
+    }
+
+    def handler(workspace, body):
+        if body["query"].startswith("SecurityIncident"):
+            return {"tables": [table(INCIDENT_COLUMNS, [])]}
+        return {"tables": [table(ALERT_COLUMNS, rows[workspace.lower()])]}
+
+    app.fake.log_analytics_handler = handler
+    return app, WORKSPACE_ID
+
+
+def _queried(app) -> list[str]:
+    return sorted({q["workspace"].lower() for q in app.fake.log_analytics_queries()})
+
+
+def test_replay_reads_every_registered_workspace_each_row_its_partners(two_workspaces):
+    app, shared = two_workspaces
+    r = app.post("/api/replay", {"from": "2026-11-01T00:00:00Z", "to": "2026-11-30T00:00:00Z"})
+    assert r.status == 200, r.text
+    body = r.json()
+    assert _queried(app) == sorted([W_ALPHA, W_BETA, shared])
+    assert body["rows"] == 3 + 2 + 4 and body["incidents"] == 9
+    assert body["byPartner"]["alpha"] == {"P1": body["byPartner"]["alpha"]["P1"]}
+    assert body["byPartner"]["alpha"]["P1"]["incidents"] == 3
+    assert body["byPartner"]["alpha"]["P1"]["contained"] == 3  # alpha is in enforce mode
+    assert body["byPartner"]["beta"]["P2"]["incidents"] == 2
+    assert body["byPartner"]["(SOC: no partner)"]["P4"]["incidents"] == 4
+    assert {(w["workspace"], w["partner"], w["rows"]) for w in body["workspaces"]} == {
+        ("alpha/law-alpha", "alpha", 3),
+        ("beta/law-beta", "beta", 2),
+        ("LOG_ANALYTICS_WORKSPACE_ID", None, 4),
+    }
+    assert list(app.store.iter_incidents()) == [] and not app.fake.writes()
+
+
+def test_replay_for_a_partner_reads_its_workspaces_only(two_workspaces):
+    app, _shared = two_workspaces
+    body = app.post(
+        "/api/replay", {"from": "2026-11-01T00:00:00Z", "to": "2026-11-30T00:00:00Z", "partner": "beta"}
+    ).json()
+    assert _queried(app) == [W_BETA]
+    assert set(body["byPartner"]) == {"beta"} and body["incidents"] == 2
+    assert [w["workspace"] for w in body["workspaces"]] == ["beta/law-beta"]
+
+
+def test_replay_without_the_soc_workspace_reads_the_partners(two_workspaces):
+    app, _shared = two_workspaces
+    app.configure(LOG_ANALYTICS_WORKSPACE_ID=None)
+    body = app.post("/api/replay", {"from": "2026-11-01T00:00:00Z", "to": "2026-11-30T00:00:00Z"}).json()
+    assert _queried(app) == sorted([W_ALPHA, W_BETA])
+    assert body["incidents"] == 5 and set(body["byPartner"]) == {"alpha", "beta"}
+
+
+def test_a_refused_workspace_is_named_and_the_others_still_count(two_workspaces):
+    app, _shared = two_workspaces
+    inner = app.fake.log_analytics_handler
+
+    def handler(workspace, body):
+        if workspace.lower() == W_BETA:
+            return 403, {"error": {"code": "InsufficientAccessError", "message": "no access to law-beta"}}
+        return inner(workspace, body)
+
+    app.fake.log_analytics_handler = handler
+    body = app.post("/api/replay", {"from": "2026-11-01T00:00:00Z", "to": "2026-11-30T00:00:00Z"}).json()
+    [beta] = [w for w in body["workspaces"] if w["partner"] == "beta"]
+    assert beta["rows"] == 0 and beta["error"]
+    assert body["incidents"] == 3 + 4 and "beta" not in body["byPartner"]
