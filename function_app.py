@@ -4,6 +4,7 @@ import azure.durable_functions as df
 
 from functions import (
     anchor,
+    console,
     containment,
     evidence_api,
     ingest,
@@ -31,6 +32,7 @@ def build_app() -> df.DFApp:
     app.register_functions(workspace_poll.bp)  # partners' own Sentinel workspaces
     app.register_functions(anchor.bp)  # evidence anchors (docs/spec/access.md)
     app.register_functions(replay.bp)  # what-if replay (docs/spec/triage.md)
+    app.register_functions(console.bp)  # issue 16: the console (docs/spec/console.md)
     return app
 
 
