@@ -42,7 +42,9 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser sends ``Origin: null`` with the console's own
+    # form posts, and the origin check needs the real one; other sites still get no referrer.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _CSS = (Path(__file__).resolve().parent.parent / "shared" / "console" / "console.css").read_text("utf-8")
