@@ -162,3 +162,23 @@ def test_queue_filters_pages_and_refuses_bad_filters(console):
     assert p2.status == 200 and iid not in p2.text
     audit = app.request("GET", "/api/console/audit", headers=as_role("Auditor"))
     assert audit.status == 200 and 'action="/api/evidence"' in audit.text
+
+
+def test_auditor_exports_a_range_opens_the_review_and_sees_the_latest_anchor(console):
+    app = console
+    iid, _ = held_isolation(app)
+    before = app.request("GET", "/api/console/audit", headers=as_role("Auditor"))
+    assert "No evidence anchor has been written yet" in before.text
+    app.runtime.timer("anchor_evidence")
+    audit = app.request("GET", "/api/console/audit", headers=as_role("Auditor"))
+    assert audit.status == 200 and "Anchored at" in audit.text and "No evidence anchor" not in audit.text
+    # the export form's target answers the auditor with the range it asks for
+    day = re.search(r'name="from" required value="([0-9-]+)"', audit.text).group(1)
+    export = app.request(
+        "GET", "/api/evidence", headers=as_role("Auditor"), params={"from": day, "to": day, "format": "json"}
+    )
+    assert export.status == 200 and iid in export.text
+    # the incident page links to its review, which the auditor may open
+    page = app.request("GET", f"/api/console/incidents/{iid}", headers=as_role("Auditor"))
+    review = re.search(r'href="(/api/incidents/[^"]+/review\?format=html)"', page.text).group(1)
+    assert app.request("GET", review.replace("&amp;", "&"), headers=as_role("Auditor")).status == 200
