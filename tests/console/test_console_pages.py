@@ -182,3 +182,19 @@ def test_auditor_exports_a_range_opens_the_review_and_sees_the_latest_anchor(con
     page = app.request("GET", f"/api/console/incidents/{iid}", headers=as_role("Auditor"))
     review = re.search(r'href="(/api/incidents/[^"]+/review\?format=html)"', page.text).group(1)
     assert app.request("GET", review.replace("&amp;", "&"), headers=as_role("Auditor")).status == 200
+
+
+def test_the_queue_is_paged_fifty_at_a_time_held_first(console):
+    app = console
+    from tests.containment.conftest import ingest, p1_alert
+
+    held, _ = held_isolation(app)
+    for i in range(55):
+        ingest(app, p1_alert({"kind": "host", "name": f"ws-{i:03d}"}, sub=None, score=2))
+    first = app.request("GET", "/api/console", headers=as_role("Responder"))
+    rows = re.findall(r'<td data-label="Incident"><a href="[^"]+">([^<]+)</a>', first.text)
+    assert len(rows) == 50 and rows[0] == held and "page 1 of 2" in first.text
+    assert 'rel="next"' in first.text and 'rel="prev"' not in first.text
+    second = app.request("GET", "/api/console", headers=as_role("Responder"), params={"page": "2"})
+    more = re.findall(r'<td data-label="Incident"><a href="[^"]+">([^<]+)</a>', second.text)
+    assert len(more) == 6 and not set(more) & set(rows) and 'rel="prev"' in second.text
