@@ -60,7 +60,7 @@ coverage-report: venv
 replay: venv
 	$(PY) -m shared.triage.replay --from "$(FROM)" --to "$(TO)" $(if $(PARTNER),--partner "$(PARTNER)")
 
-## make bench: ingest throughput/latency and cold-start ratios, measured in one run
+## make bench: ingest throughput/latency and cold-start ratios, measured in one run (issue 16: console page weight and render time)
 bench: venv node
 	$(PY) -m benchmarks
 

@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["coldstart", "ingest", "containment", "notify", "export", "writeback", "tenancy", "latency"]
+BENCHMARKS = ["coldstart", "ingest", "containment", "notify", "export", "writeback", "tenancy", "latency", "console"]
 
 
 def main(argv: list[str]) -> int:

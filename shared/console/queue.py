@@ -103,18 +103,16 @@ def load_queue(store: EvidenceStore, query: QueueQuery) -> QueuePage:
     partners = sorted({r.partner_id for r in rows if r.partner_id})
     docs: dict[str, Incident] = {}
     if query.search:
+        # Titles live in the documents only: ONE streamed query of the filtered documents (partner and
+        # priority narrow it), never a point read per row.
         needle = query.search.casefold()
-        kept = []
-        for r in rows:
-            if needle in r.incident_id.casefold():
-                kept.append(r)
-                continue
-            # A title search reads the documents of the filtered rows (narrow it with the filters first).
-            got = store.get_incident(r.incident_id)
-            if got is not None and needle in got[0].title.casefold():
-                docs[r.incident_id] = got[0]
-                kept.append(r)
-        rows = kept
+        candidates = {r.incident_id for r in rows}
+        for inc in store.find_incidents(
+            partner_id=query.partner, priorities=[query.priority] if query.priority else None
+        ):
+            if inc.id in candidates and needle in inc.title.casefold():
+                docs[inc.id] = inc
+        rows = [r for r in rows if needle in r.incident_id.casefold() or r.incident_id in docs]
     attention = {r.incident_id: _attention(store, r) for r in rows}
     rows.sort(key=lambda r: (attention[r.incident_id] is None, r.priority, r.created_at, r.incident_id))
     total = len(rows)
