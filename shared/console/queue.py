@@ -107,11 +107,11 @@ def load_queue(store: EvidenceStore, query: QueueQuery) -> QueuePage:
         # priority narrow it), never a point read per row.
         needle = query.search.casefold()
         candidates = {r.incident_id for r in rows}
-        for inc in store.find_incidents(
+        for doc in store.find_incidents(
             partner_id=query.partner, priorities=[query.priority] if query.priority else None
         ):
-            if inc.id in candidates and needle in inc.title.casefold():
-                docs[inc.id] = inc
+            if doc.id in candidates and needle in doc.title.casefold():
+                docs[doc.id] = doc
         rows = [r for r in rows if needle in r.incident_id.casefold() or r.incident_id in docs]
     attention = {r.incident_id: _attention(store, r) for r in rows}
     rows.sort(key=lambda r: (attention[r.incident_id] is None, r.priority, r.created_at, r.incident_id))
