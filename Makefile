@@ -24,6 +24,7 @@ node: $(NODE_STAMP)
 ## make test: the gates (lint, format, types, import layers), then every test: unit, functional
 ## (Azurite + HTTPS fakes) and infrastructure checks
 test: gates node
+	@command -v chromium >/dev/null 2>&1 || echo "note: the console's browser tests (tests/console) will be skipped: install headless Chromium with 'apt-get install -y chromium chromium-driver'"
 	$(PY) -m pytest
 
 ## make unit: the fast unit tests only (no Azurite, no fake, no checkov)
@@ -59,7 +60,7 @@ coverage-report: venv
 replay: venv
 	$(PY) -m shared.triage.replay --from "$(FROM)" --to "$(TO)" $(if $(PARTNER),--partner "$(PARTNER)")
 
-## make bench: ingest throughput/latency and cold-start ratios, measured in one run
+## make bench: ingest throughput/latency and cold-start ratios, measured in one run (issue 16: console page weight and render time)
 bench: venv node
 	$(PY) -m benchmarks
 

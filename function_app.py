@@ -5,6 +5,7 @@ import azure.durable_functions as df
 from functions import (
     anchor,
     approvals,
+    console,
     containment,
     evidence_api,
     ingest,
@@ -35,6 +36,7 @@ def build_app() -> df.DFApp:
     app.register_functions(replay.bp)  # what-if replay (docs/spec/triage.md)
     app.register_functions(approvals.bp)  # issue 14: POST /api/approvals (bulk decision on held containment)
     app.register_functions(suppressions.bp)  # issue 14: maintenance windows
+    app.register_functions(console.bp)  # issue 16: the console (docs/spec/console.md)
     return app
 
 

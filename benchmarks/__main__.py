@@ -6,7 +6,18 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["coldstart", "ingest", "containment", "notify", "export", "writeback", "tenancy", "latency", "storm"]
+BENCHMARKS = [
+    "coldstart",
+    "ingest",
+    "containment",
+    "notify",
+    "export",
+    "writeback",
+    "tenancy",
+    "latency",
+    "storm",
+    "console",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -538,6 +538,10 @@ module appSettings 'app/app-settings.bicep' = {
       EVIDENCE_ARCHIVE_CONTAINER: archiveContainerName
       // ACS callbacks: the signed token of each event is checked against this OpenID configuration and audience.
       ACS_CALLBACK_OPENID_CONFIG: 'https://acscallautomation.communication.azure.com/calling/.well-known/acsopenidconfiguration'
+      // issue 16: console links in notifications (same host as the callbacks) and the key of its CSRF tokens,
+      // a Key Vault reference (the secret 'console-csrf-key' is created by scripts/ or by hand; never in the file).
+      CONSOLE_BASE_URL: empty(callbackBaseUrl) ? 'https://${functionApp.outputs.defaultHostName}' : callbackBaseUrl
+      CONSOLE_CSRF_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.keyVaultName};SecretName=console-csrf-key)'
       ACS_RESOURCE_ID: deployCommunicationServices ? communication.outputs.immutableResourceId : ''
       WRITEBACK_TARGETS: grantSentinelResponder && grantDefenderAlertStateUpdate ? 'sentinel,defender' : grantSentinelResponder ? 'sentinel' : grantDefenderAlertStateUpdate ? 'defender' : 'none'
       // issue 11: tenancy (Graph tokens for partners' tenants; ARM through Lighthouse needs nothing here)

@@ -62,6 +62,8 @@ POLICY: dict[str, frozenset[str]] = {
     "evidence": _READ,
     "reports": _READ,
     "preflight": _READ,
+    # issue 16: the console's pages (its forms use the actions above)
+    "console": _READ,
 }
 
 # Claim types Entra ID / App Service use for roles and for the user's name.

@@ -165,6 +165,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
         None,
         "Immutable resource id of the Communication Services resource: the audience of its callback tokens (unset: audience not checked).",
     ),
+    # issue 16: the console
+    SettingSpec(
+        "CONSOLE_BASE_URL",
+        None,
+        "Public base URL of the console links in emails, calls and Sentinel comments (unset: CALLBACK_BASE_URL).",
+    ),
+    SettingSpec(
+        "CONSOLE_CSRF_KEY",
+        None,
+        "Secret (Key Vault reference) keying the console's CSRF tokens; unset: a random key per instance (tokens then verify only on the instance that issued them).",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -279,6 +290,9 @@ class Settings:
     )
     acs_resource_id: str | None = None
     containment_notify_after_seconds: int = 60  # issue 15
+    # issue 16: the console (links in notifications; CSRF key)
+    console_base_url: str | None = None
+    console_csrf_key: str | None = field(default=None, repr=False)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -325,4 +339,8 @@ class Settings:
             acs_callback_openid_config=_defaulted(env, "ACS_CALLBACK_OPENID_CONFIG"),
             acs_resource_id=_get(env, "ACS_RESOURCE_ID"),
             containment_notify_after_seconds=_int(env, "CONTAINMENT_NOTIFY_AFTER_SECONDS", 0),  # issue 15
+            # issue 16: the console
+            console_base_url=(_get(env, "CONSOLE_BASE_URL") or _get(env, "CALLBACK_BASE_URL") or "").rstrip("/")
+            or None,
+            console_csrf_key=_get(env, "CONSOLE_CSRF_KEY"),
         )

@@ -55,6 +55,7 @@ class EmailNotifier:
                 actions=actions if actions is not None else self.incident_actions(incident.id),
                 routed_to_soc=ctx.partners.get(incident.partner_id) is None,
                 timezone=ctx.timezone_of(incident),
+                console_base_url=ctx.settings.console_base_url,  # issue 16
                 **context,
             )
         )

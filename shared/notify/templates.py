@@ -84,6 +84,7 @@ class MessageContext:
     escalation: dict[str, Any] = field(default_factory=dict)
     routed_to_soc: bool = False
     timezone: str = "UTC"
+    console_base_url: str | None = None  # issue 16: CONSOLE_BASE_URL (links to the incident's console page)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,18 @@ def evidence_links(base_url: str | None, incident_id: str) -> list[tuple[str, st
         ("Evidence chain verification", f"{base}/api/incidents/{iid}/verify"),
         ("Post-incident review", f"{base}/api/incidents/{iid}/review"),
     ]
+
+
+# -- issue 16: the console ---------------------------------------------------------------------------
+def console_link(base_url: str | None, incident_id: str) -> str | None:
+    """The incident's console page (a page: opening it never acts), or None without a safe base URL."""
+    base = safe_link((base_url or "").rstrip("/"))
+    return f"{base}/api/console/incidents/{quote(incident_id, safe='')}" if base else None
+
+
+def short_code(incident_id: str) -> str:
+    """The code a person hears on the phone and types into the console's search: the id's last 6 characters."""
+    return incident_id[-6:].upper()
 
 
 def _local(moment: datetime | None, tz: str) -> str:
@@ -208,6 +221,10 @@ def _actions(doc: Doc, ctx: MessageContext) -> None:
 
 def _links(doc: Doc, ctx: MessageContext) -> None:
     links = evidence_links(ctx.base_url, ctx.incident.id)
+    console = console_link(ctx.console_base_url, ctx.incident.id)  # issue 16
+    if console:
+        doc.h("Open in the console")
+        doc.links([("Incident page (acknowledge, approve, release — each asks you to confirm)", console)])
     alert_links = []
     as_text = []  # issue 12: only portal links are clickable; anything else a sender wrote is defanged text
     for a in ctx.incident.alerts[-5:]:
@@ -384,7 +401,9 @@ def spoken_summary(incident: Incident, attempt: int) -> str:
     return (
         f"This is an automated call from the security operations centre for {who}. "
         f"A priority {incident.priority.rank}, {incident.priority.partner_severity}, security incident needs "
-        f"your attention: {title}. Details were sent by email. This is call attempt {attempt}. "
+        f"your attention: {title}. Details were sent by email. "
+        f"In the console, the incident code is {' '.join(short_code(incident.id))}. "  # issue 16
+        f"This is call attempt {attempt}. "
         "Press 1 to acknowledge and stop further calls."
     )
 

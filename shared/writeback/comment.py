@@ -24,7 +24,7 @@ import hashlib
 import html
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.models import Incident, isoformat
@@ -55,6 +55,7 @@ class CommentView:
     notifications: Sequence[Mapping[str, Any]] = field(default_factory=list)  # Notifications rows
     evidence_url: str | None = None
     response_mode: str | None = None
+    console_url: str | None = None  # issue 16: the incident's console page
 
 
 def _e(value: Any, limit: int) -> str:
@@ -170,6 +171,10 @@ def _render(view: CommentView, caps: tuple[int, int, int, int, int]) -> str:
 
 
 def _evidence(view: CommentView) -> str:
+    if view.console_url:  # issue 16
+        url = html.escape(view.console_url, quote=True)
+        console = f'<p><b>Console</b> (acknowledge, approve, release): <a href="{url}">{url}</a></p>'
+        return console + _evidence(replace(view, console_url=None))
     if view.evidence_url:
         url = html.escape(view.evidence_url, quote=True)
         return f'<p><b>Evidence</b> (tamper-evident timeline): <a href="{url}">{url}</a></p>'
@@ -192,6 +197,13 @@ def render_comment(view: CommentView, limit: int = MAX_COMMENT_CHARS) -> str:
         f"{len(view.notifications)} notification record(s): too many to list here.</p>" + _evidence(view)
     )
     return text[:limit]
+
+
+def console_url(base_url: str | None, incident_id: str) -> str | None:
+    """issue 16: ``{CONSOLE_BASE_URL}/api/console/incidents/{id}``, or None without a safe base URL."""
+    from shared.notify.templates import console_link
+
+    return console_link(base_url, incident_id)
 
 
 def evidence_url(base_url: str | None, incident_id: str) -> str | None:

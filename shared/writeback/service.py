@@ -84,6 +84,7 @@ def desired_state(
     notifications: list[dict[str, Any]],
     base_url: str | None,
     mode: str,
+    console_base_url: str | None = None,  # issue 16
 ) -> Desired:
     """What soc-responder's state reads as in Sentinel and Defender (pure)."""
     statuses = [a.get("status") for a in actions]
@@ -101,6 +102,7 @@ def desired_state(
             notifications=notifications,
             evidence_url=comments.evidence_url(base_url, incident.id),
             response_mode=mode,
+            console_url=comments.console_url(console_base_url, incident.id),  # issue 16
         )
     )
     return Desired(sentinel, message, mapping.defender_action(incident.status, statuses))
@@ -142,7 +144,9 @@ class WritebackService:
 
         actions = list_actions(self.store, incident_id)
         notifications = self.store.list_records("Notifications", incident_id)
-        desired = desired_state(incident, actions, notifications, self.settings.callback_base_url, mode)
+        desired = desired_state(
+            incident, actions, notifications, self.settings.callback_base_url, mode, self.settings.console_base_url
+        )
         current = st.load(self.store, incident_id)
         now = self.clock()
         if mode == "dry-run":
