@@ -79,6 +79,19 @@ def submit(driver, element=None) -> None:
     else:
         element.send_keys(Keys.ENTER)
     WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def follow(driver, link_text: str) -> None:
+    """Click a link and wait for the next page: a click can return before the navigation starts (seen under
+    load), and reading the page then sees the old or an empty document."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.LINK_TEXT, link_text).click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def no_console_errors(driver) -> None:
@@ -94,10 +107,10 @@ def test_lead_approves_a_held_isolation_then_releases_it(site, browser):
     browser.get(host.url("/api/console"))
     assert "held for approval" in browser.find_element(By.TAG_NAME, "main").text
     shot(browser, "queue")
-    browser.find_element(By.LINK_TEXT, iid).click()
+    follow(browser, iid)
     assert iid in browser.title
     shot(browser, "incident-held")
-    browser.find_element(By.LINK_TEXT, "Approve or reject held containment").click()
+    follow(browser, "Approve or reject held containment")
     assert "What will happen" in browser.page_source and "isolate-vm" in browser.page_source
     shot(browser, "approve-form")
     browser.find_element(By.NAME, "reason").send_keys("partner agreed on the phone")
@@ -110,7 +123,7 @@ def test_lead_approves_a_held_isolation_then_releases_it(site, browser):
     assert actions(app, iid)["isolate-vm"]["status"] == "contained"
     shot(browser, "incident")
 
-    browser.find_element(By.LINK_TEXT, "Release containment").click()
+    follow(browser, "Release containment")
     assert nics[0] in browser.page_source and "put back NSG" in browser.page_source
     shot(browser, "release-form")
     browser.find_element(By.NAME, "reason").send_keys("host rebuilt")
