@@ -134,17 +134,7 @@ class IngestService:
             new_id = incident_id_for(primary, alert.observed_at)
             owner, won = self.store.claim_alert(primary, new_id, received)
             if not won:
-                got = self.store.get_incident(owner)
-                if got is None:
-                    return IngestOutcome(
-                        owner,
-                        decision.priority,
-                        IncidentStatus.OPEN.value,
-                        "duplicate",
-                        decision.score,
-                        alert_key=primary,
-                    )
-                return self._duplicate(got[0], alert, decision, received)
+                return self._claimed_elsewhere(owner, alert, decision, received)
             return self._create(new_id, alert, decision, partner, matched_by, received, judgement=judgement)
         if claims:  # another copy of the same underlying alert (e.g. Defender alert inside a Sentinel incident)
             target = next(claims[k].incident_id for k in alert.dedupe_keys if k in claims)
@@ -238,6 +228,23 @@ class IngestService:
             if got is not None:
                 return got
         return None
+
+    def _claimed_elsewhere(
+        self, owner: str, alert: Alert, decision: TriageDecision, received: datetime
+    ) -> IngestOutcome:
+        """Another delivery won the alert's claim: a duplicate of its incident (evidenced there), or — while
+        that delivery is still writing the incident — "duplicate" with the id it will have."""
+        got = self.store.get_incident(owner)
+        if got is None:
+            return IngestOutcome(
+                owner,
+                decision.priority,
+                IncidentStatus.OPEN.value,
+                "duplicate",
+                decision.score,
+                alert_key=alert.primary_key,
+            )
+        return self._duplicate(got[0], alert, decision, received)
 
     def _duplicate(
         self, incident: Incident, alert: Alert, decision: TriageDecision, received: datetime
@@ -434,17 +441,7 @@ class IngestService:
             (incident_id, True) if claimed else self.store.claim_alert(alert.primary_key, incident_id, received)
         )
         if not won:
-            got = self.store.get_incident(owner)
-            if got is None:
-                return IngestOutcome(
-                    owner,
-                    decision.priority,
-                    IncidentStatus.OPEN.value,
-                    "duplicate",
-                    decision.score,
-                    alert_key=alert.primary_key,
-                )
-            return self._duplicate(got[0], alert, decision, received)
+            return self._claimed_elsewhere(owner, alert, decision, received)
         tz = self._tz(partner)
         merged = update_under_etag(
             lambda: versioned(self.store.get_incident(incident_id)),
