@@ -93,49 +93,19 @@ def _action_for(entity: Entity, partner: Partner | None, protected: list[str], m
             reason=reason,
         )
     if entity.kind == EntityKind.ACCOUNT and (account := entity.object_id or entity.upn):
-        target = account
-        ids = {i.lower() for i in (entity.object_id, entity.upn) if i}
-        if ids & set(protected):
-            return ContainmentAction(
-                action_id=_action_id("disable-user", target),
-                kind=ActionKind.DISABLE_USER,
-                target=target,
-                target_display=entity.upn or target,
-                entity=entity,
-                decision=ActionDecision.SKIP,
-                reason="protected identity: never disabled",
-            )
-        return ContainmentAction(
-            action_id=_action_id("disable-user", target),
-            kind=ActionKind.DISABLE_USER,
-            target=target,
-            target_display=entity.upn or entity.name or target,
-            entity=entity,
-            decision=default,
-            reason=reason,
-        )
+        if _is_protected(protected, entity.object_id, entity.upn):
+            return _lockout(ActionKind.DISABLE_USER, "disable-user", account, entity.upn or account, entity)
+        display = entity.upn or entity.name or account
+        return _lockout(ActionKind.DISABLE_USER, "disable-user", account, display, entity, default, reason)
     if entity.kind == EntityKind.SERVICE_PRINCIPAL and (principal := entity.object_id or entity.app_id):
-        target = principal
-        ids = {i.lower() for i in (entity.object_id, entity.app_id, entity.name) if i}
-        if ids & set(protected):
-            return ContainmentAction(
-                action_id=_action_id("disable-service-principal", target),
-                kind=ActionKind.DISABLE_SERVICE_PRINCIPAL,
-                target=target,
-                target_display=entity.name or target,
-                entity=entity,
-                decision=ActionDecision.SKIP,
-                reason="protected identity: never disabled",
-            )
-        return ContainmentAction(
-            action_id=_action_id("disable-service-principal", target),
-            kind=ActionKind.DISABLE_SERVICE_PRINCIPAL,
-            target=target,
-            target_display=entity.name or target,
-            entity=entity,
-            decision=default,
-            reason=reason,
+        kind, prefix, display = (
+            ActionKind.DISABLE_SERVICE_PRINCIPAL,
+            "disable-service-principal",
+            entity.name or principal,
         )
+        if _is_protected(protected, entity.object_id, entity.app_id, entity.name):
+            return _lockout(kind, prefix, principal, display, entity)
+        return _lockout(kind, prefix, principal, display, entity, default, reason)
     if entity.kind == EntityKind.NETWORK_DEVICE:
         target = entity.name or entity.address or "network device"
         return ContainmentAction(
@@ -255,3 +225,29 @@ def _kind_words(entity: Entity) -> str:
     if entity.kind == EntityKind.AZURE_RESOURCE:
         return f"an Azure resource ({entity.display})"
     return f"{entity.kind.value} {entity.display}"
+
+
+def _is_protected(protected: list[str], *ids: str | None) -> bool:
+    """Break-glass / emergency-access identities (configuration) are never disabled, matched on any id."""
+    return bool({i.lower() for i in ids if i} & set(protected))
+
+
+def _lockout(
+    kind: ActionKind,
+    prefix: str,
+    target: str,
+    display: str,
+    entity: Entity,
+    decision: ActionDecision = ActionDecision.SKIP,
+    reason: str = "protected identity: never disabled",
+) -> ContainmentAction:
+    """An account or service-principal action; by default the skip of a protected identity."""
+    return ContainmentAction(
+        action_id=_action_id(prefix, target),
+        kind=kind,
+        target=target,
+        target_display=display,
+        entity=entity,
+        decision=decision,
+        reason=reason,
+    )

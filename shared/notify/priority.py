@@ -82,19 +82,29 @@ def change_priority(
         return incident.model_copy(update=update)
 
     before, after, written = update_incident(store, incident_id, change)
+
+    def by_actor(event_type: str, phase: Phase, summary: str, data: dict) -> EventDraft:
+        """Evidence of this change, in the name of the person who asked for it."""
+        return EventDraft(
+            event_type=event_type,
+            phase=phase,
+            occurred_at=at,
+            actor=actor,
+            actor_type=ActorType.ANALYST,
+            summary=summary,
+            data=data,
+        )
+
     result = PriorityChange(after, before.priority, actor, reason)
     if not written:
         store.append_events(
             incident_id,
             [
-                EventDraft(
-                    event_type="priority.unchanged",
-                    phase=Phase.TRIAGE,
-                    occurred_at=at,
-                    actor=actor,
-                    actor_type=ActorType.ANALYST,
-                    summary=f"Priority change to {priority.value} requested; it already is",
-                    data={"from": before.priority.value, "to": priority.value, "reason": reason},
+                by_actor(
+                    "priority.unchanged",
+                    Phase.TRIAGE,
+                    f"Priority change to {priority.value} requested; it already is",
+                    {"from": before.priority.value, "to": priority.value, "reason": reason},
                 )
             ],
         )
@@ -108,14 +118,11 @@ def change_priority(
         "responseSlaDue": after.sla.wire()["responseSlaDue"],
     }
     drafts = [
-        EventDraft(
-            event_type="priority.changed",
-            phase=Phase.TRIAGE,
-            occurred_at=at,
-            actor=actor,
-            actor_type=ActorType.ANALYST,
-            summary=f"Priority {direction} {before.priority.value} → {priority.value} by {actor}",
-            data=data,
+        by_actor(
+            "priority.changed",
+            Phase.TRIAGE,
+            f"Priority {direction} {before.priority.value} → {priority.value} by {actor}",
+            data,
         )
     ]
     if priority == Priority.P1:
@@ -130,26 +137,20 @@ def change_priority(
             },
         )
         drafts.append(
-            EventDraft(
-                event_type="runbook.requested",
-                phase=Phase.TRIAGE,
-                occurred_at=at,
-                actor=actor,
-                actor_type=ActorType.ANALYST,
-                summary=f"P1 runbook requested again (epoch {after.runbook_epoch})",
-                data={"instanceId": result.runbook.instance_id, "epoch": after.runbook_epoch},
+            by_actor(
+                "runbook.requested",
+                Phase.TRIAGE,
+                f"P1 runbook requested again (epoch {after.runbook_epoch})",
+                {"instanceId": result.runbook.instance_id, "epoch": after.runbook_epoch},
             )
         )
     if result.lowered:
         drafts.append(
-            EventDraft(
-                event_type="containment.kept",
-                phase=Phase.CONTAIN,
-                occurred_at=at,
-                actor=actor,
-                actor_type=ActorType.ANALYST,
-                summary="Priority lowered: any containment stays in place (release is a separate, explicit request)",
-                data={"from": before.priority.value, "to": priority.value},
+            by_actor(
+                "containment.kept",
+                Phase.CONTAIN,
+                "Priority lowered: any containment stays in place (release is a separate, explicit request)",
+                {"from": before.priority.value, "to": priority.value},
             )
         )
     store.append_events(incident_id, drafts)
