@@ -4,7 +4,8 @@ the real handlers, Azurite and the local durable host (breaker 10 per hour).
 Figures: alerts/s and p50/p99 of the ingest answer (wall clock, 8 threads); incidents against distinct entities
 (they must be equal: grouping is race-free); emails per recipient in total and in the busiest (simulated) minute;
 calls per number in the first (simulated) hour and the most calls one number gets in one minute (calls that ring
-at once); ingest round trips to the evidence store per new incident against the minimum the design needs.
+at once); ingest round trips to the evidence store for a new incident (against the minimum the design needs),
+a join and a redelivery, before → after issue 14's round-trip work.
 
 The storm is posted with the durable host paused (``auto_run=False``), then the host runs and the clock is moved
 one simulated minute at a time for an hour; each email and call the fake receives is counted in the minute it was
@@ -112,68 +113,49 @@ def _sent(fake, seen: int) -> tuple[list, int]:
     return log[seen:], len(log)
 
 
-def _round_trips(ctx) -> tuple[int, dict[str, int]]:
-    """Evidence-store requests of one new incident's ingest (counted on the table clients)."""
-    from shared.adapters import table_store
+# Measured on the code before issue 14's round-trip work (same scenario, same counting): new incident, join,
+# redelivery. Printed beside today's figures so a regression shows in one run.
+ROUND_TRIPS_BEFORE = {"new incident": 7, "join": 8, "redelivery": 5}
+
+
+def _round_trips() -> dict[str, list[str]]:
+    """Evidence-store requests of one ingest on each path (a raw-request hook on the real table client,
+    ``devtools/table_requests.py``): a new incident, an alert joining it, a redelivery of the first."""
+    from devtools.table_requests import counted_context
     from shared.intake import generic
 
-    counts: Counter = Counter()
-    real = table_store.TableEvidenceStore._t
-    methods = ("create_entity", "get_entity", "query_entities", "submit_transaction", "update_entity", "upsert_entity")
+    ctx, sent = counted_context()
 
-    class Counting:
-        def __init__(self, client, table):
-            self._client, self._table = client, table
+    def alert(host: str, observed: datetime):
+        return {
+            "source": "bench",
+            "id": uuid.uuid4().hex,
+            "title": "Round trips",
+            "score": 5,
+            "observedAt": observed.isoformat(),
+            "tenantId": TENANT,
+            "entities": [{"kind": "host", "name": host}],
+        }
 
-        def __getattr__(self, name):
-            attr = getattr(self._client, name)
-            if name not in methods:
-                return attr
+    def ingest(body: dict, expected: str) -> list[str]:
+        outcome = ctx.ingest.ingest(generic.parse(body, datetime.now(UTC)))
+        assert outcome.outcome == expected, outcome.outcome
+        return sent.take()
 
-            def counted(*a, **k):
-                counts[f"{self._table}.{name}"] += 1
-                return attr(*a, **k)
-
-            return counted
-
-    def one(tag: str):
-        return generic.parse(
-            {
-                "source": "bench",
-                "id": uuid.uuid4().hex,
-                "title": "Round trips",
-                "score": 5,
-                "observedAt": datetime.now(UTC).isoformat(),
-                "tenantId": TENANT,
-                "entities": [{"kind": "host", "name": f"{tag}-{uuid.uuid4().hex[:8]}"}],
-            },
-            datetime.now(UTC),
-        )
-
-    ctx.ingest.ingest(one("warm"))  # tables created, the partner's maintenance windows cached (as in a storm)
-    table_store.TableEvidenceStore._t = lambda self, name: Counting(real(self, name), name)  # type: ignore[method-assign]
-    try:
-        alert = generic.parse(
-            {
-                "source": "bench",
-                "id": uuid.uuid4().hex,
-                "title": "Round trips",
-                "score": 5,
-                "observedAt": datetime.now(UTC).isoformat(),
-                "tenantId": TENANT,
-                "entities": [{"kind": "host", "name": f"rt-{uuid.uuid4().hex[:8]}"}],
-            },
-            datetime.now(UTC),
-        )
-        outcome = ctx.ingest.ingest(alert)
-        assert outcome.outcome == "created"
-    finally:
-        table_store.TableEvidenceStore._t = real  # type: ignore[method-assign]
-    return sum(counts.values()), dict(counts)
+    now = datetime.now(UTC)
+    ingest(alert(f"warm-{uuid.uuid4().hex[:8]}", now), "created")  # tables ensured, maintenance windows read
+    host = f"rt-{uuid.uuid4().hex[:8]}"
+    first = alert(host, now)
+    return {
+        "new incident": ingest(first, "created"),
+        "join": ingest(alert(host, now + timedelta(seconds=5)), "grouped"),
+        "redelivery": ingest(first, "duplicate"),
+    }
 
 
 def main() -> None:
     from devtools.local_azure import local_azure
+    from devtools.table_requests import TableRequests
     from shared.adapters.clients import reset_clients
 
     total = int(os.environ.get("STORM_ALERTS", "1000"))
@@ -202,7 +184,7 @@ def main() -> None:
             with LocalFunctionsRuntime(
                 build_app(), now=datetime.now(UTC), auto_run=False, host_json=str(ROOT / "host.json")
             ) as rt:
-                trips, trip_detail = _round_trips(runtime.context())
+                trips = _round_trips()
                 fake.clear_log()
                 elapsed, latencies, statuses = _storm(rt, alerts)
                 mails_by_minute: dict[str, Counter] = defaultdict(Counter)
@@ -252,7 +234,12 @@ def main() -> None:
             f"at most {max(by_minute.values())} in one minute"
         )
     print(f"   first call: simulated minute {p1_first_call_minute} of the storm (queue latency not charged)")
-    print(f"   ingest round trips per new incident: {trips} ({json.dumps(trip_detail)}); minimum 4")
+    for path, sent in trips.items():
+        minimum = " (the design's minimum: 4)" if path == "new incident" else ""
+        print(
+            f"   ingest round trips, {path}: {ROUND_TRIPS_BEFORE[path]} → {len(sent)}{minimum}: "
+            f"{json.dumps(TableRequests.summary(sent))}"
+        )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,11 @@ from shared.models import Incident
 __all__ = [
     "TABLES",
     "AlertClaim",
+    "ChainHead",
     "ConcurrencyError",
     "EntityClaim",
     "EntityIndexRow",
+    "EntityRows",
     "EvidenceStore",
     "IncidentIndexRow",
     "StoreUnavailableError",
@@ -83,6 +85,26 @@ class EntityClaim:
 
 
 @dataclass(frozen=True)
+class EntityRows:
+    """Issue 14: what the entity index holds for one entity of a partner — its claim and its grouping row
+    (either may be missing), as one read returned them."""
+
+    key: str
+    claim: EntityClaim | None
+    index: EntityIndexRow | None
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The head of an incident's timeline as read: the last event's seq and hash, and the ETag of the head
+    row an append is conditional on (a stale one only costs a re-read: the append fails and retries)."""
+
+    seq: int
+    hash: str
+    etag: str
+
+
+@dataclass(frozen=True)
 class IncidentIndexRow:
     """The columns of an incident row that filters, exports and watches need (no document parse)."""
 
@@ -115,23 +137,25 @@ class EvidenceStore(ABC):
         """Claim an alert key for an incident: (owning incident id, True if this call made the claim)."""
 
     @abstractmethod
-    def find_entities(self, partition: str, keys: list[str]) -> list[EntityIndexRow]: ...
+    def try_claim_alert(self, key: str, incident_id: str, received_at: datetime) -> tuple[AlertClaim, bool]:
+        """Insert-if-absent claim of an alert key: (the claim as stored, True if this call made it). A lost
+        claim answers what a look-up would have (the owning incident, when its delivery arrived)."""
 
     @abstractmethod
     def upsert_entities(self, partition: str, rows: list[EntityIndexRow]) -> None: ...
 
     # -- issue 14: the entity claim (a conditional write, like the alert claim) ---------------------------
     @abstractmethod
-    def claim_entity(
-        self, partition: str, key: str, incident_id: str, observed_at: datetime, received_at: datetime
-    ) -> EntityClaim:
-        """Create-only claim of an entity for a new incident: the existing claim when one is there."""
+    def read_entities(self, partition: str, keys: list[str]) -> dict[str, EntityRows]:
+        """The claim and grouping row of each entity key (both live in the partner's partition)."""
 
     @abstractmethod
-    def take_over_entity(
-        self, partition: str, claim: EntityClaim, incident_id: str, observed_at: datetime, received_at: datetime
-    ) -> EntityClaim | None:
-        """Replace a claim under its ETag: the new claim, or None if another writer changed it first."""
+    def write_entities(
+        self, partition: str, claims: list[EntityClaim], rows: list[EntityIndexRow], *, fresh: bool
+    ) -> bool:
+        """One atomic write of entity claims and grouping rows (one partition): a claim without an ETag is
+        created, one with an ETag replaced under it; grouping rows are created (``fresh``: none may exist
+        yet) or upserted. False, with nothing written, when any of those conditions failed."""
 
     @abstractmethod
     def get_incident(self, incident_id: str) -> tuple[Incident, str] | None:
@@ -146,11 +170,19 @@ class EvidenceStore(ABC):
         """Replace if unchanged since read; ConcurrencyError otherwise. Returns the new etag."""
 
     @abstractmethod
-    def append_events(self, incident_id: str, drafts: list[EventDraft], new_chain: bool = False) -> list[EvidenceEvent]:
-        """Append to the incident's hash chain atomically."""
+    def append_events(
+        self, incident_id: str, drafts: list[EventDraft], new_chain: bool = False, head: ChainHead | None = None
+    ) -> list[EvidenceEvent]:
+        """Append to the incident's hash chain atomically (``head``: the head just read with the events,
+        which saves reading it again; the append is conditional on its ETag)."""
 
     @abstractmethod
     def list_events(self, incident_id: str) -> list[EvidenceEvent]: ...
+
+    def read_timeline(self, incident_id: str) -> tuple[list[EvidenceEvent], ChainHead | None]:
+        """The incident's events and its chain head, as one read where the storage allows it."""
+        events = self.list_events(incident_id)
+        return events, None
 
     @abstractmethod
     def iter_events(self, occurred_from: str | None, occurred_to: str | None) -> Iterator[EvidenceEvent]:

@@ -8,12 +8,11 @@ the tables (the app, the auditor export, the offline verifier) relies on.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from shared.evidence import EvidenceEvent
 from shared.models import Incident
-from shared.store import EntityClaim, StoreUnavailableError, key_hash
+from shared.store import EntityClaim, EntityIndexRow, StoreUnavailableError, key_hash
 
 ENTITY_CLAIM_PREFIX = "claim~"  # entity claims share the EntityIndex partition of their partner
 _CHUNK = 30_000  # characters per string property (Table Storage caps a property at 64 KiB of UTF-16)
@@ -46,25 +45,36 @@ def q(value: str) -> str:
     return value.replace("'", "''")
 
 
-def claim_from(key: str, r: Any, won: bool) -> EntityClaim:  # r: a TableEntity (row + metadata)
+def claim_from(key: str, r: Any) -> EntityClaim:  # r: a TableEntity (row + metadata)
     return EntityClaim(
         key=key,
         incident_id=r["incidentId"],
         observed_at=r.get("observedAt") or "",
         claimed_at=r.get("claimedAt") or "",
         etag=r.metadata["etag"],
-        won=won,
+        won=False,
     )
 
 
-def claim_row(partition: str, key: str, incident_id: str, observed: datetime, received: datetime) -> dict:
+def claim_row(partition: str, claim: EntityClaim) -> dict:
     return {
         "PartitionKey": key_hash(partition),
-        "RowKey": ENTITY_CLAIM_PREFIX + key_hash(key),
-        "entityKey": key[:1000],
-        "incidentId": incident_id,
-        "observedAt": observed.isoformat(),
-        "claimedAt": received.isoformat(),
+        "RowKey": ENTITY_CLAIM_PREFIX + key_hash(claim.key),
+        "entityKey": claim.key[:1000],
+        "incidentId": claim.incident_id,
+        "observedAt": claim.observed_at,
+        "claimedAt": claim.claimed_at,
+        "partner": partition,
+    }
+
+
+def index_row(partition: str, row: EntityIndexRow) -> dict:
+    return {
+        "PartitionKey": key_hash(partition),
+        "RowKey": key_hash(row.key),
+        "entityKey": row.key[:1000],
+        "incidentId": row.incident_id,
+        "lastSeen": row.last_seen,
         "partner": partition,
     }
 

@@ -13,9 +13,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from shared.adapters.table_ingest import IngestTables
 from shared.adapters.table_rows import (
-    claim_from,
-    claim_row,
     event_entity,
     event_from,
     get_json,
@@ -30,19 +29,17 @@ from shared.evidence import GENESIS_HASH, EventDraft, EvidenceEvent, chain
 from shared.models import Incident
 from shared.store import (
     TABLES,
-    AlertClaim,
-    EntityClaim,
-    EntityIndexRow,
+    ChainHead,
     EvidenceStore,
     IncidentIndexRow,
-    key_hash,
 )
 
 HEAD_ROW = "~head"
 
 
-class TableEvidenceStore(EvidenceStore):
-    """``EvidenceStore`` on Azure Table Storage (or Azurite)."""
+class TableEvidenceStore(IngestTables, EvidenceStore):
+    """``EvidenceStore`` on Azure Table Storage (or Azurite); the alert and entity index rows are in
+    ``shared.adapters.table_ingest``."""
 
     # Tables already ensured per account, shared by every store of the process (one create call each).
     _ensured: ClassVar[set[tuple[str, str]]] = set()
@@ -82,108 +79,6 @@ class TableEvidenceStore(EvidenceStore):
         from azure.core import exceptions as e
 
         return e
-
-    # -- alert index ------------------------------------------------------------
-    def get_alert_claims(self, keys: list[str]) -> dict[str, AlertClaim]:
-        if not keys:
-            return {}
-        hashes = {key_hash(k): k for k in keys}
-        claims: dict[str, AlertClaim] = {}
-        hash_list = list(hashes)
-        for i in range(0, len(hash_list), 14):  # the service allows 15 comparisons per filter
-            flt = " or ".join(f"PartitionKey eq '{h}'" for h in hash_list[i : i + 14])
-            for r in self._t("AlertIndex").query_entities(flt, select=["PartitionKey", "incidentId", "receivedAt"]):
-                if r["PartitionKey"] in hashes:
-                    claims[hashes[r["PartitionKey"]]] = AlertClaim(r["incidentId"], r.get("receivedAt") or "")
-        return claims
-
-    def claim_alert(self, key: str, incident_id: str, received_at: datetime) -> tuple[str, bool]:
-        e = self._errors()
-        entity = {
-            "PartitionKey": key_hash(key),
-            "RowKey": "",
-            "alertKey": key[:1000],
-            "incidentId": incident_id,
-            "receivedAt": received_at.isoformat(),
-        }
-        try:
-            self._t("AlertIndex").create_entity(entity)
-            return incident_id, True
-        except e.ResourceExistsError:
-            row = self._t("AlertIndex").get_entity(key_hash(key), "")
-            return row["incidentId"], False
-
-    # -- entity index -------------------------------------------------------------
-    def find_entities(self, partition: str, keys: list[str]) -> list[EntityIndexRow]:
-        if not keys:
-            return []
-        rows: list[EntityIndexRow] = []
-        # Keep each filter well under the service's limit of 15 comparisons.
-        for i in range(0, len(keys), 14):
-            part = keys[i : i + 14]
-            hashes = {key_hash(k): k for k in part}
-            flt = (
-                f"PartitionKey eq '{key_hash(partition)}' and (" + " or ".join(f"RowKey eq '{h}'" for h in hashes) + ")"
-            )
-            for r in self._t("EntityIndex").query_entities(flt):
-                rows.append(
-                    EntityIndexRow(
-                        key=hashes.get(r["RowKey"], r.get("entityKey", "")),
-                        incident_id=r["incidentId"],
-                        last_seen=r["lastSeen"],
-                    )
-                )
-        return rows
-
-    def upsert_entities(self, partition: str, rows: list[EntityIndexRow]) -> None:
-        pk = key_hash(partition)
-        ops = [
-            (
-                "upsert",
-                {
-                    "PartitionKey": pk,
-                    "RowKey": key_hash(r.key),
-                    "entityKey": r.key[:1000],
-                    "incidentId": r.incident_id,
-                    "lastSeen": r.last_seen,
-                    "partner": partition,
-                },
-            )
-            for r in rows
-        ]
-        for i in range(0, len(ops), 100):
-            self._t("EntityIndex").submit_transaction(ops[i : i + 100])
-
-    # -- issue 14: entity claims (same table, RowKey ``claim~`` + hash) ------------------------------------
-
-    def claim_entity(
-        self, partition: str, key: str, incident_id: str, observed_at: datetime, received_at: datetime
-    ) -> EntityClaim:
-        e = self._errors()
-        row = claim_row(partition, key, incident_id, observed_at, received_at)
-        table = self._t("EntityIndex")
-        try:
-            meta = table.create_entity(row)
-            return EntityClaim(key, incident_id, row["observedAt"], row["claimedAt"], meta.get("etag", ""), True)
-        except e.ResourceExistsError:
-            current = table.get_entity(row["PartitionKey"], row["RowKey"])
-            return claim_from(key, current, current["incidentId"] == incident_id)
-
-    def take_over_entity(
-        self, partition: str, claim: EntityClaim, incident_id: str, observed_at: datetime, received_at: datetime
-    ) -> EntityClaim | None:
-        from azure.core import MatchConditions
-        from azure.data.tables import UpdateMode
-
-        e = self._errors()
-        row = claim_row(partition, claim.key, incident_id, observed_at, received_at)
-        try:
-            meta = self._t("EntityIndex").update_entity(
-                row, mode=UpdateMode.REPLACE, etag=claim.etag, match_condition=MatchConditions.IfNotModified
-            )
-        except (e.ResourceModifiedError, e.ResourceNotFoundError):
-            return None
-        return EntityClaim(claim.key, incident_id, row["observedAt"], row["claimedAt"], meta.get("etag", ""), True)
 
     # -- incidents ------------------------------------------------------------------
 
@@ -226,7 +121,9 @@ class TableEvidenceStore(EvidenceStore):
 
     # -- timeline -------------------------------------------------------------------
 
-    def append_events(self, incident_id: str, drafts: list[EventDraft], new_chain: bool = False) -> list[EvidenceEvent]:
+    def append_events(
+        self, incident_id: str, drafts: list[EventDraft], new_chain: bool = False, head: ChainHead | None = None
+    ) -> list[EvidenceEvent]:
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError, UpdateMode
 
@@ -236,16 +133,20 @@ class TableEvidenceStore(EvidenceStore):
         if len(drafts) > 99:
             out: list[EvidenceEvent] = []
             for i in range(0, len(drafts), 99):
-                out += self.append_events(incident_id, drafts[i : i + 99], new_chain and i == 0)
+                out += self.append_events(
+                    incident_id, drafts[i : i + 99], new_chain and i == 0, head if i == 0 else None
+                )
             return out
         table = self._t("IncidentTimeline")
         for attempt in range(40):
             if new_chain and attempt == 0:
                 last_seq, last_hash, etag = 0, GENESIS_HASH, None
+            elif head is not None and attempt == 0:  # read with the events: the ETag guard keeps it honest
+                last_seq, last_hash, etag = head.seq, head.hash, head.etag
             else:
                 try:
-                    head = table.get_entity(incident_id, HEAD_ROW)
-                    last_seq, last_hash, etag = int(head["lastSeq"]), head["lastHash"], head.metadata["etag"]
+                    row = table.get_entity(incident_id, HEAD_ROW)
+                    last_seq, last_hash, etag = int(row["lastSeq"]), row["lastHash"], row.metadata["etag"]
                 except e.ResourceNotFoundError:
                     last_seq, last_hash, etag = 0, GENESIS_HASH, None
             events = chain(incident_id, drafts, last_seq, last_hash)
@@ -281,6 +182,16 @@ class TableEvidenceStore(EvidenceStore):
     def list_events(self, incident_id: str) -> list[EvidenceEvent]:
         flt = f"PartitionKey eq '{q(incident_id)}' and RowKey lt '{HEAD_ROW}'"
         return sorted((event_from(r) for r in self._t("IncidentTimeline").query_entities(flt)), key=lambda ev: ev.seq)
+
+    def read_timeline(self, incident_id: str) -> tuple[list[EvidenceEvent], ChainHead | None]:
+        # The head row sorts after every event row of the partition: one query returns both.
+        events, head = [], None
+        for r in self._t("IncidentTimeline").query_entities(f"PartitionKey eq '{q(incident_id)}'"):
+            if r["RowKey"] == HEAD_ROW:
+                head = ChainHead(int(r["lastSeq"]), r["lastHash"], r.metadata["etag"])
+            else:
+                events.append(event_from(r))
+        return sorted(events, key=lambda ev: ev.seq), head
 
     def iter_events(self, occurred_from: str | None, occurred_to: str | None) -> Iterator[EvidenceEvent]:
         parts = [f"RowKey lt '{HEAD_ROW}'"]

@@ -17,13 +17,13 @@ from shared import source_lifecycle as lifecycle
 from shared.errors import ConflictError
 from shared.etag import update_under_etag
 from shared.evidence import EventDraft, now_ms
-from shared.grouping import claim_entities
 from shared.ingest.closing import (
     close_at_source,
 )
 from shared.ingest.limits import (
     ensure_recordable,
 )
+from shared.ingest.placement import index_entities, place_by_entities
 from shared.ingest.records import (
     SOC_PARTITION,
     IngestOutcome,
@@ -39,12 +39,10 @@ from shared.ingest.records import (
 from shared.models import (
     Alert,
     Incident,
-    IncidentStatus,
     Phase,
     RunbookStart,
     TriageDecision,
     incident_id_for,
-    isoformat,
     runbook_instance_id,
 )
 from shared.partners import Partner, PartnerRegistry
@@ -52,7 +50,7 @@ from shared.scoring import ScoringRules, score_alert
 from shared.settings import Settings
 from shared.source_judgement import SourceJudgement, judge
 from shared.sources import alert_refs
-from shared.store import ConcurrencyError, EntityIndexRow, EvidenceStore
+from shared.store import AlertClaim, ChainHead, ConcurrencyError, EntityRows, EvidenceStore
 from shared.suppressions import Suppression
 
 
@@ -85,45 +83,13 @@ class IngestService:
         partner, matched_by = self.partners.resolve(alert)
         decision = score_alert(alert, self.rules, partner)
         ensure_recordable(alert, decision, received)  # issue 12: before any claim, so a refusal leaves nothing
-        claims = self.store.get_alert_claims(alert.dedupe_keys)
         primary = alert.primary_key
+        # Issue 14 (round trips): whether an alert is known is answered by its conditional claim below, so the
+        # alert index is read first only for an alert with several keys (a Sentinel incident names the alerts
+        # inside it): that another copy of one of those is recorded already can only be read, not claimed.
+        claims = self.store.get_alert_claims(alert.dedupe_keys) if len(alert.dedupe_keys) > 1 else {}
         if primary in claims:
-            claim = claims[primary]
-            got = self.store.get_incident(claim.incident_id)
-            if got is not None:
-                if self.source_updates is not None and (alert.source_event or "").lower() == "update":
-                    handled = self.source_updates(got[0], alert, received)
-                    if handled is not None:
-                        return handled
-                closed = judge(alert).closed_reason
-                if closed and got[0].status.is_open:
-                    # The source closed it later (e.g. Defender Dismissed / Resolved re-sent): ours closes too —
-                    # unless the incident holds other alerts, which one dismissal does not answer.
-                    # (a Defender alert inside a Sentinel incident is one of its keys, not its alert: record only)
-                    if got[0].alert_count <= 1 and any(a.key == alert.primary_key for a in got[0].alerts):
-                        return close_at_source(self.store, got[0].id, closed, alert.source, received, alert.primary_key)
-                    lifecycle.record_one_alert_closed(
-                        self.store, got[0], alert.primary_key, alert.source, closed, received
-                    )
-                    return IngestOutcome(
-                        got[0].id,
-                        got[0].priority,
-                        got[0].status.value,
-                        "duplicate",
-                        got[0].score,
-                        alert_key=alert.primary_key,
-                        notes=[f"one alert closed at the source: {closed}"],
-                    )
-                return self._duplicate_or_finish(got[0], alert, decision, partner, received)
-            if not is_stale(claim, received):
-                # The delivery that claimed it may still be writing the incident: give it a moment.
-                got = self._await_incident(claim.incident_id)
-                if got is not None:
-                    return self._duplicate(got[0], alert, decision, received)
-            # Claimed by a delivery that failed or stopped before writing the incident (its sender was
-            # told to retry, so this may be that retry): finish its work rather than answer "duplicate"
-            # for an incident that does not exist.
-            return self._create(claim.incident_id, alert, decision, partner, matched_by, received, recovered=True)
+            return self._known(claims[primary], alert, decision, partner, received, matched_by)
         judgement = judge(alert)
         if self.suppressions is not None and not judgement.starts_nothing and not claims:
             window = self.suppressions(partner.id if partner else None, alert)
@@ -132,41 +98,102 @@ class IngestService:
         if judgement.starts_nothing and not claims:
             # Closed at the source, or a test: recorded on its own incident, never grouped into live work.
             new_id = incident_id_for(primary, alert.observed_at)
-            owner, won = self.store.claim_alert(primary, new_id, received)
-            if not won:
-                return self._claimed_elsewhere(owner, alert, decision, received)
+            claim, won = self.store.try_claim_alert(primary, new_id, received)
+            if not won:  # a known alert (e.g. closed at the source later), or a concurrent copy of this one
+                return self._known(claim, alert, decision, partner, received, matched_by)
             return self._create(new_id, alert, decision, partner, matched_by, received, judgement=judgement)
         if claims:  # another copy of the same underlying alert (e.g. Defender alert inside a Sentinel incident)
             target = next(claims[k].incident_id for k in alert.dedupe_keys if k in claims)
-            joined = self._join(target, alert, decision, partner, received, reason="same underlying alert")
+            joined = self._join(
+                target, alert, decision, partner, received, reason="same underlying alert", matched_by=matched_by
+            )
             if joined is None:
                 # The other copy's incident is not written yet: failing lets the sender retry, and the retry
                 # finds this alert's claim and finishes the work (as after any delivery that stopped part-way).
                 raise ConcurrencyError(f"incident {target} is not written yet")
             return joined
-        candidate = self._grouping_candidate(alert, partner)
-        if candidate:
-            outcome = self._join(candidate, alert, decision, partner, received, reason="shared entity")
-            if outcome is not None:
-                return outcome
         new_id = incident_id_for(primary, alert.observed_at)
         # Issue 14: the entity claim decides which of concurrent first alerts opens the entity's incident.
-        entity_owner = self._claim_entities(alert, partner, new_id, received)
-        if entity_owner is not None:
-            if self.store.get_incident(entity_owner) is None:
-                self._await_incident(entity_owner, attempts=60, pause=0.1)
-            outcome = self._join(entity_owner, alert, decision, partner, received, reason="shared entity")
+        read: dict[str, tuple[Incident, str] | None] = {}
+        placed, known = place_by_entities(
+            self.store,
+            timedelta(minutes=self.settings.grouping_window_minutes),
+            alert,
+            partner.id if partner else SOC_PARTITION,
+            new_id,
+            received,
+            read,
+            looked_up=len(alert.dedupe_keys) > 1,
+        )
+        if known is not None:  # a redelivery whose entities' claims are over: it moves none of them
+            return self._known(known, alert, decision, partner, received, matched_by)
+        if placed.join is not None:
+            current = read.get(placed.join)
+            if placed.by_claim and current is None:  # its delivery may still be writing it
+                current = self._await_incident(placed.join, attempts=60, pause=0.1)
+            outcome = self._join(
+                placed.join,
+                alert,
+                decision,
+                partner,
+                received,
+                reason="shared entity",
+                current=current,
+                rows=placed.rows,
+                matched_by=matched_by,
+            )
             if outcome is not None:
                 return outcome
-        owner, won = self.store.claim_alert(primary, new_id, received)
-        if not won:
-            got = self.store.get_incident(owner)
-            if got is None:  # a concurrent identical delivery is creating it right now
+        claim, won = self.store.try_claim_alert(primary, new_id, received)
+        if not won:  # a redelivery, or a concurrent copy of this alert
+            return self._known(claim, alert, decision, partner, received, matched_by)
+        return self._create(new_id, alert, decision, partner, matched_by, received, indexed=placed.indexed)
+
+    def _known(
+        self,
+        claim: AlertClaim,
+        alert: Alert,
+        decision: TriageDecision,
+        partner: Partner | None,
+        received: datetime,
+        matched_by: str,
+        got: tuple[Incident, str] | None = None,
+    ) -> IngestOutcome:
+        """A delivery of an alert already claimed (``claim``): an update or close from the source, a duplicate,
+        or the completion of a delivery that stopped part-way."""
+        got = got or self.store.get_incident(claim.incident_id)
+        if got is not None:
+            if self.source_updates is not None and (alert.source_event or "").lower() == "update":
+                handled = self.source_updates(got[0], alert, received)
+                if handled is not None:
+                    return handled
+            closed = judge(alert).closed_reason
+            if closed and got[0].status.is_open:
+                # The source closed it later (e.g. Defender Dismissed / Resolved re-sent): ours closes too —
+                # unless the incident holds other alerts, which one dismissal does not answer.
+                # (a Defender alert inside a Sentinel incident is one of its keys, not its alert: record only)
+                if got[0].alert_count <= 1 and any(a.key == alert.primary_key for a in got[0].alerts):
+                    return close_at_source(self.store, got[0].id, closed, alert.source, received, alert.primary_key)
+                lifecycle.record_one_alert_closed(self.store, got[0], alert.primary_key, alert.source, closed, received)
                 return IngestOutcome(
-                    owner, decision.priority, IncidentStatus.OPEN.value, "duplicate", decision.score, alert_key=primary
+                    got[0].id,
+                    got[0].priority,
+                    got[0].status.value,
+                    "duplicate",
+                    got[0].score,
+                    alert_key=alert.primary_key,
+                    notes=[f"one alert closed at the source: {closed}"],
                 )
-            return self._duplicate(got[0], alert, decision, received)
-        return self._create(new_id, alert, decision, partner, matched_by, received)
+            return self._duplicate_or_finish(got[0], alert, decision, partner, received)
+        if not is_stale(claim, received):
+            # The delivery that claimed it may still be writing the incident: give it a moment.
+            got = self._await_incident(claim.incident_id)
+            if got is not None:
+                return self._duplicate(got[0], alert, decision, received)
+        # Claimed by a delivery that failed or stopped before writing the incident (its sender was
+        # told to retry, so this may be that retry): finish its work rather than answer "duplicate"
+        # for an incident that does not exist.
+        return self._create(claim.incident_id, alert, decision, partner, matched_by, received, recovered=True)
 
     # -- paths ------------------------------------------------------------------
     def _duplicate_or_finish(
@@ -179,8 +206,10 @@ class IngestService:
         for attempt in range(10):
             if attempt:
                 time.sleep(0.15)  # a concurrent delivery may be between its writes
-            if any(key in alert_keys_of(ev) for ev in self.store.list_events(incident.id)):
-                return self._duplicate(incident, alert, decision, received)
+            events, head = self.store.read_timeline(incident.id)
+            if any(key in alert_keys_of(ev) for ev in events):
+                # The head read with the events saves the append its own read (it is ETag-guarded).
+                return self._duplicate(incident, alert, decision, received, head=head)
         got = self.store.get_incident(incident.id)
         incident = got[0] if got else incident
         if all(a.key != key for a in incident.alerts):
@@ -229,25 +258,13 @@ class IngestService:
                 return got
         return None
 
-    def _claimed_elsewhere(
-        self, owner: str, alert: Alert, decision: TriageDecision, received: datetime
-    ) -> IngestOutcome:
-        """Another delivery won the alert's claim: a duplicate of its incident (evidenced there), or — while
-        that delivery is still writing the incident — "duplicate" with the id it will have."""
-        got = self.store.get_incident(owner)
-        if got is None:
-            return IngestOutcome(
-                owner,
-                decision.priority,
-                IncidentStatus.OPEN.value,
-                "duplicate",
-                decision.score,
-                alert_key=alert.primary_key,
-            )
-        return self._duplicate(got[0], alert, decision, received)
-
     def _duplicate(
-        self, incident: Incident, alert: Alert, decision: TriageDecision, received: datetime
+        self,
+        incident: Incident,
+        alert: Alert,
+        decision: TriageDecision,
+        received: datetime,
+        head: ChainHead | None = None,
     ) -> IngestOutcome:
         self.store.append_events(
             incident.id,
@@ -265,6 +282,7 @@ class IngestService:
                     },
                 )
             ],
+            head=head,
         )
         return IngestOutcome(
             incident.id,
@@ -294,49 +312,6 @@ class IngestService:
                 notes.append(f"{key} already belongs to {owner}")
         return notes
 
-    def _index_entities(self, incident: Incident, alert: Alert) -> None:
-        keys = [e.grouping_key for e in alert.entities if e.grouping_key]
-        if keys:
-            seen = isoformat(alert.observed_at)
-            self.store.upsert_entities(
-                incident.partner_id or SOC_PARTITION,
-                [EntityIndexRow(k, incident.id, seen) for k in dict.fromkeys(keys)],
-            )
-
-    def _grouping_candidate(self, alert: Alert, partner: Partner | None) -> str | None:
-        window = timedelta(minutes=self.settings.grouping_window_minutes)
-        keys = list(dict.fromkeys(e.grouping_key for e in alert.entities if e.grouping_key))[:42]
-        if not window or not keys:
-            return None
-        best: tuple[datetime, str] | None = None
-        for row in self.store.find_entities(partner.id if partner else SOC_PARTITION, keys):
-            seen = datetime.fromisoformat(row.last_seen.replace("Z", "+00:00"))
-            if abs(alert.observed_at - seen) <= window and (best is None or seen > best[0]):
-                best = (seen, row.incident_id)
-        return best[1] if best else None
-
-    def _claim_entities(self, alert: Alert, partner: Partner | None, new_id: str, received: datetime) -> str | None:
-        """The incident another delivery opened for one of the alert's entities, or None: this one opens it."""
-        window = timedelta(minutes=self.settings.grouping_window_minutes)
-        keys = list(dict.fromkeys(e.grouping_key for e in alert.entities if e.grouping_key))[:42]
-        if not window or not keys:
-            return None
-
-        def incident_open(incident_id: str) -> bool | None:
-            got = self.store.get_incident(incident_id)
-            return None if got is None else got[0].status.is_open
-
-        return claim_entities(
-            self.store,
-            partner.id if partner else SOC_PARTITION,
-            keys,
-            new_id,
-            alert.observed_at,
-            received,
-            window,
-            incident_open,
-        )
-
     def _create(
         self,
         incident_id: str,
@@ -347,7 +322,9 @@ class IngestService:
         received: datetime,
         recovered: bool = False,
         judgement: SourceJudgement | None = None,
+        indexed: bool = False,
     ) -> IngestOutcome:
+        """Open the incident (``indexed``: its grouping rows were written with the entity claims)."""
         triaged = self.clock()
         incident = open_incident(incident_id, alert, decision, partner, self._tz(partner), received, triaged)
         judgement = judgement or judge(alert)
@@ -368,7 +345,7 @@ class IngestService:
             if got is None:  # created and gone again: only a purge deletes incidents
                 raise ConcurrencyError(f"incident {incident_id} changed while it was being created") from None
             return self._duplicate(got[0], alert, decision, received)
-        self._index_entities(incident, alert)
+        index_entities(self.store, incident, alert, written=indexed)
         return IngestOutcome(
             incident_id,
             incident.priority,
@@ -433,31 +410,46 @@ class IngestService:
         received: datetime,
         reason: str,
         claimed: bool = False,
+        current: tuple[Incident, str] | None = None,
+        rows: dict[str, EntityRows] | None = None,
+        matched_by: str = "",
     ) -> IngestOutcome | None:
-        current = self.store.get_incident(incident_id)
+        """Add the alert to the incident (``current``: the incident just read; ``rows``: its entities' rows
+        just read). None when the incident is missing, or closed for a look-alike."""
+        current = current or self.store.get_incident(incident_id)
         if reason == "shared entity" and (current is None or not current[0].status.is_open):
             return None  # a closed incident is not reopened by a look-alike: open a new one
-        owner, won = (
-            (incident_id, True) if claimed else self.store.claim_alert(alert.primary_key, incident_id, received)
-        )
-        if not won:
-            return self._claimed_elsewhere(owner, alert, decision, received)
+        key = alert.primary_key
+        if not claimed and current is not None and any(a.key == key for a in current[0].alerts):
+            # Already one of its alerts (its claim names this incident): a redelivery, answered as one.
+            return self._known(AlertClaim(incident_id, ""), alert, decision, partner, received, matched_by, current)
+        if not claimed:
+            claim, won = self.store.try_claim_alert(key, incident_id, received)
+            if not won:
+                return self._known(claim, alert, decision, partner, received, matched_by)
         tz = self._tz(partner)
         merged = update_under_etag(
             lambda: versioned(self.store.get_incident(incident_id)),
             lambda incident, etag: self.store.replace_incident(incident, etag or ""),
-            lambda incident: merge_alert(incident, alert, decision, tz, received)[0],
+            # Merged once only: a concurrent delivery finishing this one's join may have merged it already.
+            lambda incident: (
+                None
+                if any(a.key == key for a in incident.alerts)
+                else merge_alert(incident, alert, decision, tz, received)[0]
+            ),
             what=f"incident {incident_id}",
             tries=20,
             first=versioned(current),  # the read above saves the first round trip
         )
         if merged is None:
             return None
+        if not merged.written:  # the other delivery merged it and writes its evidence
+            return self._duplicate(merged.before, alert, decision, received)
         incident, updated = merged.before, merged.after
         # The priority a new alert raised is the one of the merge that was written (merge_alert's rule).
         raised = updated.priority if updated.priority.rank < incident.priority.rank else None
         notes = self._claim_rest(alert, incident_id, received)
-        self._index_entities(updated, alert)
+        index_entities(self.store, updated, alert, rows)
         drafts = [
             EventDraft(
                 event_type="alert.grouped",
