@@ -1,7 +1,7 @@
 """Issue 14: race-free grouping — the entity claim decides which delivery opens an entity's incident.
 
-Two first alerts for one host a few milliseconds apart both find no entity-index row (the index row is
-written after the incident). The claim closes that gap the way the alert claim does for duplicates: before
+Two first alerts for one host a few milliseconds apart both found no entity-index row (it was written
+after the incident). The claim closes that gap the way the alert claim does for duplicates: before
 a delivery opens an incident it claims each of the alert's entities with a create-only row (Table Storage
 insert, no in-process lock). The delivery whose insert wins opens the incident; every other one learns the
 winner's incident id from the row and joins it.
