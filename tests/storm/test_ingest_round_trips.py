@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.fixtures.app import sample
 
 GENERIC = "/api/alerts"
@@ -113,3 +115,35 @@ def test_a_redelivery_for_a_closed_incident_moves_no_entity_claim(app):
     later = app.post(GENERIC, _alert("fw-rt-03")).json()
     assert later["outcome"] == "created" and later["incidentId"] != opened["incidentId"]
     assert app.store.read_entities(partition, [key])[key].claim.incident_id == later["incidentId"]
+
+
+@pytest.mark.parametrize("write", ["write_entities", "try_claim_alert", "append_events", "create_incident"])
+def test_a_delivery_that_fails_after_any_write_is_finished_by_its_retry(app, monkeypatch, write):
+    """Storage fails at one of a new incident's four writes (the sender is told 503): the retry records the
+    incident once — one ``alert.received``, one runbook, the chain intact, the entity's rows pointing at it."""
+    from azure.core.exceptions import ServiceResponseError
+
+    from shared.adapters.table_store import TableEvidenceStore
+
+    real = getattr(TableEvidenceStore, write)
+    failures = [ServiceResponseError("connection reset")]
+
+    def flaky(self, *args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TableEvidenceStore, write, flaky)
+    body = _alert("fw-rt-04")
+    first = app.post(GENERIC, body)
+    assert first.status == 503, first.text
+    retry = app.post(GENERIC, body)
+    assert retry.status == 202 and retry.json()["outcome"] == "created", retry.text
+    incident_id = retry.json()["incidentId"]
+    assert app.timeline(incident_id).count("alert.received") == 1
+    assert [i for i in app.durable.instance_ids() if i.startswith("runbook-")] == [f"runbook-{incident_id}-1"]
+    assert app.get(f"/api/incidents/{incident_id}/verify").json()["valid"] is True
+    assert len(list(app.store.iter_incidents())) == 1
+    # The next alert for the entity joins it (its claim and grouping row name it).
+    later = app.post(GENERIC, _alert("fw-rt-04")).json()
+    assert (later["outcome"], later["incidentId"]) == ("grouped", incident_id)
