@@ -14,7 +14,11 @@ incident or a Defender for Cloud alert is projected there:
 - ``ports``: the adapter interfaces the service owns (Protocols) and the values they exchange; adapters raise
   the shared adapter errors (``shared.errors``);
 - ``state``: the write-back's own bookkeeping per incident (typed records, ETag-guarded updates);
-- ``service``: ``WritebackService`` (project one incident; the timer's sync pass).
+- ``desired``: what every target of an incident should show now (pure);
+- ``sentinel_target``, ``defender_target``: projecting an incident onto one Sentinel incident / one Defender
+  alert; ``outcome``: what one target's projection came to, and how a failed write is evidenced;
+- ``sync``: the ``writeback_sync`` timer's pass over incidents that moved;
+- ``service``: ``WritebackService`` (project one incident onto all its targets; the timer's sync pass).
 
 Incident updates coming back from Sentinel are handled on the intake side
 (``shared.sentinel_updates``), which reads this package's state and mapping.
