@@ -70,3 +70,17 @@ def test_an_entity_claim_from_a_closed_window_does_not_capture_a_new_alert(app):
     later["observedAt"] = "2026-11-21T21:04:55Z"  # 3 h later, window 60 min
     second = app.post(GENERIC, later).json()
     assert second["outcome"] == "created" and second["incidentId"] != first["incidentId"]
+
+
+def test_concurrent_copies_of_a_joining_alert_join_once(app):
+    """Copies of one alert for a known entity race for its claim: one joins, the others are duplicates of it —
+    the alert is merged and evidenced once."""
+    first = app.post(GENERIC, _alert("fw-copies", 0)).json()
+    results = _post_all(app, [_alert("fw-copies", 1) for _ in range(8)])
+    assert [r.status for r in results] == [202] * 8, [r.text for r in results if r.status != 202]
+    assert {r.json()["incidentId"] for r in results} == {first["incidentId"]}
+    assert Counter(r.json()["outcome"] for r in results) == {"grouped": 1, "duplicate": 7}
+    doc = app.get(f"/api/incidents/{first['incidentId']}").json()
+    assert doc["alertCount"] == 2 and len(doc["alerts"]) == 2
+    assert app.timeline(first["incidentId"]).count("alert.grouped") == 1
+    assert app.get(f"/api/incidents/{first['incidentId']}/verify").json()["valid"] is True
