@@ -208,6 +208,7 @@ def main() -> None:
                 mails_by_minute: dict[str, Counter] = defaultdict(Counter)
                 calls_by_minute: dict[str, Counter] = defaultdict(Counter)
                 seen = mails_seen = 0
+                mail_tally = MailTally(runtime.context(), rt)  # issue 14 item 3
                 p1_first_call_minute = None
                 for minute in range(61):
                     if minute == 0:
@@ -220,6 +221,7 @@ def main() -> None:
                         for rcpt in dict.fromkeys(m.to):
                             mails_by_minute[str(rcpt)][minute] += 1
                     mails_seen = len(mail)
+                    mail_tally.observe(minute, fake, rt)  # issue 14 item 3: mailbox and partner figures
                     for r in new:
                         if r.api == "acs" and r.method == "POST" and r.path == "/calling/callConnections":
                             for target in (r.body or {}).get("targets", []):
@@ -253,6 +255,53 @@ def main() -> None:
         )
     print(f"   first call: simulated minute {p1_first_call_minute} of the storm (queue latency not charged)")
     print(f"   ingest round trips per new incident: {trips} ({json.dumps(trip_detail)}); minimum 4")
+    mail_tally.report()  # issue 14 item 3
+
+
+# -- issue 14 item 3: storm summaries and the mail pacer ---------------------------------------------------------
+
+
+class MailTally:
+    """Emails per partner (any of its addresses) and per sending mailbox, per simulated minute.
+
+    The notification clock is put on the durable host's simulated clock, so storm windows, summary intervals
+    and the mailbox's per-minute budget run in the minutes counted here; each simulated minute the
+    ``mail_pacer`` timer runs (when the app has it), as the Functions host would run it once a minute.
+    """
+
+    def __init__(self, ctx, rt):
+        self.ctx, self.rt = ctx, rt
+        self.seen = 0
+        self.by_mailbox: Counter = Counter()
+        self.by_partner: dict[str, Counter] = defaultdict(Counter)
+        self.addresses = {a: p.id for p in ctx.partners.partners for a in p.socAlertEmails}
+        self.addresses.update({c.email: p.id for p in ctx.partners.partners for c in p.emergencyContacts if c.email})
+        self.pacer = "mail_pacer" in {f.name for f in rt.functions.by_trigger("timerTrigger")}
+        notifications = ctx.notifications
+        if hasattr(notifications, "context"):
+            notifications.context.clock = lambda: rt.durable.now
+
+    def observe(self, minute: int, fake, rt) -> None:
+        if self.pacer and minute > 0:
+            rt.timer("mail_pacer")
+        mail = fake.sent_mail()
+        for m in mail[self.seen :]:
+            self.by_mailbox[minute] += 1
+            for partner in {self.addresses[a] for a in m.to if a in self.addresses}:
+                self.by_partner[partner][minute] += 1
+        self.seen = len(mail)
+
+    def report(self) -> None:
+        for partner, by_minute in sorted(self.by_partner.items()):
+            print(
+                f"   emails to partner {partner} (any of its addresses): {sum(by_minute.values())} total, "
+                f"busiest minute {max(by_minute.values())} (targets 60 and 10)"
+            )
+        busiest = max(self.by_mailbox.values(), default=0)
+        print(
+            f"   mailbox {SENDER}: {sum(self.by_mailbox.values())} emails, at most {busiest} in one minute "
+            f"(limit 30){'' if self.pacer else '; no storm summaries or mail pacer'}"
+        )
 
 
 if __name__ == "__main__":
