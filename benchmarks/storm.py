@@ -231,6 +231,7 @@ def main() -> None:
                                     p1_first_call_minute = minute
                 store = runtime.context().store
                 incidents = list(store.iter_incidents())
+                mail_tally.account(store, incidents)  # issue 14 item 3: nothing lost
         entities = {a["entities"][0].get("azureResourceId") or a["entities"][0]["name"] for a in alerts}
     finally:
         os.environ.clear()
@@ -291,7 +292,21 @@ class MailTally:
                 self.by_partner[partner][minute] += 1
         self.seen = len(mail)
 
+    def account(self, store, incidents) -> None:
+        """Storm incidents whose timeline shows no email sent (on its own or in a summary) nor a P4 digest hold."""
+        told = {"notification.email.sent", "notification.queued"}
+        self.unaccounted = [
+            i.id
+            for i in incidents
+            if not i.title.startswith("Round trips") and not told & {e.event_type for e in store.list_events(i.id)}
+        ]
+        self.storm_incidents = sum(not i.title.startswith("Round trips") for i in incidents)
+
     def report(self) -> None:
+        print(
+            f"   incidents told (an email of their own, a storm summary or a P4 digest hold on their timeline): "
+            f"{self.storm_incidents - len(self.unaccounted)} of {self.storm_incidents}"
+        )
         for partner, by_minute in sorted(self.by_partner.items()):
             print(
                 f"   emails to partner {partner} (any of its addresses): {sum(by_minute.values())} total, "

@@ -9,6 +9,7 @@ time across instances and catches up a missed run after a restart (``use_monitor
 from __future__ import annotations
 
 import logging
+
 import azure.durable_functions as df
 import azure.functions as func
 

@@ -21,6 +21,7 @@ the app sends asks the pacer first (``EmailNotifier``):
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -190,4 +191,5 @@ class MailPacer:
         self.context.store.delete_record(NOTIFICATIONS, self.queue_partition, mail.row_key)
 
     def queue_key(self, rank: int, partition: str, record_id: str, at: datetime) -> str:
-        return f"{rank}~{isoformat(at)}~{partition}~{record_id}"
+        """Priority, then the time it was queued (the wall clock's nanoseconds break a tie within a millisecond)."""
+        return f"{rank}~{isoformat(at)}~{time.time_ns():020d}~{partition}~{record_id}"
