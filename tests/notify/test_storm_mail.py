@@ -227,3 +227,40 @@ def test_the_mailbox_never_sends_more_than_its_limit_with_many_partners(storm, m
     assert per_minute[0] == 25  # 30 a minute, 5 of them kept for P1 emails
     assert max(per_minute.values()) <= 30 and sum(per_minute.values()) == 42
     assert all(m.to and m.to[0].startswith("soc@partner-") for m in storm.app.fake.sent_mail())
+
+
+def test_a_replayed_notify_step_in_a_storm_folds_once(storm):
+    storm.configure(STORM_THRESHOLD="1")
+    storm.ingest(5, "r-0")
+    iid = storm.ingest(5, "r-1")
+    assert storm.events(iid, "notification.email.folded")
+    again = storm.app.runtime.invoke("notify_incident", request={"incidentId": iid, "epoch": 1})
+    assert again["email"]["duplicate"] is True and again["email"]["status"] == "folded"
+    assert len(storm.events(iid, "notification.email.folded")) == 1
+    for _ in range(5):
+        storm.minute()
+    [summary] = [m for m in storm.new_mail() if "storm" in m.subject]
+    assert summary.body_content.count(f"/api/console/incidents/{iid}") == 1
+
+
+def test_a_summary_refused_for_good_leaves_its_incidents_for_the_next_one(storm):
+    storm.configure(STORM_THRESHOLD="1", STORM_SUMMARY_MINUTES="2")
+    storm.ingest(5, "f-0")
+    folded = [storm.ingest(5, f"f-{n}") for n in (1, 2)]
+    storm.new_mail()
+    storm.app.fake.inject(
+        "POST", r"/sendMail$", 403, body={"error": {"code": "ErrorAccessDenied", "message": "Access is denied."}}
+    )
+    storm.minute()
+    storm.minute()  # summary 1 is due and refused
+    assert storm.new_mail() == []
+    for iid in folded:
+        [failed] = storm.events(iid, "notification.email.failed")
+        assert failed["data"]["summary"] == "~storm-contoso/summary-00001"
+    storm.minute()
+    storm.minute()  # summary 2 carries them
+    [summary] = storm.new_mail()
+    assert summary.subject.startswith("[P3 storm] Summary 2: 2 incident(s)")
+    for iid in folded:
+        [sent] = storm.events(iid, "notification.email.sent")
+        assert sent["data"]["summary"] == "~storm-contoso/summary-00002"

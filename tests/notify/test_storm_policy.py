@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from shared.errors import ConfigurationError
 from shared.models import Priority
 from shared.notify.actions import ActionLine, ActionState
 from shared.notify.pacer import MailBudget, minute_of, p1_reserve, take_send
 from shared.notify.storm import Decision, StormRules, StormState, admit, summary_due
 from shared.notify.storm_mail import StormSummary, SummaryLine, render_storm_summary
+from shared.settings import Settings
 
 T0 = datetime(2026, 12, 2, 7, 0, 0, tzinfo=UTC)
 RULES = StormRules(threshold=3, window=timedelta(minutes=5), summary_every=timedelta(minutes=5))
@@ -119,3 +123,22 @@ def test_the_summary_escapes_what_alerts_wrote_and_lists_every_p1_with_its_conta
     for iid in ("INC-1", "INC-2", "INC-3"):
         assert f"https://console.example/api/console/incidents/{iid}" in mail.html
     assert "https://soc-responder.example/api/incidents/INC-1/review" in mail.html
+
+
+@pytest.mark.parametrize(
+    "env, name",
+    [
+        ({"STORM_THRESHOLD": "-1"}, "STORM_THRESHOLD"),
+        ({"STORM_WINDOW_MINUTES": "0"}, "STORM_WINDOW_MINUTES"),
+        ({"STORM_SUMMARY_MINUTES": "five"}, "STORM_SUMMARY_MINUTES"),
+        ({"MAIL_MAX_PER_MINUTE": "0"}, "MAIL_MAX_PER_MINUTE"),
+    ],
+)
+def test_storm_settings_are_validated_at_load(env, name):
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env(env)
+
+
+def test_storm_settings_defaults():
+    s = Settings.from_env({})
+    assert (s.storm_threshold, s.storm_window_minutes, s.storm_summary_minutes, s.mail_max_per_minute) == (8, 5, 5, 30)
