@@ -188,8 +188,9 @@ class EmailNotifier:
         rank: int,
         evidence_for: list[str],
         base: dict[str, Any],
+        from_queue: QueuedMail | None = None,
     ) -> dict[str, Any]:
-        """Send the claimed email, then record and evidence what happened."""
+        """Send the claimed email, then record and evidence what happened (``from_queue``: the queue's row)."""
         ctx = self.context
         recipients = outgoing.to
         try:
@@ -198,7 +199,9 @@ class EmailNotifier:
             if self.pacer is not None and exc.status in THROTTLED:
                 # issue 14: the mailbox is busy, the email is fine: it waits for a later minute (never dropped)
                 self.pacer.throttled()
-                return self._queue(partition, record_id, held, outgoing, event, rank, evidence_for, base, "throttled")
+                return self._queue(
+                    partition, record_id, held, outgoing, event, rank, evidence_for, base, "throttled", from_queue
+                )
             failed_at, error = ctx.clock(), exc.evidence()
             done = ctx.rows.update(
                 EmailRecord,
@@ -251,14 +254,18 @@ class EmailNotifier:
         evidence_for: list[str],
         base: dict[str, Any],
         why: str,
+        again: QueuedMail | None = None,
     ) -> dict[str, Any]:
-        """Put the email in the mailbox queue (the queue row first: it holds what is sent), then say so."""
+        """Put the email in the mailbox queue (the queue row first: it holds what is sent), then say so.
+
+        ``again``: the queue's own row, sent and throttled: it stays where it was (its place in the order)."""
         ctx, pacer = self.context, self.pacer
         assert pacer is not None
         at = ctx.clock()
         stamp = isoformat(at)
         pacer.enqueue(
-            QueuedMail(
+            again
+            or QueuedMail(
                 row_key=pacer.queue_key(rank, partition, record_id, at),
                 partition=partition,
                 record_id=record_id,
@@ -271,7 +278,8 @@ class EmailNotifier:
                 evidence_for=evidence_for,
                 base=base,
                 queued_at=stamp,
-            )
+            ),
+            again=again is not None,
         )
         ctx.rows.update(
             EmailRecord,
@@ -307,7 +315,7 @@ class EmailNotifier:
         held = Versioned(taken.after, taken.etag) if taken is not None else None
         outgoing = OutgoingMail(to=mail.to, subject=mail.subject, html=mail.html, importance=mail.importance)
         result = self._send_and_record(
-            mail.partition, mail.record_id, held, outgoing, mail.event, mail.rank, mail.evidence_for, mail.base
+            mail.partition, mail.record_id, held, outgoing, mail.event, mail.rank, mail.evidence_for, mail.base, mail
         )
         if result["status"] != "queued":  # queued again (throttled): the same row stays in the queue
             self.pacer.done(mail)

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from shared.errors import ConflictError
+from pydantic import Field
+
+from shared.errors import ConcurrencyError, ConflictError
 from shared.models import isoformat
 from shared.notify.context import NotifyContext
 from shared.notify.records import NOTIFICATIONS, NotificationRecord
@@ -48,7 +50,7 @@ def p1_reserve(limit: int) -> int:
 
 
 class MailBudget(NotificationRecord):
-    """The mailbox's sends in its current minute (``~pacer`` / hash of the mailbox)."""
+    """The mailbox's sends in its current minute, and how many emails wait per priority (``~pacer`` / hash)."""
 
     CHANNEL: ClassVar[str | None] = "pacer"
 
@@ -56,18 +58,33 @@ class MailBudget(NotificationRecord):
     minute: str | None = None
     sent: int = 0
     throttled: bool = False
+    waiting: list[int] = Field(default_factory=lambda: [0, 0, 0, 0])
+    """Emails in the queue per priority (P1..P4): an email may not overtake one as urgent that waits."""
 
 
-def take_send(budget: MailBudget, minute: str, rank: int, limit: int) -> MailBudget | None:
-    """The budget after one more send of priority ``rank`` in ``minute``, or None when it does not fit. Pure."""
+def _waiting(budget: MailBudget, rank: int, delta: int) -> list[int]:
+    counts = (list(budget.waiting) + [0, 0, 0, 0])[:4]
+    i = min(max(rank, 1), 4) - 1
+    counts[i] = max(0, counts[i] + delta)
+    return counts
+
+
+def take_send(budget: MailBudget, minute: str, rank: int, limit: int, queued: bool = False) -> MailBudget | None:
+    """The budget after one more send of priority ``rank`` in ``minute``, or None when it may not go now. Pure.
+
+    A new email (``queued`` False) waits when an email of the same or a higher priority is in the queue;
+    the queue's own sends (``queued``) go in the queue's order and leave it.
+    """
     if budget.minute != minute:
         budget = budget.changed(minute=minute, sent=0, throttled=False)
     if budget.throttled:
         return None
+    if not queued and any(n > 0 for n in budget.waiting[: max(rank, 1)]):
+        return None
     allowed = limit if rank <= 1 else limit - p1_reserve(limit)
     if budget.sent >= allowed:
         return None
-    return budget.changed(sent=budget.sent + 1)
+    return budget.changed(sent=budget.sent + 1, waiting=_waiting(budget, rank, -1) if queued else budget.waiting)
 
 
 @dataclass(frozen=True)
@@ -149,14 +166,21 @@ class MailPacer:
                 continue  # created meanwhile: take the send on the row that won
         return None
 
-    def take(self, rank: int, at: datetime | None = None) -> bool:
-        """Take one send of this minute for an email of priority ``rank`` (1 = P1); False: it must wait."""
-        minute = minute_of(at or self.context.clock())
-        return self._change_budget(lambda b: take_send(b, minute, rank, self.limit)) is not None
+    def take(self, rank: int, *, queued: bool = False) -> bool:
+        """Take one send of this minute for an email of priority ``rank`` (1 = P1); False: it must wait.
 
-    def throttled(self, at: datetime | None = None) -> None:
+        ``queued``: an email of the queue (the timer sends them in order). A budget row too contended to
+        update counts as a full minute: the email waits in the queue rather than risk the limit.
+        """
+        minute = minute_of(self.context.clock())
+        try:
+            return self._change_budget(lambda b: take_send(b, minute, rank, self.limit, queued)) is not None
+        except ConcurrencyError:
+            return False
+
+    def throttled(self) -> None:
         """The mailbox answered 429 (or was unavailable): nothing more goes out this minute."""
-        minute = minute_of(at or self.context.clock())
+        minute = minute_of(self.context.clock())
 
         def change(b: MailBudget) -> MailBudget | None:
             if b.minute == minute and b.throttled:
@@ -166,10 +190,14 @@ class MailPacer:
         self._change_budget(change)
 
     def admit(self, rank: int) -> bool:
-        """May an email of priority ``rank`` go now: nothing as urgent waits before it, and the minute has room."""
-        if any(q.rank <= rank for q in self.waiting()):
-            return False
+        """May a new email of priority ``rank`` go now: nothing as urgent waits, and the minute has room."""
         return self.take(rank)
+
+    def recount(self, queue: list[QueuedMail]) -> None:
+        """The timer's listing of the queue is the truth: the waiting counts follow it (a crash between a
+        queue row and its count, or a deleted row, is corrected within a minute)."""
+        counts = [sum(q.rank == r for q in queue) for r in (1, 2, 3, 4)]
+        self._change_budget(lambda b: None if b.waiting == counts else b.changed(waiting=counts))
 
     # -- the queue ----------------------------------------------------------------------------------
     def waiting(self) -> list[QueuedMail]:
@@ -177,14 +205,19 @@ class MailPacer:
         docs = self.context.store.list_records(NOTIFICATIONS, self.queue_partition)
         return [QueuedMail.parse(d) for d in docs if d.get("channel") == "mailq"]
 
-    def enqueue(self, mail: QueuedMail) -> None:
-        """Add the email to the queue (once: the row key is the email's own)."""
+    def enqueue(self, mail: QueuedMail, again: bool = False) -> None:
+        """Add the email to the queue (``again``: its row is there already, the timer put it back) and count it."""
+        if not again:
+            try:
+                self.context.store.put_record(
+                    NOTIFICATIONS, self.queue_partition, mail.row_key, mail.wire(), create_only=True
+                )
+            except ConflictError:
+                return  # queued and counted already (a replay)
         try:
-            self.context.store.put_record(
-                NOTIFICATIONS, self.queue_partition, mail.row_key, mail.wire(), create_only=True
-            )
-        except ConflictError:
-            pass  # queued already (a replay)
+            self._change_budget(lambda b: b.changed(waiting=_waiting(b, mail.rank, +1)))
+        except ConcurrencyError:
+            pass  # the timer's recount puts it right within a minute
 
     def done(self, mail: QueuedMail) -> None:
         """The email left the queue (sent, refused for good, or found sent already)."""

@@ -111,12 +111,17 @@ class MailPacing:
             return {}
         sent = 0
         queue = pacer.waiting()
+        left = 0
         for n, mail in enumerate(queue):
             # Sorted P1 first: when this one does not fit, nothing after it does (or may overtake it).
-            if not pacer.take(mail.rank):
-                return {"sent": sent, "waiting": len(queue) - n}
+            if not pacer.take(mail.rank, queued=True):
+                left = len(queue) - n
+                break
             result = self.email.send_queued(mail)
-            if result["status"] == "queued":  # throttled: the rest waits for the next minute
-                return {"sent": sent, "waiting": len(queue) - n}
+            if result["status"] == "queued":  # throttled: it keeps its place, the rest waits for the next minute
+                left = len(queue) - n
+                break
             sent += result["status"] == "sent"
-        return {"sent": sent, "waiting": 0}
+        if queue:
+            pacer.recount(pacer.waiting())
+        return {"sent": sent, "waiting": left}

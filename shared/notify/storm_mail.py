@@ -18,7 +18,7 @@ from shared.notify.templates import RenderedMail, console_link, evidence_links
 
 # Past this many incidents the email lists the first ones and points to the console queue (each incident's
 # own timeline records that this summary carried it either way).
-MAX_LISTED = 300
+MAX_LISTED = 200
 TOP = 10
 
 

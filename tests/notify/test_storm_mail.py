@@ -176,6 +176,12 @@ def test_graph_429_on_send_is_sent_in_a_later_minute_not_dropped(storm):
     assert storm.events(iid, "notification.email.failed") == []
     other = storm.ingest(5, "t-2")  # the minute is throttled: it waits too, behind the first
     assert storm.new_mail() == [] and storm.events(other, "notification.email.queued")
+    storm.app.fake.inject("POST", r"/sendMail$", 429, headers={"Retry-After": "300"})
+    storm.minute()  # throttled again on the queue's first send: both keep their places
+    assert storm.new_mail() == []
+    assert len(storm.events(iid, "notification.email.queued")) == 2
+    pacer = storm.app.context.notifications.email.pacer
+    assert [q.record_id for q in pacer.waiting()] == ["email-e1-runbook"] * 2
     storm.minute()
     mail = storm.new_mail()
     assert [iid in m.subject for m in mail] == [True, False] and other in mail[1].subject
@@ -183,6 +189,7 @@ def test_graph_429_on_send_is_sent_in_a_later_minute_not_dropped(storm):
     doc = storm.app.get(f"/api/incidents/{iid}").json()
     [row] = [n for n in doc["notifications"] if n.get("channel") == "email"]
     assert row["status"] == "sent"
+    assert pacer.waiting() == []
 
 
 @pytest.fixture

@@ -91,6 +91,15 @@ def test_the_mailbox_budget_keeps_a_reserve_for_p1_and_resets_each_minute():
     assert take_send(throttled, minute_of(T0 + timedelta(minutes=1)), 1, 30) is not None
 
 
+def test_a_new_email_never_overtakes_a_waiting_one_as_urgent():
+    minute = minute_of(T0)
+    budget = MailBudget(minute=minute, waiting=[0, 0, 1, 0])  # a P3 waits
+    assert take_send(budget, minute, 3, 30) is None and take_send(budget, minute, 4, 30) is None
+    assert take_send(budget, minute, 2, 30) is not None and take_send(budget, minute, 1, 30) is not None
+    sent = take_send(budget, minute, 3, 30, queued=True)  # the queue's own send leaves the queue
+    assert sent is not None and sent.waiting == [0, 0, 0, 0] and sent.sent == 1
+
+
 def test_the_summary_escapes_what_alerts_wrote_and_lists_every_p1_with_its_containment():
     lines = [
         SummaryLine("INC-1", "P1", "<script>alert(1)</script> ransomware", "new-incident", ["r-ransom"], ["vm-01"]),
