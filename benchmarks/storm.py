@@ -273,6 +273,7 @@ class MailTally:
     def __init__(self, ctx, rt):
         self.ctx, self.rt = ctx, rt
         self.seen = 0
+        self.first_p1: int | None = None
         self.by_mailbox: Counter = Counter()
         self.by_partner: dict[str, Counter] = defaultdict(Counter)
         self.addresses = {a: p.id for p in ctx.partners.partners for a in p.socAlertEmails}
@@ -288,6 +289,8 @@ class MailTally:
         mail = fake.sent_mail()
         for m in mail[self.seen :]:
             self.by_mailbox[minute] += 1
+            if self.first_p1 is None and (m.subject or "").startswith("[P1"):
+                self.first_p1 = minute
             for partner in {self.addresses[a] for a in m.to if a in self.addresses}:
                 self.by_partner[partner][minute] += 1
         self.seen = len(mail)
@@ -317,6 +320,7 @@ class MailTally:
             f"   mailbox {SENDER}: {sum(self.by_mailbox.values())} emails, at most {busiest} in one minute "
             f"(limit 30){'' if self.pacer else '; no storm summaries or mail pacer'}"
         )
+        print(f"   first P1 email: simulated minute {self.first_p1} of the storm")
 
 
 if __name__ == "__main__":
