@@ -257,6 +257,7 @@ def main() -> None:
     print(f"   first call: simulated minute {p1_first_call_minute} of the storm (queue latency not charged)")
     print(f"   ingest round trips per new incident: {trips} ({json.dumps(trip_detail)}); minimum 4")
     mail_tally.report()  # issue 14 item 3
+    multi_partner_storm()  # issue 14 item 3: the mailbox limit with many partners at once
 
 
 # -- issue 14 item 3: storm summaries and the mail pacer ---------------------------------------------------------
@@ -305,7 +306,20 @@ class MailTally:
         ]
         self.storm_incidents = sum(not i.title.startswith("Round trips") for i in incidents)
 
-    def report(self) -> None:
+    def report(self, compact: bool = False) -> None:
+        if compact:
+            totals = [sum(c.values()) for c in self.by_partner.values()]
+            busiest = [max(c.values()) for c in self.by_partner.values()]
+            print(
+                f"   {len(self.by_partner)} partners: at most {max(totals, default=0)} emails each in total, "
+                f"at most {max(busiest, default=0)} in one minute; incidents told "
+                f"{self.storm_incidents - len(self.unaccounted)} of {self.storm_incidents}"
+            )
+            print(
+                f"   mailbox {SENDER}: {sum(self.by_mailbox.values())} emails, per minute "
+                f"{[self.by_mailbox[m] for m in range(max(self.by_mailbox, default=0) + 1)]} (limit 30)"
+            )
+            return
         print(
             f"   incidents told (an email of their own, a storm summary or a P4 digest hold on their timeline): "
             f"{self.storm_incidents - len(self.unaccounted)} of {self.storm_incidents}"
@@ -325,3 +339,85 @@ class MailTally:
 
 if __name__ == "__main__":
     main()
+
+
+def multi_partner_storm(partners: int = 8, per_partner: int = 30) -> None:
+    """A phishing campaign hitting many partners at once: each partner's storm is summarised, and the one
+    sending mailbox stays within 30 emails a minute (P1 first) while nothing is lost."""
+    import tempfile
+
+    from devtools.local_azure import local_azure
+    from shared.adapters.clients import reset_clients
+
+    scale = int(os.environ.get("STORM_ALERTS", "1000")) / 1000
+    per_partner = max(10, int(per_partner * scale))
+    registry = json.loads((ROOT / "config/partners.json").read_text())
+    template = registry["partners"][0]
+    tenants = [f"00000000-0000-0000-0000-{n:012d}" for n in range(partners)]
+    registry["partners"] = [
+        {
+            **template,
+            "id": f"partner-{n}",
+            "name": f"Partner {n}",
+            "tenantIds": [tenant],
+            "subscriptionIds": [f"00000000-1111-0000-0000-{n:012d}"],
+            "socAlertEmails": [f"soc@partner-{n}.example"],
+            "emergencyContacts": [
+                {"name": "On call", "phone": f"+1555555{n:04d}", "email": f"oncall@partner-{n}.example"}
+            ],
+        }
+        for n, tenant in enumerate(tenants)
+    ]
+    rnd = random.Random(141)
+    observed = datetime.now(UTC).isoformat()
+    alerts = [
+        {
+            "source": "bench",
+            "id": f"mp-{uuid.uuid4().hex}",
+            "title": f"Phishing link clicked on ws-{n}-{i:03d}",
+            "score": 10 if i == 0 else rnd.choice([5, 6]),  # one P1 per partner, the rest P3
+            "observedAt": observed,
+            "tenantId": tenant,
+            "entities": [{"kind": "host", "name": f"ws-{n}-{i:03d}"}],
+        }
+        for n, tenant in enumerate(tenants)
+        for i in range(per_partner)
+    ]
+    rnd.shuffle(alerts)
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "partners.json"
+        path.write_text(json.dumps(registry))
+        try:
+            with local_azure(
+                {
+                    "PARTNERS_FILE": str(path),
+                    "MAIL_SENDER": SENDER,
+                    "CALLBACK_BASE_URL": "https://soc-responder.example",
+                    "OPERATOR_AUTH": "function-key",
+                }
+            ) as (_azurite, fake):
+                fake.add_mailbox(SENDER)
+                from devtools.functions_runtime import LocalFunctionsRuntime
+                from function_app import build_app
+                from shared import runtime
+
+                with LocalFunctionsRuntime(
+                    build_app(), now=datetime.now(UTC), auto_run=False, host_json=str(ROOT / "host.json")
+                ) as rt:
+                    tally = MailTally(runtime.context(), rt)
+                    _storm(rt, alerts)
+                    for minute in range(16):
+                        if minute == 0:
+                            rt.durable.run_until_idle()
+                        else:
+                            rt.durable.advance(timedelta(minutes=1))
+                        tally.observe(minute, fake, rt)
+                    store = runtime.context().store
+                    tally.account(store, list(store.iter_incidents()))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            reset_clients()
+    print(f"   many partners at once: {len(alerts)} alerts, {partners} partners ({per_partner} each, one P1 each)")
+    tally.report(compact=True)
