@@ -309,10 +309,10 @@ class MailTally:
     def report(self, compact: bool = False) -> None:
         if compact:
             totals = [sum(c.values()) for c in self.by_partner.values()]
-            busiest = [max(c.values()) for c in self.by_partner.values()]
+            peaks = [max(c.values()) for c in self.by_partner.values()]
             print(
                 f"   {len(self.by_partner)} partners: at most {max(totals, default=0)} emails each in total, "
-                f"at most {max(busiest, default=0)} in one minute; incidents told "
+                f"at most {max(peaks, default=0)} in one minute; incidents told "
                 f"{self.storm_incidents - len(self.unaccounted)} of {self.storm_incidents}"
             )
             print(
