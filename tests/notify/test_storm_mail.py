@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.fixtures.app import APP_SETTINGS
+from tests.fixtures.app import APP_SETTINGS, ROOT
 from tests.notify.conftest import CONTOSO_EMAILS, SOC_EMAILS
 
 SENDER = APP_SETTINGS["MAIL_SENDER"]
@@ -195,7 +195,7 @@ def test_graph_429_on_send_is_sent_in_a_later_minute_not_dropped(storm):
 @pytest.fixture
 def many_partners(tmp_path, storm) -> list[str]:
     """Six partners (each its own tenant) in a registry of their own."""
-    registry = json.loads((APP_SETTINGS_ROOT / "config/partners.json").read_text())
+    registry = json.loads((ROOT / "config/partners.json").read_text())
     template = registry["partners"][0]
     tenants = []
     registry["partners"] = []
@@ -216,9 +216,6 @@ def many_partners(tmp_path, storm) -> list[str]:
     path.write_text(json.dumps(registry))
     storm.configure(PARTNERS_FILE=str(path))
     return tenants
-
-
-APP_SETTINGS_ROOT = __import__("pathlib").Path(APP_SETTINGS["PARTNERS_FILE"]).parents[1]
 
 
 def test_the_mailbox_never_sends_more_than_its_limit_with_many_partners(storm, many_partners):
