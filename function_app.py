@@ -9,6 +9,7 @@ from functions import (
     containment,
     evidence_api,
     ingest,
+    mail_pacing,
     notify,
     operator,
     preflight,
@@ -37,6 +38,7 @@ def build_app() -> df.DFApp:
     app.register_functions(approvals.bp)  # issue 14: POST /api/approvals (bulk decision on held containment)
     app.register_functions(suppressions.bp)  # issue 14: maintenance windows
     app.register_functions(console.bp)  # issue 16: the console (docs/spec/console.md)
+    app.register_functions(mail_pacing.bp)  # issue 14: storm summaries and the mail pacer (timer mail_pacer)
     return app
 
 

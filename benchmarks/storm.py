@@ -190,6 +190,7 @@ def main() -> None:
                 mails_by_minute: dict[str, Counter] = defaultdict(Counter)
                 calls_by_minute: dict[str, Counter] = defaultdict(Counter)
                 seen = mails_seen = 0
+                mail_tally = MailTally(runtime.context(), rt)  # issue 14 item 3
                 p1_first_call_minute = None
                 for minute in range(61):
                     if minute == 0:
@@ -202,6 +203,7 @@ def main() -> None:
                         for rcpt in dict.fromkeys(m.to):
                             mails_by_minute[str(rcpt)][minute] += 1
                     mails_seen = len(mail)
+                    mail_tally.observe(minute, fake, rt)  # issue 14 item 3: mailbox and partner figures
                     for r in new:
                         if r.api == "acs" and r.method == "POST" and r.path == "/calling/callConnections":
                             for target in (r.body or {}).get("targets", []):
@@ -211,6 +213,7 @@ def main() -> None:
                                     p1_first_call_minute = minute
                 store = runtime.context().store
                 incidents = list(store.iter_incidents())
+                mail_tally.account(store, incidents)  # issue 14 item 3: nothing lost
         entities = {a["entities"][0].get("azureResourceId") or a["entities"][0]["name"] for a in alerts}
     finally:
         os.environ.clear()
@@ -240,7 +243,168 @@ def main() -> None:
             f"   ingest round trips, {path}: {ROUND_TRIPS_BEFORE[path]} → {len(sent)}{minimum}: "
             f"{json.dumps(TableRequests.summary(sent))}"
         )
+    mail_tally.report()  # issue 14 item 3
+    multi_partner_storm()  # issue 14 item 3: the mailbox limit with many partners at once
+
+
+# -- issue 14 item 3: storm summaries and the mail pacer ---------------------------------------------------------
+
+
+class MailTally:
+    """Emails per partner (any of its addresses) and per sending mailbox, per simulated minute.
+
+    The notification clock is put on the durable host's simulated clock, so storm windows, summary intervals
+    and the mailbox's per-minute budget run in the minutes counted here; each simulated minute the
+    ``mail_pacer`` timer runs (when the app has it), as the Functions host would run it once a minute.
+    """
+
+    def __init__(self, ctx, rt):
+        self.ctx, self.rt = ctx, rt
+        self.seen = 0
+        self.first_p1: int | None = None
+        self.by_mailbox: Counter = Counter()
+        self.by_partner: dict[str, Counter] = defaultdict(Counter)
+        self.addresses = {a: p.id for p in ctx.partners.partners for a in p.socAlertEmails}
+        self.addresses.update({c.email: p.id for p in ctx.partners.partners for c in p.emergencyContacts if c.email})
+        self.pacer = "mail_pacer" in {f.name for f in rt.functions.by_trigger("timerTrigger")}
+        notifications = ctx.notifications
+        if hasattr(notifications, "context"):
+            notifications.context.clock = lambda: rt.durable.now
+
+    def observe(self, minute: int, fake, rt) -> None:
+        if self.pacer and minute > 0:
+            rt.timer("mail_pacer")
+        mail = fake.sent_mail()
+        for m in mail[self.seen :]:
+            self.by_mailbox[minute] += 1
+            if self.first_p1 is None and (m.subject or "").startswith("[P1"):
+                self.first_p1 = minute
+            for partner in {self.addresses[a] for a in m.to if a in self.addresses}:
+                self.by_partner[partner][minute] += 1
+        self.seen = len(mail)
+
+    def account(self, store, incidents) -> None:
+        """Storm incidents whose timeline shows no email sent (on its own or in a summary) nor a P4 digest hold."""
+        told = {"notification.email.sent", "notification.queued"}
+        self.unaccounted = [
+            i.id
+            for i in incidents
+            if not i.title.startswith("Round trips") and not told & {e.event_type for e in store.list_events(i.id)}
+        ]
+        self.storm_incidents = sum(not i.title.startswith("Round trips") for i in incidents)
+
+    def report(self, compact: bool = False) -> None:
+        if compact:
+            totals = [sum(c.values()) for c in self.by_partner.values()]
+            peaks = [max(c.values()) for c in self.by_partner.values()]
+            print(
+                f"   {len(self.by_partner)} partners: at most {max(totals, default=0)} emails each in total, "
+                f"at most {max(peaks, default=0)} in one minute; incidents told "
+                f"{self.storm_incidents - len(self.unaccounted)} of {self.storm_incidents}"
+            )
+            print(
+                f"   mailbox {SENDER}: {sum(self.by_mailbox.values())} emails, per minute "
+                f"{[self.by_mailbox[m] for m in range(max(self.by_mailbox, default=0) + 1)]} (limit 30)"
+            )
+            return
+        print(
+            f"   incidents told (an email of their own, a storm summary or a P4 digest hold on their timeline): "
+            f"{self.storm_incidents - len(self.unaccounted)} of {self.storm_incidents}"
+        )
+        for partner, by_minute in sorted(self.by_partner.items()):
+            print(
+                f"   emails to partner {partner} (any of its addresses): {sum(by_minute.values())} total, "
+                f"busiest minute {max(by_minute.values())} (targets 60 and 10)"
+            )
+        busiest = max(self.by_mailbox.values(), default=0)
+        print(
+            f"   mailbox {SENDER}: {sum(self.by_mailbox.values())} emails, at most {busiest} in one minute "
+            f"(limit 30){'' if self.pacer else '; no storm summaries or mail pacer'}"
+        )
+        print(f"   first P1 email: simulated minute {self.first_p1} of the storm")
 
 
 if __name__ == "__main__":
     main()
+
+
+def multi_partner_storm(partners: int = 8, per_partner: int = 30) -> None:
+    """A phishing campaign hitting many partners at once: each partner's storm is summarised, and the one
+    sending mailbox stays within 30 emails a minute (P1 first) while nothing is lost."""
+    import tempfile
+
+    from devtools.local_azure import local_azure
+    from shared.adapters.clients import reset_clients
+
+    scale = int(os.environ.get("STORM_ALERTS", "1000")) / 1000
+    per_partner = max(10, int(per_partner * scale))
+    registry = json.loads((ROOT / "config/partners.json").read_text())
+    template = registry["partners"][0]
+    tenants = [f"00000000-0000-0000-0000-{n:012d}" for n in range(partners)]
+    registry["partners"] = [
+        {
+            **template,
+            "id": f"partner-{n}",
+            "name": f"Partner {n}",
+            "tenantIds": [tenant],
+            "subscriptionIds": [f"00000000-1111-0000-0000-{n:012d}"],
+            "socAlertEmails": [f"soc@partner-{n}.example"],
+            "emergencyContacts": [
+                {"name": "On call", "phone": f"+1555555{n:04d}", "email": f"oncall@partner-{n}.example"}
+            ],
+        }
+        for n, tenant in enumerate(tenants)
+    ]
+    rnd = random.Random(141)
+    observed = datetime.now(UTC).isoformat()
+    alerts = [
+        {
+            "source": "bench",
+            "id": f"mp-{uuid.uuid4().hex}",
+            "title": f"Phishing link clicked on ws-{n}-{i:03d}",
+            "score": 10 if i == 0 else rnd.choice([5, 6]),  # one P1 per partner, the rest P3
+            "observedAt": observed,
+            "tenantId": tenant,
+            "entities": [{"kind": "host", "name": f"ws-{n}-{i:03d}"}],
+        }
+        for n, tenant in enumerate(tenants)
+        for i in range(per_partner)
+    ]
+    rnd.shuffle(alerts)
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "partners.json"
+        path.write_text(json.dumps(registry))
+        try:
+            with local_azure(
+                {
+                    "PARTNERS_FILE": str(path),
+                    "MAIL_SENDER": SENDER,
+                    "CALLBACK_BASE_URL": "https://soc-responder.example",
+                    "OPERATOR_AUTH": "function-key",
+                }
+            ) as (_azurite, fake):
+                fake.add_mailbox(SENDER)
+                from devtools.functions_runtime import LocalFunctionsRuntime
+                from function_app import build_app
+                from shared import runtime
+
+                with LocalFunctionsRuntime(
+                    build_app(), now=datetime.now(UTC), auto_run=False, host_json=str(ROOT / "host.json")
+                ) as rt:
+                    tally = MailTally(runtime.context(), rt)
+                    _storm(rt, alerts)
+                    for minute in range(16):
+                        if minute == 0:
+                            rt.durable.run_until_idle()
+                        else:
+                            rt.durable.advance(timedelta(minutes=1))
+                        tally.observe(minute, fake, rt)
+                    store = runtime.context().store
+                    tally.account(store, list(store.iter_incidents()))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            reset_clients()
+    print(f"   many partners at once: {len(alerts)} alerts, {partners} partners ({per_partner} each, one P1 each)")
+    tally.report(compact=True)

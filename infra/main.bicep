@@ -548,6 +548,11 @@ module appSettings 'app/app-settings.bicep' = {
       SOC_TENANT_ID: tenant().tenantId
       SOC_APP_CLIENT_ID: socAppClientId
       AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
+      // issue 14: storm summaries and the mail pacer (Exchange Online accepts 30 messages a minute per mailbox)
+      STORM_THRESHOLD: '8'
+      STORM_WINDOW_MINUTES: '5'
+      STORM_SUMMARY_MINUTES: '5'
+      MAIL_MAX_PER_MINUTE: '30'
     }
   }
 }

@@ -176,6 +176,21 @@ SETTINGS: tuple[SettingSpec, ...] = (
         None,
         "Secret (Key Vault reference) keying the console's CSRF tokens; unset: a random key per instance (tokens then verify only on the instance that issued them).",
     ),
+    # issue 14: storm summaries and the mail pacer (docs/spec/notification.md)
+    SettingSpec(
+        "STORM_THRESHOLD",
+        "8",
+        "More than this many emails to one partner within `STORM_WINDOW_MINUTES` is a storm: further ones are gathered into a storm summary (the partner's first P1 email of each window still goes at once); `0`: no storm summaries.",
+    ),
+    SettingSpec("STORM_WINDOW_MINUTES", "5", "The window the storm threshold counts in (minutes, at least 1)."),
+    SettingSpec(
+        "STORM_SUMMARY_MINUTES", "5", "A storm summary goes out every this many minutes while it has news (at least 1)."
+    ),
+    SettingSpec(
+        "MAIL_MAX_PER_MINUTE",
+        "30",
+        "Emails the `MAIL_SENDER` mailbox sends in one minute at most (Exchange Online: 30); more are queued, P1 first, and sent by the `mail_pacer` timer.",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -293,6 +308,11 @@ class Settings:
     # issue 16: the console (links in notifications; CSRF key)
     console_base_url: str | None = None
     console_csrf_key: str | None = field(default=None, repr=False)
+    # issue 14: storm summaries and the mail pacer
+    storm_threshold: int = 8
+    storm_window_minutes: int = 5
+    storm_summary_minutes: int = 5
+    mail_max_per_minute: int = 30
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -343,4 +363,9 @@ class Settings:
             console_base_url=(_get(env, "CONSOLE_BASE_URL") or _get(env, "CALLBACK_BASE_URL") or "").rstrip("/")
             or None,
             console_csrf_key=_get(env, "CONSOLE_CSRF_KEY"),
+            # issue 14: storm summaries and the mail pacer
+            storm_threshold=_int(env, "STORM_THRESHOLD", 0),
+            storm_window_minutes=_int(env, "STORM_WINDOW_MINUTES", 1),
+            storm_summary_minutes=_int(env, "STORM_SUMMARY_MINUTES", 1),
+            mail_max_per_minute=_int(env, "MAIL_MAX_PER_MINUTE", 1),
         )

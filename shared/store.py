@@ -298,6 +298,11 @@ class EvidenceStore(ABC):
     @abstractmethod
     def list_records(self, table: str, incident_id: str) -> list[dict[str, Any]]: ...
 
+    def delete_record(self, table: str, incident_id: str, record_id: str) -> None:
+        """issue 14: remove a work-queue row (a queued email, a storm item) once it is done; absent is fine.
+        Only rows outside an incident's own partition are ever deleted (never evidence)."""
+        raise NotImplementedError
+
     @abstractmethod
     def get_state(self, name: str) -> tuple[dict[str, Any], str] | None: ...
 

@@ -430,6 +430,10 @@ class TableEvidenceStore(IngestTables, EvidenceStore):
         rows = self._t(table).query_entities(f"PartitionKey eq '{q(incident_id)}'")
         return [get_json(r, "doc") for r in sorted(rows, key=lambda r: r["RowKey"])]
 
+    def delete_record(self, table: str, incident_id: str, record_id: str) -> None:
+        # issue 14: work-queue rows only (queued emails, storm items); deleting an absent row is no error
+        self._t(table).delete_entity(incident_id, record_id)
+
     # -- state -----------------------------------------------------------------------
     def get_state(self, name: str) -> tuple[dict[str, Any], str] | None:
         return self.get_record("IngestState", "state", name)

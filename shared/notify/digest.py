@@ -99,7 +99,8 @@ class DigestNotifier:
             )
             if result.get("duplicate"):
                 continue
-            final = {"sent": "sent", "skipped": "skipped"}.get(result["status"])
+            # issue 14: "queued": the mailbox queue sends it (evidenced on each incident when it goes)
+            final = {"sent": "sent", "skipped": "skipped", "queued": "in-mail-queue"}.get(result["status"])
             if final:
                 for iid in ids:
                     ctx.rows.set_status(

@@ -19,8 +19,10 @@ from shared.models import Incident, Priority, isoformat
 from shared.notify.actions import ActionLine, action_lines
 from shared.notify.context import NotifyContext
 from shared.notify.incidents import load_incident
+from shared.notify.pacer import THROTTLED, MailPacer, QueuedMail
 from shared.notify.ports import MailDeliveryError, MailSender, OutgoingMail
 from shared.notify.records import EmailRecord
+from shared.notify.storm import StormGate
 from shared.notify.templates import MessageContext, NotifyEvent, RenderedMail, render
 
 MAX_SEND_TRIES = 3
@@ -40,6 +42,12 @@ class EmailNotifier:
 
     def __init__(self, context: NotifyContext, mailer: MailSender | None):
         self.context, self.mailer = context, mailer
+        # issue 14: storm summaries per partner, the per-minute limit of the sending mailbox
+        settings = context.settings
+        self.storm: StormGate | None = StormGate(context) if settings.storm_threshold > 0 else None
+        self.pacer: MailPacer | None = (
+            MailPacer(context, settings.mail_sender, settings.mail_max_per_minute) if settings.mail_sender else None
+        )
 
     # -- rendering -----------------------------------------------------------------------------
     def render_for(
@@ -90,11 +98,22 @@ class EmailNotifier:
         recipients: list[str],
         evidence_for: list[str],
         meta: dict[str, Any] | None = None,
+        *,
+        about: Incident | None = None,
+        priority: Priority | None = None,
+        row_meta: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Claim the row, send once, record and evidence the outcome (on every incident in ``evidence_for``)."""
+        """Claim the row, send once, record and evidence the outcome (on every incident in ``evidence_for``).
+
+        issue 14: ``about`` (an email about one incident) is counted for its partner's storm and folded into
+        the storm summary in a storm (``shared.notify.storm``); every email then asks the mailbox's pacer
+        (``shared.notify.pacer``) and waits in the queue when the minute is full. ``priority``: what the
+        email is about (default: ``about``'s), its place in the queue. ``row_meta``: kept on the row only.
+        """
         ctx = self.context
         at = ctx.clock()
         meta = dict(meta or {})
+        priority = priority or (about.priority if about is not None else None)
         skip = None
         if not recipients:
             skip = "no email recipients configured"
@@ -115,6 +134,8 @@ class EmailNotifier:
                 "updatedAt": isoformat(at),
                 "tries": 1,
                 **meta,
+                **(row_meta or {}),
+                **({"priority": priority.value} if priority else {}),
                 **({"error": skip} if skip else {}),
             }
         )
@@ -145,23 +166,57 @@ class EmailNotifier:
                     at=at,
                 )
             return {"recordId": record_id, "status": "skipped", "reason": skip}
+        if about is not None and self.storm is not None:  # issue 14: a storm folds it into the summary
+            folded = self.storm.fold_if_storming(
+                about, partition, record_id, held, event, recipients, evidence_for, base
+            )
+            if folded is not None:
+                return folded
+        outgoing = OutgoingMail(to=recipients, subject=mail.subject, html=mail.html, importance=mail.importance)
+        rank = priority.rank if priority else 4
+        if self.pacer is not None and not self.pacer.admit(rank):  # issue 14: the minute is full
+            return self._queue(partition, record_id, held, outgoing, event, rank, evidence_for, base, "limit")
+        return self._send_and_record(partition, record_id, held, outgoing, event, rank, evidence_for, base)
+
+    def _send_and_record(
+        self,
+        partition: str,
+        record_id: str,
+        held: Versioned[EmailRecord] | None,
+        outgoing: OutgoingMail,
+        event: str,
+        rank: int,
+        evidence_for: list[str],
+        base: dict[str, Any],
+        from_queue: QueuedMail | None = None,
+    ) -> dict[str, Any]:
+        """Send the claimed email, then record and evidence what happened (``from_queue``: the queue's row)."""
+        ctx = self.context
+        recipients = outgoing.to
         try:
-            self._send(OutgoingMail(to=recipients, subject=mail.subject, html=mail.html, importance=mail.importance))
+            self._send(outgoing)
         except MailDeliveryError as exc:
+            if self.pacer is not None and exc.status in THROTTLED:
+                # issue 14: the mailbox is busy, the email is fine: it waits for a later minute (never dropped)
+                self.pacer.throttled()
+                return self._queue(
+                    partition, record_id, held, outgoing, event, rank, evidence_for, base, "throttled", from_queue
+                )
             failed_at, error = ctx.clock(), exc.evidence()
-            ctx.rows.update(
+            done = ctx.rows.update(
                 EmailRecord,
                 partition,
                 record_id,
                 lambda r: r.changed(status="failed", error=error, updated_at=isoformat(failed_at)),
                 first=held,
             )
+            tries = done.after.tries if done is not None else 1
             for iid in evidence_for:
                 ctx.record_evidence(
                     iid,
                     "notification.email.failed",
                     f"Email '{event}' to {len(recipients)} recipient(s) FAILED: {str(exc)[:200]}",
-                    {**base, "error": error, "try": row.tries},
+                    {**base, "error": error, "try": tries},
                     at=failed_at,
                 )
             return {"recordId": record_id, "status": "failed", "error": error}
@@ -187,6 +242,85 @@ class EmailNotifier:
             ctx.store.append_events(iid, drafts)
         return {"recordId": record_id, "status": "sent", "recipients": recipients}
 
+    # -- issue 14: the mailbox queue -------------------------------------------------------------
+    def _queue(
+        self,
+        partition: str,
+        record_id: str,
+        held: Versioned[EmailRecord] | None,
+        outgoing: OutgoingMail,
+        event: str,
+        rank: int,
+        evidence_for: list[str],
+        base: dict[str, Any],
+        why: str,
+        again: QueuedMail | None = None,
+    ) -> dict[str, Any]:
+        """Put the email in the mailbox queue (the queue row first: it holds what is sent), then say so.
+
+        ``again``: the queue's own row, sent and throttled: it stays where it was (its place in the order)."""
+        ctx, pacer = self.context, self.pacer
+        assert pacer is not None
+        at = ctx.clock()
+        stamp = isoformat(at)
+        pacer.enqueue(
+            again
+            or QueuedMail(
+                row_key=pacer.queue_key(rank, partition, record_id, at),
+                partition=partition,
+                record_id=record_id,
+                event=event,
+                rank=rank,
+                to=outgoing.to,
+                subject=outgoing.subject,
+                html=outgoing.html,
+                importance=outgoing.importance,
+                evidence_for=evidence_for,
+                base=base,
+                queued_at=stamp,
+            ),
+            again=again is not None,
+        )
+        ctx.rows.update(
+            EmailRecord,
+            partition,
+            record_id,
+            lambda r: r.changed(status="queued", queued_at=stamp, updated_at=stamp),
+            first=held,
+        )
+        words = {
+            "limit": f"the mailbox's limit of {pacer.limit} emails a minute is reached, or more urgent email waits",
+            "throttled": "the mailbox is throttled (Graph asked to slow down)",
+        }[why]
+        for iid in evidence_for:
+            ctx.record_evidence(
+                iid,
+                "notification.email.queued",
+                f"Email '{event}' queued: {words}; it goes out P{rank}-first in a following minute",
+                {**base, "queuedAt": stamp, "reason": why, "rank": rank},
+                at=at,
+            )
+        return {"recordId": record_id, "status": "queued", "reason": why}
+
+    def send_queued(self, mail: QueuedMail) -> dict[str, Any]:
+        """Send one email of the mailbox queue (the ``mail_pacer`` timer took a send of the minute for it)."""
+        assert self.pacer is not None
+        at = isoformat(self.context.clock())
+        taken = self.context.rows.set_status(
+            EmailRecord, mail.partition, mail.record_id, "sending", at, ("queued", "sending")
+        )
+        if taken is not None and not taken.written:  # sent (or refused) already: it only leaves the queue
+            self.pacer.done(mail)
+            return {"recordId": mail.record_id, "status": taken.after.status, "duplicate": True}
+        held = Versioned(taken.after, taken.etag) if taken is not None else None
+        outgoing = OutgoingMail(to=mail.to, subject=mail.subject, html=mail.html, importance=mail.importance)
+        result = self._send_and_record(
+            mail.partition, mail.record_id, held, outgoing, mail.event, mail.rank, mail.evidence_for, mail.base, mail
+        )
+        if result["status"] != "queued":  # queued again (throttled): the same row stays in the queue
+            self.pacer.done(mail)
+        return result
+
     def _send(self, mail: OutgoingMail) -> None:
         """Send through the mail sender; whatever it raises becomes a ``MailDeliveryError`` (the row is marked
         failed and retried on a replay, rather than left "sending" by an unexpected error)."""
@@ -211,7 +345,7 @@ class EmailNotifier:
         meta: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Send one email about one incident, at most once per ``record_id``."""
-        return self.deliver(incident.id, record_id, event.value, mail, recipients, [incident.id], meta)
+        return self.deliver(incident.id, record_id, event.value, mail, recipients, [incident.id], meta, about=incident)
 
     def notify_event(
         self,

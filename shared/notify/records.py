@@ -80,6 +80,13 @@ class EmailRecord(NotificationRecord):
     incidents: list[str] | None = None
     day: str | None = None
     sent_at: str | None = None
+    # issue 14: storm summaries and the mail pacer (shared/notify/storm.py, shared/notify/pacer.py)
+    priority: str | None = None
+    """The most urgent priority the email is about (the pacer sends P1 first)."""
+    queued_at: str | None = None
+    """``queued``: when it joined the mailbox queue (the queue row holds what is sent)."""
+    summary: str | None = None
+    """``folded``: the storm summary the email was gathered into (``~storm`` partition, its record id)."""
 
 
 class CallRecord(NotificationRecord):

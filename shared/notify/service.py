@@ -9,6 +9,7 @@ exposes their public methods under the names the triggers, the SLA watchdog and 
 - ``acknowledge``: contact established (``Acknowledgements``)
 - ``digest``: the P4 daily digest (``DigestNotifier``)
 - ``runbook_step``: the runbook's notify step (``RunbookNotifier``)
+- ``pacing``: issue 14 — storm summaries and the mailbox queue, each minute (``MailPacing``)
 
 The mail sender and the phone caller are handed in (by ``shared.runtime``); None disables email or
 calls, and every email or call that would have gone out is evidenced as skipped.
@@ -26,6 +27,7 @@ from shared.notify.calls import EscalationCalls, out_of_hours
 from shared.notify.context import NotifyContext
 from shared.notify.digest import DigestNotifier
 from shared.notify.email import EmailNotifier
+from shared.notify.pacing import MailPacing
 from shared.notify.ports import MailSender, PhoneCaller
 from shared.notify.records import NOTIFICATIONS
 from shared.notify.runbook_step import RunbookNotifier
@@ -93,3 +95,6 @@ class NotificationService:
         # P4 daily digest
         self.queue_for_digest = digest.queue_for_digest
         self.send_p4_digests = digest.send_p4_digests
+        # issue 14: storm summaries and the mail pacer (the mail_pacer timer)
+        self.mail_pacing = MailPacing(context, email)
+        self.pace_mail = self.mail_pacing.run
