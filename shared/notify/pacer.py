@@ -3,18 +3,18 @@
 Exchange Online accepts 30 messages a minute from one mailbox; more are refused with throttling. Every email
 the app sends asks the pacer first (``EmailNotifier``):
 
-- **Budget**: one row per mailbox (``~pacer`` partition of Notifications) holds the current minute and how
-  many emails it sent. Taking a send is an ETag-guarded increment (``update_under_etag``): instances scale
-  out and the row decides, no lock. A few sends of each minute (``p1_reserve``) are kept for P1 emails, so a
-  P1 is not queued behind a minute of P3s. A Graph 429 marks the minute as used up.
+- **Budget**: one row per mailbox (``~pacer`` partition of Notifications) holds when each send of the last
+  60 seconds went (a rolling minute, as Exchange counts it). Taking a send is an ETag-guarded change (``update_under_etag``): instances
+  scale out and the row decides, no lock. A few sends of each minute (``p1_reserve``) are kept for P1 emails, so a
+  P1 is not queued behind a minute of P3s. A Graph 429 holds every send for the next 60 seconds.
 - **Queue**: an email that does not fit waits as a row in the mailbox's queue partition (``~mailq-…``),
   holding everything needed to send it (recipients, subject, HTML, the incidents to evidence it on). Its
   RowKey starts with the priority rank and the time it was queued, so listing the partition gives the order
   it is sent in: P1 first, then oldest first. An email is also queued when an email of the same or a higher
   priority is already waiting, so nothing overtakes what waits before it.
 - The ``mail_pacer`` timer (every minute, ``functions/mail_pacing.py``) sends the queue as the new minute's
-  budget allows. A timer rather than an orchestration per mailbox: the budget is counted in minutes, so a
-  minute tick is exactly when a waiting email can go; the queue is in the table (it survives restarts and is
+  budget allows. A timer rather than an orchestration per mailbox: a send frees up 60 seconds after it went,
+  so a minute tick finds a full budget again after any burst; the queue is in the table (it survives restarts and is
   read by every instance anyway), and the host runs one timer at a time and catches up a missed run
   (``use_monitor``).
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -39,9 +39,7 @@ PACER_PARTITION = "~pacer"
 THROTTLED = (429, 503, 504)
 
 
-def minute_of(at: datetime) -> str:
-    """The budget's unit: the calendar minute (UTC) ``at`` falls in."""
-    return at.strftime("%Y-%m-%dT%H:%M")
+WINDOW = timedelta(seconds=60)
 
 
 def p1_reserve(limit: int) -> int:
@@ -49,17 +47,27 @@ def p1_reserve(limit: int) -> int:
     return limit // 6
 
 
+def _at(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 class MailBudget(NotificationRecord):
-    """The mailbox's sends in its current minute, and how many emails wait per priority (``~pacer`` / hash)."""
+    """The mailbox's sends in the last 60 seconds, and how many emails wait per priority (``~pacer`` / hash)."""
 
     CHANNEL: ClassVar[str | None] = "pacer"
 
     mailbox: str | None = None
-    minute: str | None = None
-    sent: int = 0
-    throttled: bool = False
+    recent: list[str] = Field(default_factory=list)
+    """When each send of the last 60 seconds went (at most the limit): Exchange counts a rolling minute, so a
+    calendar minute would let 30 go at :59 and 30 more at :00."""
+    throttled_until: str | None = None
+    """After a 429 nothing goes out before this moment."""
     waiting: list[int] = Field(default_factory=lambda: [0, 0, 0, 0])
     """Emails in the queue per priority (P1..P4): an email may not overtake one as urgent that waits."""
+
+    def sent_since(self, now: datetime) -> list[str]:
+        """The sends still inside the rolling minute that ends at ``now``."""
+        return [s for s in self.recent if now - _at(s) < WINDOW]
 
 
 def _waiting(budget: MailBudget, rank: int, delta: int) -> list[int]:
@@ -69,22 +77,34 @@ def _waiting(budget: MailBudget, rank: int, delta: int) -> list[int]:
     return counts
 
 
-def take_send(budget: MailBudget, minute: str, rank: int, limit: int, queued: bool = False) -> MailBudget | None:
-    """The budget after one more send of priority ``rank`` in ``minute``, or None when it may not go now. Pure.
+def take_send(budget: MailBudget, now: datetime, rank: int, limit: int, queued: bool = False) -> MailBudget | None:
+    """The budget after one more send of priority ``rank`` at ``now``, or None when it may not go now. Pure.
 
-    A new email (``queued`` False) waits when an email of the same or a higher priority is in the queue;
-    the queue's own sends (``queued``) go in the queue's order and leave it.
+    At most ``limit`` sends in any 60 seconds, of which ``p1_reserve`` are for P1 only. A new email
+    (``queued`` False) waits when an email of the same or a higher priority is in the queue; the queue's
+    own sends (``queued``) go in the queue's order and leave it.
     """
-    if budget.minute != minute:
-        budget = budget.changed(minute=minute, sent=0, throttled=False)
-    if budget.throttled:
+    if budget.throttled_until and now < _at(budget.throttled_until):
         return None
     if not queued and any(n > 0 for n in budget.waiting[: max(rank, 1)]):
         return None
+    recent = budget.sent_since(now)
     allowed = limit if rank <= 1 else limit - p1_reserve(limit)
-    if budget.sent >= allowed:
+    if len(recent) >= allowed:
         return None
-    return budget.changed(sent=budget.sent + 1, waiting=_waiting(budget, rank, -1) if queued else budget.waiting)
+    return budget.changed(
+        recent=[*recent, isoformat(now)],
+        throttled_until=None,
+        waiting=_waiting(budget, rank, -1) if queued else budget.waiting,
+    )
+
+
+def throttle(budget: MailBudget, now: datetime) -> MailBudget | None:
+    """The budget after a 429 at ``now``: nothing more for a minute (None: already held that long). Pure."""
+    until = isoformat(now + WINDOW)
+    if budget.throttled_until and budget.throttled_until >= until:
+        return None
+    return budget.changed(throttled_until=until)
 
 
 @dataclass(frozen=True)
@@ -172,22 +192,16 @@ class MailPacer:
         ``queued``: an email of the queue (the timer sends them in order). A budget row too contended to
         update counts as a full minute: the email waits in the queue rather than risk the limit.
         """
-        minute = minute_of(self.context.clock())
+        now = self.context.clock()
         try:
-            return self._change_budget(lambda b: take_send(b, minute, rank, self.limit, queued)) is not None
+            return self._change_budget(lambda b: take_send(b, now, rank, self.limit, queued)) is not None
         except ConcurrencyError:
             return False
 
     def throttled(self) -> None:
         """The mailbox answered 429 (or was unavailable): nothing more goes out this minute."""
-        minute = minute_of(self.context.clock())
-
-        def change(b: MailBudget) -> MailBudget | None:
-            if b.minute == minute and b.throttled:
-                return None
-            return b.changed(minute=minute, sent=b.sent if b.minute == minute else 0, throttled=True)
-
-        self._change_budget(change)
+        now = self.context.clock()
+        self._change_budget(lambda b: throttle(b, now))
 
     def admit(self, rank: int) -> bool:
         """May a new email of priority ``rank`` go now: nothing as urgent waits, and the minute has room."""

@@ -9,7 +9,7 @@ import pytest
 from shared.errors import ConfigurationError
 from shared.models import Priority
 from shared.notify.actions import ActionLine, ActionState
-from shared.notify.pacer import MailBudget, minute_of, p1_reserve, take_send
+from shared.notify.pacer import MailBudget, p1_reserve, take_send, throttle
 from shared.notify.storm import Decision, StormRules, StormState, admit, summary_due
 from shared.notify.storm_mail import StormSummary, SummaryLine, render_storm_summary
 from shared.settings import Settings
@@ -72,32 +72,36 @@ def test_summary_due():
     assert not summary_due(state, T0) and summary_due(state, T0 + timedelta(minutes=5))
 
 
-def test_the_mailbox_budget_keeps_a_reserve_for_p1_and_resets_each_minute():
+def test_the_mailbox_budget_keeps_a_reserve_for_p1_over_a_rolling_minute():
     assert p1_reserve(30) == 5 and p1_reserve(2) == 0
-    budget, minute = MailBudget(), minute_of(T0)
-    for _ in range(25):
-        after = take_send(budget, minute, 3, 30)
+    budget = MailBudget()
+    start = T0 + timedelta(seconds=50)  # late in a calendar minute: the next one must not open a fresh 30
+    for n in range(25):
+        after = take_send(budget, start + timedelta(milliseconds=n), 3, 30)
         assert after is not None
         budget = after
-    assert take_send(budget, minute, 3, 30) is None  # P3 may not use the P1 reserve
+    assert take_send(budget, start, 3, 30) is None  # P3 may not use the P1 reserve
     for _ in range(5):
-        after = take_send(budget, minute, 1, 30)
+        after = take_send(budget, start, 1, 30)
         assert after is not None
         budget = after
-    assert take_send(budget, minute, 1, 30) is None  # 30 in the minute: not one more, whatever its priority
-    assert take_send(budget, minute_of(T0 + timedelta(minutes=1)), 3, 30) is not None
-    throttled = budget.changed(sent=0, throttled=True)
-    assert take_send(throttled, minute, 1, 30) is None
-    assert take_send(throttled, minute_of(T0 + timedelta(minutes=1)), 1, 30) is not None
+    assert take_send(budget, start, 1, 30) is None  # 30 in the minute: not one more, whatever its priority
+    assert take_send(budget, start + timedelta(seconds=15), 1, 30) is None  # a new calendar minute, same 60 s
+    later = take_send(budget, start + timedelta(seconds=61), 3, 30)
+    assert later is not None and len(later.recent) == 1  # the sends of a minute ago have left the window
+    throttled = throttle(MailBudget(), start)
+    assert throttled is not None
+    assert take_send(throttled, start + timedelta(seconds=59), 1, 30) is None
+    assert take_send(throttled, start + timedelta(seconds=60), 1, 30) is not None
+    assert throttle(throttled, start) is None  # held that long already: nothing to write
 
 
 def test_a_new_email_never_overtakes_a_waiting_one_as_urgent():
-    minute = minute_of(T0)
-    budget = MailBudget(minute=minute, waiting=[0, 0, 1, 0])  # a P3 waits
-    assert take_send(budget, minute, 3, 30) is None and take_send(budget, minute, 4, 30) is None
-    assert take_send(budget, minute, 2, 30) is not None and take_send(budget, minute, 1, 30) is not None
-    sent = take_send(budget, minute, 3, 30, queued=True)  # the queue's own send leaves the queue
-    assert sent is not None and sent.waiting == [0, 0, 0, 0] and sent.sent == 1
+    budget = MailBudget(waiting=[0, 0, 1, 0])  # a P3 waits
+    assert take_send(budget, T0, 3, 30) is None and take_send(budget, T0, 4, 30) is None
+    assert take_send(budget, T0, 2, 30) is not None and take_send(budget, T0, 1, 30) is not None
+    sent = take_send(budget, T0, 3, 30, queued=True)  # the queue's own send leaves the queue
+    assert sent is not None and sent.waiting == [0, 0, 0, 0] and len(sent.recent) == 1
 
 
 def test_the_summary_escapes_what_alerts_wrote_and_lists_every_p1_with_its_containment():
