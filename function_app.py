@@ -15,6 +15,7 @@ from functions import (
     replay,
     runbook,
     suppressions,
+    teams,
     workspace_poll,
     writeback,
 )
@@ -37,6 +38,7 @@ def build_app() -> df.DFApp:
     app.register_functions(approvals.bp)  # issue 14: POST /api/approvals (bulk decision on held containment)
     app.register_functions(suppressions.bp)  # issue 14: maintenance windows
     app.register_functions(console.bp)  # issue 16: the console (docs/spec/console.md)
+    app.register_functions(teams.bp)  # issue 16: Teams cards, posted apart from email and calls
     return app
 
 

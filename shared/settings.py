@@ -176,6 +176,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         None,
         "Secret (Key Vault reference) keying the console's CSRF tokens; unset: a random key per instance (tokens then verify only on the instance that issued them).",
     ),
+    # issue 16: Teams channels (the webhook URLs are secrets in this vault, named in the partner registry)
+    SettingSpec(
+        "KEY_VAULT_URL",
+        None,
+        "Key Vault (`https://<name>.vault.azure.net`) holding the Teams Workflows webhook URLs named by `teamsWebhookSecret` in the partner registry, read with the managed identity (role Key Vault Secrets User); unset: Teams cards are evidenced as skipped.",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -248,6 +254,34 @@ def _digest_hour(env: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
+def _vault_url(env: Mapping[str, str]) -> str | None:
+    """issue 16: KEY_VAULT_URL, an https base URL without path, query or credentials (or unset)."""
+    raw = _get(env, "KEY_VAULT_URL")
+    if raw is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme != "https"
+        or not parts.hostname
+        or parts.username
+        or parts.password
+        or parts.query
+        or parts.fragment
+        or parts.path not in ("", "/")
+    ):
+        raise ConfigurationError(
+            f"KEY_VAULT_URL must be the vault's https URL (https://<name>.vault.azure.net), got {raw!r}"
+        )
+    return raw.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed view of the app settings."""
@@ -293,6 +327,7 @@ class Settings:
     # issue 16: the console (links in notifications; CSRF key)
     console_base_url: str | None = None
     console_csrf_key: str | None = field(default=None, repr=False)
+    key_vault_url: str | None = None  # issue 16: Teams webhook URLs (secrets)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -343,4 +378,5 @@ class Settings:
             console_base_url=(_get(env, "CONSOLE_BASE_URL") or _get(env, "CALLBACK_BASE_URL") or "").rstrip("/")
             or None,
             console_csrf_key=_get(env, "CONSOLE_CSRF_KEY"),
+            key_vault_url=_vault_url(env),  # issue 16
         )
