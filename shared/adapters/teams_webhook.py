@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -30,6 +32,29 @@ from shared.notify.teams_ports import PostedCard, TeamsDeliveryError
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 TIMEOUT = (5.0, 10.0)  # connect, read (seconds)
 MAX_RETRY_AFTER = 3600.0
+
+
+_SIG = re.compile(r"(?i)\b(sig|code)=[^&\s\"']+")
+
+
+class _RedactSignatures(logging.Filter):
+    """urllib3 logs each request line (path and query) at DEBUG: the webhook's ``sig`` must not reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _SIG.search(message):
+            record.msg, record.args = _SIG.sub(r"\1=REDACTED", message), ()
+        return True
+
+
+_redacting = False
+
+
+def _redact_request_logs() -> None:
+    global _redacting
+    if not _redacting:
+        logging.getLogger("urllib3.connectionpool").addFilter(_RedactSignatures())
+        _redacting = True
 
 
 class SecretReader(Protocol):
@@ -51,6 +76,7 @@ class TeamsWebhookPoster:
 
     def __init__(self, secrets: SecretReader, timeout: tuple[float, float] | None = None):
         self.secrets, self._timeout = secrets, timeout
+        _redact_request_logs()
 
     @property
     def timeout(self) -> tuple[float, float]:

@@ -257,7 +257,11 @@ class TeamsNotifier:
                     report["waiting"] += 1
                     continue
                 tried += 1
-                result = self.deliver(pointer.incident_id, pointer.record_id)
+                try:
+                    result = self.deliver(pointer.incident_id, pointer.record_id)
+                except Exception:  # one card's trouble (its row unreadable, the store busy) never stops the others
+                    log.exception("Teams card %s of %s", pointer.record_id, pointer.incident_id)
+                    result = {"status": "failed"}
                 status = result.get("status")
                 report["posted"] += status == "sent"
                 report["failed"] += status in ("failed", "gave-up")
@@ -294,6 +298,18 @@ class TeamsNotifier:
                 return {"recordId": record_id, "status": was}
             return {"recordId": record_id, "status": "busy" if was == "sending" else "not-due"}
         row, held = done.after, Versioned(done.after, done.etag)
+        try:
+            incident, card = self._card(incident_id, row)
+        except Exception as exc:  # the card could not even be built (incident purged …): a failed try, not "sending"
+            log.exception("Teams card %s of %s", record_id, incident_id)
+            failure = TeamsDeliveryError(f"the card could not be built ({type(exc).__name__})")
+            base = {"recordId": record_id, "event": row.event, "target": row.target, "secretName": row.secret_name}
+            return self._failed(incident_id, record_id, row, held, failure, {**base, "try": row.tries})
+        return self._post_row(incident_id, record_id, row, held, incident, card)
+
+    def _card(self, incident_id: str, row: TeamsRecord) -> tuple[Incident, dict[str, Any]]:
+        """The card, from the incident and its containment as they are now (a retry shows the latest)."""
+        ctx = self.context
         incident = load_incident(ctx.store, incident_id)
         kind = CardKind(str(row.kind))
         card = build_card(
@@ -308,6 +324,20 @@ class TeamsNotifier:
                 reason=row.reason,
             )
         )
+        return incident, card
+
+    def _post_row(
+        self,
+        incident_id: str,
+        record_id: str,
+        row: TeamsRecord,
+        held: Versioned[TeamsRecord],
+        incident: Incident,
+        card: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Post the card, record and evidence the outcome."""
+        ctx = self.context
+        kind = CardKind(str(row.kind))
         card_hash = hashlib.sha256(json.dumps(card, sort_keys=True).encode("utf-8")).hexdigest()
         base = {
             "recordId": record_id,

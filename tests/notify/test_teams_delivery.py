@@ -253,3 +253,43 @@ def test_an_acknowledgement_card_is_posted_by_the_timer(teams_app):
     texts = json.dumps(acks[0].card)
     assert "dana.reyes@contoso.example" in texts and "Acknowledged by " in texts
     jsonschema.Draft6Validator(SCHEMA).validate(acks[0].card)
+
+
+def test_a_card_that_cannot_be_built_is_a_failed_try_and_the_timer_goes_on(teams_app, monkeypatch):
+    from shared.notify import teams as teams_module
+
+    app = teams_app
+    app.fake.inject("POST", "/powerautomate/", 500, times=4, api="teams")
+    first = app.ingest(8, alert_id="p2-a")
+    second = app.ingest(8, alert_id="p2-b", title="Another one")
+    assert app.fake.teams_posts() == []
+    real, calls = teams_module.build_card, []
+
+    def flaky(ctx):
+        calls.append(ctx.incident.id)
+        if len(calls) == 1:
+            raise KeyError("broken incident document")
+        return real(ctx)
+
+    monkeypatch.setattr(teams_module, "build_card", flaky)
+    teams = app.context.notifications.teams
+    later = teams.context.clock() + timedelta(minutes=5)
+    monkeypatch.setattr(teams.context, "clock", lambda: later)
+    report = teams.deliver_due(later)
+    assert report["posted"] == 3 and report["failed"] == 1
+    broken = [e for i in (first, second) for e in _evidence(app, i, "notification.teams.failed")]
+    assert any("could not be built (KeyError)" in e["summary"] and not e["data"]["final"] for e in broken)
+    rows = [r for i in (first, second) for r in app.incident(i)["notifications"] if r.get("channel") == "teams"]
+    assert sorted(r["status"] for r in rows) == ["failed", "sent", "sent", "sent"]
+
+
+def test_the_webhook_url_reaches_no_log_even_at_debug(teams_app, caplog):
+    import logging
+
+    app = teams_app
+    with caplog.at_level(logging.DEBUG):
+        app.ingest(8, alert_id="p2-log")
+    assert len(app.fake.teams_posts()) == 2
+    assert "/powerautomate/" in caplog.text  # urllib3 did log the request line …
+    for url in app.urls.values():
+        assert url.rsplit("sig=", 1)[1] not in caplog.text  # … without its signature
