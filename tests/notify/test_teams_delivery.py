@@ -194,6 +194,16 @@ def test_a_hanging_then_failing_teams_never_delays_email_or_call_and_is_retried(
     statuses = sorted(str(e["data"]["error"]["status"]) for e in failed)
     assert statuses == ["503", "None"]  # one timed out, one refused
     assert any("did not answer in time" in e["summary"] for e in failed)
+    from datetime import datetime
+
+    waits = {
+        str(e["data"]["error"]["status"]): (
+            datetime.fromisoformat(e["data"]["nextTryAt"].replace("Z", "+00:00"))
+            - datetime.fromisoformat(e["occurredAt"].replace("Z", "+00:00"))
+        ).total_seconds()
+        for e in failed
+    }
+    assert 119 <= waits["503"] <= 121 and 59 <= waits["None"] <= 61  # Retry-After honoured, else 1 minute
     _no_url_anywhere(app, incident_id)
     # Not due yet: the timer leaves them; once due (Retry-After 120 s honoured), they go out.
     teams = app.context.notifications.teams
