@@ -16,6 +16,7 @@ from functions import (
     replay,
     runbook,
     suppressions,
+    teams,
     workspace_poll,
     writeback,
 )
@@ -39,6 +40,7 @@ def build_app() -> df.DFApp:
     app.register_functions(suppressions.bp)  # issue 14: maintenance windows
     app.register_functions(console.bp)  # issue 16: the console (docs/spec/console.md)
     app.register_functions(mail_pacing.bp)  # issue 14: storm summaries and the mail pacer (timer mail_pacer)
+    app.register_functions(teams.bp)  # issue 16: Teams cards, posted apart from email and calls
     return app
 
 

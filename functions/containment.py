@@ -244,12 +244,17 @@ def containment_notify_failures(request: dict) -> dict:
     reasons = "; ".join(
         f"{f.get('targetDisplay') or f.get('target')}: {f.get('reason')}" for f in request.get("failures") or []
     )
-    return runtime.context().notifications.notify_event(
-        request["incidentId"],
-        NotifyEvent.CONTAINMENT_FAILED,
-        f"containment-failed-{request.get('approvalId')}",
-        reason=reasons[:2000],
-    )
+    notifications = runtime.context().notifications
+    key = f"containment-failed-{request.get('approvalId')}"
+    sent = notifications.notify_event(request["incidentId"], NotifyEvent.CONTAINMENT_FAILED, key, reason=reasons[:2000])
+    # issue 16: the Teams card is queued after the email (posted by the teams_delivery timer, never here)
+    from shared.notify.incidents import load_incident
+
+    incident = load_incident(notifications.store, request["incidentId"])
+    return {
+        **sent,
+        "teams": notifications.teams.after_email(incident, NotifyEvent.CONTAINMENT_FAILED, key, reason=reasons),
+    }
 
 
 def _notify_release(ctx, incident_id: str, actor: str, reason: str, result: dict) -> None:

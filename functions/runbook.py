@@ -106,6 +106,15 @@ def incident_runbook(context: df.DurableOrchestrationContext):
             )
         except Exception as exc:
             result["escalation"] = {"error": str(exc)[:300]}
+    if (notice.get("teams") or {}) and any(
+        (t or {}).get("status") == "queued" for t in (notice.get("teams") or {}).values() if isinstance(t, dict)
+    ):
+        # issue 16: Teams cards after the email and the call start, in their own activity: a slow or failing
+        # channel never holds up people's email or phones (one try here; the teams_delivery timer retries).
+        try:
+            result["teams"] = yield context.call_activity("post_teams_cards", {"incidentId": incident_id})
+        except Exception as exc:
+            result["teams"] = {"error": str(exc)[:300]}
 
     # -- Investigate (docs/spec/lifecycle.md) --------------------------------------------------------
     # Log Analytics enrichment (functions/evidence_api.py): skipped inside the activity when no

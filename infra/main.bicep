@@ -350,6 +350,7 @@ module keyVault 'core/key-vault.bicep' = {
     tags: allTags
     keyVaultName: 'kv-${workload}-${environmentName}-${shortToken}'
     wiringPrincipalId: identities.outputs.wiringPrincipalId
+    appPrincipalId: identities.outputs.appPrincipalId // issue 16: Key Vault Secrets User (Teams webhook URLs)
     secretsOfficerPrincipalId: keyVaultSecretsOfficerPrincipalId
     secretsOfficerPrincipalType: keyVaultSecretsOfficerPrincipalType
     logAnalyticsWorkspaceResourceId: monitoring.outputs.logAnalyticsWorkspaceResourceId
@@ -542,6 +543,9 @@ module appSettings 'app/app-settings.bicep' = {
       // a Key Vault reference (the secret 'console-csrf-key' is created by scripts/ or by hand; never in the file).
       CONSOLE_BASE_URL: empty(callbackBaseUrl) ? 'https://${functionApp.outputs.defaultHostName}' : callbackBaseUrl
       CONSOLE_CSRF_KEY: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.keyVaultName};SecretName=console-csrf-key)'
+      // issue 16: Teams channels — the registry names secrets (teamsWebhookSecret) in this vault; the app reads them
+      // with its identity (Key Vault Secrets User on this vault only, core/key-vault.bicep).
+      KEY_VAULT_URL: keyVault.outputs.keyVaultUri
       ACS_RESOURCE_ID: deployCommunicationServices ? communication.outputs.immutableResourceId : ''
       WRITEBACK_TARGETS: grantSentinelResponder && grantDefenderAlertStateUpdate ? 'sentinel,defender' : grantSentinelResponder ? 'sentinel' : grantDefenderAlertStateUpdate ? 'defender' : 'none'
       // issue 11: tenancy (Graph tokens for partners' tenants; ARM through Lighthouse needs nothing here)

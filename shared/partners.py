@@ -61,14 +61,42 @@ class AssetCriticality(_Config):
     criticality: Literal["low", "medium", "high", "critical"]
 
 
+# issue 16: a Key Vault secret name (1-127 letters, digits and dashes), never the webhook URL itself.
+_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+
+
+def _secret_name(value: str | None) -> str | None:
+    """A ``teamsWebhookSecret``: the NAME of the Key Vault secret holding a Teams Workflows webhook URL.
+
+    The value is never echoed in the error: if someone pasted the URL itself, it is a secret (its ``sig``
+    signs every post), and the error goes to logs."""
+    if value is None:
+        return None
+    if "://" in value or "/" in value or "?" in value:
+        raise ValueError(
+            "must be the NAME of a Key Vault secret holding the Teams webhook URL, not the URL itself: "
+            "store the URL in the vault (KEY_VAULT_URL) and put the secret's name here"
+        )
+    if not _SECRET_NAME.match(value):
+        raise ValueError("must be a Key Vault secret name: 1-127 letters, digits and dashes")
+    return value
+
+
 class Contacts(_Config):
     socAlertEmails: list[str] = Field(default_factory=list)
     emergencyContacts: list[EmergencyContact] = Field(default_factory=list)
+    # issue 16: the Teams channel these contacts watch (optional), as a Key Vault secret name
+    teamsWebhookSecret: str | None = None
 
     @field_validator("socAlertEmails")
     @classmethod
     def _check_emails(cls, v: list[str]) -> list[str]:
         return _emails(v)
+
+    @field_validator("teamsWebhookSecret")
+    @classmethod
+    def _check_teams_secret(cls, v: str | None) -> str | None:
+        return _secret_name(v)
 
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

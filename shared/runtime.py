@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the ports, for the type checker only (cold start imports no
     from shared.adapters.acs_callback_tokens import AcsCallbackTokens  # issue 12
     from shared.anchor import AnchorArchive, EvidenceIntegrity  # issue 12
     from shared.notify.ports import MailSender, PhoneCaller
+    from shared.notify.teams_ports import TeamsPoster  # issue 16
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,7 +127,9 @@ class AppContext:
     def notifications(self):
         from shared.notify.service import NotificationService
 
-        return NotificationService(self.store, self.partners, self.settings, self.mailer, self.caller)
+        return NotificationService(
+            self.store, self.partners, self.settings, self.mailer, self.caller, teams=self.teams_poster
+        )
 
     @cached_property
     def reviews(self):
@@ -298,6 +301,17 @@ class AppContext:
         from shared.suppressions import SuppressionService
 
         return SuppressionService(self.store, now_ms)
+
+    # -- issue 16: Teams channels (webhook URLs in Key Vault, named in the partner registry) ---------------
+    @cached_property
+    def teams_poster(self) -> TeamsPoster | None:
+        """Teams Workflows webhooks whose URLs are read from KEY_VAULT_URL, or None when it is not set."""
+        if not self.settings.key_vault_url:
+            return None
+        from shared.adapters.key_vault import KeyVaultSecrets
+        from shared.adapters.teams_webhook import TeamsWebhookPoster
+
+        return TeamsWebhookPoster(KeyVaultSecrets(self.settings))
 
 
 _context: AppContext | None = None

@@ -191,6 +191,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "30",
         "Emails the `MAIL_SENDER` mailbox sends in one minute at most (Exchange Online: 30); more are queued, P1 first, and sent by the `mail_pacer` timer.",
     ),
+    # issue 16: Teams channels (the webhook URLs are secrets in this vault, named in the partner registry)
+    SettingSpec(
+        "KEY_VAULT_URL",
+        None,
+        "Key Vault (`https://<name>.vault.azure.net`) holding the Teams Workflows webhook URLs named by `teamsWebhookSecret` in the partner registry, read with the managed identity (role Key Vault Secrets User); unset: Teams cards are evidenced as skipped.",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -263,6 +269,34 @@ def _digest_hour(env: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
+def _vault_url(env: Mapping[str, str]) -> str | None:
+    """issue 16: KEY_VAULT_URL, an https base URL without path, query or credentials (or unset)."""
+    raw = _get(env, "KEY_VAULT_URL")
+    if raw is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme != "https"
+        or not parts.hostname
+        or parts.username
+        or parts.password
+        or parts.query
+        or parts.fragment
+        or parts.path not in ("", "/")
+    ):
+        raise ConfigurationError(
+            f"KEY_VAULT_URL must be the vault's https URL (https://<name>.vault.azure.net), got {raw!r}"
+        )
+    return raw.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed view of the app settings."""
@@ -313,6 +347,7 @@ class Settings:
     storm_window_minutes: int = 5
     storm_summary_minutes: int = 5
     mail_max_per_minute: int = 30
+    key_vault_url: str | None = None  # issue 16: Teams webhook URLs (secrets)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -368,4 +403,5 @@ class Settings:
             storm_window_minutes=_int(env, "STORM_WINDOW_MINUTES", 1),
             storm_summary_minutes=_int(env, "STORM_SUMMARY_MINUTES", 1),
             mail_max_per_minute=_int(env, "MAIL_MAX_PER_MINUTE", 1),
+            key_vault_url=_vault_url(env),  # issue 16
         )

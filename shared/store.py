@@ -114,6 +114,8 @@ class IncidentIndexRow:
     status: str
     created_at: str
     updated_at: str
+    # issue 16: containment that needs a person ("failed" / "held"; shared.containment.incident_status)
+    containment: str | None = None
 
 
 def key_hash(value: str) -> str:
@@ -229,7 +231,13 @@ class EvidenceStore(ABC):
         for inc in sorted(self.iter_incidents(), key=lambda i: i.id):
             doc = inc.wire()
             row = IncidentIndexRow(
-                inc.id, inc.partner_id, inc.priority.value, inc.status.value, doc["createdAt"], doc["updatedAt"]
+                inc.id,
+                inc.partner_id,
+                inc.priority.value,
+                inc.status.value,
+                doc["createdAt"],
+                doc["updatedAt"],
+                inc.extra.get("containmentAttention") or None,  # issue 16
             )
             if _index_row_matches(row, partner_id, wanted, incident_id, from_incident, touched_since):
                 yield row

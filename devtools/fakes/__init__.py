@@ -10,7 +10,9 @@ One ``AzureFake`` is one HTTPS server on 127.0.0.1 (certificate from ``trustme``
 - Microsoft Graph (``/v1.0/...``, ``graph.py``): users, service principals,
   ``revokeSignInSessions``, ``sendMail``;
 - Log Analytics (``/v1/workspaces/{id}/query``, ``/v1/$batch``, ``log_analytics.py``);
-- ACS Call Automation (``/calling/callConnections...``, ``acs.py``).
+- ACS Call Automation (``/calling/callConnections...``, ``acs.py``);
+- Key Vault secrets (``/secrets/{name}``, ``key_vault.py``, issue 16) and Teams Workflows webhooks
+  (``/powerautomate/…/workflows/{id}/triggers/manual/paths/invoke``, ``teams.py``, issue 16).
 
 Next to it a plain-HTTP ``ManagedIdentityEndpoint`` (``identity.py``) speaks the App Service
 managed-identity protocol (``IDENTITY_ENDPOINT`` / ``IDENTITY_HEADER``), so the real
@@ -33,6 +35,7 @@ from devtools.fakes.graph import SentMail
 from devtools.fakes.identity import ManagedIdentityEndpoint, TokenGrant
 from devtools.fakes.records import FakeResponse, Fault, RecordedRequest
 from devtools.fakes.server import wait_until
+from devtools.fakes.teams import TeamsPost
 
 __all__ = [
     "ACS_AUDIENCE",
@@ -44,6 +47,7 @@ __all__ = [
     "ManagedIdentityEndpoint",
     "RecordedRequest",
     "SentMail",
+    "TeamsPost",
     "TokenGrant",
     "json_diff",
     "parse_arm_path",

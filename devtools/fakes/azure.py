@@ -8,13 +8,16 @@ from devtools.fakes.acs import ACS_AUDIENCE, AcsCallbackSigner, AcsFake, acs_ope
 from devtools.fakes.arm import ArmFake
 from devtools.fakes.graph import GraphFake
 from devtools.fakes.identity import check_bearer_token
+from devtools.fakes.key_vault import KEY_VAULT_AUDIENCE, KeyVaultFake
 from devtools.fakes.log_analytics import LogAnalyticsFake
 from devtools.fakes.records import FakeResponse, RecordedRequest, coerce
+from devtools.fakes.teams import TeamsFake
 from devtools.fakes.tenants import TenantsFake
 
 
-class AzureFake(TenantsFake, ArmFake, GraphFake, LogAnalyticsFake, AcsFake):
-    """Loopback HTTPS fake of ARM, Microsoft Graph, Log Analytics and ACS Call Automation.
+class AzureFake(TenantsFake, ArmFake, GraphFake, LogAnalyticsFake, AcsFake, KeyVaultFake, TeamsFake):
+    """Loopback HTTPS fake of ARM, Microsoft Graph, Log Analytics, ACS Call Automation, Key Vault secrets
+    and Teams Workflows webhooks (issue 16).
 
     Usage::
 
@@ -56,6 +59,7 @@ class AzureFake(TenantsFake, ArmFake, GraphFake, LogAnalyticsFake, AcsFake):
             "GRAPH_ENDPOINT": self.url,
             "LOG_ANALYTICS_ENDPOINT": self.url,
             "ACS_ENDPOINT": self.url,
+            "KEY_VAULT_URL": self.url,  # issue 16
             **self.identity.environment(),
             # Only managed identity in DefaultAzureCredential's chain: no silent fall-back
             # to a developer's Azure CLI login.
@@ -76,6 +80,10 @@ class AzureFake(TenantsFake, ArmFake, GraphFake, LogAnalyticsFake, AcsFake):
             answer = acs_openid_answer(self.url, self.acs_callback_signer, req.path)
             if answer is not None:
                 return answer
+        if req.api == "teams":  # issue 16: a webhook's credential is the sig in its URL, not a token
+            return self._teams_answer(req)
+        if req.api == "keyvault" and not req.header("Authorization"):
+            return self.key_vault_challenge()  # issue 16: Key Vault's challenge names tenant and audience
         denied = self._check_auth(req)
         if denied is not None:
             return denied
@@ -94,6 +102,8 @@ class AzureFake(TenantsFake, ArmFake, GraphFake, LogAnalyticsFake, AcsFake):
             return self._logs_answer(req)
         if req.api == "acs":
             return self._acs_answer(req)
+        if req.api == "keyvault":
+            return self._key_vault_answer(req)
         return FakeResponse(
             404, {"error": {"code": "NoRoute", "message": f"azure_fake: no route for {req.method} {req.path}"}}
         )
@@ -101,6 +111,8 @@ class AzureFake(TenantsFake, ArmFake, GraphFake, LogAnalyticsFake, AcsFake):
     def _audiences(self, api: str) -> set[str]:
         if api == "acs":
             return {ACS_AUDIENCE}
+        if api == "keyvault":
+            return {KEY_VAULT_AUDIENCE}
         return {self.url.lower(), f"https://localhost:{self.port}"}
 
     def _check_auth(self, req: RecordedRequest) -> FakeResponse | None:

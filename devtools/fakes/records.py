@@ -51,7 +51,7 @@ class RecordedRequest:
     body: Any  # parsed JSON, else text, else None
     raw_body: bytes
     timestamp: float
-    api: str  # "arm" | "graph" | "logs" | "acs" | "token" | "unknown"
+    api: str  # "arm" | "graph" | "logs" | "acs" | "token" | "keyvault" | "teams" | "unknown"
     status: int | None = None  # None: no answer (dropped, or aborted by reset/stop)
     token_resource: str | None = None  # audience of the bearer token it carried, if issued here
     fault: bool = False  # an injected fault answered (or delayed) it

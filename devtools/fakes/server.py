@@ -327,6 +327,10 @@ def api_for(path: str) -> str:
         return "acs"
     if low.startswith(("/subscriptions", "/providers/", "/tenants")):
         return "arm"
+    if low.startswith("/secrets/"):  # issue 16: Key Vault secrets
+        return "keyvault"
+    if low.startswith("/powerautomate/"):  # issue 16: Teams Workflows webhooks
+        return "teams"
     if ENTRA_TOKEN_PATH.match(low):  # issue 11: Entra ID's token endpoint, /{tenant}/oauth2/v2.0/token
         return "token"
     return "unknown"

@@ -19,6 +19,9 @@ param keyVaultName string
 @description('Principal id of the wiring identity (Logic Apps), granted Key Vault Secrets User on this vault.')
 param wiringPrincipalId string
 
+@description('Principal id of the app\'s own identity, granted Key Vault Secrets User on this vault (issue 16: the Teams webhook URLs named in the partner registry, the console CSRF key).')
+param appPrincipalId string
+
 @description('Optional object id of the Entra group (or user) that stores and rotates the ingest key; empty grants nobody.')
 param secretsOfficerPrincipalId string
 
@@ -68,6 +71,18 @@ resource wiringSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
     principalId: wiringPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// issue 16: the app reads secret values only (Teams Workflows webhook URLs, the console's CSRF key): Secrets
+// User on this one vault, never Officer or a wider scope (least privilege; it can neither list keys nor write).
+resource appSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appPrincipalId, keyVaultSecretsUserRoleId)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+    principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
 }

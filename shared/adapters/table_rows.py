@@ -92,6 +92,8 @@ def incident_entity(incident: Incident) -> dict[str, Any]:
         "createdAt": doc["createdAt"],
         "updatedAt": doc["updatedAt"],
         "title": incident.title[:512],
+        # issue 16: read with the index (the console's queue puts failed / held containment first)
+        "containmentAttention": str(incident.extra.get("containmentAttention") or ""),
     }
     put_json(entity, "doc", doc)
     # Keep the most recent alerts if an incident grows very large; alertCount keeps the total.

@@ -303,7 +303,15 @@ class TableEvidenceStore(IngestTables, EvidenceStore):
         rows = self._t("Incidents").query_entities(
             " and ".join(parts),
             results_per_page=1000,
-            select=["PartitionKey", "partnerId", "priority", "status", "createdAt", "updatedAt"],
+            select=[
+                "PartitionKey",
+                "partnerId",
+                "priority",
+                "status",
+                "createdAt",
+                "updatedAt",
+                "containmentAttention",
+            ],
         )
         for r in rows:
             yield IncidentIndexRow(
@@ -313,6 +321,7 @@ class TableEvidenceStore(IngestTables, EvidenceStore):
                 r.get("status", ""),
                 r.get("createdAt", ""),
                 r.get("updatedAt", ""),
+                r.get("containmentAttention") or None,  # issue 16
             )
 
     def find_incidents(

@@ -1,9 +1,11 @@
 """The console's queue (issue 16): open incidents, those that need a decision first, one page at a time.
 
-Reads the store's light incident index (``iter_incident_index``: partner, priority, status, times —
-no document parse) to filter and order, then loads the documents of ONE page only. What needs a
-person first: incidents held for approval (status ``held``) and P1s whose containment failed (the
-only incidents with containment actions are P1s, so only their action rows are read).
+Reads the store's light incident index (``iter_incident_index``: partner, priority, status, times,
+the containment marker — no document parse) to filter and order, then loads the documents of ONE page
+only. What needs a person first: incidents held for approval (status ``held``, or held actions) and
+incidents whose containment failed — read from the incident's own marker (``containmentAttention``,
+set under its ETag whenever containment's outcome is written: ``shared.containment.incident_status``),
+so the queue costs one index query whatever the number of open P1s.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.containment import list_actions
 from shared.errors import ValidationError
 from shared.models import Incident, IncidentStatus, Priority
 from shared.store import EvidenceStore, IncidentIndexRow
@@ -21,7 +22,6 @@ PAGE_SIZE = 50
 OPEN = "open"  # the status filter's default: every status that is still open
 _STATUSES = {s.value for s in IncidentStatus} | {OPEN, "all"}
 _PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-_FAILED = frozenset({"failed"})
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,13 @@ class QueuePage:
     partners: list[str] = field(default_factory=list)
 
 
-def _attention(store: EvidenceStore, row: IncidentIndexRow) -> str | None:
+def _attention(row: IncidentIndexRow) -> str | None:
     if row.status == IncidentStatus.HELD.value:
         return "held for approval"
-    if row.priority == Priority.P1.value and IncidentStatus(row.status).is_open:
-        statuses = {a.get("status") for a in list_actions(store, row.incident_id)}
-        if "held" in statuses:
+    if IncidentStatus(row.status).is_open:
+        if row.containment == "held":
             return "held for approval"
-        if statuses & _FAILED:
+        if row.containment == "failed":
             return "containment failed"
     return None
 
@@ -113,7 +112,7 @@ def load_queue(store: EvidenceStore, query: QueueQuery) -> QueuePage:
             if doc.id in candidates and needle in doc.title.casefold():
                 docs[doc.id] = doc
         rows = [r for r in rows if needle in r.incident_id.casefold() or r.incident_id in docs]
-    attention = {r.incident_id: _attention(store, r) for r in rows}
+    attention = {r.incident_id: _attention(r) for r in rows}
     rows.sort(key=lambda r: (attention[r.incident_id] is None, r.priority, r.created_at, r.incident_id))
     total = len(rows)
     pages = max(1, -(-total // PAGE_SIZE))

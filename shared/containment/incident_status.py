@@ -25,6 +25,22 @@ from shared.store import EvidenceStore
 # The incident row is hot during a storm (ingest, notify and containment all update it).
 _TRIES = 20
 
+# issue 16: the incident-level marker of containment that needs a person ("failed" beats "held"), kept in
+# the incident's ``extra`` (and its index row) so the console's queue puts these first without reading
+# every open P1's action rows. Derived from the action rows (their own evidence says what failed or is
+# held), so changing it writes no evidence of its own.
+ATTENTION = "containmentAttention"
+_KEEP: Any = object()
+
+
+def attention_of(records: list[ActionRecord]) -> str | None:
+    """What the incident's containment needs from a person: "failed", "held" (for approval) or nothing."""
+    if by_status(records, ActionStatus.FAILED):
+        return "failed"
+    if by_status(records, ActionStatus.HELD):
+        return "held"
+    return None
+
 
 @dataclass(frozen=True)
 class FirstResponse:
@@ -59,9 +75,11 @@ class IncidentUpdates:
         known: Versioned[Incident] | None = None,
         actor: str | None = None,
         reason: str = "",
+        attention: str | None = _KEEP,
     ) -> tuple[str, list[EventDraft]]:
         """One ETag-guarded update of the incident: its status (``status(incident)`` → new status) and/or
-        the first-response stamp (only if not set yet). ``known``: the incident as just read (saves a read).
+        the first-response stamp (only if not set yet) and/or the containment marker (``attention``: "failed",
+        "held" or None; omitted: unchanged). ``known``: the incident as just read (saves a read).
         Returns (status after, the evidence drafts describing what changed)."""
         now = self.clock()
 
@@ -69,6 +87,9 @@ class IncidentUpdates:
             updates: dict[str, Any] = {}
             if status is not None and status(incident) != incident.status:
                 updates["status"] = status(incident)
+            if attention is not _KEEP and incident.extra.get(ATTENTION) != attention:
+                extra = {k: v for k, v in incident.extra.items() if k != ATTENTION}
+                updates["extra"] = {**extra, ATTENTION: attention} if attention else extra
             if first_response is not None and incident.sla.first_response_at is None:
                 updates["sla"] = incident.sla.model_copy(update={"first_response_at": first_response.at})
             if not updates:
@@ -150,6 +171,7 @@ class IncidentUpdates:
             known=known,
             actor=actor,
             reason=reason,
+            attention=attention_of(records),  # issue 16: the console's "failed / held first" marker
         )
 
     def conclude(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.containment.guardrails import status_after_release
-from shared.containment.incident_status import IncidentUpdates
+from shared.containment.incident_status import IncidentUpdates, attention_of
 from shared.containment.ledger import Ledger, list_actions
 from shared.containment.names import approval_instance_id, containment_instance_id
 from shared.containment.outcome import analyst_event
@@ -113,6 +113,7 @@ class Release:
                 status=lambda i: status_after_release(i.status),
                 actor=actor,
                 reason=f"released by {actor}: {reason}",
+                attention=attention_of(self.ledger.list(incident_id)),  # issue 16: held rows were withdrawn
             )
             if drafts:
                 self.store.append_events(incident_id, drafts)

@@ -13,14 +13,16 @@ from shared.models import ActorType, Incident, IncidentStatus, Priority, isoform
 from shared.notify.context import NotifyContext
 from shared.notify.email import EmailNotifier
 from shared.notify.incidents import update_incident
+from shared.notify.teams import TeamsNotifier
 from shared.notify.templates import NotifyEvent
 
 
 class Acknowledgements:
     """Records acknowledgements (the ack route and the calls' key press both come here)."""
 
-    def __init__(self, context: NotifyContext, email: EmailNotifier):
+    def __init__(self, context: NotifyContext, email: EmailNotifier, teams: TeamsNotifier | None = None):
         self.context, self.email = context, email
+        self.teams = teams  # issue 16: the acknowledgement card (posted by the teams_delivery timer)
 
     def acknowledge(
         self,
@@ -70,4 +72,6 @@ class Acknowledgements:
         )
         if first and after.priority == Priority.P1:
             self.email.notify_event(incident_id, NotifyEvent.ACKNOWLEDGED, "acknowledged", actor=actor)
+        if first and self.teams is not None:  # issue 16: P1 and P2 (their new-incident cards went to Teams)
+            self.teams.after_email(after, NotifyEvent.ACKNOWLEDGED, "acknowledged", actor=actor)
         return after, first

@@ -85,7 +85,13 @@ class DigestNotifier:
             if not queued:
                 continue
             day = local.date().isoformat()
-            mail = render_digest(queued, name, day, ctx.settings.callback_base_url)
+            mail = render_digest(
+                queued,
+                name,
+                day,
+                ctx.settings.callback_base_url,
+                ctx.settings.console_base_url,  # issue 16
+            )
             recipients = ctx.email_recipients(queued[0])
             ids = [i.id for i in queued]
             result = self.email.deliver(

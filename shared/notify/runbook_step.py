@@ -12,14 +12,23 @@ from shared.notify.context import NotifyContext
 from shared.notify.digest import DigestNotifier
 from shared.notify.email import EmailNotifier
 from shared.notify.incidents import load_incident
+from shared.notify.teams import TeamsNotifier
 from shared.notify.templates import NotifyEvent
 
 
 class RunbookNotifier:
     """One runbook run's notification: the email that fits what containment did, and the call decision."""
 
-    def __init__(self, context: NotifyContext, email: EmailNotifier, digest: DigestNotifier, calls: EscalationCalls):
+    def __init__(
+        self,
+        context: NotifyContext,
+        email: EmailNotifier,
+        digest: DigestNotifier,
+        calls: EscalationCalls,
+        teams: TeamsNotifier | None = None,
+    ):
         self.context, self.email, self.digest, self.calls = context, email, digest, calls
+        self.teams = teams  # issue 16: the Teams card is queued after the email, posted by its own step
         self.breaker = BreakerPager(context, calls)  # issue 14: breaker trips page the SOC's duty contacts
 
     def notify_runbook(
@@ -74,6 +83,10 @@ class RunbookNotifier:
         out["email"] = self.email.send_email(
             incident, f"email-e{epoch}-runbook", event, mail, recipients, {"epoch": epoch}
         )
+        if self.teams is not None:  # issue 16: never fails or delays the email (posted by post_teams_cards)
+            out["teams"] = self.teams.after_email(
+                incident, event, f"e{epoch}-runbook", previous_priority=previous_priority, reason=reason
+            )
         if event == NotifyEvent.CONTAINMENT_HELD:
             page = self.breaker.page(incident, epoch)
             if page is not None:

@@ -10,6 +10,7 @@ exposes their public methods under the names the triggers, the SLA watchdog and 
 - ``digest``: the P4 daily digest (``DigestNotifier``)
 - ``runbook_step``: the runbook's notify step (``RunbookNotifier``)
 - ``pacing``: issue 14 — storm summaries and the mailbox queue, each minute (``MailPacing``)
+- ``teams``: Teams cards, queued by the email steps and posted apart from them (``TeamsNotifier``, issue 16)
 
 The mail sender and the phone caller are handed in (by ``shared.runtime``); None disables email or
 calls, and every email or call that would have gone out is evidenced as skipped.
@@ -31,6 +32,8 @@ from shared.notify.pacing import MailPacing
 from shared.notify.ports import MailSender, PhoneCaller
 from shared.notify.records import NOTIFICATIONS
 from shared.notify.runbook_step import RunbookNotifier
+from shared.notify.teams import TeamsNotifier
+from shared.notify.teams_ports import TeamsPoster
 from shared.partners import PartnerRegistry
 from shared.settings import Settings
 from shared.store import EvidenceStore
@@ -56,16 +59,18 @@ class NotificationService:
         mailer: MailSender | None = None,
         caller: PhoneCaller | None = None,
         clock: Callable[[], datetime] = now_ms,
+        teams: TeamsPoster | None = None,
     ):
         self.store, self.partners, self.settings, self.clock = store, partners, settings, clock
         self.mailer, self.caller = mailer, caller
         context = self.context = NotifyContext(store, partners, settings, clock)
         email = self.email = EmailNotifier(context, mailer)
+        cards = self.teams = TeamsNotifier(context, email, teams)  # issue 16: Teams channels
         calls = self.calls = EscalationCalls(context, caller, email)
-        acks = self.acknowledgements = Acknowledgements(context, email)
+        acks = self.acknowledgements = Acknowledgements(context, email, teams=cards)
         events = self.call_events = CallEvents(context, caller, acks)
         digest = self.digest = DigestNotifier(context, email)
-        runbook = self.runbook = RunbookNotifier(context, email, digest, calls)
+        runbook = self.runbook = RunbookNotifier(context, email, digest, calls, teams=cards)
 
         # contacts and evidence
         self.timezone_of = context.timezone_of

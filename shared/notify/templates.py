@@ -371,8 +371,14 @@ def render(ctx: MessageContext) -> RenderedMail:
     )
 
 
-def render_digest(incidents: list[Incident], partner_name: str, day: str, base_url: str | None) -> RenderedMail:
-    """The daily P4 digest for one partner (or the SOC)."""
+def render_digest(
+    incidents: list[Incident],
+    partner_name: str,
+    day: str,
+    base_url: str | None,
+    console_base_url: str | None = None,
+) -> RenderedMail:
+    """The daily P4 digest for one partner (or the SOC); each incident links to its console page (issue 16)."""
     doc = Doc(
         title=f"{len(incidents)} low-priority incident(s) — {day}",
         banner=f"P4 Minor — daily digest for {partner_name}",
@@ -387,6 +393,11 @@ def render_digest(incidents: list[Incident], partner_name: str, day: str, base_u
         link = (evidence_links(base_url, inc.id) or [("", "")])[0][1]
         rows.append([inc.id, inc.title, f"{inc.score}/10", isoformat(inc.created_at), inc.status.value, link or "—"])
     doc.table(["Incident", "Title", "Score", "Received", "Status", "Evidence"], rows)
+    # issue 16: each incident's console page, as every other email links it (a page: opening it never acts)
+    consoles = [(f"{inc.id} — {plain(inc.title, 80)}", console_link(console_base_url, inc.id)) for inc in incidents]
+    if all(url for _, url in consoles):
+        doc.h("Open in the console")
+        doc.links([(label, str(url)) for label, url in consoles])
     _next(doc, list(_NEXT_STEPS[Priority.P4]) + ["Reply to the SOC to raise any of these to a higher priority."])
     subject = plain(
         f"[P4 Minor] Daily digest {day}: {len(incidents)} low-priority incident(s) for {partner_name}", MAX_SUBJECT

@@ -33,6 +33,8 @@ def test_p4_waits_for_the_digest_hour_and_goes_out_once(notify_app):
     assert "2 low-priority incident(s)" in mail.subject
     assert first in mail.body_content and second in mail.body_content
     assert "&lt;b&gt;port scan&lt;/b&gt;" in mail.body_content
+    for iid in (first, second):  # issue 16: each incident's console page (CONSOLE_BASE_URL: CALLBACK_BASE_URL)
+        assert f'href="https://soc-responder.example/api/console/incidents/{iid}"' in mail.body_content
     # later runs the same day, and the timer itself, send nothing more
     assert notifier.send_p4_digests(local_today(9))["sent"] == 0
     app.runtime.timer("p4_daily_digest")

@@ -227,6 +227,16 @@ def test_digest_lists_incidents_escaped(make_incident):
     assert "script" not in parse(mail.html).tags and "Contoso &lt;Ltd&gt;" in mail.html
 
 
+def test_digest_links_each_incident_to_its_console_page(make_incident):
+    """issue 16: the P4 digest carries each incident's console link, as every other email does."""
+    incident = make_incident(title=EVIL, priority="P4")
+    mail = render_digest([incident], "Contoso", "2026-05-04", BASE, "https://console.soc.example/")
+    link = f"https://console.soc.example/api/console/incidents/{incident.id}"
+    assert f'href="{link}"' in mail.html and link in mail.text
+    assert "Open in the console" in mail.html and "script" not in parse(mail.html).tags
+    assert "/api/console/" not in render_digest([incident], "Contoso", "2026-05-04", BASE, None).html
+
+
 def test_spoken_summary_is_plain_short_text(make_incident):
     text = spoken_summary(make_incident(title=EVIL + "x" * 400), 3)
     assert "Press 1 to acknowledge" in text and "call attempt 3" in text
