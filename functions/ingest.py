@@ -107,13 +107,33 @@ async def stop_escalation(client: df.DurableOrchestrationClient, outcome: Ingest
 async def _ingest(req: func.HttpRequest, client: df.DurableOrchestrationClient, parse: Callable) -> func.HttpResponse:
     # issue 12: JSON decoding and validation of up to 1 MiB run off the event loop (other requests keep flowing)
     payload = await asyncio.to_thread(read_json, req)
+    from shared.intake import eventgrid
+
+    # Contract audit: an Event Grid subscription's handshake, and alerts delivered in its envelope.
+    code = eventgrid.validation_code(payload)
+    if code is not None:
+        return json_response(200, {"validationResponse": code})
+    delivered = eventgrid.unwrap(payload)
+    if delivered is None:
+        return json_response(202, await _ingest_one(payload, client, parse))
+    # Every event is validated before any is written (a rejected delivery leaves nothing half-written).
+    alerts = [await asyncio.to_thread(parse, data, datetime.now(UTC)) for data in delivered]
+    results = [await _ingest_alert(alert, client) for alert in alerts]
+    return json_response(202, {**results[0], "results": results} if len(results) > 1 else results[0])
+
+
+async def _ingest_one(payload: object, client: df.DurableOrchestrationClient, parse: Callable) -> dict:
     alert = await asyncio.to_thread(parse, payload, datetime.now(UTC))
+    return await _ingest_alert(alert, client)
+
+
+async def _ingest_alert(alert: object, client: df.DurableOrchestrationClient) -> dict:
     ctx = runtime.context()
     outcome = await asyncio.to_thread(ctx.ingest.ingest, alert)
     await start_runbook(client, outcome)
     await repair_runbook(client, outcome)
     await stop_escalation(client, outcome)
-    return json_response(202, outcome.response())
+    return outcome.response()
 
 
 @bp.route(route="alerts/defender", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
