@@ -258,3 +258,33 @@ def test_function_key_mode_accepts_the_body_actor_and_marks_it_unverified(entra)
     assert app.request("GET", f"/api/incidents/{iid}").status == 200
     r = app.request("POST", f"/api/incidents/{iid}/ack", {"note": "no actor"})
     assert r.status == 400 and "actor" in [d["field"] for d in r.json()["details"]]
+
+
+def test_operator_bodies_follow_the_section_2_rules(entra):
+    """Section 9: "Invalid body … 400 as in section 2": wrong content type 415, over 1 MiB 413, not JSON 400."""
+    app = entra
+    before = _events(app)
+    huge = b'{"reason": "' + b"a" * (1024 * 1024 + 10) + b'"}'
+    for method, path, body, roles in ROUTES:
+        if body is None:
+            continue
+        url, who = _fill(path, app.incident_id), principal(LEE, sorted(roles))
+        r = app.request(method, url, b'{"reason": "x"}', headers={**who, "content-type": "text/plain"})
+        assert r.status == 415, (path, r.text)
+        r = app.request(method, url, huge, headers={**who, "content-type": "application/json"})
+        assert r.status == 413, (path, r.text)
+        r = app.request(method, url, b'{"reason": ', headers={**who, "content-type": "application/json"})
+        assert r.status == 400 and "body" in [d["field"] for d in r.json()["details"]], (path, r.text)
+    assert _events(app) == before
+
+
+def test_query_parameters_are_validated_naming_the_parameter(entra):
+    app = entra
+    aud = principal(AUD, AUDITOR)
+    for path, params, field in [
+        ("/api/evidence", {"from": "yesterday"}, "from"),
+        ("/api/reports/sla", {"format": "pdf"}, "format"),
+        (f"/api/incidents/{app.incident_id}/review", {"format": "docx"}, "format"),
+    ]:
+        r = app.request("GET", path, params=params, headers=aud)
+        assert r.status == 400 and field in [d["field"] for d in r.json()["details"]], (path, r.text)

@@ -150,3 +150,15 @@ def test_function_key_mode_answers_a_request_built_without_a_host(contract_app):
     app.runtime.base_url = "https://soc-responder.azurewebsites.net"  # a deployment left in local mode
     r = app.request("POST", f"/api/incidents/{iid}/ack", {"actor": "local.dev@soc.example"})
     assert r.status == 403, r.text
+
+
+def test_cloudevents_webhook_validation_handshake(contract_app):
+    app = contract_app
+    for route in ("/api/alerts/defender", "/api/incidents/sentinel", "/api/alerts"):
+        r = app.request("OPTIONS", route, headers={"WebHook-Request-Origin": "eventgrid.azure.net"})
+        assert r.status == 200, r.text
+        got = {k.lower(): v for k, v in r.headers.items()}
+        assert got["webhook-allowed-origin"] == "eventgrid.azure.net"
+    r = app.request("OPTIONS", "/api/alerts", headers={"WebHook-Request-Origin": "evil\r\nSet-Cookie: x"})
+    assert "webhook-allowed-origin" not in {k.lower() for k in r.headers}
+    assert list(app.store.iter_incidents()) == []
