@@ -70,3 +70,36 @@ def test_the_documented_default_scoring_rules_ship_with_the_app():
     from shared.triage.catalogue import load_rules
 
     assert load_rules(_resolve(Settings.from_env({}).scoring_rules_file))
+
+
+def test_spec_timers_and_route_auth_levels():
+    """Section 2 / 11: the named timers on their schedules; ingest routes keyed per function, operator routes
+    anonymous to the host (App Service Authentication and the app's own role check decide)."""
+    from function_app import build_app
+
+    timers, routes = {}, {}
+    for fn in build_app().get_functions():
+        trigger = fn.get_trigger()
+        if trigger.get_binding_name() == "timerTrigger":
+            timers[fn.get_function_name()] = trigger.schedule
+        elif trigger.get_binding_name() == "httpTrigger":
+            routes[trigger.route] = (trigger.auth_level.value, {str(getattr(m, "value", m)) for m in trigger.methods})
+    assert timers["poll_log_analytics"] == "0 */5 * * * *"
+    assert timers["anchor_evidence"] == "0 0 * * * *"
+    for route in ("alerts/defender", "incidents/sentinel", "alerts"):
+        level, methods = routes[route]
+        assert level == "function" and "POST" in methods, route
+    for route in (
+        "incidents/{id}",
+        "incidents/{id}/ack",
+        "incidents/{id}/priority",
+        "incidents/{id}/approve",
+        "incidents/{id}/release",
+        "incidents/{id}/call",
+        "incidents/{id}/verify",
+        "evidence",
+        "partners/{id}/preflight",
+        "approvals",
+        "partners/{id}/suppressions",
+    ):
+        assert routes[route][0] == "anonymous", route
