@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -106,17 +107,49 @@ async def stop_escalation(client: df.DurableOrchestrationClient, outcome: Ingest
 
 async def _ingest(req: func.HttpRequest, client: df.DurableOrchestrationClient, parse: Callable) -> func.HttpResponse:
     # issue 12: JSON decoding and validation of up to 1 MiB run off the event loop (other requests keep flowing)
+    if req.method.upper() == "OPTIONS":
+        return _webhook_handshake(req)
     payload = await asyncio.to_thread(read_json, req)
+    from shared.intake import eventgrid
+
+    # Contract audit: an Event Grid subscription's handshake, and alerts delivered in its envelope.
+    code = eventgrid.validation_code(payload)
+    if code is not None:
+        return json_response(200, {"validationResponse": code})
+    delivered = eventgrid.unwrap(payload)
+    if delivered is None:
+        return json_response(202, await _ingest_one(payload, client, parse))
+    # Every event is validated before any is written (a rejected delivery leaves nothing half-written).
+    alerts = [await asyncio.to_thread(parse, data, datetime.now(UTC)) for data in delivered]
+    results = [await _ingest_alert(alert, client) for alert in alerts]
+    return json_response(202, {**results[0], "results": results} if len(results) > 1 else results[0])
+
+
+def _webhook_handshake(req: func.HttpRequest) -> func.HttpResponse:
+    """CloudEvents 1.0 webhook abuse protection (Event Grid's CloudEvents schema): allow the asking origin."""
+    headers = {"Allow": "POST, OPTIONS"}
+    origin = (req.headers.get("webhook-request-origin") or "").strip()
+    if re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", origin):  # a host name; anything else is not echoed
+        headers["WebHook-Allowed-Origin"] = origin[:256]
+        headers["WebHook-Allowed-Rate"] = "*"
+    return func.HttpResponse(status_code=200, headers=headers)
+
+
+async def _ingest_one(payload: object, client: df.DurableOrchestrationClient, parse: Callable) -> dict:
     alert = await asyncio.to_thread(parse, payload, datetime.now(UTC))
+    return await _ingest_alert(alert, client)
+
+
+async def _ingest_alert(alert: object, client: df.DurableOrchestrationClient) -> dict:
     ctx = runtime.context()
     outcome = await asyncio.to_thread(ctx.ingest.ingest, alert)
     await start_runbook(client, outcome)
     await repair_runbook(client, outcome)
     await stop_escalation(client, outcome)
-    return json_response(202, outcome.response())
+    return outcome.response()
 
 
-@bp.route(route="alerts/defender", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="alerts/defender", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 @handle_errors
 async def ingest_defender_alert(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -126,7 +159,7 @@ async def ingest_defender_alert(req: func.HttpRequest, client: df.DurableOrchest
     return await _ingest(req, client, defender.parse)
 
 
-@bp.route(route="incidents/sentinel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="incidents/sentinel", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 @handle_errors
 async def ingest_sentinel_incident(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -136,7 +169,7 @@ async def ingest_sentinel_incident(req: func.HttpRequest, client: df.DurableOrch
     return await _ingest(req, client, sentinel.parse)
 
 
-@bp.route(route="alerts", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="alerts", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 @handle_errors
 async def ingest_generic_alert(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:

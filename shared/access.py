@@ -149,7 +149,9 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 def authorize(action: str, mode: str, principal_header: str | None, body_actor: Any, host: str = "localhost") -> Caller:
     """Decide one request: the Caller it acts as, or UnauthorizedError (401) / ForbiddenError (403)."""
     allowed = required_roles(action)
-    if mode == FUNCTION_KEY and host.lower() not in LOCAL_HOSTS:
+    # A request URL without a host (a caller that builds the request itself, e.g. a test harness) is local:
+    # the Functions host always passes the full URL, so a deployed app never sees one.
+    if mode == FUNCTION_KEY and host and host.lower() not in LOCAL_HOSTS:
         # A deployment left in local mode would let anyone act as anyone: it answers local requests only.
         raise ForbiddenError(
             "OPERATOR_AUTH=function-key answers local requests only",

@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from shared.errors import ValidationError
 from shared.intake.common import (  # issue 12: list caps
@@ -83,6 +84,29 @@ class DefenderConnectorAlert(_Lenient):
     StartTimeUtc: str | None = None
     ProductName: str | None = None
     AlertUri: str | None = None
+    # The same PascalCase alert as a Sentinel alert trigger or the SecurityAlert table gives it (contract audit):
+    # tactics, the workspace, and Entities / ExtendedProperties / ResourceIdentifiers as JSON text.
+    Tactics: str | list[str] | None = None
+    WorkspaceId: str | None = Field(None, max_length=128)
+    WorkspaceSubscriptionId: str | None = Field(None, max_length=128)
+
+    @field_validator("Entities", "ExtendedProperties", "ResourceIdentifiers", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """A column the SecurityAlert table stores as JSON text is read as the JSON it holds."""
+        if isinstance(value, str):
+            if not value.strip():
+                return {} if info.field_name == "ExtendedProperties" else []
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value  # reported by the field's own type check, naming the field
+        return value
+
+
+def _tactics(value: str | list[str] | None) -> list[str]:
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    return [t.strip() for t in items if isinstance(t, str) and t.strip() and t.strip().lower() != "unknown"][:30]
 
 
 def _severity(value: str, field: str) -> str:
@@ -195,10 +219,16 @@ def parse(payload: Any, received_at: datetime) -> Alert:
             description=clean_text(c.Description),
             alert_type=clean_text(c.AlertType, 256),
             severity=_severity(c.Severity, "Severity"),
-            tactics=_intent_tactics(c.Intent),
+            tactics=dedupe([*_intent_tactics(c.Intent), *_tactics(c.Tactics)]),
             entities=entities_from(c.Entities, rids, named_entities(c.CompromisedEntity, c.ExtendedProperties, rids)),
             tenant_ids=dedupe(tenants),
-            subscription_ids=subscription_ids(rids),
+            subscription_ids=dedupe(
+                [
+                    *subscription_ids(rids),
+                    *([c.WorkspaceSubscriptionId.strip().lower()] if c.WorkspaceSubscriptionId else []),
+                ]
+            ),
+            workspace_id=c.WorkspaceId.strip().lower() if c.WorkspaceId else None,
             resource_ids=rids,
             product=clean_text(c.ProductName, 256) or "Microsoft Defender for Cloud",
             link=clean_text(c.AlertUri, 2000),

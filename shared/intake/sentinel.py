@@ -110,13 +110,15 @@ def parse(payload: Any, received_at: datetime) -> Alert:
         elif "properties" in payload:
             trigger = None
             resource, prefix = SentinelIncidentResource.model_validate(payload), ""
+        elif "SystemAlertId" in payload:
+            return _sentinel_alert(payload, received_at)
         else:
             raise ValidationError(
                 "not a Sentinel incident",
                 [
                     {
                         "field": "object",
-                        "message": "expected the playbook trigger (object.properties) or the incident resource (properties)",
+                        "message": "expected the playbook trigger (object.properties), the incident resource (properties) or a Sentinel alert (SystemAlertId)",
                     }
                 ],
             )
@@ -197,4 +199,29 @@ def _incident_resource_id(resource: SentinelIncidentResource, trigger: SentinelI
         resource_group=info.ResourceGroupName,
         workspace=info.WorkspaceName,
         name=resource.name,
+    )
+
+
+def _sentinel_alert(payload: dict[str, Any], received_at: datetime) -> Alert:
+    """A Sentinel alert (the alert trigger's PascalCase body, as the SecurityAlert table has it) sent to this route.
+
+    Contract audit: Sentinel automation can hand a playbook an alert rather than an incident. Its fields are those
+    of the Defender workflow-automation shape, so that parser reads it; its ``alert:<SystemAlertId>`` key makes it
+    the same incident as the Sentinel incident or Defender alert that carries it. It is not a Defender alert, so
+    no Defender alert state is written back for it (the incident that carries it is written back as usual).
+    """
+    from shared.intake import defender
+    from shared.sources import DEFENDER_MISSING, DEFENDER_REF
+
+    alert = defender.parse(payload, received_at)
+    extended = {k: v for k, v in alert.extended_properties.items() if k not in (DEFENDER_REF, DEFENDER_MISSING)}
+    product = payload.get("ProductName")
+    return alert.model_copy(
+        update={
+            "source": "sentinel",
+            "product": clean_text(product, 256)
+            if isinstance(product, str) and product.strip()
+            else "Microsoft Sentinel",
+            "extended_properties": extended,
+        }
     )
