@@ -23,7 +23,7 @@ log = logging.getLogger("soc_responder.suppressions")
 @operator_access("suppressions")  # issue 12: sign-in and the Approver role (shared/access.py policy table)
 @handle_errors
 async def create_suppression(req: func.HttpRequest) -> func.HttpResponse:
-    """``{"actor", "reason", "until", "alertTypes"?, "hosts"?, "sourceIps"?}`` → 201 with the stored window."""
+    """``{"actor", "reason", "until", "alertTypes"?, "hosts"?, "sourceIps"?}`` → 200 with the stored window (the operator API answers 200 or 202 with the resulting state)."""
     from shared.containment.requests import parse_request
     from shared.errors import PartnerNotFoundError
     from shared.suppressions import SuppressionRequest
@@ -34,7 +34,7 @@ async def create_suppression(req: func.HttpRequest) -> func.HttpResponse:
         raise PartnerNotFoundError(partner_id)
     body = parse_request(SuppressionRequest, read_json(req))
     window = await asyncio.to_thread(ctx.suppressions.create, partner_id, body)
-    return json_response(201, window.wire())
+    return json_response(200, window.wire())
 
 
 @bp.timer_trigger(schedule="15 */5 * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
