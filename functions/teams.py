@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -32,6 +31,7 @@ def post_teams_cards(request: dict) -> dict:
 @bp.timer_trigger(schedule="15 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def teams_delivery(timer: func.TimerRequest) -> None:
     """Every minute: post the Teams cards that are due (first tries and retries)."""
-    report = await asyncio.to_thread(runtime.context().notifications.teams.deliver_due, datetime.now(UTC))
+    # On the notification clock (as the mail_pacer timer): the storm summary cards it claims are posted here.
+    report = await asyncio.to_thread(runtime.context().notifications.teams.deliver_due)
     if report.get("posted") or report.get("failed"):
         log.info("Teams cards: %s", report)
