@@ -4,7 +4,9 @@
   incident's queued cards once (a slow or failing channel costs at most the webhook's timeout, and
   only the steps after it: investigation and write-back, never email or calls).
 - Timer ``teams_delivery`` (every minute): every card still due — acknowledgements, failures of
-  approval runs, and each retry of a failed post (``shared/notify/teams.py``).
+  approval runs, and each retry of a failed post (``shared/notify/teams.py``); issue 14: storm-summary
+  cards (claimed by ``mail_pacer`` with the email summary) and cards that waited for their channel's
+  pace, P1 first.
 """
 
 from __future__ import annotations

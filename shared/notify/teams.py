@@ -51,7 +51,7 @@ BACKOFF = (timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4), tim
 MAX_WAIT = timedelta(minutes=15)  # the longest a Retry-After may push a retry (the outbox is scanned 2 hours back)
 STALE_SENDING = timedelta(minutes=5)
 OUTBOX_HOURS = 2
-DONE = ("sent", "skipped", "gave-up")
+DONE = ("sent", "skipped", "gave-up", "folded")  # folded (issue 14): its summary card is posted instead
 
 
 def card_for(event: NotifyEvent, priority: Priority, previous: str | None = None) -> CardKind | None:

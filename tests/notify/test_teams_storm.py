@@ -228,6 +228,10 @@ def test_a_storming_partner_gets_its_first_p1_card_then_one_summary_card_per_int
         assert {e["data"]["summary"] for e in events} == {"~storm-contoso/summary-00001"}
         assert not storm.events(iid, "notification.teams.sent")
     assert not storm.events(quiet, "notification.teams.folded")
+    teams = storm.app.context.notifications.teams
+    for iid in folded:  # a later post of the incident's cards (say its held card) never posts a folded one
+        assert {r["status"] for r in teams.deliver_incident(iid)} == {"folded"}
+    assert len(storm.posts("contoso")) == 2
 
     for _ in range(4):  # the summary is due one interval after the storm began: nothing before
         storm.minute()
