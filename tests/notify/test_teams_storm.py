@@ -69,6 +69,17 @@ def test_card_decision_follows_the_email_storm_and_lets_one_p1_card_through_per_
     assert card_decision(storm, T0, never, CardKind.NEW, Priority.P2)[0] == Decision.SEND
 
 
+def test_the_channel_pace_is_a_setting_validated_at_load():
+    from shared.errors import ConfigurationError
+    from shared.settings import Settings
+
+    assert Settings.from_env({}).teams_posts_per_minute == 10
+    assert Settings.from_env({"TEAMS_POSTS_PER_MINUTE": "4"}).teams_posts_per_minute == 4
+    for bad in ("0", "ten"):
+        with pytest.raises(ConfigurationError, match="TEAMS_POSTS_PER_MINUTE"):
+            Settings.from_env({"TEAMS_POSTS_PER_MINUTE": bad})
+
+
 # -- the summary card (pure) -----------------------------------------------------------------------------
 
 
