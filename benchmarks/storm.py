@@ -245,6 +245,7 @@ def main() -> None:
         )
     mail_tally.report()  # issue 14 item 3
     multi_partner_storm()  # issue 14 item 3: the mailbox limit with many partners at once
+    teams_channels_storm()  # issue 14 in Teams: cards per channel in the same storm
 
 
 # -- issue 14 item 3: storm summaries and the mail pacer ---------------------------------------------------------
@@ -322,10 +323,6 @@ class MailTally:
             f"(limit 30){'' if self.pacer else '; no storm summaries or mail pacer'}"
         )
         print(f"   first P1 email: simulated minute {self.first_p1} of the storm")
-
-
-if __name__ == "__main__":
-    main()
 
 
 def multi_partner_storm(partners: int = 8, per_partner: int = 30) -> None:
@@ -408,3 +405,92 @@ def multi_partner_storm(partners: int = 8, per_partner: int = 30) -> None:
             reset_clients()
     print(f"   many partners at once: {len(alerts)} alerts, {partners} partners ({per_partner} each, one P1 each)")
     tally.report(compact=True)
+
+
+# -- issue 14 in Teams: the same storm with Teams channels for contoso and the SOC --------------------------------
+
+
+def teams_channels_storm(minutes: int = 31) -> None:
+    """The main storm again, with contoso's and the SOC's Teams channels (webhook URLs in the fake's Key Vault):
+    cards per channel in total and in the busiest simulated minute, the ``teams_delivery`` and ``mail_pacer``
+    timers run each minute as the host would; every P1/P2 incident's card is told (posted, or folded and then
+    carried by a posted summary card)."""
+    import tempfile
+
+    from devtools.local_azure import local_azure
+    from shared.adapters.clients import reset_clients
+
+    total = int(os.environ.get("STORM_ALERTS", "1000"))
+    registry = json.loads((ROOT / "config/partners.json").read_text())
+    for p in registry["partners"]:
+        p["teamsWebhookSecret"] = f"teams-{p['id']}"
+    registry["soc"]["teamsWebhookSecret"] = "teams-soc"
+    saved = dict(os.environ)
+    by_minute: dict[str, Counter] = defaultdict(Counter)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "partners.json"
+        path.write_text(json.dumps(registry))
+        try:
+            with local_azure(
+                {
+                    "RESPONSE_MODE": "enforce",
+                    "BLAST_RADIUS_MAX": "10",
+                    "BLAST_RADIUS_WINDOW_MINUTES": "60",
+                    "CONTAINMENT_RETRY_BACKOFF_SECONDS": "0",
+                    "GROUPING_WINDOW_MINUTES": "60",
+                    "PARTNERS_FILE": str(path),
+                    "MAIL_SENDER": SENDER,
+                    "ACS_CALLER_ID": "+15555550000",
+                    "CALLBACK_BASE_URL": "https://soc-responder.example",
+                    "OPERATOR_AUTH": "function-key",
+                }
+            ) as (_azurite, fake):
+                fake.add_mailbox(SENDER)
+                for p in [*registry["partners"], {"id": "soc"}]:
+                    fake.set_secret(f"teams-{p['id']}", fake.teams_webhook(p["id"]))
+                from devtools.functions_runtime import LocalFunctionsRuntime
+                from function_app import build_app
+                from shared import runtime
+
+                alerts = _alerts(total, _seed_vms(fake, max(1, total // 20)))
+                with LocalFunctionsRuntime(
+                    build_app(), now=datetime.now(UTC), auto_run=False, host_json=str(ROOT / "host.json")
+                ) as rt:
+                    tally = MailTally(runtime.context(), rt)  # the notification clock on the simulated one
+                    _storm(rt, alerts)
+                    seen = 0
+                    for minute in range(minutes):
+                        if minute == 0:
+                            rt.durable.run_until_idle()
+                        else:
+                            rt.durable.advance(timedelta(minutes=1))
+                        tally.observe(minute, fake, rt)
+                        if minute > 0:
+                            rt.timer("teams_delivery")
+                        posts = fake.teams_posts()
+                        for post in posts[seen:]:
+                            by_minute[post.channel][minute] += 1
+                        seen = len(posts)
+                    store = runtime.context().store
+                    untold = told = 0
+                    for incident in store.iter_incidents():
+                        if incident.priority.value not in ("P1", "P2"):
+                            continue
+                        kinds = {e.event_type for e in store.list_events(incident.id)}
+                        sent = "notification.teams.sent" in kinds
+                        told += sent
+                        untold += not sent
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            reset_clients()
+    for channel, counts in sorted(by_minute.items()):
+        print(
+            f"   Teams channel {channel}: {sum(counts.values())} cards in {minutes} simulated minutes, "
+            f"busiest minute {max(counts.values())}"
+        )
+    print(f"   P1/P2 incidents with a Teams card posted (their own or a summary): {told} of {told + untold}")
+
+
+if __name__ == "__main__":
+    main()

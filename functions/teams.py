@@ -4,14 +4,15 @@
   incident's queued cards once (a slow or failing channel costs at most the webhook's timeout, and
   only the steps after it: investigation and write-back, never email or calls).
 - Timer ``teams_delivery`` (every minute): every card still due — acknowledgements, failures of
-  approval runs, and each retry of a failed post (``shared/notify/teams.py``).
+  approval runs, and each retry of a failed post (``shared/notify/teams.py``); issue 14: storm-summary
+  cards (claimed by ``mail_pacer`` with the email summary) and cards that waited for their channel's
+  pace, P1 first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -32,6 +33,7 @@ def post_teams_cards(request: dict) -> dict:
 @bp.timer_trigger(schedule="15 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def teams_delivery(timer: func.TimerRequest) -> None:
     """Every minute: post the Teams cards that are due (first tries and retries)."""
-    report = await asyncio.to_thread(runtime.context().notifications.teams.deliver_due, datetime.now(UTC))
+    # On the notification clock (as the mail_pacer timer): the storm summary cards it claims are posted here.
+    report = await asyncio.to_thread(runtime.context().notifications.teams.deliver_due)
     if report.get("posted") or report.get("failed"):
         log.info("Teams cards: %s", report)

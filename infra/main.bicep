@@ -557,6 +557,7 @@ module appSettings 'app/app-settings.bicep' = {
       STORM_WINDOW_MINUTES: '5'
       STORM_SUMMARY_MINUTES: '5'
       MAIL_MAX_PER_MINUTE: '30'
+      TEAMS_POSTS_PER_MINUTE: '10'
     }
   }
 }

@@ -197,6 +197,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         None,
         "Key Vault (`https://<name>.vault.azure.net`) holding the Teams Workflows webhook URLs named by `teamsWebhookSecret` in the partner registry, read with the managed identity (role Key Vault Secrets User); unset: Teams cards are evidenced as skipped.",
     ),
+    SettingSpec(
+        "TEAMS_POSTS_PER_MINUTE",
+        "10",
+        "Cards one Teams channel (one webhook) is posted in any 60 seconds at most (Teams allows a webhook 60 per 30 seconds and 100 per hour); more wait, P1 first, for the `teams_delivery` timer.",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -348,6 +353,7 @@ class Settings:
     storm_summary_minutes: int = 5
     mail_max_per_minute: int = 30
     key_vault_url: str | None = None  # issue 16: Teams webhook URLs (secrets)
+    teams_posts_per_minute: int = 10  # issue 14: the pace of one Teams channel
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -404,4 +410,5 @@ class Settings:
             storm_summary_minutes=_int(env, "STORM_SUMMARY_MINUTES", 1),
             mail_max_per_minute=_int(env, "MAIL_MAX_PER_MINUTE", 1),
             key_vault_url=_vault_url(env),  # issue 16
+            teams_posts_per_minute=_int(env, "TEAMS_POSTS_PER_MINUTE", 1),  # issue 14: Teams in a storm
         )

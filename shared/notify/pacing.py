@@ -6,6 +6,9 @@
    asks the pacer like any email (its place in the queue is the most urgent priority it carries). The items
    it carries leave the pending list once it is sent or queued; a summary refused for good leaves them
    pending, so the next one carries them (nothing is dropped).
+   issue 14 in Teams: the partner's folded Teams cards (``shared.notify.teams_storm``) get their summary card
+   with the same claim — queued here, posted by the Teams deliverer — and a summary is claimed as well when
+   only cards are pending.
 2. The mailbox queue (``shared.notify.pacer``) is sent in order — P1 first, then oldest first — as this
    minute's budget allows; a throttled send stops the drain until the next minute.
 """
@@ -20,13 +23,14 @@ from shared.notify.context import NotifyContext
 from shared.notify.email import EmailNotifier
 from shared.notify.storm import SOC_KEY, STORM_SUMMARY, StormItem, partner_key
 from shared.notify.storm_mail import StormSummary, SummaryLine, most_urgent, render_storm_summary
+from shared.notify.teams_storm import TeamsStorm
 
 
 class MailPacing:
     """What the ``mail_pacer`` timer does each minute."""
 
-    def __init__(self, context: NotifyContext, email: EmailNotifier):
-        self.context, self.email = context, email
+    def __init__(self, context: NotifyContext, email: EmailNotifier, teams: TeamsStorm | None = None):
+        self.context, self.email, self.teams = context, email, teams
 
     def run(self, now: datetime | None = None) -> dict[str, Any]:
         now = now or self.context.clock()
@@ -50,12 +54,22 @@ class MailPacing:
         if storm is None:
             return {}
         out: dict[str, Any] = {}
-        for key, items in storm.pending().items():
+        pending = storm.pending()
+        cards = self.teams.pending() if self.teams is not None else {}
+        for key in dict.fromkeys([*pending, *cards]):
             state = storm.claim_summary(key, now)
             if state is None:
                 continue  # not due yet (or another run took it)
-            out[key] = self._send_summary(key, state.summary_seq, state.storming_since, items)
+            if key in pending:
+                out[key] = self._send_summary(key, state.summary_seq, state.storming_since, pending[key])
+            if key in cards and self.teams is not None:  # issue 14: the Teams summary card, same number
+                names = (self._partner_name(key), self._partner_id(key))
+                teams = self.teams.queue_summary(key, state.summary_seq, state.storming_since, cards[key], names)
+                out.setdefault(key, {})["teams"] = teams
         return out
+
+    def _partner_id(self, key: str) -> str | None:
+        return next((p.id for p in self.context.partners.partners if partner_key(p.id) == key), None)
 
     def _send_summary(self, key: str, number: int, since: str | None, items: list[StormItem]) -> dict[str, Any]:
         ctx, storm = self.context, self.email.storm

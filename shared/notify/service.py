@@ -101,5 +101,5 @@ class NotificationService:
         self.queue_for_digest = digest.queue_for_digest
         self.send_p4_digests = digest.send_p4_digests
         # issue 14: storm summaries and the mail pacer (the mail_pacer timer)
-        self.mail_pacing = MailPacing(context, email)
+        self.mail_pacing = MailPacing(context, email, cards.storm)
         self.pace_mail = self.mail_pacing.run

@@ -79,6 +79,8 @@ class StormState(NotificationRecord):
     next_summary_at: str | None = None
     summary_seq: int = 0
     """Summaries sent so far; the next one is ``summary-{summary_seq + 1}``."""
+    p1_card_window: str | None = None
+    """The window (its ``window_start``) whose first P1 Teams card went out on its own (issue 14, Teams)."""
 
 
 def _at(stamp: str | None) -> datetime | None:
@@ -119,6 +121,21 @@ def admit(state: StormState, now: datetime, priority: Priority, rules: StormRule
         next_summary_at=next_summary,
     )
     return after, decision
+
+
+def storming(state: StormState | None, now: datetime, rules: StormRules) -> bool:
+    """Is the partner in a storm at ``now``, as ``admit`` would count its next email? Pure.
+
+    Teams cards (``shared.notify.teams_storm``) follow this without counting: the email steps count.
+    """
+    if state is None or rules.threshold <= 0 or state.storming_since is None:
+        return False
+    start = _at(state.window_start)
+    if start is None:
+        return False
+    if now < start + rules.window:
+        return True
+    return now < start + 2 * rules.window and state.count > rules.threshold
 
 
 def summary_due(state: StormState | None, now: datetime) -> bool:

@@ -16,6 +16,10 @@ a crash is taken over after ``STALE_SENDING``.
 
 Evidence on the incident: ``notification.teams.sent|failed|skipped`` with the channel, the secret's
 name, the SHA-256 of the webhook URL and of the card — never the URL.
+
+Issue 14: a storming partner's cards are folded into one summary card per interval (``teams_storm``),
+posted here and evidenced on every incident it carries; each channel keeps a pace (``teams_pace``): a card
+over it stays queued, and the timer posts waiting cards P1 first, then oldest first.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import hashlib
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from shared.errors import ConflictError
 from shared.etag import Versioned
@@ -32,9 +36,12 @@ from shared.models import Incident, Priority, isoformat
 from shared.notify.context import NotifyContext
 from shared.notify.email import EmailNotifier
 from shared.notify.incidents import load_incident
-from shared.notify.records import NotificationRecord
+from shared.notify.storm import STORM_SUMMARY, Decision
 from shared.notify.teams_cards import CardContext, CardKind, build_card, headline
+from shared.notify.teams_pace import TeamsPace
 from shared.notify.teams_ports import TeamsDeliveryError, TeamsPoster
+from shared.notify.teams_records import TeamsOutboxRecord, TeamsRecord, outbox_partition
+from shared.notify.teams_storm import TeamsStorm
 from shared.notify.templates import NotifyEvent
 
 log = logging.getLogger("soc_responder.notify.teams")
@@ -44,38 +51,7 @@ BACKOFF = (timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4), tim
 MAX_WAIT = timedelta(minutes=15)  # the longest a Retry-After may push a retry (the outbox is scanned 2 hours back)
 STALE_SENDING = timedelta(minutes=5)
 OUTBOX_HOURS = 2
-DONE = ("sent", "skipped", "gave-up")
-
-
-class TeamsRecord(NotificationRecord):
-    """One card to one Teams channel (``teams-{key}-{target}``, in the incident's partition)."""
-
-    CHANNEL: ClassVar[str | None] = "teams"
-
-    record_id: str | None = None
-    target: str | None = None  # "partner" | "soc"
-    secret_name: str | None = None
-    incident_id: str | None = None
-    event: str | None = None
-    raised_from: str | None = None
-    actor: str | None = None
-    reason: str | None = None
-    tries: int = 0
-    next_try_at: str | None = None
-    outbox: str | None = None  # the outbox partition holding this row's pointer
-    card_sha256: str | None = None
-    url_sha256: str | None = None
-    posted_at: str | None = None
-    http_status: int | None = None
-
-
-class TeamsOutboxRecord(NotificationRecord):
-    """A pointer to a card still to post (``~teams-outbox-{YYYYMMDDHH}``, id ``{incident}~{record}``)."""
-
-    CHANNEL: ClassVar[str | None] = "teams-outbox"
-
-    incident_id: str | None = None
-    record_id: str | None = None
+DONE = ("sent", "skipped", "gave-up", "folded")  # folded (issue 14): its summary card is posted instead
 
 
 def card_for(event: NotifyEvent, priority: Priority, previous: str | None = None) -> CardKind | None:
@@ -102,8 +78,8 @@ def _at(stamp: str | None) -> datetime | None:
         return None
 
 
-def outbox_partition(at: datetime) -> str:
-    return f"~teams-outbox-{at:%Y%m%d%H}"
+def _rank(priority: str | None) -> int:
+    return Priority(str(priority)).rank if priority in Priority.__members__ else 4
 
 
 class TeamsNotifier:
@@ -111,6 +87,8 @@ class TeamsNotifier:
 
     def __init__(self, context: NotifyContext, email: EmailNotifier, poster: TeamsPoster | None):
         self.context, self.email, self.poster = context, email, poster
+        self.storm = TeamsStorm(context, email)  # issue 14: storm summaries in Teams
+        self.pace = TeamsPace(context, context.settings.teams_posts_per_minute)  # issue 14: per channel
 
     # -- where the card goes ----------------------------------------------------------------
     def channels(self, incident: Incident) -> list[tuple[str, str]]:
@@ -170,6 +148,10 @@ class TeamsNotifier:
         channels = self.channels(incident)
         if not channels:
             return {"status": "no-channel"}
+        if self.poster is not None:  # issue 14: a storming partner's card waits for its summary card
+            decision, state = self.storm.decide(incident, kind)
+            if decision == Decision.FOLD:
+                return self.storm.fold(incident, kind, key, channels, state)
         at = ctx.clock()
         stamp = isoformat(at)
         out: dict[str, Any] = {}
@@ -192,6 +174,7 @@ class TeamsNotifier:
                     "tries": 0,
                     "nextTryAt": stamp,
                     "outbox": None if skip else outbox_partition(at),
+                    "priority": incident.priority.value,
                     **({"raisedFrom": raised_from} if raised_from else {}),
                     **({"actor": actor} if actor else {}),
                     **({"reason": reason[:2000]} if reason else {}),
@@ -225,6 +208,8 @@ class TeamsNotifier:
                     "status": "queued",
                     "incidentId": incident.id,
                     "recordId": record_id,
+                    "priority": incident.priority.value,
+                    "secretName": secret,
                     "createdAt": stamp,
                     "updatedAt": stamp,
                 }
@@ -242,30 +227,40 @@ class TeamsNotifier:
         rows = [r for r in self.context.rows.all_of(incident_id) if r.get("channel") == "teams" and r.get("recordId")]
         return [self.deliver(incident_id, str(r["recordId"])) for r in rows]
 
-    def deliver_due(self, now: datetime, limit: int = 200) -> dict[str, Any]:
+    def deliver_due(self, now: datetime | None = None, limit: int = 200) -> dict[str, Any]:
         """The timer: post every due card of the last ``OUTBOX_HOURS`` hours' outboxes (at most ``limit``)."""
         ctx = self.context
+        now = now or ctx.clock()  # the notification clock, as the mail_pacer timer's
         report: dict[str, Any] = {"posted": 0, "failed": 0, "waiting": 0, "done": 0}
         tried = 0
+        pointers: list[TeamsOutboxRecord] = []
         for hours in range(OUTBOX_HOURS, -1, -1):
             partition = outbox_partition(now - timedelta(hours=hours))
             for doc in ctx.rows.all_of(partition):
                 pointer = TeamsOutboxRecord.parse(doc)
-                if pointer.status != "queued" or not pointer.incident_id or not pointer.record_id:
-                    continue
-                if tried >= limit:
-                    report["waiting"] += 1
-                    continue
-                tried += 1
-                try:
-                    result = self.deliver(pointer.incident_id, pointer.record_id)
-                except Exception:  # one card's trouble (its row unreadable, the store busy) never stops the others
-                    log.exception("Teams card %s of %s", pointer.record_id, pointer.incident_id)
-                    result = {"status": "failed"}
-                status = result.get("status")
-                report["posted"] += status == "sent"
-                report["failed"] += status in ("failed", "gave-up")
-                report["waiting"] += status in ("not-due", "busy")
+                if pointer.status == "queued" and pointer.incident_id and pointer.record_id:
+                    pointers.append(pointer)
+        # issue 14: P1 first, then oldest first; a channel over its pace is not asked again in this run,
+        # so its cards keep their order for the next minute
+        pointers.sort(key=lambda p: (_rank(p.priority), p.created_at or ""))
+        full: set[str] = set()
+        for pointer in pointers:
+            assert pointer.incident_id and pointer.record_id
+            if tried >= limit or (pointer.secret_name and pointer.secret_name in full):
+                report["waiting"] += 1
+                continue
+            tried += 1
+            try:
+                result = self.deliver(pointer.incident_id, pointer.record_id)
+            except Exception:  # one card's trouble (its row unreadable, the store busy) never stops the others
+                log.exception("Teams card %s of %s", pointer.record_id, pointer.incident_id)
+                result = {"status": "failed"}
+            status = result.get("status")
+            if status == "paced" and pointer.secret_name:
+                full.add(pointer.secret_name)
+            report["posted"] += status == "sent"
+            report["failed"] += status in ("failed", "gave-up")
+            report["waiting"] += status in ("not-due", "busy", "paced")
         return report
 
     def deliver(self, incident_id: str, record_id: str) -> dict[str, Any]:
@@ -288,7 +283,14 @@ class TeamsNotifier:
                 return None
             return row.changed(status="sending", tries=row.tries + 1, updated_at=stamp)
 
-        done = ctx.rows.update(TeamsRecord, incident_id, record_id, take)
+        current = ctx.rows.read(TeamsRecord, incident_id, record_id)
+        if current is None:
+            return {"recordId": record_id, "status": "missing"}
+        if take(current.value) is not None and not self.pace.take(
+            str(current.value.secret_name), _rank(current.value.priority)
+        ):
+            return {"recordId": record_id, "status": "paced"}  # issue 14: the channel's minute is full
+        done = ctx.rows.update(TeamsRecord, incident_id, record_id, take, first=current)
         if done is None:
             return {"recordId": record_id, "status": "missing"}
         if not done.written:
@@ -307,9 +309,11 @@ class TeamsNotifier:
             return self._failed(incident_id, record_id, row, held, failure, {**base, "try": row.tries})
         return self._post_row(incident_id, record_id, row, held, incident, card)
 
-    def _card(self, incident_id: str, row: TeamsRecord) -> tuple[Incident, dict[str, Any]]:
+    def _card(self, incident_id: str, row: TeamsRecord) -> tuple[Incident | None, dict[str, Any]]:
         """The card, from the incident and its containment as they are now (a retry shows the latest)."""
         ctx = self.context
+        if row.kind == STORM_SUMMARY:  # issue 14: built when the summary was claimed, stored on its row
+            return None, json.loads(str(row.card_json))
         incident = load_incident(ctx.store, incident_id)
         kind = CardKind(str(row.kind))
         card = build_card(
@@ -332,12 +336,11 @@ class TeamsNotifier:
         record_id: str,
         row: TeamsRecord,
         held: Versioned[TeamsRecord],
-        incident: Incident,
+        incident: Incident | None,
         card: dict[str, Any],
     ) -> dict[str, Any]:
         """Post the card, record and evidence the outcome."""
         ctx = self.context
-        kind = CardKind(str(row.kind))
         card_hash = hashlib.sha256(json.dumps(card, sort_keys=True).encode("utf-8")).hexdigest()
         base = {
             "recordId": record_id,
@@ -345,12 +348,17 @@ class TeamsNotifier:
             "target": row.target,
             "secretName": row.secret_name,
             "cardSha256": card_hash,
-            "headline": headline(CardContext(incident, kind, raised_from=row.raised_from)),
+            "headline": row.headline
+            if incident is None
+            else headline(CardContext(incident, CardKind(str(row.kind)), raised_from=row.raised_from)),
             "try": row.tries,
+            **({"summary": row.summary, "incidentCount": len(row.incidents or [])} if row.incidents else {}),
         }
         try:
             posted = self._post(str(row.secret_name), card)
         except TeamsDeliveryError as exc:
+            if exc.status == 429:  # issue 14: the channel said slow down: nothing more to it for a minute
+                self.pace.throttled(str(row.secret_name))
             return self._failed(incident_id, record_id, row, held, exc, base)
         sent_at = ctx.clock()
         sent = isoformat(sent_at)
@@ -369,13 +377,15 @@ class TeamsNotifier:
             ),
             first=held,
         )
-        ctx.record_evidence(
-            incident_id,
-            "notification.teams.sent",
-            f"Teams card '{row.event}' posted to the {row.target} channel",
-            {**base, "urlSha256": posted.url_sha256, "httpStatus": posted.status, "postedAt": sent},
-            at=sent_at,
-        )
+        for iid in row.incidents or [incident_id]:  # issue 14: a summary card, on every incident it carries
+            ctx.record_evidence(
+                iid,
+                "notification.teams.sent",
+                f"Teams card '{row.event}' posted to the {row.target} channel"
+                + (f" ({row.summary})" if row.incidents else ""),
+                {**base, "urlSha256": posted.url_sha256, "httpStatus": posted.status, "postedAt": sent},
+                at=sent_at,
+            )
         self._close_pointer(row, record_id)
         return {"recordId": record_id, "status": "sent"}
 
@@ -421,14 +431,15 @@ class TeamsNotifier:
             first=held,
         )
         then = "no further try" if give_up else f"next try at {retry_at}"
-        ctx.record_evidence(
-            incident_id,
-            "notification.teams.failed",
-            f"Teams card '{row.event}' to the {row.target} channel FAILED (try {row.tries} of {MAX_TRIES}): "
-            f"{str(exc)[:200]}; {then}",
-            {**base, "error": error, "final": give_up, "nextTryAt": retry_at},
-            at=failed_at,
-        )
+        for iid in row.incidents or [incident_id]:  # issue 14: a summary card, on every incident it carries
+            ctx.record_evidence(
+                iid,
+                "notification.teams.failed",
+                f"Teams card '{row.event}' to the {row.target} channel FAILED (try {row.tries} of {MAX_TRIES}): "
+                f"{str(exc)[:200]}; {then}",
+                {**base, "error": error, "final": give_up, "nextTryAt": retry_at},
+                at=failed_at,
+            )
         if give_up:
             self._close_pointer(row, record_id)
         return {"recordId": record_id, "status": "gave-up" if give_up else "failed", "nextTryAt": retry_at}
