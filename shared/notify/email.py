@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,20 @@ from shared.notify.templates import MessageContext, NotifyEvent, RenderedMail, r
 MAX_SEND_TRIES = 3
 # A row left "sending" this long was abandoned by a crash mid-send.
 STALE_SENDING = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class ClaimedEmail:
+    """An email whose Notifications row this delivery owns: what is sent, where its row is, whom it is about."""
+
+    partition: str
+    record_id: str
+    held: Versioned[EmailRecord] | None
+    outgoing: OutgoingMail
+    event: str
+    rank: int
+    evidence_for: list[str]
+    base: dict[str, Any]
 
 
 def _older_than(stamp: str | None, age: timedelta, now: datetime) -> bool:
@@ -174,24 +189,16 @@ class EmailNotifier:
                 return folded
         outgoing = OutgoingMail(to=recipients, subject=mail.subject, html=mail.html, importance=mail.importance)
         rank = priority.rank if priority else 4
+        claimed = ClaimedEmail(partition, record_id, held, outgoing, event, rank, evidence_for, base)
         if self.pacer is not None and not self.pacer.admit(rank):  # issue 14: the minute is full
-            return self._queue(partition, record_id, held, outgoing, event, rank, evidence_for, base, "limit")
-        return self._send_and_record(partition, record_id, held, outgoing, event, rank, evidence_for, base)
+            return self._queue(claimed, "limit")
+        return self._send_and_record(claimed)
 
-    def _send_and_record(
-        self,
-        partition: str,
-        record_id: str,
-        held: Versioned[EmailRecord] | None,
-        outgoing: OutgoingMail,
-        event: str,
-        rank: int,
-        evidence_for: list[str],
-        base: dict[str, Any],
-        from_queue: QueuedMail | None = None,
-    ) -> dict[str, Any]:
+    def _send_and_record(self, claimed: ClaimedEmail, from_queue: QueuedMail | None = None) -> dict[str, Any]:
         """Send the claimed email, then record and evidence what happened (``from_queue``: the queue's row)."""
         ctx = self.context
+        partition, record_id, held, outgoing = claimed.partition, claimed.record_id, claimed.held, claimed.outgoing
+        event, evidence_for, base = claimed.event, claimed.evidence_for, claimed.base
         recipients = outgoing.to
         try:
             self._send(outgoing)
@@ -199,9 +206,7 @@ class EmailNotifier:
             if self.pacer is not None and exc.status in THROTTLED:
                 # issue 14: the mailbox is busy, the email is fine: it waits for a later minute (never dropped)
                 self.pacer.throttled()
-                return self._queue(
-                    partition, record_id, held, outgoing, event, rank, evidence_for, base, "throttled", from_queue
-                )
+                return self._queue(claimed, "throttled", from_queue)
             failed_at, error = ctx.clock(), exc.evidence()
             done = ctx.rows.update(
                 EmailRecord,
@@ -243,23 +248,13 @@ class EmailNotifier:
         return {"recordId": record_id, "status": "sent", "recipients": recipients}
 
     # -- issue 14: the mailbox queue -------------------------------------------------------------
-    def _queue(
-        self,
-        partition: str,
-        record_id: str,
-        held: Versioned[EmailRecord] | None,
-        outgoing: OutgoingMail,
-        event: str,
-        rank: int,
-        evidence_for: list[str],
-        base: dict[str, Any],
-        why: str,
-        again: QueuedMail | None = None,
-    ) -> dict[str, Any]:
+    def _queue(self, claimed: ClaimedEmail, why: str, again: QueuedMail | None = None) -> dict[str, Any]:
         """Put the email in the mailbox queue (the queue row first: it holds what is sent), then say so.
 
         ``again``: the queue's own row, sent and throttled: it stays where it was (its place in the order)."""
         ctx, pacer = self.context, self.pacer
+        partition, record_id, held, outgoing = claimed.partition, claimed.record_id, claimed.held, claimed.outgoing
+        event, rank, evidence_for, base = claimed.event, claimed.rank, claimed.evidence_for, claimed.base
         assert pacer is not None
         at = ctx.clock()
         stamp = isoformat(at)
@@ -314,9 +309,10 @@ class EmailNotifier:
             return {"recordId": mail.record_id, "status": taken.after.status, "duplicate": True}
         held = Versioned(taken.after, taken.etag) if taken is not None else None
         outgoing = OutgoingMail(to=mail.to, subject=mail.subject, html=mail.html, importance=mail.importance)
-        result = self._send_and_record(
-            mail.partition, mail.record_id, held, outgoing, mail.event, mail.rank, mail.evidence_for, mail.base, mail
+        claimed = ClaimedEmail(
+            mail.partition, mail.record_id, held, outgoing, mail.event, mail.rank, mail.evidence_for, mail.base
         )
+        result = self._send_and_record(claimed, mail)
         if result["status"] != "queued":  # queued again (throttled): the same row stays in the queue
             self.pacer.done(mail)
         return result
