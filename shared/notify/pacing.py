@@ -22,7 +22,7 @@ from shared.models import Priority
 from shared.notify.context import NotifyContext
 from shared.notify.email import EmailNotifier
 from shared.notify.storm import SOC_KEY, STORM_SUMMARY, StormItem, partner_key
-from shared.notify.storm_mail import StormSummary, SummaryLine, most_urgent, render_storm_summary
+from shared.notify.storm_mail import StormSummary, most_urgent, render_storm_summary, summary_lines
 from shared.notify.teams_storm import TeamsStorm
 
 
@@ -74,18 +74,7 @@ class MailPacing:
     def _send_summary(self, key: str, number: int, since: str | None, items: list[StormItem]) -> dict[str, Any]:
         ctx, storm = self.context, self.email.storm
         assert storm is not None
-        lines = [
-            SummaryLine(
-                incident_id=i.incident_id or "",
-                priority=i.priority or Priority.P4.value,
-                title=i.title or "",
-                event=i.kind or "",
-                rules=list(i.rules),
-                hosts=list(i.hosts),
-            )
-            for i in items
-        ]
-        p1 = dict.fromkeys(line.incident_id for line in lines if line.priority == Priority.P1.value)
+        lines, p1 = summary_lines(items)
         summary = StormSummary(
             partner_name=self._partner_name(key),
             number=number,

@@ -151,23 +151,28 @@ def partner_key(partner_id: str | None) -> str:
     return partner_id if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", partner_id) else key_hash(partner_id)[:32]
 
 
-class StormItem(NotificationRecord):
-    """One folded email waiting for its partner's next storm summary (``~storm`` / ``item~…``)."""
-
-    CHANNEL: ClassVar[str | None] = "storm-item"
+class FoldedItem(NotificationRecord):
+    """What every folded notification (an email or a Teams card) keeps for its partner's storm summary."""
 
     row_key: str | None = None
     partner_key: str | None = None
-    partition: str | None = None
     record_id: str | None = None
     incident_id: str | None = None
     priority: str | None = None
     title: str | None = None
     rules: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list)
+    folded_at: str | None = None
+
+
+class StormItem(FoldedItem):
+    """One folded email waiting for its partner's next storm summary (``~storm`` / ``item~…``)."""
+
+    CHANNEL: ClassVar[str | None] = "storm-item"
+
+    partition: str | None = None
     recipients: list[str] = Field(default_factory=list)
     evidence_for: list[str] = Field(default_factory=list)
-    folded_at: str | None = None
 
 
 def _hosts(incident: Incident) -> list[str]:

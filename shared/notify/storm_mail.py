@@ -8,12 +8,13 @@ alert (titles, rule ids, host names, action targets) is escaped when rendered; l
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from shared.models import Priority
 from shared.notify.actions import ActionLine
 from shared.notify.document import MAX_SUBJECT, PRIORITY_COLOURS, Doc, plain, render_html, render_text, safe_link
+from shared.notify.storm import FoldedItem
 from shared.notify.templates import RenderedMail, console_link, evidence_links
 
 # Past this many incidents the email lists the first ones and points to the console queue (each incident's
@@ -32,6 +33,22 @@ class SummaryLine:
     event: str
     rules: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
+
+
+def summary_lines(items: Iterable[FoldedItem]) -> tuple[list[SummaryLine], list[str]]:
+    """The summary's lines for the folded items, and the P1 incidents among them (each once, in order)."""
+    lines = [
+        SummaryLine(
+            incident_id=i.incident_id or "",
+            priority=i.priority or Priority.P4.value,
+            title=i.title or "",
+            event=i.kind or "",
+            rules=list(i.rules),
+            hosts=list(i.hosts),
+        )
+        for i in items
+    ]
+    return lines, list(dict.fromkeys(line.incident_id for line in lines if line.priority == Priority.P1.value))
 
 
 @dataclass

@@ -27,25 +27,24 @@ import json
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import Field
-
 from shared.errors import ConcurrencyError, ConflictError
 from shared.models import Incident, Priority, isoformat
 from shared.notify.context import NotifyContext
 from shared.notify.email import EmailNotifier
-from shared.notify.records import NOTIFICATIONS, NotificationRecord
+from shared.notify.records import NOTIFICATIONS
 from shared.notify.storm import (
     SOC_KEY,
     STORM_PARTITION,
     STORM_SUMMARY,
     Decision,
+    FoldedItem,
     StormGate,
     StormRules,
     StormState,
     partner_key,
     storming,
 )
-from shared.notify.storm_mail import SummaryLine, most_urgent
+from shared.notify.storm_mail import most_urgent, summary_lines
 from shared.notify.teams_cards import CardKind
 from shared.notify.teams_records import TeamsOutboxRecord, TeamsRecord, outbox_partition
 from shared.notify.teams_storm_card import StormCard, build_storm_card, storm_headline
@@ -66,22 +65,13 @@ def card_decision(
     return Decision.FOLD, None
 
 
-class StormCardItem(NotificationRecord):
+class StormCardItem(FoldedItem):
     """One folded card waiting for its partner's next summary card (``~storm`` / ``card~…``)."""
 
     CHANNEL: ClassVar[str | None] = "storm-card"
 
-    row_key: str | None = None
-    partner_key: str | None = None
     target: str | None = None
     secret_name: str | None = None
-    record_id: str | None = None
-    incident_id: str | None = None
-    priority: str | None = None
-    title: str | None = None
-    rules: list[str] = Field(default_factory=list)
-    hosts: list[str] = Field(default_factory=list)
-    folded_at: str | None = None
 
 
 def summary_record_id(number: int, target: str) -> str:
@@ -216,18 +206,7 @@ class TeamsStorm:
         for item in items:
             by_channel.setdefault((item.target or "partner", item.secret_name or ""), []).append(item)
         for (target, secret), carried in by_channel.items():
-            lines = [
-                SummaryLine(
-                    incident_id=i.incident_id or "",
-                    priority=i.priority or Priority.P4.value,
-                    title=i.title or "",
-                    event=i.kind or "",
-                    rules=list(i.rules),
-                    hosts=list(i.hosts),
-                )
-                for i in carried
-            ]
-            p1 = dict.fromkeys(line.incident_id for line in lines if line.priority == Priority.P1.value)
+            lines, p1 = summary_lines(carried)
             card = StormCard(
                 partner_name=names[0],
                 partner_id=names[1],
