@@ -175,9 +175,17 @@ class StormItem(FoldedItem):
     evidence_for: list[str] = Field(default_factory=list)
 
 
-def _hosts(incident: Incident) -> list[str]:
+def about_incident(incident: Incident) -> dict[str, Any]:
+    """What a folded item keeps of its incident for the summary: id, priority, title, rules fired, hosts."""
     kinds = {"host", "azureResource"}
-    return list(dict.fromkeys(e.display.rsplit("/", 1)[-1] for e in incident.entities if e.kind.value in kinds))[:5]
+    hosts = dict.fromkeys(e.display.rsplit("/", 1)[-1] for e in incident.entities if e.kind.value in kinds)
+    return {
+        "incident_id": incident.id,
+        "priority": incident.priority.value,
+        "title": incident.title[:300],
+        "rules": [h.rule_id for h in incident.triage.rules_fired[:8]],
+        "hosts": list(hosts)[:5],
+    }
 
 
 class StormGate:
@@ -249,11 +257,7 @@ class StormGate:
             partner_key=key,
             partition=partition,
             record_id=record_id,
-            incident_id=incident.id,
-            priority=incident.priority.value,
-            title=incident.title[:300],
-            rules=[h.rule_id for h in incident.triage.rules_fired[:8]],
-            hosts=_hosts(incident),
+            **about_incident(incident),
             recipients=recipients,
             evidence_for=evidence_for,
             folded_at=stamp,

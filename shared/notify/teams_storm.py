@@ -41,6 +41,7 @@ from shared.notify.storm import (
     StormGate,
     StormRules,
     StormState,
+    about_incident,
     partner_key,
     storming,
 )
@@ -151,11 +152,7 @@ class TeamsStorm:
                 target=target,
                 secret_name=secret,
                 record_id=record_id,
-                incident_id=incident.id,
-                priority=incident.priority.value,
-                title=incident.title[:300],
-                rules=[h.rule_id for h in incident.triage.rules_fired[:8]],
-                hosts=list(dict.fromkeys(e.display.rsplit("/", 1)[-1] for e in incident.entities))[:5],
+                **about_incident(incident),
                 folded_at=stamp,
             )
             try:
