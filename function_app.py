@@ -6,6 +6,7 @@ from functions import (
     anchor,
     approvals,
     console,
+    contact_pager,
     containment,
     evidence_api,
     ingest,
@@ -37,6 +38,7 @@ def build_app() -> df.DFApp:
     app.register_functions(approvals.bp)  # issue 14: POST /api/approvals (bulk decision on held containment)
     app.register_functions(suppressions.bp)  # issue 14: maintenance windows
     app.register_functions(console.bp)  # issue 16: the console (docs/spec/console.md)
+    app.register_functions(contact_pager.bp)  # issue 14: one phone escalation per contact number
     return app
 
 

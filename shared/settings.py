@@ -8,6 +8,7 @@ that ``infra/main.bicep`` sets exactly these names.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -176,6 +177,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         None,
         "Secret (Key Vault reference) keying the console's CSRF tokens; unset: a random key per instance (tokens then verify only on the instance that issued them).",
     ),
+    # issue 14: one phone escalation per contact
+    SettingSpec(
+        "ACS_CALLER_IDS",
+        None,
+        "Comma-separated E.164 caller numbers (a pool, with ACS_CALLER_ID): each call takes a number with fewer than two calls in progress (ACS's default concurrent PSTN calls per number).",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -248,6 +255,24 @@ def _digest_hour(env: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _caller_ids(env: Mapping[str, str]) -> tuple[str, ...]:
+    """issue 14: the caller-number pool: ``ACS_CALLER_ID`` first, then ``ACS_CALLER_IDS`` (E.164), each once."""
+    out: list[str] = []
+    for name in ("ACS_CALLER_ID", "ACS_CALLER_IDS"):
+        for raw in (_get(env, name) or "").split(","):
+            number = raw.strip()
+            if not number:
+                continue
+            if name == "ACS_CALLER_IDS" and not _E164.match(number):  # ACS_CALLER_ID is taken as it always was
+                raise ConfigurationError(f"{name} must be E.164 phone numbers (+ and 7-15 digits), got {number!r}")
+            if number not in out:
+                out.append(number)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed view of the app settings."""
@@ -293,6 +318,7 @@ class Settings:
     # issue 16: the console (links in notifications; CSRF key)
     console_base_url: str | None = None
     console_csrf_key: str | None = field(default=None, repr=False)
+    acs_caller_ids: tuple[str, ...] = ()  # issue 14: ACS_CALLER_ID then ACS_CALLER_IDS, each once
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -343,4 +369,5 @@ class Settings:
             console_base_url=(_get(env, "CONSOLE_BASE_URL") or _get(env, "CALLBACK_BASE_URL") or "").rstrip("/")
             or None,
             console_csrf_key=_get(env, "CONSOLE_CSRF_KEY"),
+            acs_caller_ids=_caller_ids(env),  # issue 14
         )

@@ -9,6 +9,7 @@ exposes their public methods under the names the triggers, the SLA watchdog and 
 - ``acknowledge``: contact established (``Acknowledgements``)
 - ``digest``: the P4 daily digest (``DigestNotifier``)
 - ``runbook_step``: the runbook's notify step (``RunbookNotifier``)
+- ``contact_pages``: issue 14, the incidents waiting for each contact number and its calls (``ContactPages``)
 
 The mail sender and the phone caller are handed in (by ``shared.runtime``); None disables email or
 calls, and every email or call that would have gone out is evidenced as skipped.
@@ -23,6 +24,7 @@ from shared.evidence import now_ms
 from shared.notify.acknowledge import Acknowledgements
 from shared.notify.callbacks import CallbackOutcome, CallbackRejectedError, CallbackUnauthorizedError, CallEvents
 from shared.notify.calls import EscalationCalls, out_of_hours
+from shared.notify.contact_pages import ContactPages
 from shared.notify.context import NotifyContext
 from shared.notify.digest import DigestNotifier
 from shared.notify.email import EmailNotifier
@@ -61,7 +63,8 @@ class NotificationService:
         email = self.email = EmailNotifier(context, mailer)
         calls = self.calls = EscalationCalls(context, caller, email)
         acks = self.acknowledgements = Acknowledgements(context, email)
-        events = self.call_events = CallEvents(context, caller, acks)
+        pages = self.contact_pages = ContactPages(context, calls)  # issue 14: one escalation per contact
+        events = self.call_events = CallEvents(context, caller, acks, pages)
         digest = self.digest = DigestNotifier(context, email)
         runbook = self.runbook = RunbookNotifier(context, email, digest, calls)
 
