@@ -32,7 +32,8 @@ from shared.notify.names import LINE_FREE_EVENT, PAGE_EVENT, PAGER_ORCHESTRATOR,
 bp = df.Blueprint()
 log = logging.getLogger("soc_responder.notify")
 
-MAX_TURNS = 60
+IDLE_RECHECK = timedelta(minutes=30)
+MAX_TURNS = 20
 """Turns of one execution before the pager continues as new with its state (keeps its history short)."""
 
 
@@ -58,6 +59,8 @@ def contact_pager(context: df.DurableOrchestrationContext):
     key = state["contact"]
     calls = [_at(t) for t in state.get("calls") or []]
     episode: dict | None = state.get("episode")
+    # A pager started by a page gets the first plan in its input: its first call is dispatched at once.
+    first_plan: dict | None = state.get("plan")
     page = context.wait_for_external_event(PAGE_EVENT)
     line = context.wait_for_external_event(LINE_FREE_EVENT)
 
@@ -81,7 +84,10 @@ def contact_pager(context: df.DurableOrchestrationContext):
         turns += 1
         now = context.current_utc_datetime
         calls = recent_calls(calls, now)
-        plan = yield context.call_activity("plan_contact_calls", {"contact": key})
+        if first_plan is not None:
+            plan, first_plan = first_plan, None
+        else:
+            plan = yield context.call_activity("plan_contact_calls", {"contact": key})
         if not plan.get("pending"):
             if episode is not None or turns > 1:
                 # The episode is over (or a wake found nothing): start afresh, keeping the calls that still
@@ -90,8 +96,13 @@ def contact_pager(context: df.DurableOrchestrationContext):
                 context.continue_as_new(carry_on())
                 return {"contact": key, "state": "idle"}
             show("idle", plan)
-            yield page
-            page = context.wait_for_external_event(PAGE_EVENT)
+            # A page wakes it; the timer is a safety net should a wake ever be lost (the pages row holds the page).
+            nap = context.create_timer(now + IDLE_RECHECK)
+            winner = yield context.task_any([page, nap])
+            if winner is page:
+                nap.cancel()
+                first_plan = _data(page.result).get("plan")  # the waker read the row for us: no plan step
+                page = context.wait_for_external_event(PAGE_EVENT)
             continue
         if turns > MAX_TURNS:
             context.continue_as_new(carry_on())
@@ -110,8 +121,9 @@ def contact_pager(context: df.DurableOrchestrationContext):
             show("waiting", plan, due)
             timer = context.create_timer(due)
             winner = yield context.task_any([page, timer])
-            if winner is page:  # a new page may bring the call forward: plan again
+            if winner is page:  # a new page may bring the call forward: plan again (the waker read the row)
                 timer.cancel()
+                first_plan = _data(page.result).get("plan")
                 page = context.wait_for_external_event(PAGE_EVENT)
             continue
         show("calling", plan)
@@ -199,8 +211,12 @@ async def page(client: df.DurableOrchestrationClient, request: dict) -> dict:
     """Write the incident's page to each number's pages row, then wake each number's pager (start it if needed)."""
     pages = runtime.context().notifications.contact_pages
     result = await asyncio.to_thread(pages.register, request)
-    for key in result.get("contacts") or []:
-        await wake_pager(client, key)
+    for key in result.pop("wake", None) or []:  # not when a wake is already on its way to that pager
+        try:
+            await wake_pager(client, key)
+        except Exception:
+            await asyncio.to_thread(pages.wake_failed, key)
+            raise
     return result
 
 
@@ -208,11 +224,14 @@ async def wake_pager(client: df.DurableOrchestrationClient, key: str) -> str:
     """Raise ``Page`` on the number's pager; start it when there is none (or it ended). Never fails the page:
     the pages row already holds it, and a running pager reads the row at every turn."""
     instance_id = pager_instance_id(key)
+    # The plan travels with the wake (one durable hop less before the call); the pager re-reads the row anyway
+    # at every later turn and when it dials.
+    plan = await asyncio.to_thread(runtime.context().notifications.contact_pages.plan, key)
     for _ in range(3):
-        if await _raise(client, instance_id, PAGE_EVENT, {}):
+        if await _raise(client, instance_id, PAGE_EVENT, {"plan": plan}):
             return "woken"
         try:
-            await client.start_new(PAGER_ORCHESTRATOR, instance_id, {"contact": key})
+            await client.start_new(PAGER_ORCHESTRATOR, instance_id, {"contact": key, "plan": plan})
             return "started"
         except Exception as exc:
             if "already exists" not in str(exc).lower():

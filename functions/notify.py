@@ -269,7 +269,8 @@ async def end_call_escalation(request: dict, client: df.DurableOrchestrationClie
         )
         request = {**request, "attempts": max(int(request.get("attempts") or 0), withdrawn["attempts"])}
         for key in contacts:
-            await wake_pager(client, key)
+            if await asyncio.to_thread(notifier.contact_pages.needs_wake, key):
+                await wake_pager(client, key)
     ended = await asyncio.to_thread(notifier.escalation_ended, request)
     return {**ended, "attempts": int(request.get("attempts") or 0)}
 

@@ -71,6 +71,9 @@ class ContactPagesRecord(NotificationRecord):
     contact: str | None = None
     pending: dict[str, dict[str, Any]] = Field(default_factory=dict)
     live_call: str | None = None
+    wake_pending: bool = False
+    """A ``Page`` event was raised since the pager last read this row: no need to raise another (a storm of
+    pages wakes the pager once per turn, not once per incident)."""
 
 
 def page_entry(request: Mapping[str, Any], timezone: str, received_at: str, at: str) -> dict[str, Any]:
@@ -103,11 +106,17 @@ class ContactPages:
 
     def _edit(self, key: str, change: Callable[[ContactPagesRecord], ContactPagesRecord | None]) -> ContactPagesRecord:
         """Apply ``change`` to the pages row under its ETag (creating the row first if there is none)."""
+        return self._edited(key, change)[1]
+
+    def _edited(
+        self, key: str, change: Callable[[ContactPagesRecord], ContactPagesRecord | None]
+    ) -> tuple[ContactPagesRecord, ContactPagesRecord]:
+        """(row before, row after) ``change`` under the row's ETag (the row is created first if there is none)."""
         rows, partition = self.context.rows, contact_partition(key)
         for _ in range(3):
             done = rows.update(ContactPagesRecord, partition, PAGES_ROW, change)
             if done is not None:
-                return done.after
+                return done.before, done.after
             try:
                 rows.create(partition, PAGES_ROW, ContactPagesRecord(channel="contact-pages", contact=key))
             except ConflictError:
@@ -149,6 +158,7 @@ class ContactPages:
         at = isoformat(ctx.clock())
         entry = page_entry(request, ctx.timezone_of(incident), isoformat(incident.sla.received_at), at)
         keys: list[str] = []
+        wake: list[str] = []
         shown = []
         for name, phone in contacts:
             key = contact_key(phone)
@@ -160,9 +170,13 @@ class ContactPages:
                 held = r.pending.get(incident_id)
                 if held and held.get("requestKey") == entry["requestKey"]:
                     return None  # this very page is there already (a replayed activity)
-                return r.changed(pending={**r.pending, incident_id: entry}, contact=key, updated_at=at)
+                return r.changed(
+                    pending={**r.pending, incident_id: entry}, contact=key, updated_at=at, wake_pending=True
+                )
 
-            self._edit(key, add)
+            before, after = self._edited(key, add)
+            if after.wake_pending and not before.wake_pending:
+                wake.append(key)
             shown.append({"contact": name, "number": mask_phone(phone), "pager": pager_instance_id(key)})
         ctx.record_evidence(
             incident_id,
@@ -171,11 +185,23 @@ class ContactPages:
             "incidents, one call at a time",
             {"contacts": shown, "requestKey": request.get("requestKey"), "audience": request.get("audience")},
         )
-        return {"contacts": keys}
+        return {"contacts": keys, "wake": wake}
+
+    def needs_wake(self, key: str) -> bool:
+        """Mark that the number's pager is being woken; False when a wake is already on its way."""
+        before, after = self._edited(key, lambda r: None if r.wake_pending else r.changed(wake_pending=True))
+        return after.wake_pending and not before.wake_pending
+
+    def wake_failed(self, key: str) -> None:
+        """The wake could not be delivered: the next page (or a retry of this one) must raise it again."""
+        self._edit(key, lambda r: r.changed(wake_pending=False) if r.wake_pending else None)
 
     def plan(self, key: str) -> dict[str, Any]:
-        """What the pager needs to time its next call: how many pages wait, and whether one is new to it."""
+        """What the pager needs to time its next call: how many pages wait, and whether one is new to it.
+        Reading it is the pager taking the pending wake (the next page raises ``Page`` again)."""
         got = self.read(key)
+        if got is not None and got.value.wake_pending:
+            got = Versioned(self._edit(key, lambda r: r.changed(wake_pending=False) if r.wake_pending else None), None)
         pending = got.value.pending if got else {}
         zones = [e.get("timezone") for e in sorted(pending.values(), key=lambda e: str(e.get("addedAt")))]
         return {

@@ -1,7 +1,7 @@
 """Issue 14: when a contact's number is rung — one schedule per number, whatever the number of incidents. Pure.
 
 A storm of 50 P1s for one partner used to ring its emergency number 50 times at once (one escalation per
-incident). Now each number has one call schedule (SPEC 5's: +0, +15, +30, +45 minutes, then the top of every
+incident). Now each number has one call schedule (docs/spec/notification.md: +0, +15, +30, +45 minutes, then the top of every
 hour, on the contact's clock) that starts when the first incident is paged to it; every call announces all the
 incidents then waiting for that number.
 
