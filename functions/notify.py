@@ -101,19 +101,25 @@ def call_escalation(context: df.DurableOrchestrationContext):
         )
 
     show("paging")
-    retry = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
-    try:
-        paged = yield context.call_activity_with_retry(
-            "page_contacts", retry, {**request, "instanceId": context.instance_id}
-        )
-    except Exception as exc:
-        paged = {"stop": f"the contacts could not be paged: {str(exc)[:200]}", "impossible": True}
+    # Paged by the starter already (``paged``): the pagers are dialling. The page is checked again here (it is
+    # idempotent): an acknowledgement, a lowered priority or a close since then ends the escalation at once.
+    prepaged = request.pop("paged", None) or {}
+    contacts = list(prepaged.get("contacts") or [])
+    paged = prepaged if prepaged.get("stop") else None
+    if paged is None:
+        retry = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
+        try:
+            paged = yield context.call_activity_with_retry(
+                "page_contacts", retry, {**request, "instanceId": context.instance_id}
+            )
+        except Exception as exc:
+            paged = {"stop": f"the contacts could not be paged: {str(exc)[:200]}", "impossible": True}
     if paged.get("stop"):
         stop = paged["stop"]
         outcome = "impossible" if paged.get("impossible") else ("acknowledged" if stop == "acknowledged" else "stopped")
         reason = stop
     else:
-        contacts = list(paged.get("contacts") or [])
+        contacts = list(dict.fromkeys([*contacts, *(paged.get("contacts") or [])]))
         show("paged")
         while True:
             winner = yield context.task_any([acknowledged, stopped, exhausted])
@@ -180,6 +186,9 @@ async def ensure_escalation(client: df.DurableOrchestrationClient, request: dict
         return {"instanceId": instance_id, "state": "already-running"}
     if state and _event_data(getattr(status, "input_", None)).get("requestKey") == request["requestKey"]:
         return {"instanceId": instance_id, "state": "already-done"}
+    # issue 14: page the contact numbers now, so the numbers' pagers dial without waiting for the escalation's
+    # first step (the escalation checks its page again when it starts: an acknowledgement in between counts).
+    request = {**request, "paged": await page_contacts_now(client, {**request, "instanceId": instance_id})}
     try:
         await client.start_new(ESCALATION_ORCHESTRATOR, instance_id, request)
     except Exception as exc:

@@ -24,7 +24,8 @@ from shared.errors import IncidentNotFoundError, UnauthorizedError, ValidationEr
 from shared.masking import mask_phone
 from shared.models import ActorType, isoformat
 from shared.notify.acknowledge import Acknowledgements
-from shared.notify.contact_pages import ContactPages, contact_partition, mirror_call
+from shared.notify.contact_pages import ContactPages
+from shared.notify.contact_rows import contact_partition, mirror_call
 from shared.notify.context import NotifyContext
 from shared.notify.incidents import load_incident
 from shared.notify.ports import CallError, PhoneCaller

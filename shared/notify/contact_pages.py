@@ -19,10 +19,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
-
-from pydantic import Field
 
 from shared.errors import ConflictError
 from shared.etag import Versioned
@@ -31,66 +29,22 @@ from shared.masking import mask_phone
 from shared.models import Incident, isoformat
 from shared.notify.caller_pool import CallerPool
 from shared.notify.calls import LIVE_CALL_STATES, EscalationCalls
+from shared.notify.contact_rows import (
+    PAGES_ROW,
+    ContactPagesRecord,
+    contact_partition,
+    mirror_call,
+    page_entry,
+)
 from shared.notify.contact_schedule import contact_key, pager_instance_id
 from shared.notify.context import NotifyContext
 from shared.notify.ports import CallError
-from shared.notify.records import NOTIFICATIONS, CallRecord, NotificationRecord, call_token_hash
+from shared.notify.records import CallRecord, call_token_hash
 from shared.notify.spoken_pages import announcement_order
 
 log = logging.getLogger("soc_responder.notify")
 
-PAGES_ROW = "pages"
 CALLER_BUSY_RETRY_SECONDS = 30
-
-
-def contact_partition(key: str) -> str:
-    """The Notifications partition of one contact number (its pages row and its calls)."""
-    return f"~contact-{key}"
-
-
-def mirror_id(key: str, record_id: str) -> str:
-    """The id of a contact call's copy in each announced incident's partition (what the incident view, the
-    review and the Sentinel comment list; two numbers' calls never share an id)."""
-    return f"{record_id}-{key[:8]}"
-
-
-def mirror_call(context: NotifyContext, row: CallRecord, record_id: str) -> None:
-    """Write (or refresh) the copy of a contact call in the partition of every incident it announced."""
-    if not row.contact_key:
-        return
-    doc = {**row.wire(), "contactCallId": record_id}
-    for incident_id in row.announced or []:
-        context.store.put_record(NOTIFICATIONS, incident_id, mirror_id(row.contact_key, record_id), doc)
-
-
-class ContactPagesRecord(NotificationRecord):
-    """The incidents paged to one number: ``pending`` maps an incident id to its page (see ``page_entry``)."""
-
-    CHANNEL: ClassVar[str | None] = "contact-pages"
-
-    contact: str | None = None
-    pending: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    live_call: str | None = None
-    wake_pending: bool = False
-    """A ``Page`` event was raised since the pager last read this row: no need to raise another (a storm of
-    pages wakes the pager once per turn, not once per incident)."""
-
-
-def page_entry(request: Mapping[str, Any], timezone: str, received_at: str, at: str) -> dict[str, Any]:
-    """One incident's page as the pages row keeps it (what the per-incident stop rules need, and the count)."""
-    return {
-        "requestKey": request.get("requestKey"),
-        "requestedAt": request.get("requestedAt"),
-        "epoch": request.get("epoch"),
-        "priority": request.get("priority"),
-        "audience": request.get("audience"),
-        "maxAttempts": int(request.get("maxAttempts") or 12),
-        "escalationId": request.get("instanceId"),
-        "timezone": timezone,
-        "receivedAt": received_at,
-        "addedAt": at,
-        "attempts": 0,
-    }
 
 
 class ContactPages:
@@ -159,6 +113,7 @@ class ContactPages:
         entry = page_entry(request, ctx.timezone_of(incident), isoformat(incident.sla.received_at), at)
         keys: list[str] = []
         wake: list[str] = []
+        added = False
         shown = []
         for name, phone in contacts:
             key = contact_key(phone)
@@ -175,9 +130,12 @@ class ContactPages:
                 )
 
             before, after = self._edited(key, add)
+            added = added or before is not after
             if after.wake_pending and not before.wake_pending:
                 wake.append(key)
             shown.append({"contact": name, "number": mask_phone(phone), "pager": pager_instance_id(key)})
+        if not added:  # the same page again (the escalation checking its page): evidenced once
+            return {"contacts": keys, "wake": wake}
         ctx.record_evidence(
             incident_id,
             "escalation.paged",

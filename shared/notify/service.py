@@ -87,7 +87,6 @@ class NotificationService:
         # phone escalation
         self.p2_call_reason = calls.p2_call_reason
         self.escalation_request = calls.escalation_request
-        self.place_escalation_call = calls.place_escalation_call
         self.escalation_ended = calls.escalation_ended
         self.hang_up_live_calls = calls.hang_up_live_calls
         # call events (ACS callbacks) and acknowledgement
