@@ -109,12 +109,10 @@ def _hops(durable, incident_id: str) -> dict[str, int]:
     # The containment result arrives before the notify step (the bound did not expire here).
     to_email = _path_hops(runbook, "notify_incident") + contain
     to_escalation_start = _path_hops(runbook, "start_call_escalation") + contain
-    # The escalation orchestration: its start (sent by the activity) and its paging's dispatch; then (issue 14)
-    # the number's pager: its start (sent by that activity, with its first plan) and its first call's dispatch.
-    to_call = (
-        to_escalation_start
-        + _path_hops(durable.history(f"escalation-{incident_id}"), "page_contacts")
-        + min(_pager_hops(durable.history(i)) for i in durable.instance_ids() if i.startswith("pager-"))
+    # issue 14: the activity pages the numbers and starts (or wakes) each number's pager, with its first plan:
+    # the pager's start (or the Page event) and its first call's dispatch. The escalation is off the path.
+    to_call = to_escalation_start + min(
+        _pager_hops(durable.history(i)) for i in durable.instance_ids() if i.startswith("pager-")
     )
     return {"containment": contain, "email": to_email, "call": to_call}
 
