@@ -149,10 +149,9 @@ def contact_pager(context: df.DurableOrchestrationContext):
         show("on the line", plan)
         deadline = context.create_timer(placed_at + MAX_CALL)
         while True:
-            winner = yield context.task_any([line, page, deadline])
-            if winner is page:
-                page = context.wait_for_external_event(PAGE_EVENT)
-                continue
+            # Pages that arrive meanwhile are not consumed one by one: the next plan, once the line is free,
+            # reads them all from the pages row (a storm's pages do not each cost the pager a turn).
+            winner = yield context.task_any([line, deadline])
             if winner is line:
                 ended = _data(line.result)
                 line = context.wait_for_external_event(LINE_FREE_EVENT)

@@ -265,3 +265,14 @@ def test_the_soc_breaker_page_waits_for_the_duty_number_like_every_call(notify_a
     calls = _calls_to(app, SOC_DUTY)
     assert len(calls) == 2 and other in _announced(app, calls[1])
     assert incident_id
+
+
+def test_forty_p1s_paged_while_the_number_is_on_the_line_wait_for_it_and_the_pager_keeps_going(notify_app):
+    app = notify_app
+    [first] = _p1s(app, 1, "first")
+    later = _p1s(app, 40, "wave")  # one by one, each waking the pager while its call rings
+    assert len(_calls_to(app, DANA)) == 1
+    _end(app, DANA)
+    calls = _calls_to(app, DANA)
+    assert len(calls) == 2 and sorted(_announced(app, calls[1])) == sorted([first, *later])
+    assert app.pager()["runtimeStatus"] == "Running"  # its history stays short: pages are read from the row
