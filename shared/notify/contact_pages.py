@@ -213,6 +213,15 @@ class ContactPages:
             ]
             gone.update({i.id: "number removed" for i in announce})
             announce = []
+        disabled = self.calls._impossible(announce[0]) if announce else None
+        if disabled and "no emergency contact" not in disabled:  # calls were disabled while pages waited
+            for incident in announce:
+                ctx.record_evidence(
+                    incident.id, "call.skipped", f"Call not placed: {disabled}", {"reason": disabled, "pager": key}
+                )
+            out["exhausted"] += [self._exhausted(i.id, pending[i.id], disabled) for i in announce]
+            gone.update({i.id: "calls disabled" for i in announce})
+            announce = []
         if not announce or contact is None:
             self._drop(key, pending, gone)
             return out
@@ -282,9 +291,11 @@ class ContactPages:
             "incidents": ids[:50],
             "callerId": mask_phone(caller_id),
         }
-        assert ctx.settings.callback_base_url and self.calls.caller is not None  # register() checked both
+        phone_caller = self.calls.caller
+        if phone_caller is None:  # pragma: no cover - ruled out above (calls disabled)
+            raise CallError("calls disabled: ACS_ENDPOINT or ACS_CALLER_ID is not set")
         try:
-            placed = self.calls.caller.place_call(phone, callback, record_id, caller_id)
+            placed = phone_caller.place_call(phone, callback, record_id, caller_id)
         except CallError as exc:
             failed_at, error, message = ctx.clock(), exc.evidence(), str(exc)[:200]
             self.pool.release(caller_id, f"{partition}/{record_id}")

@@ -276,3 +276,16 @@ def test_forty_p1s_paged_while_the_number_is_on_the_line_wait_for_it_and_the_pag
     calls = _calls_to(app, DANA)
     assert len(calls) == 2 and sorted(_announced(app, calls[1])) == sorted([first, *later])
     assert app.pager()["runtimeStatus"] == "Running"  # its history stays short: pages are read from the row
+
+
+def test_calls_disabled_while_pages_wait_end_the_escalation_with_people_emailed_never_silently(notify_app):
+    app = notify_app
+    start = app.durable.now
+    [incident_id] = _p1s(app, 1, "x")
+    assert len(app.fake.calls()) == 2
+    app.configure(ACS_ENDPOINT=None)
+    app.durable.advance_to(start + timedelta(minutes=15))
+    status = app.escalation(incident_id)
+    assert status["runtimeStatus"] == "Completed" and status["output"]["outcome"] == "exhausted"
+    assert "call.skipped" in app.timeline(incident_id) and app.mails("Phone escalation exhausted")
+    assert len(app.fake.calls()) == 2
