@@ -6,6 +6,7 @@ from functions import (
     anchor,
     approvals,
     console,
+    contact_pager,
     containment,
     evidence_api,
     ingest,
@@ -41,6 +42,7 @@ def build_app() -> df.DFApp:
     app.register_functions(console.bp)  # issue 16: the console (docs/spec/console.md)
     app.register_functions(mail_pacing.bp)  # issue 14: storm summaries and the mail pacer (timer mail_pacer)
     app.register_functions(teams.bp)  # issue 16: Teams cards, posted apart from email and calls
+    app.register_functions(contact_pager.bp)  # issue 14: one phone escalation per contact number
     return app
 
 

@@ -25,7 +25,7 @@ import os
 import statistics
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +35,7 @@ NIC_LRO_SECONDS = 2.0
 GRAPH_SECONDS = 0.2
 ACS_SECONDS = 0.2
 RUNS = 2  # per design; the median is reported
+_ENDED: set[str] = set()  # calls whose end was reported to the app
 TARGET_RATIO = 0.4
 
 # History event types (devtools/durable/history.py)
@@ -108,9 +109,24 @@ def _hops(durable, incident_id: str) -> dict[str, int]:
     # The containment result arrives before the notify step (the bound did not expire here).
     to_email = _path_hops(runbook, "notify_incident") + contain
     to_escalation_start = _path_hops(runbook, "start_call_escalation") + contain
-    # The escalation orchestration: its start (sent by the activity) and its first call's dispatch.
-    to_call = to_escalation_start + _path_hops(durable.history(f"escalation-{incident_id}"), "place_escalation_call")
+    # issue 14: the activity pages the numbers and starts (or wakes) each number's pager, with its first plan:
+    # the pager's start (or the Page event) and its first call's dispatch. The escalation is off the path.
+    to_call = to_escalation_start + min(
+        _pager_hops(durable.history(i)) for i in durable.instance_ids() if i.startswith("pager-")
+    )
     return {"containment": contain, "email": to_email, "call": to_call}
+
+
+def _pager_hops(history: list[dict]) -> int:
+    """Hops of a number's pager to its call: its start (or the ``Page`` event that woke it; either carries the
+    plan) and the call's dispatch."""
+    episodes = _episodes(history)
+    calls = [i for i, ep in enumerate(episodes) if any(e.get("Name") == "place_contact_call" for e in ep)]
+    if not calls:
+        return 99
+    # the chain begins at the episode the pager's start or its last wake (a Page event) triggered
+    begin = max(i for i in range(calls[0] + 1) if any(e["EventType"] in (0, 15) for e in episodes[i]))
+    return _path_hops([e for ep in episodes[begin : calls[0] + 1] for e in ep], "place_contact_call")
 
 
 def _one(rt, fake, tag: str) -> dict[str, float | int]:
@@ -138,12 +154,36 @@ def _one(rt, fake, tag: str) -> dict[str, float | int]:
     assert mails and calls, "no email or call went out"
     for nic in nics:
         assert fake.get_resource(nic)["properties"].get("networkSecurityGroup"), f"{nic} not quarantined"
-    return {
+    out = {
         "contained": contained,
         "email": min(r.timestamp for r in mails) + GRAPH_SECONDS - t0,
         "call": min(r.timestamp for r in calls) + ACS_SECONDS - t0,
         **{f"hops_{k}": v for k, v in _hops(rt.durable, incident_id).items()},
     }
+    _settle(rt, fake, incident_id)
+    return out
+
+
+def _settle(rt, fake, incident_id: str) -> None:
+    """Each run measures one P1 on its own (issue 14: a partner's numbers are paged one call at a time, at most
+    four calls an hour): the incident is acknowledged, its calls end, and an hour passes before the next run."""
+    from urllib.parse import urlsplit
+
+    from shared import runtime
+    from shared.models import ActorType
+
+    runtime.context().notifications.acknowledge(incident_id, "bench", ActorType.ANALYST, "api")
+    rt.durable.raise_event(f"escalation-{incident_id}", "Acknowledged", {"actor": "bench"})
+    for call in fake.calls():
+        if call.call_connection_id in _ENDED:
+            continue
+        _ENDED.add(call.call_connection_id)
+        target = urlsplit(call.callback_uri)
+        rt.http(
+            "POST", f"{target.path}?{target.query}", body=fake.call_event(call.call_connection_id, "CallDisconnected")
+        )
+    rt.durable.run_until_idle()
+    rt.durable.advance(timedelta(minutes=61))
 
 
 def main() -> None:

@@ -66,6 +66,41 @@ def _baseline(n: int) -> list[float]:
     return times
 
 
+def _announced(callback_uri: str) -> list[str]:
+    """The incidents a call announced (issue 14: a contact's call lists them in its row)."""
+    from shared import runtime
+
+    query = parse_qs(urlsplit(callback_uri).query)
+    if "contact" not in query:
+        return query.get("incidentId", [])
+    got = runtime.context().store.get_record("Notifications", f"~contact-{query['contact'][0]}", query["callId"][0])
+    return (got[0].get("announced") if got else None) or []
+
+
+_DONE: set[str] = set()
+
+
+def _acknowledge_on_the_phone(rt, fake) -> None:
+    """Each P1 is measured on its own (issue 14: a number gets one call at a time, at most four an hour): the
+    callee answers and presses 1, the call ends, and an hour passes before the next alert (not timed)."""
+    from datetime import timedelta
+
+    for call in fake.calls():
+        if call.call_connection_id in _DONE:
+            continue
+        _DONE.add(call.call_connection_id)
+        target = urlsplit(call.callback_uri)
+        path = f"{target.path}?{target.query}"
+        for kind, data in (
+            ("CallConnected", {}),
+            ("RecognizeCompleted", {"recognitionType": "dtmf", "dtmfResult": {"tones": ["one"]}}),
+            ("CallDisconnected", {}),
+        ):
+            rt.http("POST", path, body=fake.call_event(call.call_connection_id, kind, **data))
+    rt.durable.run_until_idle()
+    rt.durable.advance(timedelta(minutes=61))
+
+
 def main() -> None:
     from devtools.local_azure import local_azure
     from shared.adapters.clients import reset_clients
@@ -94,8 +129,9 @@ def main() -> None:
                 sent: dict[str, float] = {}
                 answered: dict[str, float] = {}
                 started = time.perf_counter()
+                settling = 0.0
                 for i in range(N):
-                    if time.perf_counter() - started > BUDGET_SECONDS:
+                    if time.perf_counter() - started - settling > BUDGET_SECONDS:
                         break
                     t0 = time.time()
                     resp = rt.http("POST", "/api/alerts", body=_alert(i))
@@ -105,7 +141,10 @@ def main() -> None:
                     incident_id = json.loads(resp.get_body())["incidentId"]
                     sent[incident_id] = t0
                     answered[incident_id] = answered_at - t0
-                wall = time.perf_counter() - started
+                    t_settle = time.perf_counter()
+                    _acknowledge_on_the_phone(rt, fake)
+                    settling += time.perf_counter() - t_settle
+                wall = time.perf_counter() - started - settling
                 first_mail: dict[str, float] = {}
                 first_call: dict[str, float] = {}
                 for r in fake.requests("POST", "/sendMail"):
@@ -117,9 +156,9 @@ def main() -> None:
                 for r in fake.requests("POST", "/calling/callConnections", api="acs"):
                     if r.path != "/calling/callConnections":
                         continue
-                    iid = parse_qs(urlsplit((r.json or {}).get("callbackUri", "")).query).get("incidentId", [None])[0]
-                    if iid in sent:
-                        first_call.setdefault(iid, r.timestamp - sent[iid])
+                    for iid in _announced((r.json or {}).get("callbackUri", "")):
+                        if iid in sent:
+                            first_call.setdefault(iid, r.timestamp - sent[iid])
                 n = len(sent)
                 assert len(first_mail) == n and len(first_call) == n, (n, len(first_mail), len(first_call))
                 calls = len(

@@ -3,14 +3,18 @@ the real handlers, Azurite and the local durable host (breaker 10 per hour).
 
 Figures: alerts/s and p50/p99 of the ingest answer (wall clock, 8 threads); incidents against distinct entities
 (they must be equal: grouping is race-free); emails per recipient in total and in the busiest (simulated) minute;
-calls per number in the first (simulated) hour and the most calls one number gets in one minute (calls that ring
-at once); ingest round trips to the evidence store for a new incident (against the minimum the design needs),
-a join and a redelivery, before → after issue 14's round-trip work.
+calls per number in the first (simulated) hour and the most calls one number gets in one minute; the most calls
+in progress to one number at once and per caller number (issue 14: one, and at most ACS's two); time from a P1's
+arrival to the first call announcing it; emails per partner and per mailbox minute (storm summaries, mail pacer);
+Teams cards per channel; ingest round trips to the evidence store for a new incident (against the minimum the
+design needs), a join and a redelivery, before → after issue 14's round-trip work.
 
 The storm is posted with the durable host paused (``auto_run=False``), then the host runs and the clock is moved
 one simulated minute at a time for an hour; each email and call the fake receives is counted in the minute it was
-sent. The local host does not charge queue latency, so "P1 → first call" is the simulated minute of the P1's first
-call (0 = the storm's minute). ``STORM_ALERTS`` scales the storm down (same proportions).
+sent. Nobody answers the phone: at the end of each simulated minute ACS reports every call still ringing as ended
+(``CallDisconnected`` to its callback), so a call lasts under a minute. The local host does not charge queue
+latency, so "P1 → first call" is the simulated minute of the first call announcing that P1 (0 = the storm's
+minute). ``STORM_ALERTS`` scales the storm down (same proportions).
 """
 
 from __future__ import annotations
@@ -153,6 +157,40 @@ def _round_trips() -> dict[str, list[str]]:
     }
 
 
+def _ring_and_end(rt, fake, minute, seen, first_call, live, peak, caller_peak) -> int:
+    """Count the calls placed this minute (per number, per caller number, the incidents each announced), then
+    end every one of them as ACS would when nobody answers (``CallDisconnected`` to the call's callback)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from shared import runtime
+
+    store = runtime.context().store
+    calls = fake.calls()
+    callers: Counter = Counter()
+    for call in calls[seen:]:
+        number = str(call.targets[0])
+        live[number] += 1
+        peak[number] = max(peak[number], live[number])
+        callers[str(call.source_caller_id)] += 1
+        query = parse_qs(urlsplit(call.callback_uri).query)
+        if "contact" in query:
+            got = store.get_record("Notifications", f"~contact-{query['contact'][0]}", query["callId"][0])
+            announced = (got[0].get("announced") if got else None) or []
+        else:
+            announced = query.get("incidentId", [])
+        for incident_id in announced:
+            first_call.setdefault(incident_id, minute)
+    for number, n in callers.items():
+        caller_peak[number] = max(caller_peak[number], n)
+    for call in calls[seen:]:
+        target = urlsplit(call.callback_uri)
+        rt.http(
+            "POST", f"{target.path}?{target.query}", body=fake.call_event(call.call_connection_id, "CallDisconnected")
+        )
+        live[str(call.targets[0])] -= 1
+    return len(calls)
+
+
 def main() -> None:
     from devtools.local_azure import local_azure
     from devtools.table_requests import TableRequests
@@ -189,9 +227,13 @@ def main() -> None:
                 elapsed, latencies, statuses = _storm(rt, alerts)
                 mails_by_minute: dict[str, Counter] = defaultdict(Counter)
                 calls_by_minute: dict[str, Counter] = defaultdict(Counter)
-                seen = mails_seen = 0
+                seen = mails_seen = calls_seen = 0
                 mail_tally = MailTally(runtime.context(), rt)  # issue 14 item 3
                 p1_first_call_minute = None
+                first_call: dict[str, int] = {}  # incident -> simulated minute of the first call announcing it
+                live: Counter = Counter()  # calls in progress per number
+                peak: Counter = Counter()  # the most calls in progress to one number at once
+                caller_peak: Counter = Counter()  # ... and from one caller number
                 for minute in range(61):
                     if minute == 0:
                         rt.durable.run_until_idle()
@@ -211,6 +253,7 @@ def main() -> None:
                                 calls_by_minute[str(number)][minute] += 1
                                 if p1_first_call_minute is None:
                                     p1_first_call_minute = minute
+                    calls_seen = _ring_and_end(rt, fake, minute, calls_seen, first_call, live, peak, caller_peak)
                 store = runtime.context().store
                 incidents = list(store.iter_incidents())
                 mail_tally.account(store, incidents)  # issue 14 item 3: nothing lost
@@ -237,6 +280,21 @@ def main() -> None:
             f"at most {max(by_minute.values())} in one minute"
         )
     print(f"   first call: simulated minute {p1_first_call_minute} of the storm (queue latency not charged)")
+    print(
+        "   calls in progress at once: at most "
+        + ", ".join(f"{n} to …{number[-4:]}" for number, n in sorted(peak.items()))
+        + "; per caller number at most "
+        + ", ".join(f"{n} from …{number[-4:]}" for number, n in sorted(caller_peak.items()))
+    )
+    p1s = [i.id for i in storm_incidents if i.priority.value == "P1"]
+    waits = sorted(first_call.get(i, 61) for i in p1s)
+    if waits:
+        print(
+            f"   P1 arrival → first call announcing it: median {statistics.median(waits):g} min, "
+            f"max {waits[-1]} min (simulated minutes; 61 = not called in the hour) over {len(p1s)} P1s; "
+            f"first call announced {sum(1 for w in waits if w == 0)}"
+        )
+    print("   (before issue 14: 200 calls per number in the first hour, 50 in one minute, 50 at once)")
     for path, sent in trips.items():
         minimum = " (the design's minimum: 4)" if path == "new incident" else ""
         print(

@@ -157,7 +157,10 @@ def _escalate_and_acknowledge(rt, ctx, fake) -> dict:
     p1 = sorted(i.id for i in ctx.store.iter_incidents() if i.priority.value == "P1")
     steps = []
     rt.durable.advance(timedelta(minutes=16))
-    steps.append(f"+16 min: second call attempt for every unacknowledged P1 ({len(fake.calls())} calls so far)")
+    steps.append(
+        f"+16 min: second call to each emergency number, announcing every unacknowledged P1 "
+        f"({len(fake.calls())} calls so far)"
+    )
     acked = None
     if p1:
         acked = p1[0]
@@ -165,9 +168,9 @@ def _escalate_and_acknowledge(rt, ctx, fake) -> dict:
             "POST", f"/api/incidents/{acked}/ack", body={"actor": "analyst@soc.example", "note": "Taking this one"}
         )
         steps.append(f"analyst@soc.example acknowledges {acked}: HTTP {resp.status_code}")
-    before = {i: _calls_for(fake, i) for i in p1}
+    before = {i: _calls_for(ctx, i) for i in p1}
     rt.durable.advance(timedelta(minutes=45))
-    after = {i: _calls_for(fake, i) for i in p1}
+    after = {i: _calls_for(ctx, i) for i in p1}
     for i in p1:
         steps.append(
             f"+61 min: {i}: {after[i]} call(s) in all, {after[i] - before[i]} after +16 min"
@@ -176,8 +179,10 @@ def _escalate_and_acknowledge(rt, ctx, fake) -> dict:
     return {"steps": steps, "acknowledged": acked}
 
 
-def _calls_for(fake, incident_id: str) -> int:
-    return sum(1 for c in fake.calls() if incident_id in json.dumps(c.request))
+def _calls_for(ctx, incident_id: str) -> int:
+    """Calls that announced the incident (issue 14: one call to a number announces all its incidents; each
+    announced incident keeps a copy of the call's row)."""
+    return sum(1 for r in ctx.store.list_records("Notifications", incident_id) if r.get("channel") == "call")
 
 
 def _render_notifications(fake, escalation: dict) -> str:

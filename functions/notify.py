@@ -1,10 +1,15 @@
 """Notification and phone escalation (docs/spec/triage.md, docs/spec/notification.md, docs/spec/operator-api.md): orchestration, activities, operator routes, ACS callbacks, timers.
 
-- ``call_escalation``: the durable call schedule of one incident, instance
+- ``call_escalation``: the phone escalation of one incident, instance
   ``escalation-{incidentId}`` (so ack finds it by incident id, and a second
   start while it runs is refused by the host: one escalation per incident).
+  Issue 14: it pages the incident's contact numbers, whose pagers
+  (functions/contact_pager.py, one per number) place the calls — one call
+  at a time per number, announcing all its incidents — and it waits for the
+  acknowledgement, a stop, or every number giving up on it.
 - Activities ``notify_incident`` / ``start_call_escalation`` (the runbook's
-  notify step), ``place_escalation_call`` and ``end_call_escalation``.
+  notify step) and ``end_call_escalation`` (the calls' activities are the
+  pagers', functions/contact_pager.py).
 - ``POST /api/incidents/{id}/ack|priority|call`` (docs/spec/operator-api.md) and
   ``POST /api/callbacks/acs`` (ACS call events, validated per call).
 - Timers ``sla_watchdog`` (every minute) and ``p4_daily_digest`` (hourly;
@@ -24,12 +29,19 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.access import operator_access
+from functions.contact_pager import line_free, wake_pager
+from functions.contact_pager import page as page_contacts_now
 from functions.http import handle_errors, json_response, read_json
 from functions.orchestrations import ENDED_UNFINISHED, RUNNING, status_name
 from shared import runtime
 from shared.errors import ConflictError, ValidationError
-from shared.notify.names import ACK_EVENT, ESCALATION_ORCHESTRATOR, STOP_EVENT, escalation_instance_id
-from shared.notify.schedule import call_time, next_attempt
+from shared.notify.names import (
+    ACK_EVENT,
+    ESCALATION_ORCHESTRATOR,
+    PAGES_EXHAUSTED_EVENT,
+    STOP_EVENT,
+    escalation_instance_id,
+)
 
 bp = df.Blueprint()
 log = logging.getLogger("soc_responder.notify")
@@ -53,25 +65,28 @@ def _event_data(value: Any) -> dict:
 
 @bp.orchestration_trigger(context_name="context")
 def call_escalation(context: df.DurableOrchestrationContext):
-    """Call at 0/+15/+30/+45 min, then at the top of every hour, until acknowledged, stopped or the limit.
+    """Page the incident's contact numbers, then wait: acknowledged, stopped, or every number gave up.
 
-    Each wait races the ``Acknowledged`` and ``StopEscalation`` events against
-    the next call's durable timer; the loser timer is cancelled. The event
-    tasks are created once and reused, so an event that arrives while a call
-    is being placed is not lost to an earlier wait.
+    Issue 14: the calls themselves are placed by each number's pager (``contact_pager``), on the number's own
+    schedule (0/+15/+30/+45 min, then hourly) and one at a time, each announcing every incident waiting for that
+    number. The ``Acknowledged`` and ``StopEscalation`` events are raised here as before (the ack route, a key
+    press, a lowered priority); ``PagesExhausted`` comes from a pager that announced the incident
+    ``maxAttempts`` times without acknowledgement. The event tasks are created once, so an event that arrives
+    while the contacts are being paged is not lost.
     """
     request = _event_data(context.get_input())
     request.setdefault("requestKey", "manual")
     incident_id = request.get("incidentId")
-    tz = request.get("timezone") or "UTC"
     limit = max(1, int(request.get("maxAttempts") or 12))
     started = context.current_utc_datetime
     acknowledged = context.wait_for_external_event(ACK_EVENT)
     stopped = context.wait_for_external_event(STOP_EVENT)
-    attempts, skipped, attempt = 0, [], 1
+    exhausted = context.wait_for_external_event(PAGES_EXHAUSTED_EVENT)
+    attempts, given_up = 0, set()
+    contacts: list[str] = []
     outcome, reason, by = "exhausted", f"limit of {limit} attempt(s) reached", None
 
-    def show(state: str, next_call: datetime | None = None) -> None:
+    def show(state: str) -> None:
         context.set_custom_status(
             {
                 "incidentId": incident_id,
@@ -79,44 +94,47 @@ def call_escalation(context: df.DurableOrchestrationContext):
                 "attempts": attempts,
                 "maxAttempts": limit,
                 "startedAt": started.isoformat(),
-                "nextCallAt": next_call.isoformat() if next_call else None,
+                "contacts": len(contacts),
+                "pagers": [f"pager-{k}" for k in contacts],
                 "trigger": request.get("trigger"),
             }
         )
 
-    while True:
-        due = call_time(started, min(attempt, limit + 1), tz)
-        if due > context.current_utc_datetime:
-            show("waiting", due if attempt <= limit else None)
-            timer = context.create_timer(due)
-            winner = yield context.task_any([acknowledged, stopped, timer])
-            if winner is not timer:
-                timer.cancel()
-                data = _event_data(winner.result)
-                outcome = "acknowledged" if winner is acknowledged else "stopped"
-                reason, by = data.get("reason") or outcome, data.get("actor")
-                break
-        if attempt > limit:
-            break  # the last call's window passed without an acknowledgement
-        show("calling")
+    show("paging")
+    # Paged by the starter already (``paged``): the pagers are dialling. The page is checked again here (it is
+    # idempotent): an acknowledgement, a lowered priority or a close since then ends the escalation at once.
+    prepaged = request.pop("paged", None) or {}
+    contacts = list(prepaged.get("contacts") or [])
+    paged = prepaged if prepaged.get("stop") else None
+    if paged is None:
+        retry = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
         try:
-            placed = yield context.call_activity(
-                "place_escalation_call",
-                {**request, "attempt": attempt, "scheduledAt": due.isoformat(), "instanceId": context.instance_id},
+            paged = yield context.call_activity_with_retry(
+                "page_contacts", retry, {**request, "instanceId": context.instance_id}
             )
         except Exception as exc:
-            placed = {"error": str(exc)[:300]}
-        if placed.get("stop"):
-            stop = placed["stop"]
-            outcome = (
-                "impossible" if placed.get("impossible") else ("acknowledged" if stop == "acknowledged" else "stopped")
-            )
-            reason = stop
+            paged = {"stop": f"the contacts could not be paged: {str(exc)[:200]}", "impossible": True}
+    if paged.get("stop"):
+        stop = paged["stop"]
+        outcome = "impossible" if paged.get("impossible") else ("acknowledged" if stop == "acknowledged" else "stopped")
+        reason = stop
+    else:
+        contacts = list(dict.fromkeys([*contacts, *(paged.get("contacts") or [])]))
+        show("paged")
+        while True:
+            winner = yield context.task_any([acknowledged, stopped, exhausted])
+            data = _event_data(winner.result)
+            if winner is exhausted:
+                given_up.add(data.get("contact"))
+                attempts = max(attempts, int(data.get("attempts") or 0))
+                if given_up >= set(contacts):
+                    reason = data.get("reason") or reason
+                    break
+                exhausted = context.wait_for_external_event(PAGES_EXHAUSTED_EVENT)
+                continue
+            outcome = "acknowledged" if winner is acknowledged else "stopped"
+            reason, by = data.get("reason") or outcome, data.get("actor")
             break
-        attempts += 1
-        attempt, missed = next_attempt(started, attempt, context.current_utc_datetime, tz)
-        skipped += missed
-        attempt = min(attempt, limit + 1)
 
     show(outcome)
     summary = {
@@ -128,10 +146,12 @@ def call_escalation(context: df.DurableOrchestrationContext):
         "startedAt": started.isoformat(),
         "requestKey": request.get("requestKey"),
         "instanceId": context.instance_id,
-        "skippedSlots": skipped,
+        "skippedSlots": [],
+        "contacts": contacts,
     }
     try:
-        yield context.call_activity("end_call_escalation", summary)
+        ended = yield context.call_activity("end_call_escalation", summary)
+        summary["attempts"] = (ended or {}).get("attempts", attempts)
     except Exception as exc:
         summary["endError"] = str(exc)[:300]
     return summary
@@ -166,6 +186,9 @@ async def ensure_escalation(client: df.DurableOrchestrationClient, request: dict
         return {"instanceId": instance_id, "state": "already-running"}
     if state and _event_data(getattr(status, "input_", None)).get("requestKey") == request["requestKey"]:
         return {"instanceId": instance_id, "state": "already-done"}
+    # issue 14: page the contact numbers now, so the numbers' pagers dial without waiting for the escalation's
+    # first step (the escalation checks its page again when it starts: an acknowledgement in between counts).
+    request = {**request, "paged": await page_contacts_now(client, {**request, "instanceId": instance_id})}
     try:
         await client.start_new(ESCALATION_ORCHESTRATOR, instance_id, request)
     except Exception as exc:
@@ -219,8 +242,18 @@ async def _start_escalation(
 @bp.activity_trigger(input_name="request")
 @bp.durable_client_input(client_name="client")
 async def start_call_escalation(request: dict, client: df.DurableOrchestrationClient) -> dict:
-    """Start ``escalation-{incidentId}`` for the runbook (async: it needs the durable client)."""
+    """Start ``escalation-{incidentId}`` for the runbook (async: it needs the durable client).
+
+    Issue 14: a breaker page for the SOC's duty contacts (``socPage``, decided by the notify step) is paged to
+    their numbers here too, so it waits for their line like every other call.
+    """
     epoch = int(request.get("epoch") or 1)
+    soc_page = request.get("socPage")
+    if isinstance(soc_page, dict) and soc_page.get("incidentId"):
+        try:
+            await page_contacts_now(client, soc_page)
+        except Exception as exc:  # the partner's escalation must still start
+            log.error("SOC breaker page of %s failed: %s", request.get("incidentId"), exc)
     return await _start_escalation(
         client,
         request["incidentId"],
@@ -232,15 +265,23 @@ async def start_call_escalation(request: dict, client: df.DurableOrchestrationCl
 
 
 @bp.activity_trigger(input_name="request")
-def place_escalation_call(request: dict) -> dict:
-    """One call attempt (each contact called at most once per attempt, whatever the replays)."""
-    return runtime.context().notifications.place_escalation_call(request)
-
-
-@bp.activity_trigger(input_name="request")
-def end_call_escalation(request: dict) -> dict:
-    """Evidence the escalation's end; email people when it was exhausted or impossible."""
-    return runtime.context().notifications.escalation_ended(request)
+@bp.durable_client_input(client_name="client")
+async def end_call_escalation(request: dict, client: df.DurableOrchestrationClient) -> dict:
+    """Withdraw the incident's pages (issue 14: a call announcing only it is hung up, and each number's pager is
+    woken to see what still waits), evidence the escalation's end, and email people when it was exhausted or
+    impossible."""
+    notifier = runtime.context().notifications
+    contacts = request.get("contacts") or []
+    if contacts:
+        withdrawn = await asyncio.to_thread(
+            notifier.contact_pages.withdraw, request["incidentId"], request.get("requestKey"), contacts
+        )
+        request = {**request, "attempts": max(int(request.get("attempts") or 0), withdrawn["attempts"])}
+        for key in contacts:
+            if await asyncio.to_thread(notifier.contact_pages.needs_wake, key):
+                await wake_pager(client, key)
+    ended = await asyncio.to_thread(notifier.escalation_ended, request)
+    return {**ended, "attempts": int(request.get("attempts") or 0)}
 
 
 # -- operator routes (docs/spec/operator-api.md) ------------------------------------------------------------------------
@@ -470,12 +511,16 @@ async def acs_call_events(req: func.HttpRequest, client: df.DurableOrchestration
         )
         raise
     if outcome.acknowledged_by:
-        await _signal(
-            client,
-            outcome.incident_id,
-            ACK_EVENT,
-            {"actor": outcome.acknowledged_by, "via": "phone", "reason": "acknowledged on the call"},
-        )
+        # issue 14: every incident the call announced (a contact's call), else the call's one incident
+        for incident_id in outcome.acknowledged or [outcome.incident_id]:
+            await _signal(
+                client,
+                incident_id,
+                ACK_EVENT,
+                {"actor": outcome.acknowledged_by, "via": "phone", "reason": "acknowledged on the call"},
+            )
+    if outcome.line_free and outcome.pager:
+        await line_free(client, outcome.pager, outcome.record_id)
     return json_response(200, outcome.response())
 
 

@@ -102,6 +102,8 @@ def incident_runbook(context: df.DurableOrchestrationContext):
                     "epoch": request.get("epoch", 1),
                     "trigger": notice.get("escalationTrigger"),
                     "reason": notice.get("escalationReason"),
+                    # issue 14: the SOC duty contacts' breaker page, paged to their numbers with the escalation
+                    "socPage": (notice.get("socPage") or {}).get("request"),
                 },
             )
         except Exception as exc:

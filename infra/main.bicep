@@ -59,6 +59,9 @@ param mailSender string = ''
 @description('E.164 number calls come from (ACS_CALLER_ID), bought by hand in Communication Services; empty disables calls.')
 param acsCallerId string = ''
 
+@description('Issue 14: more E.164 caller numbers (ACS_CALLER_IDS, comma-separated) for SOCs with many partners; each call takes a number with fewer than two calls in progress. Empty: ACS_CALLER_ID alone.')
+param acsCallerIds string = ''
+
 @description('Public base URL for call events and links (CALLBACK_BASE_URL); empty means https://<function app default host name>.')
 param callbackBaseUrl string = ''
 
@@ -546,6 +549,7 @@ module appSettings 'app/app-settings.bicep' = {
       // issue 16: Teams channels — the registry names secrets (teamsWebhookSecret) in this vault; the app reads them
       // with its identity (Key Vault Secrets User on this vault only, core/key-vault.bicep).
       KEY_VAULT_URL: keyVault.outputs.keyVaultUri
+      ACS_CALLER_IDS: acsCallerIds
       ACS_RESOURCE_ID: deployCommunicationServices ? communication.outputs.immutableResourceId : ''
       WRITEBACK_TARGETS: grantSentinelResponder && grantDefenderAlertStateUpdate ? 'sentinel,defender' : grantSentinelResponder ? 'sentinel' : grantDefenderAlertStateUpdate ? 'defender' : 'none'
       // issue 11: tenancy (Graph tokens for partners' tenants; ARM through Lighthouse needs nothing here)

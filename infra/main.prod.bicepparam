@@ -11,6 +11,7 @@ param sentinelAutomationPrincipalId = readEnvironmentVariable('SOC_SENTINEL_AUTO
 param keyVaultSecretsOfficerPrincipalId = readEnvironmentVariable('SOC_KEYVAULT_SECRETS_OFFICER_ID', '')
 param mailSender = readEnvironmentVariable('SOC_MAIL_SENDER', '')
 param acsCallerId = readEnvironmentVariable('SOC_ACS_CALLER_ID', '')
+param acsCallerIds = readEnvironmentVariable('SOC_ACS_CALLER_IDS', '')
 param acsCognitiveServicesEndpoint = readEnvironmentVariable('SOC_ACS_COGNITIVE_SERVICES_ENDPOINT', '')
 param responseMode = 'approve'
 param maximumInstanceCount = 40

@@ -117,7 +117,7 @@ class AppContext:
     @cached_property
     def caller(self) -> PhoneCaller | None:
         """Calls through ACS Call Automation, or None when ACS_ENDPOINT / ACS_CALLER_ID are not set."""
-        if not (self.settings.acs_endpoint and self.settings.acs_caller_id):
+        if not (self.settings.acs_endpoint and (self.settings.acs_caller_id or self.settings.acs_caller_ids)):
             return None
         from shared.adapters.acs_calls import AcsCaller
 

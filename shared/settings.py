@@ -8,6 +8,7 @@ that ``infra/main.bicep`` sets exactly these names.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -202,6 +203,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "10",
         "Cards one Teams channel (one webhook) is posted in any 60 seconds at most (Teams allows a webhook 60 per 30 seconds and 100 per hour); more wait, P1 first, for the `teams_delivery` timer.",
     ),
+    # issue 14: one phone escalation per contact
+    SettingSpec(
+        "ACS_CALLER_IDS",
+        None,
+        "Comma-separated E.164 caller numbers (a pool, with ACS_CALLER_ID): each call takes a number with fewer than two calls in progress (ACS's default concurrent PSTN calls per number).",
+    ),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS)
@@ -302,6 +309,24 @@ def _vault_url(env: Mapping[str, str]) -> str | None:
     return raw.rstrip("/")
 
 
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _caller_ids(env: Mapping[str, str]) -> tuple[str, ...]:
+    """issue 14: the caller-number pool: ``ACS_CALLER_ID`` first, then ``ACS_CALLER_IDS`` (E.164), each once."""
+    out: list[str] = []
+    for name in ("ACS_CALLER_ID", "ACS_CALLER_IDS"):
+        for raw in (_get(env, name) or "").split(","):
+            number = raw.strip()
+            if not number:
+                continue
+            if name == "ACS_CALLER_IDS" and not _E164.match(number):  # ACS_CALLER_ID is taken as it always was
+                raise ConfigurationError(f"{name} must be E.164 phone numbers (+ and 7-15 digits), got {number!r}")
+            if number not in out:
+                out.append(number)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed view of the app settings."""
@@ -354,6 +379,7 @@ class Settings:
     mail_max_per_minute: int = 30
     key_vault_url: str | None = None  # issue 16: Teams webhook URLs (secrets)
     teams_posts_per_minute: int = 10  # issue 14: the pace of one Teams channel
+    acs_caller_ids: tuple[str, ...] = ()  # issue 14: ACS_CALLER_ID then ACS_CALLER_IDS, each once
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -411,4 +437,5 @@ class Settings:
             mail_max_per_minute=_int(env, "MAIL_MAX_PER_MINUTE", 1),
             key_vault_url=_vault_url(env),  # issue 16
             teams_posts_per_minute=_int(env, "TEAMS_POSTS_PER_MINUTE", 1),  # issue 14: Teams in a storm
+            acs_caller_ids=_caller_ids(env),  # issue 14
         )

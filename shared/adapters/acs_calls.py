@@ -31,7 +31,7 @@ class AcsCaller:
     def __init__(self, settings, client=None):  # client: CallAutomationClient
         if not settings.acs_endpoint:
             raise ConfigurationError("ACS_ENDPOINT is not set: calls are disabled")
-        if not settings.acs_caller_id:
+        if not (settings.acs_caller_id or settings.acs_caller_ids):
             raise ConfigurationError("ACS_CALLER_ID is not set: calls are disabled")
         self.settings, self._client = settings, client
 
@@ -42,13 +42,18 @@ class AcsCaller:
             self._client = call_automation_client(self.settings)
         return self._client
 
-    def place_call(self, target: str, callback_url: str, operation_context: str) -> PlacedCall:
-        """Dial ``target`` (E.164); ACS posts the call's events to ``callback_url``."""
+    def place_call(
+        self, target: str, callback_url: str, operation_context: str, caller_id: str | None = None
+    ) -> PlacedCall:
+        """Dial ``target`` (E.164) from ``caller_id`` (issue 14: a number of the pool; default ``ACS_CALLER_ID``);
+        ACS posts the call's events to ``callback_url``."""
         from azure.communication.callautomation import PhoneNumberIdentifier
         from azure.core.exceptions import AzureError
 
         kwargs: dict[str, Any] = {
-            "source_caller_id_number": PhoneNumberIdentifier(self.settings.acs_caller_id),
+            "source_caller_id_number": PhoneNumberIdentifier(
+                caller_id or self.settings.acs_caller_id or self.settings.acs_caller_ids[0]
+            ),
             "operation_context": operation_context,
         }
         if self.settings.acs_cognitive_services_endpoint:

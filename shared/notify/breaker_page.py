@@ -74,15 +74,17 @@ class BreakerPager:
             "Blast-radius breaker tripped: the SOC duty contacts are phoned (only the SOC can approve)",
             {"pageId": page_id, "held": held, "paged": True},
         )
-        call = self.calls.place_escalation_call(
-            {
-                "incidentId": incident.id,
-                "attempt": 1,
-                "requestKey": f"soc-breaker-e{epoch}",
-                "audience": "soc",
-                "epoch": epoch,
-                "priority": incident.priority.value,
-                "requestedAt": isoformat(now),
-            }
-        )
-        return {"pageId": page_id, "paged": True, "call": call}
+        # One call to each duty number, paged like every call (issue 14: one call at a time per number, so a duty
+        # number that is also an emergency contact is never rung twice at once); the runbook's escalation step
+        # pages it (it has the durable client that wakes the numbers' pagers).
+        request = {
+            "incidentId": incident.id,
+            "requestKey": f"soc-breaker-e{epoch}",
+            "audience": "soc",
+            "epoch": epoch,
+            "priority": incident.priority.value,
+            "requestedAt": isoformat(now),
+            "maxAttempts": 1,
+            "trigger": "soc-breaker-page",
+        }
+        return {"pageId": page_id, "paged": True, "request": request}

@@ -6,6 +6,10 @@ call. Anything else is rejected and logged — never acknowledged. An answered c
 1 acknowledges the incident; another key or silence asks again, up to ``MAX_PROMPTS`` times, then
 the call says goodbye. Each state change of a call row is ETag-guarded, and only the event that
 made it speaks and evidences, however often ACS posts the same event.
+
+Issue 14: a contact's call (``?contact=<key>``, its row in the contact's partition) announces several
+incidents; its events are evidenced on each, 1 acknowledges every incident it announced (and no other), and
+its end frees the contact's line and the caller number's call slot (``ContactPages.release_line``).
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import UnauthorizedError, ValidationError
+from shared.errors import IncidentNotFoundError, UnauthorizedError, ValidationError
 from shared.masking import mask_phone
 from shared.models import ActorType, isoformat
 from shared.notify.acknowledge import Acknowledgements
+from shared.notify.contact_pages import ContactPages
+from shared.notify.contact_rows import contact_partition, mirror_call
 from shared.notify.context import NotifyContext
 from shared.notify.incidents import load_incident
 from shared.notify.ports import CallError, PhoneCaller
 from shared.notify.records import CallRecord, call_token_hash
+from shared.notify.spoken_pages import SPOKEN_ALL_ACKNOWLEDGED, spoken_page_summary
 from shared.notify.templates import SPOKEN_ACKNOWLEDGED, SPOKEN_GOODBYE, SPOKEN_RETRY, spoken_summary
 
 log = logging.getLogger("soc_responder.notify")
@@ -69,12 +76,17 @@ class CallbackOutcome:
     escalation_instance: str | None
     accepted: list[str] = field(default_factory=list)
     acknowledged_by: str | None = None
+    # issue 14: a contact's call announces several incidents; 1 acknowledges them all, and its end frees the line
+    acknowledged: list[str] = field(default_factory=list)
+    pager: str | None = None
+    line_free: bool = False
 
     def response(self) -> dict:
         return {
             "accepted": len(self.accepted),
             "events": self.accepted,
             "acknowledged": self.acknowledged_by is not None,
+            **({"incidentsAcknowledged": len(self.acknowledged)} if len(self.acknowledged) > 1 else {}),
         }
 
 
@@ -105,6 +117,10 @@ class _Call:
 
     incident_id: str
     record_id: str
+    partition: str
+    incidents: tuple[str, ...]
+    """Every incident the call is about (issue 14: all a contact's call announced; else the one incident)."""
+    contact_key: str | None
     connection: str
     target: str
     attempt: int | None
@@ -116,8 +132,15 @@ class _Call:
 class CallEvents:
     """Authenticates call events and moves the call (and the incident, on a 1) along."""
 
-    def __init__(self, context: NotifyContext, caller: PhoneCaller | None, acknowledgements: Acknowledgements):
+    def __init__(
+        self,
+        context: NotifyContext,
+        caller: PhoneCaller | None,
+        acknowledgements: Acknowledgements,
+        pages: ContactPages | None = None,
+    ):
         self.context, self._caller, self.acknowledgements = context, caller, acknowledgements
+        self.pages = pages
 
     @property
     def caller(self) -> PhoneCaller:
@@ -128,12 +151,18 @@ class CallEvents:
     def handle_call_events(self, params: Mapping[str, str], body: Any) -> CallbackOutcome:
         """Validate and act on a batch of ACS call events posted to a call's callback URL."""
         incident_id, record_id, token = params.get("incidentId"), params.get("callId"), params.get("token")
+        contact = params.get("contact")  # issue 14: a contact's call lives in the contact's partition
         if not incident_id or not record_id or not token:
             raise CallbackUnauthorizedError("callback URL without incidentId, callId or token")
-        got = self.context.rows.read(CallRecord, incident_id, record_id)
+        if contact is not None and (len(contact) != 20 or any(c not in "0123456789abcdef" for c in contact)):
+            raise CallbackUnauthorizedError("callback URL with a malformed contact")
+        partition = contact_partition(contact) if contact else incident_id
+        got = self.context.rows.read(CallRecord, partition, record_id)
         if got is None:
             raise CallbackUnauthorizedError(f"no call {record_id!r} for incident {incident_id!r}")
         row = got.value
+        if contact and incident_id not in (row.announced or []):
+            raise CallbackUnauthorizedError(f"call {record_id} did not announce incident {incident_id!r}")
         if not hmac.compare_digest(call_token_hash(token), str(row.token_hash or "")):
             raise CallbackUnauthorizedError(f"wrong token for call {record_id}")
         if row.ended_at or row.status == "failed":
@@ -143,15 +172,17 @@ class CallEvents:
         if not events or len(events) > MAX_EVENTS:
             raise CallbackRejectedError("empty or oversized event batch")
         outcome = CallbackOutcome(incident_id, record_id, row.escalation_id)
+        if contact:
+            outcome.pager = row.escalation_id
         rejected = []
         for ev in events:
             problem = event_problem(ev, row, record_id)
             if problem:
                 rejected.append(problem)
                 continue
-            row = self._bind_connection(incident_id, record_id, ev["data"]) or row
+            row = self._bind_connection(partition, record_id, ev["data"]) or row
             kind = ev["type"].rsplit(".", 1)[-1]
-            row = self._on_call_event(incident_id, record_id, row, kind, ev["data"], outcome) or row
+            row = self._on_call_event(incident_id, partition, record_id, row, kind, ev["data"], outcome) or row
             outcome.accepted.append(kind)
         if rejected:
             log.warning(
@@ -161,7 +192,7 @@ class CallEvents:
                 raise CallbackRejectedError("; ".join(rejected))
         return outcome
 
-    def _bind_connection(self, incident_id: str, record_id: str, data: dict) -> CallRecord | None:
+    def _bind_connection(self, partition: str, record_id: str, data: dict) -> CallRecord | None:
         """Events may outrun the activity that records the call connection: the secret proved the sender."""
 
         def bind(r: CallRecord) -> CallRecord | None:
@@ -172,7 +203,7 @@ class CallEvents:
                 correlation_id=r.correlation_id or data.get("correlationId"),
             )
 
-        done = self.context.rows.update(CallRecord, incident_id, record_id, bind)
+        done = self.context.rows.update(CallRecord, partition, record_id, bind)
         return done.after if done else None
 
     def _set_status(
@@ -181,22 +212,39 @@ class CallEvents:
         """(row after, moved by this event)."""
         done = self.context.rows.set_status(
             CallRecord,
-            call.incident_id,
+            call.partition,
             call.record_id,
             status,
             isoformat(self.context.clock()),
             allowed_from,
             **fields,
         )
+        if done is not None and done.written and call.contact_key:
+            mirror_call(self.context, done.after, call.record_id)  # issue 14: each announced incident's copy
         return (done.after, done.written) if done else (None, False)
 
+    def _record(self, call: _Call, event_type: str, summary: str, data: dict[str, Any], **kw: Any) -> None:
+        """Evidence of the call on each incident it is about (issue 14: every incident a contact's call announced)."""
+        for incident_id in call.incidents:
+            self.context.record_evidence(incident_id, event_type, summary, data, **kw)
+
     def _on_call_event(
-        self, incident_id: str, record_id: str, row: CallRecord, kind: str, data: dict, outcome: CallbackOutcome
+        self,
+        incident_id: str,
+        partition: str,
+        record_id: str,
+        row: CallRecord,
+        kind: str,
+        data: dict,
+        outcome: CallbackOutcome,
     ) -> CallRecord | None:
         number = mask_phone(row.target)
         call = _Call(
             incident_id,
             record_id,
+            partition,
+            tuple(row.announced or [incident_id]),
+            row.contact_key,
             row.call_connection_id or data["callConnectionId"],
             row.target or "",
             row.attempt,
@@ -226,13 +274,15 @@ class CallEvents:
                     self.caller.hang_up(call.connection)
                 return None
             if kind == "CallDisconnected":
+                outcome.line_free = outcome.line_free or call.contact_key is not None
                 return self._ended(call, ENDED_AS.get(row.status or "", "not-answered"))
             if kind in FAILED_EVENTS:
+                outcome.line_free = outcome.line_free or call.contact_key is not None
                 return self._failed(call, kind, result_info)
         except CallError as exc:
             log.warning("call %s of %s: %s while handling %s", call.connection, incident_id, exc, kind)
-            self.context.record_evidence(
-                incident_id,
+            self._record(
+                call,
                 "call.media-failed",
                 f"Call attempt {call.attempt} to {call.who}: {kind} could not be handled ({str(exc)[:200]})",
                 {**call.base, "event": kind, "error": exc.evidence()},
@@ -245,14 +295,20 @@ class CallEvents:
             call, "prompting", ("placing", "placed"), connected_at=isoformat(ctx.clock()), prompts=1
         )
         if moved:
-            ctx.record_evidence(
-                call.incident_id, "call.answered", f"Call attempt {call.attempt} answered by {call.who}", call.base
-            )
-            incident = load_incident(ctx.store, call.incident_id)
-            self.caller.prompt_for_key(
-                call.connection, call.target, spoken_summary(incident, int(call.attempt or 1)), call.record_id
-            )
+            self._record(call, "call.answered", f"Call attempt {call.attempt} answered by {call.who}", call.base)
+            self.caller.prompt_for_key(call.connection, call.target, self._spoken(call), call.record_id)
         return new
+
+    def _spoken(self, call: _Call) -> str:
+        """What the call says: its one incident, or (issue 14) every incident it announced, in that order."""
+        if call.contact_key is None:
+            return spoken_summary(load_incident(self.context.store, call.incident_id), int(call.attempt or 1))
+        incidents = []
+        for incident_id in call.incidents:
+            got = self.context.store.get_incident(incident_id)
+            if got is not None:
+                incidents.append(got[0])
+        return spoken_page_summary(incidents, int(call.attempt or 1))
 
     def _pressed_one(self, call: _Call, row: CallRecord, outcome: CallbackOutcome) -> CallRecord | None:
         ctx = self.context
@@ -264,18 +320,27 @@ class CallEvents:
         )
         if moved:
             actor_type = ActorType.PARTNER if row.partner_contact else ActorType.ANALYST
-            ctx.record_evidence(
-                call.incident_id,
-                "call.acknowledged",
-                f"{call.who} pressed 1 on call attempt {call.attempt}: acknowledged",
-                call.base,
-                actor=call.who,
-                actor_type=actor_type,
-            )
-            self.acknowledgements.acknowledge(
-                call.incident_id, call.who, actor_type, via="phone", call_record=call.record_id
-            )
-            self.caller.say(call.connection, SPOKEN_ACKNOWLEDGED, call.record_id)
+            many = len(call.incidents) > 1
+            # issue 14: exactly the incidents this call announced (stored when it was placed), each on its own
+            for incident_id in call.incidents:
+                ctx.record_evidence(
+                    incident_id,
+                    "call.acknowledged",
+                    f"{call.who} pressed 1 on call attempt {call.attempt}: acknowledged"
+                    + (f" (with the {len(call.incidents) - 1} other incident(s) the call announced)" if many else ""),
+                    {**call.base, **({"announced": list(call.incidents)} if many else {})},
+                    actor=call.who,
+                    actor_type=actor_type,
+                )
+                try:
+                    self.acknowledgements.acknowledge(
+                        incident_id, call.who, actor_type, via="phone", call_record=call.record_id
+                    )
+                except IncidentNotFoundError:
+                    log.warning("call %s announced incident %s, which no longer exists", call.record_id, incident_id)
+                    continue
+                outcome.acknowledged.append(incident_id)
+            self.caller.say(call.connection, SPOKEN_ALL_ACKNOWLEDGED if many else SPOKEN_ACKNOWLEDGED, call.record_id)
         outcome.acknowledged_by = call.who
         return new
 
@@ -288,19 +353,26 @@ class CallEvents:
             outcome=final,
         )
         if moved:
-            self.context.record_evidence(
-                call.incident_id,
+            self._record(
+                call,
                 "call.ended",
                 f"Call attempt {call.attempt} to {call.who} ended: {final}",
                 {**call.base, "outcome": final},
             )
+        self._line_free(call)
         return new
+
+    def _line_free(self, call: _Call) -> None:
+        """issue 14: the contact's line is free again (the caller number's slot too): the pager may call."""
+        if call.contact_key and self.pages is not None:
+            self.pages.release_line(call.contact_key, call.record_id)
 
     def _failed(self, call: _Call, kind: str, result_info: dict[str, Any]) -> CallRecord | None:
         new, moved = self._set_status(call, "failed", ("placing", "placed", "prompting"), error=result_info)
+        self._line_free(call)
         if moved:
-            self.context.record_evidence(
-                call.incident_id,
+            self._record(
+                call,
                 "call.failed",
                 f"Call attempt {call.attempt} to {call.who} FAILED: {str(result_info.get('message') or kind)[:200]}",
                 {**call.base, "error": {k: result_info.get(k) for k in ("code", "subCode", "message")}},
@@ -309,15 +381,14 @@ class CallEvents:
 
     def _reprompt(self, call: _Call, row: CallRecord, lead: str | None, why: str) -> CallRecord | None:
         """Ask for the key again, or say goodbye after ``MAX_PROMPTS`` prompts."""
-        ctx = self.context
         prompts = int(row.prompts or 0)
         if row.status not in ("prompting", "connected"):
             return None
         if prompts >= MAX_PROMPTS:
             new, moved = self._set_status(call, "closing", ("prompting", "connected"))
             if moved:
-                ctx.record_evidence(
-                    call.incident_id,
+                self._record(
+                    call,
                     "call.no-ack",
                     f"Call attempt {row.attempt} answered but not acknowledged after {prompts} prompt(s) ({why})",
                     {**call.base, "prompts": prompts, "reason": why},
@@ -326,7 +397,6 @@ class CallEvents:
             return new
         new, moved = self._set_status(call, "prompting", ("prompting", "connected"), prompts=prompts + 1)
         if moved:
-            incident = load_incident(ctx.store, call.incident_id)
-            text = spoken_summary(incident, int(row.attempt or 1))
+            text = self._spoken(call)
             self.caller.prompt_for_key(call.connection, call.target, f"{lead} {text}" if lead else text, call.record_id)
         return new

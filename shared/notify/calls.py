@@ -1,32 +1,23 @@
-"""Phone escalation calls: whether to phone, each attempt's calls, the escalation's end, hanging up.
+"""Phone escalation: whether to phone, when an escalation must stop, who is phoned, the escalation's end.
 
-Every call is a ``Notifications`` row ``call-{requestKey}-a{attempt}-c{contact}`` claimed with a
-conditional insert before dialling: a replayed activity never dials twice, and a row left
-"placing" by a crash is evidenced once as ``call.outcome-unknown``. Each call's callback URL carries
-a fresh secret; only its hash is kept in the row (see ``callbacks``). Every call attempt is an
-evidence event with its outcome.
-"""
+Issue 14: the calls themselves are placed by each contact number's pager (``contact_pages``: one call at a
+time per number, announcing all its incidents, each call a row claimed with a conditional insert before
+dialling); the rules here decide, per incident, whether it is still to be announced (``_stop_reason``), who is
+phoned (``_contacts``) and whether calls are possible at all (``_impossible``)."""
 
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, time
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from shared.errors import ConflictError
-from shared.etag import Versioned
-from shared.evidence import EventDraft
-from shared.masking import mask_phone
 from shared.models import Incident, Priority, isoformat
 from shared.notify.context import NotifyContext
 from shared.notify.email import EmailNotifier
-from shared.notify.names import escalation_instance_id
-from shared.notify.ports import CallError, PhoneCaller, PlacedCall
-from shared.notify.records import CallRecord, call_token_hash
+from shared.notify.ports import CallError, PhoneCaller
+from shared.notify.records import CallRecord
 from shared.notify.templates import NotifyEvent
 
 log = logging.getLogger("soc_responder.notify")
@@ -122,142 +113,6 @@ class EscalationCalls:
             return self.context.soc_phone_contacts()
         return self.context.phone_contacts(incident)
 
-    def place_escalation_call(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Call attempt ``request["attempt"]``: one call to each emergency contact, each at most once.
-
-        Returns ``{"stop": reason}`` when the escalation must end instead
-        (acknowledged, lowered, closed, or calls impossible).
-        """
-        ctx = self.context
-        incident_id, attempt = request["incidentId"], int(request["attempt"])
-        got = ctx.store.get_incident(incident_id)
-        if got is None:
-            return {"attempt": attempt, "stop": "incident not found"}
-        incident = got[0]
-        stop = self._stop_reason(incident, request)
-        if stop:
-            return {"attempt": attempt, "stop": stop}
-        impossible = self._impossible(incident)
-        if not impossible and not self._contacts(incident, request):
-            impossible = "no SOC duty contact has a phone number"
-        caller = self.caller
-        if impossible or caller is None:  # (no caller is one of the reasons; tested twice for the type checker)
-            impossible = impossible or "calls disabled"
-            ctx.record_evidence(
-                incident_id,
-                "call.skipped",
-                f"Call attempt {attempt} not placed: {impossible}",
-                {"attempt": attempt, "reason": impossible, "requestKey": request.get("requestKey")},
-            )
-            return {"attempt": attempt, "stop": impossible, "impossible": True}
-        key = request["requestKey"]
-        calls: list[dict] = []
-        drafts: list[EventDraft] = []
-        owned: list[tuple[str, Versioned[CallRecord], Callable[[CallRecord], CallRecord]]] = []
-        for i, (name, phone) in enumerate(self._contacts(incident, request)):
-            record_id = f"call-{key}-a{attempt:02d}-c{i}"
-            token = secrets.token_urlsafe(32)
-            at = ctx.clock()
-            row = CallRecord.parse(
-                {
-                    "channel": "call",
-                    "kind": "escalation-call",
-                    "status": "placing",
-                    "incidentId": incident_id,
-                    "escalationId": escalation_instance_id(incident_id),
-                    "requestKey": key,
-                    "attempt": attempt,
-                    "contactName": name,
-                    "recipient": phone,
-                    "target": phone,
-                    "tokenHash": call_token_hash(token),
-                    "scheduledAt": request.get("scheduledAt"),
-                    "createdAt": isoformat(at),
-                    "updatedAt": isoformat(at),
-                    "prompts": 0,
-                    "partnerContact": incident.partner_id is not None and request.get("audience") != "soc",
-                }
-            )
-            evidence = {
-                "attempt": attempt,
-                "contact": name,
-                "number": mask_phone(phone),
-                "recordId": record_id,
-                "scheduledAt": request.get("scheduledAt"),
-                "requestKey": key,
-                "escalationId": escalation_instance_id(incident_id),
-            }
-            try:
-                etag = ctx.rows.create(incident_id, record_id, row)
-            except ConflictError:
-                calls.append(self._replayed_call(incident_id, record_id, evidence, drafts))
-                continue
-            callback = (
-                f"{ctx.settings.callback_base_url}/api/callbacks/acs?incidentId={quote(incident_id, safe='')}"
-                f"&callId={quote(record_id, safe='')}&token={token}"
-            )
-            try:
-                placed = caller.place_call(phone, callback, record_id)
-            except CallError as exc:
-                failed_at, error = ctx.clock(), exc.evidence()
-                owned.append((record_id, Versioned(row, etag), _failed(error, isoformat(failed_at))))
-                drafts.append(
-                    ctx.draft(
-                        "call.failed",
-                        f"Call attempt {attempt} to {name} ({mask_phone(phone)}) FAILED: {str(exc)[:200]}",
-                        {**evidence, "error": error},
-                        at=failed_at,
-                    )
-                )
-                calls.append({"recordId": record_id, "status": "failed"})
-                continue
-            placed_at = ctx.clock()
-            owned.append((record_id, Versioned(row, etag), _placed(placed, isoformat(placed_at))))
-            drafts.append(
-                ctx.draft(
-                    "call.placed",
-                    f"Call attempt {attempt} to {name} ({mask_phone(phone)}) placed",
-                    {**evidence, "callConnectionId": placed.call_connection_id},
-                    at=placed_at,
-                )
-            )
-            calls.append({"recordId": record_id, "status": "placed"})
-        if any(c["status"] == "placed" for c in calls):
-            drafts += [d for d in [ctx.first_response(incident_id, ctx.clock(), f"call attempt {attempt}")] if d]
-        # Evidence first, then the rows leave "placing": a row still "placing" after a crash is one whose
-        # outcome was never evidenced, and a replay says so (see _replayed_call).
-        if drafts:
-            ctx.store.append_events(incident_id, drafts)
-        for record_id, held, change in owned:
-            ctx.rows.update(CallRecord, incident_id, record_id, change, first=held)
-        return {
-            "attempt": attempt,
-            "placed": sum(c["status"] == "placed" for c in calls),
-            "failed": sum(c["status"] == "failed" for c in calls),
-            "calls": calls,
-        }
-
-    def _replayed_call(self, incident_id: str, record_id: str, evidence: dict, drafts: list[EventDraft]) -> dict:
-        """A call row that already exists (the activity ran before): never dial again; if its outcome was
-        never recorded (the host stopped mid-call), evidence that it is unknown, once."""
-
-        def mark(r: CallRecord) -> CallRecord | None:
-            if r.status != "placing" or r.outcome_unknown:
-                return None
-            return r.changed(outcome_unknown=True)
-
-        done = self.context.rows.update(CallRecord, incident_id, record_id, mark)
-        if done is not None and done.written:
-            drafts.append(
-                self.context.draft(
-                    "call.outcome-unknown",
-                    f"Call attempt {evidence['attempt']} to {evidence['contact']}: the host stopped "
-                    "while the call was being placed; it was not dialled again",
-                    evidence,
-                )
-            )
-        return {"recordId": record_id, "status": done.after.status if done else None, "duplicate": True}
-
     def escalation_ended(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Evidence the end of an escalation; email people when nobody could be reached."""
         incident_id, outcome = request["incidentId"], request["outcome"]
@@ -308,23 +163,3 @@ class EscalationCalls:
                 except CallError as exc:
                     log.warning("could not hang up call %s of %s: %s", row.call_connection_id, incident_id, exc)
         return ended
-
-
-def _failed(error: dict[str, Any], stamp: str) -> Callable[[CallRecord], CallRecord]:
-    """The row of a call ACS refused to place."""
-    return lambda r: r.changed(status="failed", error=error, updated_at=stamp)
-
-
-def _placed(placed: PlacedCall, stamp: str) -> Callable[[CallRecord], CallRecord]:
-    """The row of a placed call: the connection ACS gave it, unless a call event already bound it."""
-
-    def bind(r: CallRecord) -> CallRecord:
-        return r.changed(
-            call_connection_id=r.call_connection_id or placed.call_connection_id,
-            correlation_id=r.correlation_id or placed.correlation_id,
-            placed_at=stamp,
-            updated_at=stamp,
-            **({"status": "placed"} if r.status == "placing" else {}),
-        )
-
-    return bind

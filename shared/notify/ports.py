@@ -69,7 +69,9 @@ class MailSender(Protocol):
 class PhoneCaller(Protocol):
     """Places a PSTN call whose events are posted to ``callback_url``, and drives it; raises ``CallError``."""
 
-    def place_call(self, target: str, callback_url: str, operation_context: str) -> PlacedCall: ...
+    def place_call(
+        self, target: str, callback_url: str, operation_context: str, caller_id: str | None = None
+    ) -> PlacedCall: ...
 
     def prompt_for_key(self, call_connection_id: str, target: str, text: str, operation_context: str) -> None: ...
 

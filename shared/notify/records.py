@@ -113,6 +113,11 @@ class CallRecord(NotificationRecord):
     ended_at: str | None = None
     outcome: str | None = None
     outcome_unknown: bool | None = None
+    # issue 14: a call of a contact's pager (partition ``~contact-{key}``) announces several incidents; a key
+    # press acknowledges exactly these, in the order they were announced.
+    announced: list[str] | None = None
+    contact_key: str | None = None
+    caller_id: str | None = None
 
 
 def call_token_hash(token: str) -> str:

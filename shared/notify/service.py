@@ -11,6 +11,7 @@ exposes their public methods under the names the triggers, the SLA watchdog and 
 - ``runbook_step``: the runbook's notify step (``RunbookNotifier``)
 - ``pacing``: issue 14 — storm summaries and the mailbox queue, each minute (``MailPacing``)
 - ``teams``: Teams cards, queued by the email steps and posted apart from them (``TeamsNotifier``, issue 16)
+- ``contact_pages``: issue 14, the incidents waiting for each contact number and its calls (``ContactPages``)
 
 The mail sender and the phone caller are handed in (by ``shared.runtime``); None disables email or
 calls, and every email or call that would have gone out is evidenced as skipped.
@@ -25,6 +26,7 @@ from shared.evidence import now_ms
 from shared.notify.acknowledge import Acknowledgements
 from shared.notify.callbacks import CallbackOutcome, CallbackRejectedError, CallbackUnauthorizedError, CallEvents
 from shared.notify.calls import EscalationCalls, out_of_hours
+from shared.notify.contact_pages import ContactPages
 from shared.notify.context import NotifyContext
 from shared.notify.digest import DigestNotifier
 from shared.notify.email import EmailNotifier
@@ -68,7 +70,8 @@ class NotificationService:
         cards = self.teams = TeamsNotifier(context, email, teams)  # issue 16: Teams channels
         calls = self.calls = EscalationCalls(context, caller, email)
         acks = self.acknowledgements = Acknowledgements(context, email, teams=cards)
-        events = self.call_events = CallEvents(context, caller, acks)
+        pages = self.contact_pages = ContactPages(context, calls)  # issue 14: one escalation per contact
+        events = self.call_events = CallEvents(context, caller, acks, pages)
         digest = self.digest = DigestNotifier(context, email)
         runbook = self.runbook = RunbookNotifier(context, email, digest, calls, teams=cards)
 
@@ -91,7 +94,6 @@ class NotificationService:
         # phone escalation
         self.p2_call_reason = calls.p2_call_reason
         self.escalation_request = calls.escalation_request
-        self.place_escalation_call = calls.place_escalation_call
         self.escalation_ended = calls.escalation_ended
         self.hang_up_live_calls = calls.hang_up_live_calls
         # call events (ACS callbacks) and acknowledgement

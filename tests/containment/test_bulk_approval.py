@@ -75,6 +75,9 @@ SOC_DUTY_PHONE = "+15555550199"  # config/partners.json: soc.emergencyContacts (
 def test_a_breaker_trip_pages_the_soc_duty_contacts_once_per_breaker_window(enforce):
     app = enforce
     app.fake.add_mailbox("soc-responder@soc.example")
+    # issue 14: the partner's two numbers ring from ACS_CALLER_ID (two calls in progress: its limit); the duty
+    # number's call takes the pool's second caller number instead of waiting for one of them to end.
+    app.configure(ACS_CALLER_IDS="+15555550001")
     incidents = _held_fleet(app, 4)
     duty_calls = [c for c in app.fake.calls() if SOC_DUTY_PHONE in c.targets]
     assert len(duty_calls) == 1  # one page per storm (breaker window), not one per held incident

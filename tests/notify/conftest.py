@@ -25,6 +25,13 @@ CALLBACK_BASE = APP_SETTINGS["CALLBACK_BASE_URL"]
 UTC = UTC
 
 
+def pager_id(phone: str) -> str:
+    """The durable instance id of a number's pager (issue 14)."""
+    from shared.notify.contact_schedule import contact_key, pager_instance_id
+
+    return pager_instance_id(contact_key(phone))
+
+
 def generic_alert(
     score: int,
     title: str = "Ransomware note dropped on file server",
@@ -79,13 +86,17 @@ class NotifyHarness:
         assert r.status == 200, r.text
         return r.json()
 
-    def call_times(self, instance_id: str | None = None) -> list[datetime]:
-        """Simulated times at which a call attempt ran (one per attempt)."""
+    def call_times(self, phone: str = CONTOSO_PHONES[0]) -> list[datetime]:
+        """Simulated times at which ``phone`` (default: contoso's first emergency contact) was called (issue 14:
+        each number's pager places its calls)."""
         return [
             c["time"]
-            for c in self.app.durable.activity_calls("place_escalation_call", instance_id)
-            if not (c["result"] or {}).get("stop")
+            for c in self.app.durable.activity_calls("place_contact_call", pager_id(phone))
+            if (c["result"] or {}).get("attempted")
         ]
+
+    def pager(self, phone: str = CONTOSO_PHONES[0]) -> dict | None:
+        return self.app.durable.status(pager_id(phone))
 
     def escalation(self, incident_id: str) -> dict | None:
         return self.app.durable.status(f"escalation-{incident_id}")

@@ -5,7 +5,36 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from tests.notify.conftest import CALLBACK_BASE, CALLER_ID, CONTOSO_PHONES, SOC_EMAILS
+from tests.notify.conftest import CALLBACK_BASE, CALLER_ID, CONTOSO_PHONES, SOC_EMAILS, pager_id
+
+
+def _roll_back_to_running(inst: dict, task: dict) -> None:
+    """Exported durable state as it was while ``task`` (an activity) was running: its completion and everything
+    the orchestration did after it are not there yet (the host crashed mid-activity)."""
+    tid = task["id"]
+    cut = next(i for i, e in enumerate(inst["history"]) if e["EventType"] == 5 and e.get("TaskScheduledId") == tid)
+    inst["history"] = inst["history"][:cut]
+    keep = next(i for i, r in enumerate(inst["flat"]) if r["id"] == tid)
+    inst["flat"] = inst["flat"][: keep + 1]
+    inst["tasks"] = {k: t for k, t in inst["tasks"].items() if t["id"] <= tid}
+    inst["seq"] = tid + 1
+    inst["inbox"] = []
+    task["status"] = "running"
+
+
+def _rows(app, partition: str) -> list[dict]:
+    """Notification rows of a partition, with their row ids."""
+    return [
+        {**doc, "id": rid}
+        for rid, doc in (
+            (rid, app.store.get_record("Notifications", partition, rid)[0]) for rid in _row_ids(app, partition)
+        )
+    ]
+
+
+def _row_ids(app, partition: str) -> list[str]:
+    client = app.store._t("Notifications")
+    return [e["RowKey"] for e in client.query_entities(f"PartitionKey eq '{partition}'", select=["RowKey"])]
 
 
 def expected_schedule(start, hours: int) -> list:
@@ -24,8 +53,11 @@ def test_p1_calls_every_emergency_contact_at_the_exact_times_of_the_first_three_
     incident_id = app.ingest(10)
     status = app.escalation(incident_id)
     assert status["runtimeStatus"] == "Running"
-    assert status["customStatus"]["attempts"] == 1
-    assert status["customStatus"]["nextCallAt"] == (start + timedelta(minutes=15)).isoformat()
+    # issue 14: the incident's escalation pages each contact number; each number's pager places its calls
+    assert status["customStatus"]["state"] == "paged" and status["customStatus"]["contacts"] == 2
+    assert sorted(status["customStatus"]["pagers"]) == sorted(pager_id(p) for p in CONTOSO_PHONES)
+    pager = app.pager()
+    assert pager["customStatus"]["callsThisEpisode"] == 1
 
     # The first attempt: one createCall per emergency contact, from the caller id, with a per-call callback.
     calls = app.fake.calls()
@@ -36,19 +68,22 @@ def test_p1_calls_every_emergency_contact_at_the_exact_times_of_the_first_three_
         assert f"{cb.scheme}://{cb.netloc}{cb.path}" == f"{CALLBACK_BASE}/api/callbacks/acs"
         query = parse_qs(cb.query)
         assert query["incidentId"] == [incident_id] and len(query["token"][0]) >= 32
+        assert pager_id(call.targets[0]) == f"pager-{query['contact'][0]}"  # a hash of the number, not the number
         assert call.operation_context == query["callId"][0]
     assert len({parse_qs(urlsplit(c.callback_uri).query)["token"][0] for c in calls}) == 2  # one secret per call
 
     app.durable.advance_to(start + timedelta(hours=3))
     want = expected_schedule(start, 3)
-    assert app.call_times(f"escalation-{incident_id}") == want
+    for phone in CONTOSO_PHONES:
+        assert app.call_times(phone) == want
     assert len(want) == 6 and want[4] == start.replace(minute=0, second=0) + timedelta(hours=2)
     assert len(app.fake.calls()) == 2 * len(want)
-    status = app.escalation(incident_id)
-    assert status["customStatus"]["attempts"] == 6 and status["customStatus"]["state"] == "waiting"
+    status = app.pager()
+    assert status["customStatus"]["callsThisEpisode"] == 6 and status["customStatus"]["state"] == "waiting"
     assert status["customStatus"]["nextCallAt"] == (want[-1] + timedelta(hours=1)).isoformat()
-    pending = app.durable.pending_timers(f"escalation-{incident_id}")
+    pending = app.durable.pending_timers(pager_id(CONTOSO_PHONES[0]))
     assert [t["fire_at"] for t in pending] == [want[-1] + timedelta(hours=1)]
+    assert app.escalation(incident_id)["runtimeStatus"] == "Running"
     timeline = app.timeline(incident_id)
     assert timeline.count("call.placed") == 12
     assert "escalation.started" in timeline
@@ -63,12 +98,13 @@ def test_ack_after_the_second_attempt_stops_everything(notify_app):
     r = app.post(f"/api/incidents/{incident_id}/ack", {"actor": "ana@soc.example", "note": "on it"})
     assert r.status == 200, r.text
     assert r.json()["escalation"] == "stopped" and r.json()["acknowledgedBy"] == "ana@soc.example"
-    iid = f"escalation-{incident_id}"
     status = app.escalation(incident_id)
     assert status["runtimeStatus"] == "Completed"
     assert status["output"]["outcome"] == "acknowledged" and status["output"]["attempts"] == 2
-    assert app.durable.pending_timers(iid) == []
-    assert [t["status"] for t in app.durable.timers(iid)][-1] in ("cancelled", "abandoned")
+    # issue 14: the numbers' pagers had nothing else waiting: their episodes ended, no call is due
+    for phone in CONTOSO_PHONES:
+        assert app.pager(phone)["customStatus"]["state"] == "idle"
+        assert app.pager(phone)["customStatus"]["nextCallAt"] is None
     app.durable.advance(timedelta(hours=6))
     assert len(app.call_times()) == 2 and len(app.fake.calls()) == 4  # no call after the acknowledgement
     doc = app.incident(incident_id)
@@ -112,15 +148,18 @@ def test_restart_mid_schedule_resumes_the_same_schedule(notify_app):
     restarted = LocalFunctionsRuntime(build_app(), durable_state=state)
     try:
         restarted.durable.advance_to(start + timedelta(hours=3))
-        calls = [
-            c["time"]
-            for c in restarted.durable.activity_calls("place_escalation_call")
-            if not (c["result"] or {}).get("stop")
-        ]
-        assert calls == expected_schedule(start, 3)
-        assert len(app.fake.calls()) == 2 * len(calls)  # nothing placed twice across the restart
-        records = [r for r in app.store.list_records("Notifications", incident_id) if r.get("channel") == "call"]
-        assert len(records) == len({r["attempt"] for r in records}) * 2 == 12
+        for phone in CONTOSO_PHONES:
+            calls = [
+                c["time"]
+                for c in restarted.durable.activity_calls("place_contact_call", pager_id(phone))
+                if (c["result"] or {}).get("attempted")
+            ]
+            assert calls == expected_schedule(start, 3)
+            partition = f"~contact-{pager_id(phone).removeprefix('pager-')}"
+            records = [r for r in app.store.list_records("Notifications", partition) if r.get("channel") == "call"]
+            assert len(records) == len({r["attempt"] for r in records}) == 6
+            assert all(r["announced"] == [incident_id] for r in records)
+        assert len(app.fake.calls()) == 2 * 6  # nothing placed twice across the restart
     finally:
         restarted.close()
 
@@ -133,28 +172,27 @@ def test_restart_while_a_call_activity_was_running_does_not_call_twice(notify_ap
     start = app.durable.now
     incident_id = app.ingest(10)
     state = app.durable.export_state()
-    # The host crashed while attempt 1 was running: its activity is re-run after the restart.
-    [inst] = [i for i in state["instances"] if i["instance_id"] == f"escalation-{incident_id}"]
-    done = [t for t in inst["tasks"].values() if t["kind"] == "activity" and t["name"] == "place_escalation_call"]
+    # The host crashed while the first number's first call was being placed: its activity is re-run after
+    # the restart.
+    pager = pager_id(CONTOSO_PHONES[0])
+    [inst] = [i for i in state["instances"] if i["instance_id"] == pager]
+    done = [t for t in inst["tasks"].values() if t["kind"] == "activity" and t["name"] == "place_contact_call"]
     assert done and done[0]["status"] == "completed"
-    done[0]["status"] = "running"
-    inst["history"] = [
-        e for e in inst["history"] if not (e["EventType"] == 5 and e.get("TaskScheduledId") == done[0]["id"])
-    ]
-    # ... and one of its calls had been dialled but its outcome was not recorded yet.
-    row, etag = app.store.get_record("Notifications", incident_id, "call-runbook-e1-a01-c0")
-    app.store.put_record(
-        "Notifications", incident_id, "call-runbook-e1-a01-c0", {**row, "status": "placing"}, etag=etag
-    )
+    _roll_back_to_running(inst, done[0])
+    # ... and the call had been dialled but its outcome was not recorded yet.
+    partition = f"~contact-{pager.removeprefix('pager-')}"
+    [record_id] = [r["id"] for r in _rows(app, partition) if r.get("channel") == "call"]
+    row, etag = app.store.get_record("Notifications", partition, record_id)
+    app.store.put_record("Notifications", partition, record_id, {**row, "status": "placing"}, etag=etag)
     app.runtime.close()
     restarted = LocalFunctionsRuntime(build_app(), durable_state=state)
     try:
         restarted.durable.advance_to(start + timedelta(minutes=16))
-        assert len(app.fake.calls()) == 4  # attempt 1 once (replayed activity found its rows), attempt 2 once
+        assert len(app.fake.calls()) == 4  # each number once at +0 (the re-run found its row), once at +15
         assert app.timeline(incident_id).count("call.outcome-unknown") == 1
-        reruns = [r for r in restarted.durable.activity_calls("place_escalation_call") if r["input"]["attempt"] == 1]
+        reruns = [r for r in restarted.durable.activity_calls("place_contact_call", pager) if r["input"]["number"] == 1]
         assert len(reruns) == 2  # the original run and the re-run after the restart
-        assert [c["duplicate"] for c in reruns[-1]["result"]["calls"]] == [True, True]
+        assert reruns[-1]["result"]["duplicate"] is True
     finally:
         restarted.close()
 
@@ -222,8 +260,9 @@ def test_an_acknowledgement_arriving_while_a_call_is_being_placed_is_not_lost(no
     app.durable.advance_to(start + timedelta(hours=2))
     status = app.escalation(incident_id)
     assert status["runtimeStatus"] == "Completed" and status["output"]["outcome"] == "acknowledged"
-    assert app.call_times(iid) == [start, start + timedelta(minutes=15)]  # no third attempt
+    assert app.call_times() == [start, start + timedelta(minutes=15)]  # no third call
     assert app.durable.pending_timers(iid) == []
+    assert app.pager()["customStatus"]["state"] == "idle"
 
 
 def test_an_acknowledgement_before_the_escalation_started_still_counts(notify_app):

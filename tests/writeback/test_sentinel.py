@@ -66,7 +66,8 @@ def test_sentinel_incident_gets_the_comment_labels_and_status_and_keeps_the_anal
     calls = [n for n in incident["notifications"] if n["channel"] == "call"]
     assert emails and len(calls) == 2
     assert f"{emails[0]['sentAt']} — email" in plain and "soc-alerts@contoso.example" in plain
-    assert f"{calls[0]['placedAt']} — call attempt 1 to Dana Reyes (+***0100)" in plain
+    dana = next(c for c in calls if c["contactName"] == "Dana Reyes")  # issue 14: rows named by number, not order
+    assert f"{dana['placedAt']} — call attempt 1 to Dana Reyes (+***0100)" in plain
     assert "+15555550100" not in text
     assert f'href="{EVIDENCE_BASE}/api/incidents/{iid}"' in text
     assert len(text) <= 30_000
