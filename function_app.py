@@ -8,6 +8,7 @@ from functions import (
     console,
     contact_pager,
     containment,
+    escalation,
     evidence_api,
     ingest,
     mail_pacing,
@@ -30,6 +31,7 @@ def build_app() -> df.DFApp:
     app.register_functions(runbook.bp)
     app.register_functions(operator.bp)
     app.register_functions(notify.bp)
+    app.register_functions(escalation.bp)  # the phone escalation of one incident (split from notify)
     app.register_functions(containment.bp)
     app.register_functions(evidence_api.bp)
     app.register_functions(writeback.bp)

@@ -6,7 +6,7 @@
   waits for ``Page`` (an incident was paged to it), ``LineFree`` (its call ended) and its timers; when nothing
   waits any more it continues as new (history truncated) and sleeps until the next page.
 - ``page_contacts``: an incident's escalation pages its contacts (the pages rows first, then each pager is
-  woken, or started). ``call_escalation`` (functions/notify.py) calls it instead of dialling.
+  woken, or started). ``call_escalation`` (functions/escalation.py) calls it instead of dialling.
 - ``plan_contact_calls``, ``place_contact_call``, ``release_contact_line``: the pager's steps.
 """
 

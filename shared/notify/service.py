@@ -1,4 +1,4 @@
-"""NotificationService: one entry point to the notification steps for the triggers (functions/notify.py).
+"""NotificationService: one entry point to the notification steps for the triggers (functions/notify.py, functions/escalation.py).
 
 Each step is its own module and class; this facade builds them around one ``NotifyContext`` and
 exposes their public methods under the names the triggers, the SLA watchdog and the write-back use:
