@@ -66,7 +66,8 @@ class StormSummary:
     console_base_url: str | None = None
 
 
-def _rank(priority: str) -> int:
+def priority_rank(priority: str) -> int:
+    """A line's priority as a sort key (1 = P1); anything unknown sorts last."""
     try:
         return Priority(priority).rank
     except ValueError:
@@ -75,12 +76,12 @@ def _rank(priority: str) -> int:
 
 def most_urgent(lines: list[SummaryLine]) -> str:
     """The most urgent priority the summary carries (its colour, importance and place in the mail queue)."""
-    return min((line.priority for line in lines), key=_rank, default=Priority.P4.value)
+    return min((line.priority for line in lines), key=priority_rank, default=Priority.P4.value)
 
 
 def render_storm_summary(s: StormSummary) -> RenderedMail:
     """The summary email of ``s``."""
-    lines = sorted(s.lines, key=lambda line: (_rank(line.priority), line.incident_id))
+    lines = sorted(s.lines, key=lambda line: (priority_rank(line.priority), line.incident_id))
     incidents = list(dict.fromkeys(line.incident_id for line in lines))
     top = most_urgent(lines)
     by_priority = Counter(line.priority for line in {line.incident_id: line for line in lines}.values())

@@ -70,15 +70,15 @@ def inert(value: Any, limit: int = MAX_ITEM) -> str:
     return plain(text, limit)
 
 
-def _run(text: str, **style: Any) -> dict[str, Any]:
+def text_run(text: str, **style: Any) -> dict[str, Any]:
     return {"type": "TextRun", "text": text, **style}
 
 
-def _rich(*runs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def rich_text(*runs: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"type": "RichTextBlock", "inlines": list(runs), **extra}
 
 
-def _heading(text: str) -> dict[str, Any]:
+def heading(text: str) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "weight": "Bolder", "spacing": "Medium", "wrap": True}
 
 
@@ -132,7 +132,7 @@ def build_card(ctx: CardContext) -> dict[str, Any]:
         "type": "Container",
         "items": [
             {"type": "TextBlock", "text": top, "weight": "Bolder", "size": "Large", "wrap": True},
-            _rich(_run(inert(inc.title, MAX_TITLE), size="Medium")),
+            rich_text(text_run(inert(inc.title, MAX_TITLE), size="Medium")),
         ],
         "bleed": True,
     }
@@ -149,11 +149,13 @@ def build_card(ctx: CardContext) -> dict[str, Any]:
         facts.append({"title": "Acknowledged", "value": _local(inc.acknowledged_at, ctx.timezone)})
     body: list[dict[str, Any]] = [header, {"type": "FactSet", "facts": facts}]
     if ctx.kind == CardKind.ACKNOWLEDGED and (ctx.actor or inc.acknowledged_by):
-        body.append(_rich(_run("Acknowledged by ", weight="Bolder"), _run(inert(ctx.actor or inc.acknowledged_by))))
+        body.append(
+            rich_text(text_run("Acknowledged by ", weight="Bolder"), text_run(inert(ctx.actor or inc.acknowledged_by)))
+        )
     body += _entities(inc)
     body += _done(ctx)
     if ctx.reason and ctx.kind == CardKind.FAILED:
-        body.append(_rich(_run("Why: ", weight="Bolder"), _run(inert(ctx.reason, 400))))
+        body.append(rich_text(text_run("Why: ", weight="Bolder"), text_run(inert(ctx.reason, 400))))
     body.append({"type": "TextBlock", "text": _NEXT[ctx.kind], "wrap": True, "isSubtle": True, "spacing": "Medium"})
     card: dict[str, Any] = {
         "$schema": SCHEMA,
@@ -177,9 +179,11 @@ def build_card(ctx: CardContext) -> dict[str, Any]:
 def _entities(inc: Incident) -> list[dict[str, Any]]:
     if not inc.entities:
         return []
-    out: list[dict[str, Any]] = [_heading(f"Entities ({len(inc.entities)})")]
+    out: list[dict[str, Any]] = [heading(f"Entities ({len(inc.entities)})")]
     for e in inc.entities[:MAX_LINES]:
-        out.append(_rich(_run(f"{inert(e.kind, 40)}: ", weight="Bolder"), _run(inert(e.display)), spacing="None"))
+        out.append(
+            rich_text(text_run(f"{inert(e.kind, 40)}: ", weight="Bolder"), text_run(inert(e.display)), spacing="None")
+        )
     if len(inc.entities) > MAX_LINES:
         out.append({"type": "TextBlock", "text": f"and {len(inc.entities) - MAX_LINES} more", "isSubtle": True})
     return out
@@ -192,8 +196,8 @@ def _done(ctx: CardContext) -> list[dict[str, Any]]:
             if ctx.incident.priority != Priority.P1
             else "No containment action recorded yet."
         )
-        return [_heading("What was done"), {"type": "TextBlock", "text": what, "wrap": True}]
-    out: list[dict[str, Any]] = [_heading("What was done")]
+        return [heading("What was done"), {"type": "TextBlock", "text": what, "wrap": True}]
+    out: list[dict[str, Any]] = [heading("What was done")]
     for a in ctx.actions[:MAX_LINES]:
         colour = (
             "Attention"
@@ -203,13 +207,13 @@ def _done(ctx: CardContext) -> list[dict[str, Any]]:
             else "Default"
         )
         runs = [
-            _run(f"{a.state.value.upper()}: ", weight="Bolder", color=colour),
-            _run(f"{inert(a.kind, 40)} "),
-            _run(inert(a.target)),
+            text_run(f"{a.state.value.upper()}: ", weight="Bolder", color=colour),
+            text_run(f"{inert(a.kind, 40)} "),
+            text_run(inert(a.target)),
         ]
         if a.detail:
-            runs.append(_run(f" — {inert(a.detail, 200)}", isSubtle=True))
-        out.append(_rich(*runs, spacing="None"))
+            runs.append(text_run(f" — {inert(a.detail, 200)}", isSubtle=True))
+        out.append(rich_text(*runs, spacing="None"))
     if len(ctx.actions) > MAX_LINES:
         out.append({"type": "TextBlock", "text": f"and {len(ctx.actions) - MAX_LINES} more", "isSubtle": True})
     return out

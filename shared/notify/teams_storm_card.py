@@ -21,8 +21,8 @@ from urllib.parse import quote, urlencode
 from shared.models import Priority
 from shared.notify.actions import ActionLine
 from shared.notify.document import plain, safe_link
-from shared.notify.storm_mail import SummaryLine, most_urgent
-from shared.notify.teams_cards import CARD_VERSION, SCHEMA, inert
+from shared.notify.storm_mail import SummaryLine, most_urgent, priority_rank
+from shared.notify.teams_cards import CARD_VERSION, SCHEMA, heading, inert, rich_text, text_run
 from shared.notify.templates import console_link
 
 TOP = 5
@@ -46,13 +46,6 @@ class StormCard:
     console_base_url: str | None = None
 
 
-def _rank(priority: str) -> int:
-    try:
-        return Priority(priority).rank
-    except ValueError:
-        return 5
-
-
 def queue_link(base_url: str | None, partner_id: str | None, priority: str | None = None) -> str | None:
     """The console queue filtered to the partner (and a priority): a page, opening it never acts."""
     base = safe_link((base_url or "").rstrip("/"))
@@ -71,7 +64,7 @@ def storm_headline(c: StormCard) -> str:
 def build_storm_card(c: StormCard) -> dict[str, Any]:
     """The Adaptive Card of one storm summary."""
     first = {line.incident_id: line for line in reversed(c.lines)}  # each incident's first folded card
-    incidents = sorted(first.values(), key=lambda line: (_rank(line.priority), line.incident_id))
+    incidents = sorted(first.values(), key=lambda line: (priority_rank(line.priority), line.incident_id))
     by_priority = Counter(line.priority for line in incidents)
     p1 = [line for line in incidents if line.priority == Priority.P1.value]
     top = storm_headline(c)
@@ -99,19 +92,21 @@ def build_storm_card(c: StormCard) -> dict[str, Any]:
         {"type": "FactSet", "facts": facts},
     ]
     events = Counter(_EVENTS.get(line.event, line.event) for line in c.lines)
-    body.append(_heading("Cards gathered"))
-    body.append(_rich(*[_run(f"{inert(e, 40)}: {n}  ") for e, n in events.most_common()]))
-    for heading, counts in (
+    body.append(heading("Cards gathered"))
+    body.append(rich_text(*[text_run(f"{inert(e, 40)}: {n}  ") for e, n in events.most_common()]))
+    for title, counts in (
         ("Top rules", Counter(r for line in incidents for r in dict.fromkeys(line.rules))),
         ("Top hosts", Counter(h for line in incidents for h in dict.fromkeys(line.hosts))),
     ):
-        body.append(_heading(heading))
+        body.append(heading(title))
         if not counts:
             body.append({"type": "TextBlock", "text": "none recorded", "isSubtle": True, "spacing": "None"})
         for name, n in counts.most_common(TOP):
-            body.append(_rich(_run(inert(name, 80)), _run(f" — {n} incident(s)", isSubtle=True), spacing="None"))
+            body.append(
+                rich_text(text_run(inert(name, 80)), text_run(f" — {n} incident(s)", isSubtle=True), spacing="None")
+            )
     if p1:
-        body.append(_heading(f"Every P1 and its containment ({len(p1)})"))
+        body.append(heading(f"Every P1 and its containment ({len(p1)})"))
         used, shown = len(json.dumps(body)), 0
         for line in p1[:MAX_P1]:
             blocks = _p1_blocks(line, c.containment.get(line.incident_id) or [])
@@ -160,27 +155,15 @@ def build_storm_card(c: StormCard) -> dict[str, Any]:
 
 def _p1_blocks(line: SummaryLine, actions: list[ActionLine]) -> list[dict[str, Any]]:
     """One P1: its id and title, then each containment action and its result (text only)."""
-    out = [_rich(_run(f"{line.incident_id}: ", weight="Bolder"), _run(inert(line.title, 120)))]
+    out = [rich_text(text_run(f"{line.incident_id}: ", weight="Bolder"), text_run(inert(line.title, 120)))]
     if not actions:
-        out.append(_rich(_run("no containment action recorded yet", isSubtle=True), spacing="None"))
+        out.append(rich_text(text_run("no containment action recorded yet", isSubtle=True), spacing="None"))
     for a in actions[:3]:
-        runs = [_run(f"{a.state.value.upper()}: ", weight="Bolder"), _run(f"{inert(a.kind, 40)} ")]
-        runs.append(_run(inert(a.target, 80)))
+        runs = [text_run(f"{a.state.value.upper()}: ", weight="Bolder"), text_run(f"{inert(a.kind, 40)} ")]
+        runs.append(text_run(inert(a.target, 80)))
         if a.detail:
-            runs.append(_run(f" — {inert(a.detail, 120)}", isSubtle=True))
-        out.append(_rich(*runs, spacing="None"))
+            runs.append(text_run(f" — {inert(a.detail, 120)}", isSubtle=True))
+        out.append(rich_text(*runs, spacing="None"))
     if len(actions) > 3:
-        out.append(_rich(_run(f"and {len(actions) - 3} more action(s)", isSubtle=True), spacing="None"))
+        out.append(rich_text(text_run(f"and {len(actions) - 3} more action(s)", isSubtle=True), spacing="None"))
     return out
-
-
-def _run(text: str, **style: Any) -> dict[str, Any]:
-    return {"type": "TextRun", "text": text, **style}
-
-
-def _rich(*runs: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"type": "RichTextBlock", "inlines": list(runs), **extra}
-
-
-def _heading(text: str) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": text, "weight": "Bolder", "spacing": "Medium", "wrap": True}
