@@ -113,6 +113,54 @@ class NotifyHarness:
         return self.app.post(path, self.app.fake.call_event(call.call_connection_id, event_type, **data))
 
 
+class StormHarness:
+    """Issue 14: a storm through the app on the durable clock — alerts in, simulated minutes with the host's
+    minute timers, what each incident's timeline says."""
+
+    TIMERS: tuple[str, ...] = ("mail_pacer",)
+
+    def __init__(self, app, timers: tuple[str, ...] | None = None):
+        self.app, self.seen = app, 0
+        self.timers = timers or self.TIMERS
+
+    def on_durable_clock(self) -> None:
+        self.app.context.notifications.context.clock = lambda: self.app.durable.now
+
+    def configure(self, **settings: str | None) -> None:
+        self.app.configure(**settings)
+        self.on_durable_clock()
+
+    def ingest(self, score: int, alert_id: str, tenant: str | None = CONTOSO_TENANT) -> str:
+        body = {
+            "source": "bench",
+            "id": alert_id,
+            "title": f"Phishing link clicked on ws-{alert_id}",
+            "score": score,
+            "observedAt": "2026-12-02T07:00:00Z",
+            "entities": [{"kind": "host", "name": f"ws-{alert_id}"}],
+        }
+        if tenant:
+            body["tenantId"] = tenant
+        r = self.app.post("/api/alerts", body)
+        assert r.status == 202, r.text
+        return r.json()["incidentId"]
+
+    def minute(self) -> None:
+        """One simulated minute: durable timers fire, then the host's minute timers run."""
+        self.app.durable.advance(timedelta(minutes=1))
+        for timer in self.timers:
+            self.app.runtime.timer(timer)
+
+    def new_mail(self) -> list:
+        mail = self.app.fake.sent_mail()
+        out, self.seen = mail[self.seen :], len(mail)
+        return out
+
+    def events(self, incident_id: str, event_type: str) -> list[dict]:
+        doc = self.app.get(f"/api/incidents/{incident_id}").json()
+        return [e for e in doc["timeline"] if e["eventType"] == event_type]
+
+
 @pytest.fixture
 def notify_app(app) -> NotifyHarness:  # ``app``: the harness fixture (tests/fixtures/app.py)
     app.fake.add_mailbox(MAIL_SENDER)

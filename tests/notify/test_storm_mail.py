@@ -9,56 +9,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import timedelta
 
 import pytest
 
 from tests.fixtures.app import APP_SETTINGS, ROOT
-from tests.notify.conftest import CONTOSO_EMAILS, SOC_EMAILS
+from tests.notify.conftest import CONTOSO_EMAILS, SOC_EMAILS, StormHarness
 
 SENDER = APP_SETTINGS["MAIL_SENDER"]
-
-
-class StormHarness:
-    def __init__(self, app):
-        self.app = app
-        self.seen = 0
-
-    def configure(self, **settings: str | None) -> None:
-        self.app.configure(**settings)
-        self.on_durable_clock()
-
-    def on_durable_clock(self) -> None:
-        self.app.context.notifications.context.clock = lambda: self.app.durable.now
-
-    def ingest(self, score: int, alert_id: str, tenant: str | None = "72f988bf-86f1-41af-91ab-2d7cd011db47") -> str:
-        body = {
-            "source": "bench",
-            "id": alert_id,
-            "title": f"Phishing link clicked on ws-{alert_id}",
-            "score": score,
-            "observedAt": "2026-12-02T07:00:00Z",
-            "entities": [{"kind": "host", "name": f"ws-{alert_id}"}],
-        }
-        if tenant:
-            body["tenantId"] = tenant
-        r = self.app.post("/api/alerts", body)
-        assert r.status == 202, r.text
-        return r.json()["incidentId"]
-
-    def minute(self) -> None:
-        """One simulated minute: durable timers fire, then the mail_pacer timer runs."""
-        self.app.durable.advance(timedelta(minutes=1))
-        self.app.runtime.timer("mail_pacer")
-
-    def new_mail(self) -> list:
-        mail = self.app.fake.sent_mail()
-        out, self.seen = mail[self.seen :], len(mail)
-        return out
-
-    def events(self, incident_id: str, event_type: str) -> list[dict]:
-        doc = self.app.get(f"/api/incidents/{incident_id}").json()
-        return [e for e in doc["timeline"] if e["eventType"] == event_type]
 
 
 @pytest.fixture

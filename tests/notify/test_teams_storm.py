@@ -21,6 +21,7 @@ from shared.notify.teams_cards import CardKind
 from shared.notify.teams_storm import card_decision
 from shared.notify.teams_storm_card import StormCard, build_storm_card
 from tests.fixtures.app import APP_SETTINGS
+from tests.notify.conftest import StormHarness
 from tests.notify.test_teams_cards import HOSTILE, _texts, _urls, _walk
 from tests.notify.test_teams_delivery import PARTNER_SECRET, SOC_SECRET, _registry
 
@@ -165,40 +166,9 @@ def test_hostile_text_in_the_summary_card_stays_inert(hostile):
 # -- through the app: a partner crossing the storm threshold ------------------------------------------------
 
 
-class Storm:
-    def __init__(self, app):
-        self.app = app
-
-    def on_durable_clock(self) -> None:
-        self.app.context.notifications.context.clock = lambda: self.app.durable.now
-
-    def configure(self, **settings: str | None) -> None:
-        self.app.configure(**settings)
-        self.on_durable_clock()
-
-    def ingest(self, score: int, alert_id: str) -> str:
-        body = {
-            "source": "bench",
-            "id": alert_id,
-            "title": f"Phishing link clicked on ws-{alert_id}",
-            "score": score,
-            "observedAt": "2026-12-02T07:00:00Z",
-            "entities": [{"kind": "host", "name": f"ws-{alert_id}"}],
-            "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",  # contoso
-        }
-        r = self.app.post("/api/alerts", body)
-        assert r.status == 202, r.text
-        return r.json()["incidentId"]
-
-    def minute(self) -> None:
-        """One simulated minute: durable timers fire, then the host's two minute timers run."""
-        self.app.durable.advance(timedelta(minutes=1))
-        self.app.runtime.timer("mail_pacer")
-        self.app.runtime.timer("teams_delivery")
-
-    def events(self, incident_id: str, event_type: str) -> list[dict]:
-        doc = self.app.get(f"/api/incidents/{incident_id}").json()
-        return [e for e in doc["timeline"] if e["eventType"] == event_type]
+class Storm(StormHarness):
+    TIMERS = ("mail_pacer", "teams_delivery")
+    registry: str
 
     def posts(self, channel: str) -> list:
         return self.app.fake.teams_posts(channel)
