@@ -116,6 +116,9 @@ class IncidentIndexRow:
     updated_at: str
     # issue 16: containment that needs a person ("failed" / "held"; shared.containment.incident_status)
     containment: str | None = None
+    # The title as the incident row's column keeps it (first 512 characters): the console searches titles
+    # without parsing every document. None: a row written before the column was read.
+    title: str | None = None
 
 
 def key_hash(value: str) -> str:
@@ -238,6 +241,7 @@ class EvidenceStore(ABC):
                 doc["createdAt"],
                 doc["updatedAt"],
                 inc.extra.get("containmentAttention") or None,  # issue 16
+                inc.title[:512],
             )
             if _index_row_matches(row, partner_id, wanted, incident_id, from_incident, touched_since):
                 yield row

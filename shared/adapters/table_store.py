@@ -311,6 +311,7 @@ class TableEvidenceStore(IngestTables, EvidenceStore):
                 "createdAt",
                 "updatedAt",
                 "containmentAttention",
+                "title",
             ],
         )
         for r in rows:
@@ -322,6 +323,7 @@ class TableEvidenceStore(IngestTables, EvidenceStore):
                 r.get("createdAt", ""),
                 r.get("updatedAt", ""),
                 r.get("containmentAttention") or None,  # issue 16
+                r.get("title"),
             )
 
     def find_incidents(

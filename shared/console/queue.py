@@ -102,16 +102,19 @@ def load_queue(store: EvidenceStore, query: QueueQuery) -> QueuePage:
     partners = sorted({r.partner_id for r in rows if r.partner_id})
     docs: dict[str, Incident] = {}
     if query.search:
-        # Titles live in the documents only: ONE streamed query of the filtered documents (partner and
-        # priority narrow it), never a point read per row.
+        # Titles are a column of the index rows: the search parses no document. Only rows read without the
+        # column fall back to ONE streamed query of the filtered documents, never a point read per row.
         needle = query.search.casefold()
-        candidates = {r.incident_id for r in rows}
-        for doc in store.find_incidents(
-            partner_id=query.partner, priorities=[query.priority] if query.priority else None
-        ):
-            if doc.id in candidates and needle in doc.title.casefold():
-                docs[doc.id] = doc
-        rows = [r for r in rows if needle in r.incident_id.casefold() or r.incident_id in docs]
+        found = {r.incident_id for r in rows if r.title is not None and needle in r.title.casefold()}
+        untitled = {r.incident_id for r in rows if r.title is None}
+        if untitled:
+            for doc in store.find_incidents(
+                partner_id=query.partner, priorities=[query.priority] if query.priority else None
+            ):
+                if doc.id in untitled and needle in doc.title.casefold():
+                    docs[doc.id] = doc
+                    found.add(doc.id)
+        rows = [r for r in rows if needle in r.incident_id.casefold() or r.incident_id in found]
     attention = {r.incident_id: _attention(r) for r in rows}
     rows.sort(key=lambda r: (attention[r.incident_id] is None, r.priority, r.created_at, r.incident_id))
     total = len(rows)

@@ -62,3 +62,49 @@ def test_the_marker_clears_when_held_containment_is_approved_and_done(console):
     assert _marker(app, held) is None
     rows, text = _queue(app)
     assert rows == [held] and "held for approval" not in text and "containment failed" not in text
+
+
+# -- the title search reads the index rows' title column, not the documents --------------------------------------
+
+
+def _titled(app, title: str, host_name: str) -> str:
+    return ingest(app, {**p1_alert({"kind": "host", "name": host_name}, sub=None, score=5), "title": title})
+
+
+def _search(app, needle: str) -> list[str]:
+    page = app.request("GET", f"/api/console?q={needle}", headers=as_role("Responder"))
+    assert page.status == 200, page.text
+    return ROW.findall(page.text)
+
+
+def test_the_title_search_parses_no_incident_document(console, monkeypatch):
+    app = console
+    beacon = _titled(app, "Outbound C2 beacon to a known botnet", "ws-1")
+    other = _titled(app, "Anonymous access to a storage account", "ws-2")
+    scans: list[object] = []
+    original = type(app.store).find_incidents
+
+    def counting(store, *args, **kwargs):
+        scans.append(args)
+        return original(store, *args, **kwargs)
+
+    monkeypatch.setattr(type(app.store), "find_incidents", counting)
+    assert _search(app, "botnet") == [beacon]
+    assert _search(app, "STORAGE") == [other]  # case-insensitive
+    assert _search(app, "ransomware") == []
+    assert scans == []  # every index row carried its title
+
+
+def test_rows_read_without_a_title_column_are_still_found_through_their_documents(console, monkeypatch):
+    import dataclasses
+
+    app = console
+    beacon = _titled(app, "Outbound C2 beacon to a known botnet", "ws-1")
+    _titled(app, "Anonymous access to a storage account", "ws-2")
+    original = type(app.store).iter_incident_index
+
+    def untitled(store, *args, **kwargs):  # as rows written before the column was read
+        return (dataclasses.replace(r, title=None) for r in original(store, *args, **kwargs))
+
+    monkeypatch.setattr(type(app.store), "iter_incident_index", untitled)
+    assert _search(app, "botnet") == [beacon]
