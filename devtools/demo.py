@@ -15,6 +15,9 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from devtools import demo_storm
+from devtools.demo_storm import PARTNER as STORM_PARTNER
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 OUT = ROOT / ".demo"
@@ -72,6 +75,7 @@ def _demo_partners() -> Path:
     registry = json.loads((ROOT / "config/partners.json").read_text())
     for partner in registry["partners"]:
         partner.pop("responseMode", None)  # let the deployment-wide dry-run apply
+    registry["partners"].append(STORM_PARTNER)  # the alert storm's partner (devtools/demo_storm.py)
     path = OUT / "partners.json"
     path.write_text(json.dumps(registry, indent=2))
     return path
@@ -263,17 +267,24 @@ def main() -> int:
             for iid in ids:
                 incidents.append(json.loads(rt.http("GET", f"/api/incidents/{iid}").get_body()))
                 verify[iid] = json.loads(rt.http("GET", f"/api/incidents/{iid}/verify").get_body())
+            notifications = _render_notifications(fake, escalation)
+            storm = demo_storm.run(rt, ctx, fake)  # last: the scenarios above are reported as they were
             writes = fake.writes(api="arm") + fake.writes(api="graph")
             containment_writes = [w for w in writes if "sendMail" not in w.path]
-        report = render(incidents, deliveries, poll, verify) + _render_notifications(fake, escalation)
+        report = render(incidents, deliveries, poll, verify) + notifications
         report += _coverage_summary()
+        report += demo_storm.render(storm)
         report += (
             f"Dry-run check: {len(containment_writes)} containment write request(s) reached ARM/Graph (expected 0).\n"
         )
         print(report)
         (OUT / "report.txt").write_text(report)
         (OUT / "report.json").write_text(
-            json.dumps({"deliveries": deliveries, "incidents": incidents, "verify": verify}, indent=2, default=str)
+            json.dumps(
+                {"deliveries": deliveries, "incidents": incidents, "verify": verify, "storm": storm},
+                indent=2,
+                default=str,
+            )
         )
         print(f"Full report: {OUT / 'report.txt'} and {OUT / 'report.json'}")
         return 0 if not containment_writes and all(v["valid"] for v in verify.values()) else 1
