@@ -257,10 +257,6 @@ def as_record(row: Row) -> ActionRecord:
 
 
 # -- the row helpers other packages and tests call with stored rows --------------------------------
-def start_new_cycle(record: Row, epoch: int, now: datetime) -> dict[str, Any]:
-    return as_record(record).next_cycle(epoch, now).to_row()
-
-
 def changed_by_us(record: Row) -> bool:
     return as_record(record).changed_by_us
 

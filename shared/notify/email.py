@@ -190,7 +190,7 @@ class EmailNotifier:
         outgoing = OutgoingMail(to=recipients, subject=mail.subject, html=mail.html, importance=mail.importance)
         rank = priority.rank if priority else 4
         claimed = ClaimedEmail(partition, record_id, held, outgoing, event, rank, evidence_for, base)
-        if self.pacer is not None and not self.pacer.admit(rank):  # issue 14: the minute is full
+        if self.pacer is not None and not self.pacer.take(rank):  # issue 14: the minute is full
             return self._queue(claimed, "limit")
         return self._send_and_record(claimed)
 

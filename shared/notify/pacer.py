@@ -203,10 +203,6 @@ class MailPacer:
         now = self.context.clock()
         self._change_budget(lambda b: throttle(b, now))
 
-    def admit(self, rank: int) -> bool:
-        """May a new email of priority ``rank`` go now: nothing as urgent waits, and the minute has room."""
-        return self.take(rank)
-
     def recount(self, queue: list[QueuedMail]) -> None:
         """The timer's listing of the queue is the truth: the waiting counts follow it (a crash between a
         queue row and its count, or a deleted row, is corrected within a minute)."""

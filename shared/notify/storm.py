@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import Field
 
@@ -164,6 +164,32 @@ class FoldedItem(NotificationRecord):
     hosts: list[str] = Field(default_factory=list)
     folded_at: str | None = None
 
+    @classmethod
+    def pending(
+        cls, incident: Incident, kind: str, row_key: str, partner: str, record_id: str, at: str, **extra: Any
+    ) -> Self:
+        """A new item, pending its partner's next summary, folded at ``at`` (``extra``: the subclass's fields)."""
+        return cls(
+            channel=cls.CHANNEL,
+            kind=kind,
+            status="pending",
+            created_at=at,
+            row_key=row_key,
+            partner_key=partner,
+            record_id=record_id,
+            **about_incident(incident),
+            folded_at=at,
+            **extra,
+        )
+
+
+def keep_pending(context: NotifyContext, item: FoldedItem) -> None:
+    """Write the item once (create-only: a replayed fold finds it there and leaves it)."""
+    try:
+        context.rows.create(STORM_PARTITION, str(item.row_key), item)
+    except ConflictError:
+        pass
+
 
 class StormItem(FoldedItem):
     """One folded email waiting for its partner's next storm summary (``~storm`` / ``item~…``)."""
@@ -248,24 +274,20 @@ class StormGate:
         due = state.next_summary_at or isoformat(now + self.rules.summary_every)
         stamp = isoformat(now)
         item_key = f"item~{key}~{stamp}~{partition}~{record_id}"
-        item = StormItem(
-            channel="storm-item",
-            kind=event,
-            status="pending",
-            created_at=stamp,
-            row_key=item_key,
-            partner_key=key,
-            partition=partition,
-            record_id=record_id,
-            **about_incident(incident),
-            recipients=recipients,
-            evidence_for=evidence_for,
-            folded_at=stamp,
+        keep_pending(
+            ctx,
+            StormItem.pending(
+                incident,
+                event,
+                item_key,
+                key,
+                record_id,
+                stamp,
+                partition=partition,
+                recipients=recipients,
+                evidence_for=evidence_for,
+            ),
         )
-        try:
-            ctx.rows.create(STORM_PARTITION, item_key, item)
-        except ConflictError:
-            pass
         ctx.rows.update(
             EmailRecord,
             partition,

@@ -41,7 +41,7 @@ from shared.notify.storm import (
     StormGate,
     StormRules,
     StormState,
-    about_incident,
+    keep_pending,
     partner_key,
     storming,
 )
@@ -142,23 +142,12 @@ class TeamsStorm:
                 out[target] = {"recordId": record_id, "duplicate": True}
                 continue
             item_key = f"card~{pkey}~{stamp}~{incident.id}~{record_id}"
-            item = StormCardItem(
-                channel="storm-card",
-                kind=kind.value,
-                status="pending",
-                created_at=stamp,
-                row_key=item_key,
-                partner_key=pkey,
-                target=target,
-                secret_name=secret,
-                record_id=record_id,
-                **about_incident(incident),
-                folded_at=stamp,
+            keep_pending(
+                ctx,
+                StormCardItem.pending(
+                    incident, kind.value, item_key, pkey, record_id, stamp, target=target, secret_name=secret
+                ),
             )
-            try:
-                ctx.rows.create(STORM_PARTITION, item_key, item)
-            except ConflictError:
-                pass
             ctx.record_evidence(
                 incident.id,
                 "notification.teams.folded",

@@ -22,7 +22,7 @@ from shared.containment.guardrails import (
 )
 from shared.containment.isolate_vm import changed_paths
 from shared.containment.ports import DirectoryAccount, parse_resource_id, same_id
-from shared.containment.records import ActionStatus, changed_by_us, result_text, start_new_cycle, summary
+from shared.containment.records import ActionStatus, as_record, changed_by_us, result_text, summary
 from shared.containment.requests import ApprovalRequest, ReleaseRequest, parse_request
 from shared.errors import RequestRejectedError, ValidationError
 from shared.models import IncidentStatus
@@ -236,9 +236,9 @@ def test_summary_exposes_nics_with_their_original_ids():
 
 
 def test_new_cycle_keeps_unrestored_changes_and_forgets_released_ones():
-    kept = start_new_cycle(_row(status="failed"), 2, T0)
+    kept = as_record(_row(status="failed")).next_cycle(2, T0).to_row()
     assert kept["epoch"] == 2 and kept["status"] is None and list(kept["nics"]) == ["n1"] and changed_by_us(kept)
-    fresh = start_new_cycle(_row(status="released"), 2, T0)
+    fresh = as_record(_row(status="released")).next_cycle(2, T0).to_row()
     assert fresh["nics"] == {} and not changed_by_us(fresh)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import threading
 from datetime import UTC
 
 from tests.fixtures.app import sample
@@ -113,18 +112,7 @@ def test_unknown_partner_is_recorded_and_routed_to_soc(app):
 
 def test_twenty_concurrent_deliveries_make_one_incident(app):
     payload = sample("defender-alert-arm.json")
-    results: list = []
-    barrier = threading.Barrier(20)
-
-    def deliver():
-        barrier.wait()
-        results.append(app.post(DEFENDER, copy.deepcopy(payload)))
-
-    threads = [threading.Thread(target=deliver) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = app.post_together(DEFENDER, [copy.deepcopy(payload) for _ in range(20)], timeout=60)
     assert [r.status for r in results] == [202] * 20
     ids = {r.json()["incidentId"] for r in results}
     assert len(ids) == 1
@@ -163,18 +151,7 @@ def test_concurrent_related_alerts_all_join_one_incident(app):
         related = sample("generic-alert.json")
         related.update(id=f"related-{i}", title=f"Related detection {i}")
         bodies.append(related)
-    results: list = []
-    barrier = threading.Barrier(len(bodies))
-
-    def deliver(body):
-        barrier.wait()
-        results.append(app.post(GENERIC, body))
-
-    threads = [threading.Thread(target=deliver, args=(b,)) for b in bodies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = app.post_together(GENERIC, bodies, timeout=60)
     assert {r.json()["incidentId"] for r in results} == {first["incidentId"]}
     assert {r.json()["outcome"] for r in results} == {"grouped"}
     doc = app.get(f"/api/incidents/{first['incidentId']}").json()

@@ -3,7 +3,6 @@ entity make one incident (real threads through the app harness, Azurite)."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 from tests.fixtures.app import sample
@@ -19,19 +18,7 @@ def _alert(host: str, n: int, score: int = 5) -> dict:
 
 
 def _post_all(app, bodies: list[dict]) -> list:
-    results: list = []
-    barrier = threading.Barrier(len(bodies))
-
-    def deliver(body):
-        barrier.wait()
-        results.append(app.post(GENERIC, body))
-
-    threads = [threading.Thread(target=deliver, args=(b,)) for b in bodies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return results
+    return app.post_together(GENERIC, bodies)
 
 
 def test_concurrent_first_alerts_for_one_host_make_one_incident(app):
